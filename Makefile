@@ -1,0 +1,38 @@
+# Two commands from a fresh clone:  make test   (set up, then run every test)
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: setup test postgres lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[all,dev]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+# The tests use the PostgreSQL server at 127.0.0.1:5432; start it if it is down.
+postgres:
+	@pg_isready -q -h 127.0.0.1 -p 5432 || \
+	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | head -1) main start
+	@for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && exit 0; sleep 1; done; \
+	  echo "PostgreSQL did not start" >&2; exit 1
+
+test: setup postgres
+	$(BIN)/ruff check core tests bench
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check core tests bench
+	$(BIN)/ruff format --check core tests bench
+	$(BIN)/mypy
+
+bench: setup postgres
+	for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

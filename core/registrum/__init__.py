@@ -1,0 +1,38 @@
+"""Registrum: ML metadata store and model registry."""
+
+from registrum.errors import (
+    AliasMoved,
+    AliasNotFound,
+    AlreadyExists,
+    ArtifactNotFound,
+    Conflict,
+    InvalidArgument,
+    ModelNotFound,
+    ModelVersionNotFound,
+    NotFound,
+    RegistrumError,
+    RunNotFound,
+    StoreUnavailable,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AliasMoved",
+    "AliasNotFound",
+    "AlreadyExists",
+    "ArtifactNotFound",
+    "Conflict",
+    "InvalidArgument",
+    "ModelNotFound",
+    "ModelVersionNotFound",
+    "NotFound",
+    "RegistrumError",
+    "RunNotFound",
+    "StoreUnavailable",
+    "__version__",
+]
+
+import logging as _logging
+
+_logging.getLogger("registrum").addHandler(_logging.NullHandler())

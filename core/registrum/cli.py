@@ -1,0 +1,67 @@
+"""The `registrum` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def _server(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from registrum.server import Settings, create_app
+    except ImportError as exc:
+        print(
+            f'registrum server needs the server extra ({exc.name} is missing): '
+            'pip install "registrum[server]"',
+            file=sys.stderr,
+        )
+        return 2
+    settings = Settings(
+        store_url=args.store, blobs=args.blobs, max_body_bytes=args.max_body_mb * 1024 * 1024
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=args.access_log,
+        timeout_keep_alive=30,
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="registrum", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    server = commands.add_parser("server", help="serve a store over HTTP")
+    server.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    server.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    server.add_argument(
+        "--store",
+        default=None,
+        help="database URL: sqlite:///path.db or postgresql+psycopg://user@host/db "
+        "(default: the SQLite file under REGISTRUM_HOME, ~/.registrum)",
+    )
+    server.add_argument(
+        "--blobs", default=None, help="folder for artifact blobs (default: blobs/ beside the database)"
+    )
+    server.add_argument(
+        "--max-body-mb", type=int, default=64, help="largest JSON request body in MiB (default 64)"
+    )
+    server.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    server.add_argument("--access-log", action="store_true", help="log every request")
+    server.set_defaults(handler=_server)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.handler(args)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

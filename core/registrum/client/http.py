@@ -1,0 +1,442 @@
+"""`HttpStore`: the service layer's API, spoken over HTTP to a `registrum server`.
+
+Same method names, arguments, records and errors as `registrum.store.Store`,
+so code (and the contract tests) run unchanged against either.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, BinaryIO
+from urllib.parse import quote
+
+import requests
+
+from registrum.entities import (
+    Artifact,
+    DatasetVersion,
+    IngestResult,
+    MetricHistory,
+    MetricSummary,
+    ModelVersion,
+    Page,
+    Project,
+    RegisteredModel,
+    Run,
+    decode_float,
+    encode_float,
+)
+from registrum.errors import (
+    FilterSyntaxError,
+    RegistrumError,
+    StoreError,
+    StoreUnavailable,
+    error_for_code,
+)
+
+_CHUNK = 1 << 20
+_UNSET: Any = object()
+
+
+def _q(segment: str) -> str:
+    return quote(str(segment), safe="")
+
+
+def _dumps(body: Any) -> bytes:
+    try:
+        import orjson
+
+        return orjson.dumps(body)
+    except ImportError:
+        return json.dumps(body, allow_nan=False, separators=(",", ":")).encode()
+
+
+def _encode_floats(values: Any) -> list[Any]:
+    items = values.tolist() if hasattr(values, "tolist") else list(values)
+    if all(type(x) is int or (type(x) is float and math.isfinite(x)) for x in items):
+        return items
+    return [encode_float(x) if isinstance(x, float) else x for x in items]
+
+
+class HttpStore:
+    """A `Store` behind `registrum server`.
+
+    Args:
+        url: the server, e.g. `http://127.0.0.1:8765`.
+        token: bearer token sent with every request (`REGISTRUM_TOKEN`).
+        timeout: seconds to wait for a connection and for each read.
+    """
+
+    def __init__(self, url: str, *, token: str | None = None, timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self.api = f"{self.url}/api/v1"
+        self.timeout = timeout
+        self.session = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=16)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers["user-agent"] = "registrum-client"
+        if token:
+            self.session.headers["authorization"] = f"Bearer {token}"
+
+    # -- plumbing -------------------------------------------------------------
+
+    def _call(self, method: str, path: str, *, body: Any = None, **kwargs: Any) -> requests.Response:
+        headers = kwargs.pop("headers", {})
+        if body is not None:
+            kwargs["data"] = _dumps(body)
+            headers["content-type"] = "application/json"
+        try:
+            response = self.session.request(
+                method, f"{self.api}{path}", headers=headers, timeout=self.timeout, **kwargs
+            )
+        except requests.ConnectionError as exc:
+            raise StoreUnavailable(f"cannot reach the registrum server at {self.url}: {exc}") from None
+        except requests.Timeout:
+            raise StoreUnavailable(f"the registrum server at {self.url} did not answer in {self.timeout}s") from None
+        except requests.RequestException as exc:
+            raise StoreError(f"request to {self.url} failed: {exc}") from None
+        if response.status_code >= 400:
+            raise _error(response)
+        return response
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._call(method, path, **kwargs)
+        return response.json() if response.content else None
+
+    def close(self) -> None:
+        self.session.close()
+
+    def health(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._json("GET", "/health")
+        return result
+
+    # -- projects -------------------------------------------------------------
+
+    def create_project(self, name: str, *, description: str | None = None) -> Project:
+        return Project.from_dict(self._json("POST", "/projects", body={"name": name, "description": description}))
+
+    def get_project(self, name: str) -> Project:
+        return Project.from_dict(self._json("GET", f"/projects/{_q(name)}"))
+
+    def list_projects(self) -> list[Project]:
+        return [Project.from_dict(p) for p in self._json("GET", "/projects")["items"]]
+
+    # -- runs -----------------------------------------------------------------
+
+    def create_run(self, project: str, *, run_id: str | None = None, **fields: Any) -> Run:
+        body = {"project": project, "id": run_id, **{k: val for k, val in fields.items() if val is not None}}
+        return Run.from_dict(self._json("POST", "/runs", body=body))
+
+    def get_run(self, run_id: str) -> Run:
+        return Run.from_dict(self._json("GET", f"/runs/{_q(run_id)}"))
+
+    def update_run(self, run_id: str, *, name: str | None = None, description: str | None = None) -> Run:
+        body = {"name": name, "description": description}
+        return Run.from_dict(self._json("PATCH", f"/runs/{_q(run_id)}", body=body))
+
+    def set_run_status(self, run_id: str, status: str, *, end_time: float | None = None) -> Run:
+        body = {"status": status, "end_time": end_time}
+        return Run.from_dict(self._json("POST", f"/runs/{_q(run_id)}/status", body=body))
+
+    def finish_run(self, run_id: str, status: str = "finished", *, end_time: float | None = None) -> Run:
+        if status == "running":
+            from registrum.errors import InvalidArgument
+
+            raise InvalidArgument("finish_run needs a terminal status, not 'running'")
+        return self.set_run_status(run_id, status, end_time=end_time)
+
+    def heartbeat(self, run_id: str) -> None:
+        self._call("POST", f"/runs/{_q(run_id)}/heartbeat")
+
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self._json("POST", f"/runs/{_q(run_id)}/params", body={"params": params})["params"]
+        return result
+
+    def param_history(self, run_id: str, key: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self._json("GET", f"/runs/{_q(run_id)}/params/{_q(key)}/history")["items"]
+        return items
+
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        self._call("PATCH", f"/runs/{_q(run_id)}/tags", body={"tags": tags})
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        self._call("DELETE", f"/runs/{_q(run_id)}/tags/{_q(key)}")
+
+    def set_environment(self, run_id: str, environment: Mapping[str, Any]) -> None:
+        self._call("PUT", f"/runs/{_q(run_id)}/environment", body=environment)
+
+    def get_environment(self, run_id: str) -> dict[str, Any] | None:
+        result: dict[str, Any] | None = self._json("GET", f"/runs/{_q(run_id)}/environment")
+        return result
+
+    def set_code_version(self, run_id: str, **fields: Any) -> None:
+        self._call("PUT", f"/runs/{_q(run_id)}/code", body=fields)
+
+    def get_code_version(self, run_id: str) -> dict[str, Any] | None:
+        result: dict[str, Any] | None = self._json("GET", f"/runs/{_q(run_id)}/code")
+        return result
+
+    def add_run_input(self, run_id: str, *, kind: str, target_id: int, role: str = "input") -> None:
+        self._call("POST", f"/runs/{_q(run_id)}/inputs", body={"kind": kind, "target_id": target_id, "role": role})
+
+    def run_inputs(self, run_id: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self._json("GET", f"/runs/{_q(run_id)}/inputs")["items"]
+        return items
+
+    def search_runs(
+        self,
+        project: str,
+        *,
+        filter: str | None = None,
+        order_by: str | Sequence[str] | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page:
+        body = {"filter": filter, "order_by": order_by, "limit": limit, "cursor": cursor}
+        data = self._json("POST", f"/projects/{_q(project)}/runs/search", body=body)
+        return Page(items=[Run.from_dict(r) for r in data["items"]], next_cursor=data["next_cursor"])
+
+    # -- metrics --------------------------------------------------------------
+
+    def log_metrics(
+        self,
+        run_id: str,
+        *,
+        seq: int,
+        keys: Sequence[str],
+        steps: Any,
+        values: Any,
+        timestamps: Any = None,
+    ) -> IngestResult:
+        body: dict[str, Any] = {
+            "seq": seq,
+            "keys": list(keys) if not isinstance(keys, list) else keys,
+            "steps": steps.tolist() if hasattr(steps, "tolist") else steps,
+            "values": _encode_floats(values) if isinstance(values, Iterable) else values,
+        }
+        if timestamps is not None:
+            body["timestamps"] = _encode_floats(timestamps) if isinstance(timestamps, Iterable) else timestamps
+        return IngestResult.from_dict(self._json("POST", f"/runs/{_q(run_id)}/metrics", body=body))
+
+    def metric_summaries(self, run_id: str) -> dict[str, MetricSummary]:
+        data = self._json("GET", f"/runs/{_q(run_id)}/metrics")
+        return {k: MetricSummary.from_dict(m) for k, m in data.items()}
+
+    def metric_history(self, run_id: str, key: str, *, max_points: int | None = None) -> MetricHistory:
+        import numpy as np
+
+        params = {} if max_points is None else {"max_points": max_points}
+        data = self._json("GET", f"/runs/{_q(run_id)}/metrics/{_q(key)}", params=params)
+        values = data["values"]
+        if any(type(x) is str for x in values):
+            values = [decode_float(x) for x in values]
+        return MetricHistory(
+            run_id=data["run_id"],
+            key=data["key"],
+            steps=np.asarray(data["steps"], dtype=np.int64),
+            values=np.asarray(values, dtype=np.float64),
+            timestamps=np.asarray(data["timestamps"], dtype=np.float64),
+            total=data["total"],
+            downsampled=data["downsampled"],
+        )
+
+    # -- blobs ----------------------------------------------------------------
+
+    def put_blob(self, stream: BinaryIO | Iterable[bytes], *, sha256: str | None = None) -> Any:
+        """Uploads content; without `sha256` it is hashed first (spooled if not seekable)."""
+        from registrum.store.blobs import BlobInfo
+
+        spool = None
+        if sha256 is None:
+            if hasattr(stream, "seek") and hasattr(stream, "read") and stream.seekable():  # type: ignore[union-attr]
+                start = stream.tell()  # type: ignore[union-attr]
+                h = hashlib.sha256()
+                for chunk in iter(lambda: stream.read(_CHUNK), b""):  # type: ignore[union-attr]
+                    h.update(chunk)
+                stream.seek(start)  # type: ignore[union-attr]
+            else:
+                spool = tempfile.TemporaryFile()
+                h = hashlib.sha256()
+                for chunk in _chunks(stream):
+                    h.update(chunk)
+                    spool.write(chunk)
+                spool.seek(0)
+                stream = spool
+            sha256 = h.hexdigest()
+        try:
+            data = self._json("PUT", f"/blobs/{_q(sha256)}", data=_chunks(stream))
+        finally:
+            if spool is not None:
+                spool.close()
+        return BlobInfo(sha256=data["sha256"], size=data["size"])
+
+    def blob_exists(self, sha256: str) -> bool:
+        try:
+            self._call("HEAD", f"/blobs/{_q(sha256)}")
+        except RegistrumError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    def blob_size(self, sha256: str) -> int:
+        return int(self._call("HEAD", f"/blobs/{_q(sha256)}").headers["content-length"])
+
+    def missing_blobs(self, sha256s: Sequence[str]) -> list[str]:
+        missing: list[str] = self._json("POST", "/blobs/missing", body={"sha256s": list(sha256s)})["missing"]
+        return missing
+
+    def read_blob(self, sha256: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        headers = {}
+        if start or end is not None:
+            headers["range"] = f"bytes={start}-{'' if end is None else end}"
+        response = self._call("GET", f"/blobs/{_q(sha256)}", headers=headers, stream=True)
+        return _iter_body(response)
+
+    # -- artifacts and datasets ------------------------------------------------
+
+    def create_artifact(
+        self,
+        project: str,
+        name: str,
+        *,
+        type: str,
+        files: Sequence[Mapping[str, Any]],
+        run_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Artifact:
+        body = {"name": name, "type": type, "files": list(files), "run_id": run_id, "metadata": metadata}
+        return Artifact.from_dict(self._json("POST", f"/projects/{_q(project)}/artifacts", body=body))
+
+    def get_artifact(self, project: str, name: str, version: int | str = "latest") -> Artifact:
+        return Artifact.from_dict(
+            self._json("GET", f"/projects/{_q(project)}/artifacts/{_q(name)}/versions/{_q(str(version))}")
+        )
+
+    def get_artifact_by_id(self, artifact_id: int) -> Artifact:
+        return Artifact.from_dict(self._json("GET", f"/artifacts/{int(artifact_id)}"))
+
+    def list_artifacts(self, project: str, *, name: str | None = None, run_id: str | None = None) -> list[Artifact]:
+        params = {k: val for k, val in {"name": name, "run_id": run_id}.items() if val is not None}
+        items = self._json("GET", f"/projects/{_q(project)}/artifacts", params=params)["items"]
+        return [Artifact.from_dict(a) for a in items]
+
+    def log_dataset(self, project: str, name: str, *, fingerprint: str, **fields: Any) -> DatasetVersion:
+        body = {"name": name, "fingerprint": fingerprint, **{k: val for k, val in fields.items() if val is not None}}
+        return DatasetVersion.from_dict(self._json("POST", f"/projects/{_q(project)}/datasets", body=body))
+
+    def get_dataset(self, project: str, name: str, version: int | str = "latest") -> DatasetVersion:
+        return DatasetVersion.from_dict(
+            self._json("GET", f"/projects/{_q(project)}/datasets/{_q(name)}/versions/{_q(str(version))}")
+        )
+
+    def list_datasets(self, project: str, *, name: str | None = None) -> list[DatasetVersion]:
+        params = {} if name is None else {"name": name}
+        items = self._json("GET", f"/projects/{_q(project)}/datasets", params=params)["items"]
+        return [DatasetVersion.from_dict(d) for d in items]
+
+    # -- registry -------------------------------------------------------------
+
+    def create_model(
+        self, name: str, *, project: str, description: str | None = None, tags: Mapping[str, str] | None = None
+    ) -> RegisteredModel:
+        body = {"name": name, "project": project, "description": description, "tags": tags}
+        return RegisteredModel.from_dict(self._json("POST", "/models", body=body))
+
+    def get_model(self, name: str) -> RegisteredModel:
+        return RegisteredModel.from_dict(self._json("GET", f"/models/{_q(name)}"))
+
+    def list_models(self, *, project: str | None = None) -> list[RegisteredModel]:
+        params = {} if project is None else {"project": project}
+        return [RegisteredModel.from_dict(m) for m in self._json("GET", "/models", params=params)["items"]]
+
+    def update_model(
+        self, name: str, *, description: str | None = None, tags: Mapping[str, str] | None = None
+    ) -> RegisteredModel:
+        body = {"description": description, "tags": tags}
+        return RegisteredModel.from_dict(self._json("PATCH", f"/models/{_q(name)}", body=body))
+
+    def register_model_version(self, name: str, **fields: Any) -> ModelVersion:
+        if fields.get("metrics") is not None and isinstance(fields["metrics"], Mapping):
+            fields["metrics"] = {
+                k: encode_float(float(x)) if isinstance(x, float) else x for k, x in fields["metrics"].items()
+            }
+        if isinstance(fields.get("aliases"), tuple):
+            fields["aliases"] = list(fields["aliases"])
+        body = {k: val for k, val in fields.items() if val is not None}
+        return ModelVersion.from_dict(self._json("POST", f"/models/{_q(name)}/versions", body=body))
+
+    def get_model_version(self, ref: str) -> ModelVersion:
+        name, _, part = ref.partition("@")
+        if not name:
+            from registrum.errors import InvalidArgument
+
+            raise InvalidArgument(f"model reference {ref!r} is not 'name', 'name@VERSION' or 'name@ALIAS'")
+        return ModelVersion.from_dict(self._json("GET", f"/models/{_q(name)}/versions/{_q(part or 'latest')}"))
+
+    def list_model_versions(self, name: str) -> list[ModelVersion]:
+        return [ModelVersion.from_dict(m) for m in self._json("GET", f"/models/{_q(name)}/versions")["items"]]
+
+    def update_model_version(
+        self, ref: str, *, description: str | None = None, tags: Mapping[str, str] | None = None
+    ) -> ModelVersion:
+        name, _, part = ref.partition("@")
+        body = {"description": description, "tags": tags}
+        return ModelVersion.from_dict(
+            self._json("PATCH", f"/models/{_q(name)}/versions/{_q(part or 'latest')}", body=body)
+        )
+
+    def set_alias(self, name: str, alias: str, version: int, *, expected_version: Any = _UNSET) -> ModelVersion:
+        body: dict[str, Any] = {"version": version}
+        if expected_version is not _UNSET and not type(expected_version).__name__ == "_Unset":
+            body["expected_version"] = expected_version
+        return ModelVersion.from_dict(self._json("PUT", f"/models/{_q(name)}/aliases/{_q(alias)}", body=body))
+
+    def delete_alias(self, name: str, alias: str, *, expected_version: Any = _UNSET) -> None:
+        params = {}
+        if isinstance(expected_version, int):
+            params["expected_version"] = expected_version
+        self._call("DELETE", f"/models/{_q(name)}/aliases/{_q(alias)}", params=params)
+
+
+def _chunks(stream: BinaryIO | Iterable[bytes]) -> Iterator[bytes]:
+    if hasattr(stream, "read"):
+        yield from iter(lambda: stream.read(_CHUNK), b"")  # type: ignore[union-attr]
+    else:
+        for chunk in stream:
+            if chunk:
+                yield bytes(chunk)
+
+
+def _iter_body(response: requests.Response) -> Iterator[bytes]:
+    try:
+        yield from response.iter_content(_CHUNK)
+    finally:
+        response.close()
+
+
+def _error(response: requests.Response) -> RegistrumError:
+    try:
+        body = response.json()["error"]
+        code, message = body.pop("code"), body.pop("message")
+    except (ValueError, KeyError, TypeError):
+        text = response.text[:500] if response.request.method != "HEAD" else ""
+        code, message, body = "", f"HTTP {response.status_code} from the server: {text}", {}
+        if response.status_code == 404:
+            code = "not_found"
+    cls = error_for_code(code)
+    if cls is FilterSyntaxError:
+        return FilterSyntaxError(message, position=int(body.get("position", 0)))
+    if cls is RegistrumError:
+        error = StoreError(message) if response.status_code >= 500 else RegistrumError(message, **body)
+        error.status = response.status_code
+        return error
+    try:
+        return cls(message, **body)
+    except TypeError:
+        return cls(message)

@@ -1,0 +1,43 @@
+"""The FastAPI application: `create_app(Settings(...))` builds one; nothing happens at import."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from registrum import __version__
+from registrum.server import errors
+from registrum.server.limits import BodyLimit
+from registrum.server.routes import artifacts, blobs, metrics, models, projects, runs
+from registrum.server.settings import Settings
+from registrum.store import open_store
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """An app serving the store that `settings` names."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.store = open_store(settings.store_url, blobs=settings.blobs)
+        try:
+            yield
+        finally:
+            app.state.store.close()
+
+    app = FastAPI(
+        title="Registrum",
+        version=__version__,
+        description="ML metadata store and model registry.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/api/v1/openapi.json",
+    )
+    app.state.settings = settings
+    errors.install(app)
+    for module in (projects, runs, metrics, blobs, artifacts, models):
+        app.include_router(module.router, prefix="/api/v1")
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    return app

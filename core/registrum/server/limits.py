@@ -1,0 +1,56 @@
+"""Request-body limit (413) for everything but streamed blob uploads."""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from registrum.errors import PayloadTooLarge
+from registrum.server.responses import error
+
+BLOB_PREFIX = "/api/v1/blobs/"
+
+
+class BodyLimit:
+    """Rejects bodies over `limit` bytes: at once when Content-Length says so,
+    else as soon as the streamed body passes the limit."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or (
+            scope["method"] == "PUT" and scope["path"].startswith(BLOB_PREFIX)
+        ):
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = 0
+                if declared > self.limit:
+                    await self._reject(scope, receive, send)
+                    return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise PayloadTooLarge(self._message())
+            return message
+
+        await self.app(scope, counted, send)
+
+    def _message(self) -> str:
+        return (
+            f"request body is larger than the server's limit of {self.limit} bytes; "
+            "send smaller batches"
+        )
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error(413, "payload_too_large", self._message())
+        await response(scope, receive, send)

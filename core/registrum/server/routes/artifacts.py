@@ -1,0 +1,67 @@
+"""Artifacts (versioned manifests) and dataset versions."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from registrum.server.deps import StoreDep
+from registrum.server.responses import JSON, records
+from registrum.server.routes import _schemas as s
+
+router = APIRouter(tags=["artifacts"])
+
+
+@router.post("/projects/{project}/artifacts")
+def create_artifact(project: str, body: s.CreateArtifact, store: StoreDep) -> JSON:
+    artifact = store.create_artifact(
+        project,
+        body.name,
+        type=body.type,
+        files=[f.model_dump() for f in body.files],
+        run_id=body.run_id,
+        metadata=body.metadata,
+    )
+    return JSON(artifact)
+
+
+@router.get("/projects/{project}/artifacts")
+def list_artifacts(
+    project: str, store: StoreDep, name: str | None = None, run_id: str | None = None
+) -> JSON:
+    return JSON({"items": records(store.list_artifacts(project, name=name, run_id=run_id))})
+
+
+@router.get("/projects/{project}/artifacts/{name}/versions/{version}")
+def get_artifact(project: str, name: str, version: str, store: StoreDep) -> JSON:
+    return JSON(store.get_artifact(project, name, version))
+
+
+@router.get("/artifacts/{artifact_id}")
+def get_artifact_by_id(artifact_id: int, store: StoreDep) -> JSON:
+    return JSON(store.get_artifact_by_id(artifact_id))
+
+
+@router.post("/projects/{project}/datasets")
+def log_dataset(project: str, body: s.LogDataset, store: StoreDep) -> JSON:
+    dataset = store.log_dataset(
+        project,
+        body.name,
+        fingerprint=body.fingerprint,
+        schema=body.schema_,
+        rows=body.rows,
+        metadata=body.metadata,
+        artifact_id=body.artifact_id,
+        run_id=body.run_id,
+        role=body.role,
+    )
+    return JSON(dataset)
+
+
+@router.get("/projects/{project}/datasets")
+def list_datasets(project: str, store: StoreDep, name: str | None = None) -> JSON:
+    return JSON({"items": records(store.list_datasets(project, name=name))})
+
+
+@router.get("/projects/{project}/datasets/{name}/versions/{version}")
+def get_dataset(project: str, name: str, version: str, store: StoreDep) -> JSON:
+    return JSON(store.get_dataset(project, name, version))

@@ -1,0 +1,84 @@
+"""Blobs: streamed upload with hash check, streamed download with Range support."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response, StreamingResponse
+
+from registrum.errors import RangeNotSatisfiable
+from registrum.server.deps import StoreDep
+from registrum.server.responses import JSON
+from registrum.server.routes._schemas import MissingBlobs
+from registrum.store import validation as v
+from registrum.store.blobs import parse_range
+
+router = APIRouter(tags=["blobs"])
+
+_FLUSH = 4 * 1024 * 1024  # bytes gathered before one write in a worker thread
+
+
+@router.put("/blobs/{sha256}")
+async def upload(sha256: str, request: Request, store: StoreDep) -> JSON:
+    """Streams the body into the blob store; the body must hash to `sha256`."""
+    v.sha256(sha256)
+    if await run_in_threadpool(store.blob_exists, sha256):
+        size = await run_in_threadpool(store.blob_size, sha256)
+        return JSON({"sha256": sha256, "size": size, "created": False})
+    writer = await run_in_threadpool(store.open_blob_writer)
+    try:
+        pending = bytearray()
+        async for chunk in request.stream():
+            pending += chunk
+            if len(pending) >= _FLUSH:
+                await run_in_threadpool(writer.write, bytes(pending))
+                pending.clear()
+        if pending:
+            await run_in_threadpool(writer.write, bytes(pending))
+        info = await run_in_threadpool(store.commit_blob, writer, sha256=sha256)
+    finally:
+        writer.abort()
+    return JSON({"sha256": info.sha256, "size": info.size, "created": True}, status_code=201)
+
+
+@router.head("/blobs/{sha256}")
+def exists(sha256: str, store: StoreDep) -> Response:
+    size = store.blob_size(sha256)
+    return Response(
+        status_code=200,
+        headers={"content-length": str(size), "accept-ranges": "bytes", "etag": f'"{sha256}"'},
+    )
+
+
+@router.get("/blobs/{sha256}")
+def download(sha256: str, request: Request, store: StoreDep) -> Response:
+    size = store.blob_size(sha256)
+    headers = {"accept-ranges": "bytes", "etag": f'"{sha256}"'}
+    header = request.headers.get("range")
+    span = None
+    if header:
+        try:
+            span = parse_range(header, size)
+        except RangeNotSatisfiable:
+            headers["content-range"] = f"bytes */{size}"
+            raise
+    if span is None:
+        headers["content-length"] = str(size)
+        return StreamingResponse(
+            store.read_blob(sha256), media_type="application/octet-stream", headers=headers
+        )
+    start, end = span
+    headers["content-range"] = f"bytes {start}-{end}/{size}"
+    headers["content-length"] = str(end - start + 1)
+    return StreamingResponse(
+        store.read_blob(sha256, start, end),
+        status_code=206,
+        media_type="application/octet-stream",
+        headers=headers,
+    )
+
+
+@router.post("/blobs/missing")
+def missing(body: MissingBlobs, store: StoreDep) -> JSON:
+    """Which of these digests still need uploading."""
+    return JSON({"missing": store.missing_blobs(body.sha256s)})

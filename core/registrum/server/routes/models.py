@@ -1,0 +1,101 @@
+"""The model registry: models, versions, aliases (with compare-and-set)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from starlette.responses import Response
+
+from registrum.entities import decode_float
+from registrum.errors import InvalidArgument
+from registrum.server.deps import StoreDep
+from registrum.server.responses import JSON, records
+from registrum.server.routes import _schemas as s
+from registrum.store.registry import UNSET
+
+router = APIRouter(tags=["models"])
+
+
+def _ref(name: str, ref: str) -> str:
+    return f"{name}@{ref}"
+
+
+@router.post("/models", status_code=201)
+def create_model(body: s.CreateModel, store: StoreDep) -> JSON:
+    model = store.create_model(
+        body.name, project=body.project, description=body.description, tags=body.tags
+    )
+    return JSON(model, status_code=201)
+
+
+@router.get("/models")
+def list_models(store: StoreDep, project: str | None = None) -> JSON:
+    return JSON({"items": records(store.list_models(project=project))})
+
+
+@router.get("/models/{name}")
+def get_model(name: str, store: StoreDep) -> JSON:
+    return JSON(store.get_model(name))
+
+
+@router.patch("/models/{name}")
+def update_model(name: str, body: s.UpdateModel, store: StoreDep) -> JSON:
+    return JSON(store.update_model(name, description=body.description, tags=body.tags))
+
+
+@router.post("/models/{name}/versions", status_code=201)
+def register_version(name: str, body: s.RegisterVersion, store: StoreDep) -> JSON:
+    try:
+        metrics = None if body.metrics is None else {k: decode_float(x) for k, x in body.metrics.items()}
+    except ValueError as exc:
+        raise InvalidArgument(f"metrics: {exc}") from None
+    version = store.register_model_version(
+        name,
+        project=body.project,
+        run_id=body.run_id,
+        artifact_id=body.artifact_id,
+        files=None if body.files is None else [f.model_dump() for f in body.files],
+        flavor=body.flavor,
+        signature=body.signature,
+        metrics=metrics,
+        params=body.params,
+        description=body.description,
+        tags=body.tags,
+        aliases=body.aliases,
+    )
+    return JSON(version, status_code=201)
+
+
+@router.get("/models/{name}/versions")
+def list_versions(name: str, store: StoreDep) -> JSON:
+    return JSON({"items": records(store.list_model_versions(name))})
+
+
+@router.get("/models/{name}/versions/{ref}")
+def get_version(name: str, ref: str, store: StoreDep) -> JSON:
+    """`ref` is a version number, an alias or `latest`."""
+    return JSON(store.get_model_version(_ref(name, ref)))
+
+
+@router.patch("/models/{name}/versions/{ref}")
+def update_version(name: str, ref: str, body: s.UpdateModel, store: StoreDep) -> JSON:
+    return JSON(
+        store.update_model_version(_ref(name, ref), description=body.description, tags=body.tags)
+    )
+
+
+@router.put("/models/{name}/aliases/{alias}")
+def set_alias(name: str, alias: str, body: s.SetAlias, store: StoreDep) -> JSON:
+    """With `expected_version` in the body the move is a compare-and-set
+    (`null`: only if the alias does not exist yet); 409 `alias_moved` when it lost."""
+    expected = body.expected_version if "expected_version" in body.model_fields_set else UNSET
+    return JSON(store.set_alias(name, alias, body.version, expected_version=expected))
+
+
+@router.delete("/models/{name}/aliases/{alias}", status_code=204)
+def delete_alias(
+    name: str, alias: str, store: StoreDep, expected_version: int | None = None
+) -> Response:
+    store.delete_alias(
+        name, alias, expected_version=UNSET if expected_version is None else expected_version
+    )
+    return Response(status_code=204)

@@ -1,0 +1,32 @@
+"""Health and projects."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from registrum import __version__
+from registrum.server.deps import StoreDep
+from registrum.server.responses import JSON, records
+from registrum.server.routes._schemas import CreateProject
+
+router = APIRouter(tags=["projects"])
+
+
+@router.get("/health")
+def health(store: StoreDep) -> JSON:
+    return JSON({"status": "ok", "version": __version__, "database": store.engine.dialect.name})
+
+
+@router.get("/projects")
+def list_projects(store: StoreDep) -> JSON:
+    return JSON({"items": records(store.list_projects())})
+
+
+@router.post("/projects", status_code=201)
+def create_project(body: CreateProject, store: StoreDep) -> JSON:
+    return JSON(store.create_project(body.name, description=body.description), status_code=201)
+
+
+@router.get("/projects/{project}")
+def get_project(project: str, store: StoreDep) -> JSON:
+    return JSON(store.get_project(project))

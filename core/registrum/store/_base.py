@@ -1,0 +1,104 @@
+"""What every part of the service layer shares: the engine, transactions, key interning."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Table, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
+
+from registrum.errors import ProjectNotFound, StoreUnavailable
+from registrum.store import schema as t
+from registrum.store import validation as v
+from registrum.store.blobs import BlobStore
+
+
+def now() -> float:
+    return time.time()
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+class StoreBase:
+    """Holds the engine and the blob backend; subclasses add one concern each."""
+
+    def __init__(self, engine: Engine, blobs: BlobStore) -> None:
+        self.engine = engine
+        self.blobs = blobs
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        """A write transaction (SQLite: BEGIN IMMEDIATE)."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except OperationalError as exc:
+            raise StoreUnavailable(f"database error: {exc.orig}") from exc
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except OperationalError as exc:
+            raise StoreUnavailable(f"database error: {exc.orig}") from exc
+
+    def _insert(self, table: Table) -> Any:
+        """An INSERT that supports ON CONFLICT on both dialects."""
+        if self.engine.dialect.name == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+    def _project_id(self, conn: Connection, name: str, *, create: bool = False) -> int:
+        v.name(name, "project name")
+        found = conn.execute(select(t.projects.c.id).where(t.projects.c.name == name)).scalar()
+        if found is not None:
+            return int(found)
+        if not create:
+            raise ProjectNotFound(f"project {name!r} does not exist", project=name)
+        conn.execute(
+            self._insert(t.projects)
+            .values(name=name, created_at=now())
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
+        return int(
+            conn.execute(select(t.projects.c.id).where(t.projects.c.name == name)).scalar_one()
+        )
+
+    def _key_ids(
+        self, conn: Connection, project_id: int, names: Iterable[str], *, create: bool = True
+    ) -> dict[str, int]:
+        """Interned ids of key names; missing ones are created when `create`."""
+        wanted = set(names)
+        if not wanted:
+            return {}
+        query = select(t.keys.c.name, t.keys.c.id).where(
+            t.keys.c.project_id == project_id, t.keys.c.name.in_(wanted)
+        )
+        found = {row.name: int(row.id) for row in conn.execute(query)}
+        missing = wanted - found.keys()
+        if missing and create:
+            conn.execute(
+                self._insert(t.keys).on_conflict_do_nothing(index_elements=["project_id", "name"]),
+                [{"project_id": project_id, "name": n} for n in sorted(missing)],
+            )
+            found = {row.name: int(row.id) for row in conn.execute(query)}
+        return found
+
+    def _key_names(self, conn: Connection, ids: Iterable[int]) -> dict[int, str]:
+        ids = set(ids)
+        if not ids:
+            return {}
+        rows = conn.execute(select(t.keys.c.id, t.keys.c.name).where(t.keys.c.id.in_(ids)))
+        return {int(r.id): r.name for r in rows}

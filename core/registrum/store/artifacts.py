@@ -1,0 +1,429 @@
+"""Artifacts (versioned file manifests over blobs), dataset versions and run inputs."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, BinaryIO
+
+from sqlalchemy import Connection, func, select
+from sqlalchemy.exc import IntegrityError
+
+from registrum.entities import Artifact, ArtifactFile, DatasetVersion
+from registrum.errors import (
+    ArtifactNotFound,
+    BlobNotFound,
+    DatasetNotFound,
+    InvalidArgument,
+    StoreError,
+)
+from registrum.store import schema as t
+from registrum.store import validation as v
+from registrum.store._base import StoreBase, dumps, loads, now
+from registrum.store.blobs import BlobInfo, BlobWriter
+from registrum.store.runs import RunsMixin
+
+INPUT_KINDS = ("dataset", "model_version", "artifact")
+_RETRIES = 8
+
+
+def manifest_digest(files: Iterable[ArtifactFile]) -> str:
+    """sha256 of the sorted manifest: the same files give the same digest."""
+    h = hashlib.sha256()
+    for f in sorted(files, key=lambda f: f.path):
+        h.update(f"{f.path}\0{f.sha256}\0{f.size}\n".encode())
+    return h.hexdigest()
+
+
+def _version_ref(version: int | str) -> int | None:
+    if version == "latest":
+        return None
+    if isinstance(version, str) and version.isdigit():
+        version = int(version)
+    return v.integer(version, "version", minimum=1)
+
+
+def _check_manifest(files: Sequence[Mapping[str, Any]]) -> list[ArtifactFile]:
+    if not isinstance(files, Sequence) or isinstance(files, str | bytes):
+        raise InvalidArgument("files must be a list of {path, sha256, size}")
+    if not files:
+        raise InvalidArgument("an artifact needs at least one file")
+    out: list[ArtifactFile] = []
+    seen: set[str] = set()
+    for i, f in enumerate(files):
+        if not isinstance(f, Mapping):
+            raise InvalidArgument(f"files[{i}] must be an object with path, sha256 and size")
+        path = v.artifact_path(f.get("path"))
+        if path in seen:
+            raise InvalidArgument(f"file path {path!r} appears twice in the manifest")
+        seen.add(path)
+        out.append(
+            ArtifactFile(
+                path=path,
+                sha256=v.sha256(f.get("sha256")),
+                size=v.integer(f.get("size"), f"files[{i}].size", minimum=0),
+            )
+        )
+    return out
+
+
+class ArtifactsMixin(RunsMixin, StoreBase):
+    # -- blobs ----------------------------------------------------------------
+
+    def put_blob(self, stream: BinaryIO | Iterable[bytes], *, sha256: str | None = None) -> BlobInfo:
+        """Streams content into the blob store; with `sha256`, verifies it first."""
+        if sha256 is not None:
+            v.sha256(sha256)
+            if self.blobs.exists(sha256):
+                return BlobInfo(sha256=sha256, size=self.blobs.size(sha256))
+        info = self.blobs.put(stream, expected_sha256=sha256)
+        self._record_blob(info)
+        return info
+
+    def open_blob_writer(self) -> BlobWriter:
+        """A writer to stream one blob into; finish it with `commit_blob`."""
+        return self.blobs.begin()
+
+    def commit_blob(self, writer: BlobWriter, *, sha256: str | None = None) -> BlobInfo:
+        """Verifies and publishes what was written; a wrong `sha256` publishes nothing."""
+        if sha256 is not None:
+            v.sha256(sha256)
+        info = writer.commit(sha256)
+        self._record_blob(info)
+        return info
+
+    def blob_exists(self, sha256: str) -> bool:
+        return self.blobs.exists(v.sha256(sha256))
+
+    def missing_blobs(self, sha256s: Sequence[str]) -> list[str]:
+        """The digests among `sha256s` that are not stored yet (what a client must upload)."""
+        if not isinstance(sha256s, Sequence) or isinstance(sha256s, str):
+            raise InvalidArgument("sha256s must be a list of digests")
+        return [s for s in dict.fromkeys(v.sha256(x) for x in sha256s) if not self.blobs.exists(s)]
+
+    def blob_size(self, sha256: str) -> int:
+        return self.blobs.size(v.sha256(sha256))
+
+    def read_blob(self, sha256: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """The bytes start..end (inclusive) of a blob, streamed in chunks."""
+        return self.blobs.iter_range(v.sha256(sha256), start, end)
+
+    def _record_blob(self, info: BlobInfo) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                self._insert(t.blobs)
+                .values(sha256=info.sha256, size=info.size, created_at=now())
+                .on_conflict_do_nothing(index_elements=["sha256"])
+            )
+
+    # -- artifacts ------------------------------------------------------------
+
+    def create_artifact(
+        self,
+        project: str,
+        name: str,
+        *,
+        type: str,
+        files: Sequence[Mapping[str, Any]],
+        run_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Artifact:
+        """Records a manifest of uploaded blobs as the next version of `name`.
+
+        A manifest identical to an existing version of the same name returns
+        that version instead of making a new one.
+        """
+        v.name(project, "project name")
+        v.name(name, "artifact name")
+        v.name(type, "artifact type")
+        manifest = _check_manifest(files)
+        meta = _json_object(metadata, "metadata")
+        if run_id is not None:
+            v.run_id(run_id)
+        for f in manifest:
+            if not self.blobs.exists(f.sha256):
+                raise BlobNotFound(
+                    f"file {f.path!r}: blob {f.sha256} was not uploaded; upload it first",
+                    sha256=f.sha256,
+                )
+            actual = self.blobs.size(f.sha256)
+            if actual != f.size:
+                raise InvalidArgument(
+                    f"file {f.path!r}: declared size {f.size} but blob {f.sha256} has {actual} bytes"
+                )
+        digest = manifest_digest(manifest)
+        for _ in range(_RETRIES):
+            try:
+                with self._tx() as conn:
+                    return self._create_artifact(conn, project, name, type, manifest, digest, run_id, meta)
+            except IntegrityError:
+                continue  # a concurrent writer took the version number: try the next
+        raise StoreError(f"could not allocate a version for artifact {name!r}; try again")
+
+    def _create_artifact(
+        self,
+        conn: Connection,
+        project: str,
+        name: str,
+        type: str,
+        manifest: list[ArtifactFile],
+        digest: str,
+        run_id: str | None,
+        meta: str,
+    ) -> Artifact:
+        project_id = self._project_id(conn, project, create=True)
+        if run_id is not None:
+            self._run_row(conn, run_id)
+        a = t.artifacts.c
+        same = conn.execute(
+            select(a.id).where(a.project_id == project_id, a.name == name, a.digest == digest).limit(1)
+        ).scalar()
+        if same is not None:
+            return self._load_artifact(conn, int(same))
+        last = conn.execute(
+            select(func.max(a.version)).where(a.project_id == project_id, a.name == name)
+        ).scalar()
+        conn.execute(
+            self._insert(t.blobs).on_conflict_do_nothing(index_elements=["sha256"]),
+            [{"sha256": f.sha256, "size": f.size, "created_at": now()} for f in manifest],
+        )
+        artifact_id = conn.execute(
+            t.artifacts.insert()
+            .values(
+                project_id=project_id,
+                name=name,
+                version=(last or 0) + 1,
+                type=type,
+                digest=digest,
+                run_id=run_id,
+                size=sum(f.size for f in manifest),
+                file_count=len(manifest),
+                metadata=meta,
+                created_at=now(),
+            )
+            .returning(a.id)
+        ).scalar_one()
+        conn.execute(
+            t.artifact_files.insert(),
+            [{"artifact_id": artifact_id, "path": f.path, "sha256": f.sha256, "size": f.size} for f in manifest],
+        )
+        return self._load_artifact(conn, int(artifact_id))
+
+    def get_artifact(self, project: str, name: str, version: int | str = "latest") -> Artifact:
+        wanted = _version_ref(version)
+        with self._read() as conn:
+            project_id = self._project_id(conn, project)
+            a = t.artifacts.c
+            query = select(a.id).where(a.project_id == project_id, a.name == name)
+            query = query.order_by(a.version.desc()).limit(1) if wanted is None else query.where(a.version == wanted)
+            found = conn.execute(query).scalar()
+            if found is None:
+                raise ArtifactNotFound(
+                    f"artifact {name!r} version {version} does not exist in project {project!r}",
+                    name=name,
+                )
+            return self._load_artifact(conn, int(found))
+
+    def get_artifact_by_id(self, artifact_id: int) -> Artifact:
+        v.integer(artifact_id, "artifact id", minimum=1)
+        with self._read() as conn:
+            return self._load_artifact(conn, artifact_id)
+
+    def list_artifacts(
+        self, project: str, *, name: str | None = None, run_id: str | None = None
+    ) -> list[Artifact]:
+        """Artifact versions of a project, newest first, without their file lists."""
+        with self._read() as conn:
+            project_id = self._project_id(conn, project)
+            a = t.artifacts.c
+            query = select(t.artifacts).where(a.project_id == project_id)
+            if name is not None:
+                query = query.where(a.name == name)
+            if run_id is not None:
+                query = query.where(a.run_id == run_id)
+            rows = conn.execute(query.order_by(a.created_at.desc(), a.id.desc())).all()
+            return [_artifact(r, project, []) for r in rows]
+
+    def _load_artifact(self, conn: Connection, artifact_id: int) -> Artifact:
+        row = conn.execute(
+            select(t.artifacts, t.projects.c.name.label("project"))
+            .join(t.projects, t.projects.c.id == t.artifacts.c.project_id)
+            .where(t.artifacts.c.id == artifact_id)
+        ).first()
+        if row is None:
+            raise ArtifactNotFound(f"artifact {artifact_id} does not exist", artifact_id=artifact_id)
+        files = [
+            ArtifactFile(path=f.path, sha256=f.sha256, size=int(f.size))
+            for f in conn.execute(
+                select(t.artifact_files)
+                .where(t.artifact_files.c.artifact_id == artifact_id)
+                .order_by(t.artifact_files.c.path)
+            )
+        ]
+        return _artifact(row, row.project, files)
+
+    # -- datasets and run inputs ---------------------------------------------
+
+    def log_dataset(
+        self,
+        project: str,
+        name: str,
+        *,
+        fingerprint: str,
+        schema: Mapping[str, Any] | None = None,
+        rows: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        artifact_id: int | None = None,
+        run_id: str | None = None,
+        role: str = "input",
+    ) -> DatasetVersion:
+        """A dataset version by content fingerprint: same fingerprint, same version.
+        With `run_id`, also records that the run used it (in `role`)."""
+        v.name(project, "project name")
+        v.name(name, "dataset name")
+        if not isinstance(fingerprint, str) or not 8 <= len(fingerprint) <= 128:
+            raise InvalidArgument("fingerprint must be a string of 8 to 128 characters")
+        schema_text = _json_object(schema, "schema")
+        meta = _json_object(metadata, "metadata")
+        if rows is not None:
+            v.integer(rows, "rows", minimum=0)
+        if artifact_id is not None:
+            v.integer(artifact_id, "artifact_id", minimum=1)
+        if run_id is not None:
+            v.run_id(run_id)
+            v.name(role, "role")
+        for _ in range(_RETRIES):
+            try:
+                with self._tx() as conn:
+                    project_id = self._project_id(conn, project, create=True)
+                    if run_id is not None:
+                        self._run_row(conn, run_id)
+                    if artifact_id is not None:
+                        self._load_artifact(conn, artifact_id)
+                    d = t.dataset_versions.c
+                    found = conn.execute(
+                        select(d.id).where(d.project_id == project_id, d.name == name, d.fingerprint == fingerprint)
+                    ).scalar()
+                    if found is None:
+                        last = conn.execute(
+                            select(func.max(d.version)).where(d.project_id == project_id, d.name == name)
+                        ).scalar()
+                        found = conn.execute(
+                            t.dataset_versions.insert()
+                            .values(
+                                project_id=project_id,
+                                name=name,
+                                version=(last or 0) + 1,
+                                fingerprint=fingerprint,
+                                schema=schema_text,
+                                rows=rows,
+                                metadata=meta,
+                                artifact_id=artifact_id,
+                                created_at=now(),
+                            )
+                            .returning(d.id)
+                        ).scalar_one()
+                    if run_id is not None:
+                        self._add_input(conn, run_id, "dataset", int(found), role)
+                    return self._load_dataset(conn, int(found))
+            except IntegrityError:
+                continue
+        raise StoreError(f"could not allocate a version for dataset {name!r}; try again")
+
+    def get_dataset(self, project: str, name: str, version: int | str = "latest") -> DatasetVersion:
+        wanted = _version_ref(version)
+        with self._read() as conn:
+            project_id = self._project_id(conn, project)
+            d = t.dataset_versions.c
+            query = select(d.id).where(d.project_id == project_id, d.name == name)
+            query = query.order_by(d.version.desc()).limit(1) if wanted is None else query.where(d.version == wanted)
+            found = conn.execute(query).scalar()
+            if found is None:
+                raise DatasetNotFound(f"dataset {name!r} version {version} does not exist in project {project!r}")
+            return self._load_dataset(conn, int(found))
+
+    def list_datasets(self, project: str, *, name: str | None = None) -> list[DatasetVersion]:
+        with self._read() as conn:
+            project_id = self._project_id(conn, project)
+            d = t.dataset_versions.c
+            query = select(d.id).where(d.project_id == project_id)
+            if name is not None:
+                query = query.where(d.name == name)
+            ids = conn.execute(query.order_by(d.name, d.version.desc())).scalars().all()
+            return [self._load_dataset(conn, int(i)) for i in ids]
+
+    def add_run_input(self, run_id: str, *, kind: str, target_id: int, role: str = "input") -> None:
+        """Records that a run used a dataset version, model version or artifact."""
+        v.run_id(run_id)
+        if kind not in INPUT_KINDS:
+            raise InvalidArgument(f"input kind {kind!r} is not one of {', '.join(INPUT_KINDS)}")
+        v.integer(target_id, "target_id", minimum=1)
+        v.name(role, "role")
+        table = {"dataset": t.dataset_versions, "model_version": t.model_versions, "artifact": t.artifacts}[kind]
+        with self._tx() as conn:
+            self._run_row(conn, run_id)
+            if conn.execute(select(table.c.id).where(table.c.id == target_id)).scalar() is None:
+                raise InvalidArgument(f"{kind} {target_id} does not exist")
+            self._add_input(conn, run_id, kind, target_id, role)
+
+    def run_inputs(self, run_id: str) -> list[dict[str, Any]]:
+        v.run_id(run_id)
+        with self._read() as conn:
+            self._run_row(conn, run_id)
+            i = t.run_inputs.c
+            rows = conn.execute(select(t.run_inputs).where(i.run_id == run_id).order_by(i.id))
+            return [{"kind": r.kind, "target_id": r.target_id, "role": r.role, "created_at": r.created_at} for r in rows]
+
+    def _add_input(self, conn: Connection, run_id: str, kind: str, target_id: int, role: str) -> None:
+        conn.execute(
+            self._insert(t.run_inputs)
+            .values(run_id=run_id, kind=kind, target_id=target_id, role=role, created_at=now())
+            .on_conflict_do_nothing(index_elements=["run_id", "kind", "target_id", "role"])
+        )
+
+    def _load_dataset(self, conn: Connection, dataset_id: int) -> DatasetVersion:
+        r = conn.execute(
+            select(t.dataset_versions, t.projects.c.name.label("project"))
+            .join(t.projects, t.projects.c.id == t.dataset_versions.c.project_id)
+            .where(t.dataset_versions.c.id == dataset_id)
+        ).one()
+        return DatasetVersion(
+            id=r.id,
+            project=r.project,
+            name=r.name,
+            version=r.version,
+            fingerprint=r.fingerprint,
+            schema=loads(r.schema),
+            rows=r.rows,
+            metadata=loads(r.metadata),
+            artifact_id=r.artifact_id,
+            created_at=r.created_at,
+        )
+
+
+def _artifact(row: Any, project: str, files: list[ArtifactFile]) -> Artifact:
+    return Artifact(
+        id=row.id,
+        project=project,
+        name=row.name,
+        version=row.version,
+        type=row.type,
+        digest=row.digest,
+        run_id=row.run_id,
+        size=int(row.size),
+        file_count=row.file_count,
+        metadata=loads(row.metadata),
+        created_at=row.created_at,
+        files=files,
+    )
+
+
+def _json_object(value: Mapping[str, Any] | None, what: str) -> str:
+    if value is None:
+        return "{}"
+    if not isinstance(value, Mapping):
+        raise InvalidArgument(f"{what} must be an object")
+    try:
+        return dumps(dict(value))
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgument(f"{what} must be JSON-serialisable: {exc}") from None

@@ -1,0 +1,307 @@
+"""Content-addressed blob storage: a backend-neutral interface and the local filesystem backend."""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+import os
+import re
+import secrets
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from registrum.errors import BlobNotFound, HashMismatch, InvalidArgument, RangeNotSatisfiable
+from registrum.store import validation
+
+__all__ = ["BlobInfo", "BlobStore", "BlobWriter", "LocalBlobStore", "parse_range"]
+
+CHUNK_SIZE = 1 << 20
+_RANGE = re.compile(r"^([0-9]*)-([0-9]*)$")
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    """A stored blob: its sha256 hex digest and its size in bytes."""
+
+    sha256: str
+    size: int
+
+
+class BlobWriter(abc.ABC):
+    """Streams one blob into a store; nothing is visible until `commit` succeeds.
+
+    As a context manager it aborts on leaving the block without a commit.
+    """
+
+    @abc.abstractmethod
+    def write(self, data: bytes) -> None:
+        """Appends a chunk of content."""
+
+    @abc.abstractmethod
+    def commit(self, expected_sha256: str | None = None) -> BlobInfo:
+        """Closes the writer and makes the blob visible under its sha256.
+
+        Raises:
+            HashMismatch: The content does not hash to `expected_sha256`; nothing is stored.
+        """
+
+    @abc.abstractmethod
+    def abort(self) -> None:
+        """Drops what was written; calling it again, or after `commit`, does nothing."""
+
+    def __enter__(self) -> BlobWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.abort()
+
+
+class BlobStore(abc.ABC):
+    """Blobs addressed by the sha256 of their content, written and read as streams."""
+
+    @abc.abstractmethod
+    def begin(self) -> BlobWriter:
+        """Starts writing a new blob."""
+
+    @abc.abstractmethod
+    def exists(self, sha256: str) -> bool:
+        """Whether the blob is stored."""
+
+    @abc.abstractmethod
+    def size(self, sha256: str) -> int:
+        """The blob's size in bytes; raises BlobNotFound if it is not stored."""
+
+    @abc.abstractmethod
+    def open(self, sha256: str) -> BinaryIO:
+        """Opens the blob for reading; raises BlobNotFound if it is not stored."""
+
+    @abc.abstractmethod
+    def delete(self, sha256: str) -> None:
+        """Removes the blob; removing one that is not stored does nothing."""
+
+    def put(
+        self, stream: BinaryIO | Iterable[bytes], expected_sha256: str | None = None
+    ) -> BlobInfo:
+        """Stores the content of a readable binary stream or an iterable of chunks.
+
+        Raises:
+            HashMismatch: The content does not hash to `expected_sha256`; nothing was stored.
+        """
+        if expected_sha256 is not None:
+            validation.sha256(expected_sha256)
+        if isinstance(stream, bytes | bytearray | memoryview):
+            raise InvalidArgument("put takes a binary stream or an iterable of chunks, not bytes")
+        chunks: Iterable[bytes] = stream
+        if hasattr(stream, "read"):
+            read = stream.read
+            chunks = iter(lambda: read(CHUNK_SIZE), b"")
+        with self.begin() as writer:
+            for chunk in chunks:
+                writer.write(chunk)
+            return writer.commit(expected_sha256)
+
+    def put_file(
+        self, path: str | os.PathLike[str], expected_sha256: str | None = None
+    ) -> BlobInfo:
+        """Stores a file's content, streamed; see `put`."""
+        with open(path, "rb") as f:
+            return self.put(f, expected_sha256)
+
+    def iter_range(
+        self, sha256: str, start: int = 0, end: int | None = None, chunk_size: int = CHUNK_SIZE
+    ) -> Iterator[bytes]:
+        """Streams bytes `start` to `end` (inclusive, as in HTTP Range; None: the last byte).
+
+        The blob and the range are checked on the call, before the first chunk.
+
+        Raises:
+            BlobNotFound: The blob is not stored.
+            RangeNotSatisfiable: The range does not lie within the blob.
+        """
+        if chunk_size < 1:
+            raise InvalidArgument(f"chunk_size must be at least 1, got {chunk_size}")
+        size = self.size(sha256)
+        if size == 0 and start == 0 and end is None:
+            return iter(())
+        last = size - 1 if end is None else end
+        if not 0 <= start <= last < size:
+            raise RangeNotSatisfiable(
+                f"bytes {start}-{last} are outside blob {sha256} of {size} bytes", size=size
+            )
+        return self._iter(sha256, start, last - start + 1, chunk_size)
+
+    def _iter(self, sha256: str, start: int, length: int, chunk_size: int) -> Iterator[bytes]:
+        # Opened lazily so that a generator never started leaves no file open.
+        with self.open(sha256) as f:
+            f.seek(start)
+            while length > 0:
+                chunk = f.read(min(chunk_size, length))
+                if not chunk:
+                    break
+                length -= len(chunk)
+                yield chunk
+
+
+class _LocalBlobWriter(BlobWriter):
+    def __init__(self, store: LocalBlobStore) -> None:
+        self._store = store
+        self._hash = hashlib.sha256()
+        self._size = 0
+        store.temp_dir.mkdir(parents=True, exist_ok=True)
+        # A random name, not mkstemp: O_EXCL keeps writers apart and the umask sets the mode.
+        self._temp = store.temp_dir / f"{secrets.token_hex(16)}.part"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        self._file: BinaryIO | None = os.fdopen(os.open(self._temp, flags, 0o644), "wb")
+
+    def _open_file(self) -> BinaryIO:
+        if self._file is None:
+            raise InvalidArgument("this blob writer is already committed or aborted")
+        return self._file
+
+    def write(self, data: bytes) -> None:
+        self._open_file().write(data)
+        self._hash.update(data)
+        self._size += len(data)
+
+    def commit(self, expected_sha256: str | None = None) -> BlobInfo:
+        f = self._open_file()
+        try:
+            if expected_sha256 is not None:
+                validation.sha256(expected_sha256)
+            f.flush()
+            os.fsync(f.fileno())
+            f.close()
+            digest = self._hash.hexdigest()
+            if expected_sha256 is not None and digest != expected_sha256:
+                raise HashMismatch(
+                    f"content hashes to sha256 {digest}, but {expected_sha256} was expected; "
+                    "send the content again or correct the declared digest",
+                    expected=expected_sha256,
+                    actual=digest,
+                )
+            final = self._store.path(digest)
+            if not final.exists():
+                created = not final.parent.is_dir()
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(self._temp, final)
+                _fsync_dir(final.parent)
+                if created:
+                    _fsync_dir(final.parent.parent)
+                    _fsync_dir(self._store.root)
+            return BlobInfo(digest, self._size)
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+            self._temp.unlink(missing_ok=True)
+
+
+class LocalBlobStore(BlobStore):
+    """Blobs as files under `root/ab/cd/<sha256>`, temp files under `root/tmp/`.
+
+    Writers in threads and processes each write their own temp file and an atomic rename
+    publishes it, so equal content written at once is stored intact. `root` is created on
+    the first write.
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.temp_dir = self.root / "tmp"
+
+    def path(self, sha256: str) -> Path:
+        """The file that holds (or would hold) the blob."""
+        validation.sha256(sha256)
+        return self.root / sha256[:2] / sha256[2:4] / sha256
+
+    def begin(self) -> BlobWriter:
+        return _LocalBlobWriter(self)
+
+    def exists(self, sha256: str) -> bool:
+        return self.path(sha256).is_file()
+
+    def size(self, sha256: str) -> int:
+        try:
+            return self.path(sha256).stat().st_size
+        except FileNotFoundError:
+            raise _not_found(sha256) from None
+
+    def open(self, sha256: str) -> BinaryIO:
+        try:
+            return self.path(sha256).open("rb")
+        except FileNotFoundError:
+            raise _not_found(sha256) from None
+
+    def delete(self, sha256: str) -> None:
+        self.path(sha256).unlink(missing_ok=True)
+
+    def cleanup_temp(self, older_than_seconds: float) -> int:
+        """Removes temp files left by crashed writers and returns how many went.
+
+        Args:
+            older_than_seconds: Only files unmodified this long go; keep it above the
+                longest pause a live upload may take between two chunks.
+        """
+        cutoff = time.time() - older_than_seconds
+        removed = 0
+        try:
+            entries = list(os.scandir(self.temp_dir))
+        except FileNotFoundError:
+            return 0
+        for entry in entries:
+            try:
+                if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    removed += 1
+            except FileNotFoundError:
+                pass  # committed, aborted or removed by another cleaner meanwhile
+        return removed
+
+
+def parse_range(header: str, size: int) -> tuple[int, int] | None:
+    """Reads a single-range HTTP `Range: bytes=...` header against a blob's size.
+
+    Returns:
+        The first and last byte offsets (inclusive, the last clamped to the blob) for
+        `bytes=a-b`, `bytes=a-` or `bytes=-n`; None when the header is malformed or
+        asks for several ranges, meaning: ignore it and send the whole blob.
+
+    Raises:
+        RangeNotSatisfiable: The range is well formed but lies outside the blob.
+    """
+    unit, sep, spec = header.partition("=")
+    match = _RANGE.match(spec.strip())
+    if not sep or unit.strip().lower() != "bytes" or match is None:
+        return None
+    first, last = match.group(1), match.group(2)
+    if (not first and not last) or (first and last and int(last) < int(first)):
+        return None
+    if not first:
+        suffix = int(last)
+        if suffix == 0 or size == 0:
+            raise RangeNotSatisfiable(f"range {header!r} is empty for {size} bytes", size=size)
+        return max(0, size - suffix), size - 1
+    start = int(first)
+    if start >= size:
+        raise RangeNotSatisfiable(f"range {header!r} starts past {size} bytes", size=size)
+    return start, size - 1 if not last else min(int(last), size - 1)
+
+
+def _not_found(sha256: str) -> BlobNotFound:
+    return BlobNotFound(f"blob {sha256} is not stored", sha256=sha256)
+
+
+def _fsync_dir(path: Path) -> None:
+    # Makes a rename durable; Windows cannot open a directory, and NTFS journals renames.
+    if os.name == "nt":
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,295 @@
+"""The tables of the store (SQLAlchemy Core); the migrations build exactly these.
+
+Times are UTC epoch seconds as doubles. Metric points are stored columnar: one
+row per (run, key, batch) holding packed little-endian arrays of steps, values
+and timestamps, so a million-point history is a few dozen rows to read.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+ID = String(64)
+NAME = String(256)
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", NAME, nullable=False, unique=True),
+    Column("description", Text),
+    Column("created_at", Double, nullable=False),
+)
+
+# Interned metric and param key names, one namespace per project. Search
+# indexes hold the small integer, not the string.
+keys = Table(
+    "keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project_id", Integer, ForeignKey("projects.id"), nullable=False),
+    Column("name", NAME, nullable=False),
+    UniqueConstraint("project_id", "name"),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id"), nullable=False),
+    Column("name", NAME),
+    Column("description", Text),
+    Column("status", String(16), nullable=False),
+    Column("job_type", NAME),
+    Column("parent_id", ID, ForeignKey("runs.id")),
+    Column("user", NAME),
+    Column("host", NAME),
+    Column("start_time", Double, nullable=False),
+    Column("end_time", Double),
+    Column("heartbeat_at", Double),
+    Column("created_at", Double, nullable=False),
+    Index("ix_runs_project_start", "project_id", "start_time"),
+    Index("ix_runs_parent", "parent_id"),
+)
+
+params = Table(
+    "params",
+    metadata,
+    Column("run_id", ID, ForeignKey("runs.id"), primary_key=True),
+    Column("key_id", Integer, ForeignKey("keys.id"), primary_key=True),
+    # type: int, float, bool, str, null, json (lists, other values)
+    Column("value_type", String(8), nullable=False),
+    Column("value_json", Text, nullable=False),
+    Column("value_num", Double),
+    Column("value_str", String(250)),
+    Column("updated_at", Double, nullable=False),
+    Index("ix_params_key_num", "key_id", "value_num"),
+    Index("ix_params_key_str", "key_id", "value_str"),
+)
+
+param_history = Table(
+    "param_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", ID, ForeignKey("runs.id"), nullable=False),
+    Column("key_id", Integer, ForeignKey("keys.id"), nullable=False),
+    Column("value_json", Text, nullable=False),
+    Column("logged_at", Double, nullable=False),
+    Index("ix_param_history_run_key", "run_id", "key_id"),
+)
+
+run_tags = Table(
+    "run_tags",
+    metadata,
+    Column("run_id", ID, ForeignKey("runs.id"), primary_key=True),
+    Column("key", NAME, primary_key=True),
+    Column("value", Text, nullable=False),
+    Index("ix_run_tags_key_value", "key", "run_id"),
+)
+
+metric_batches = Table(
+    "metric_batches",
+    metadata,
+    Column("run_id", ID, ForeignKey("runs.id"), primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("points", Integer, nullable=False),
+    Column("received_at", Double, nullable=False),
+)
+
+metric_chunks = Table(
+    "metric_chunks",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("run_id", ID, ForeignKey("runs.id"), nullable=False),
+    Column("key_id", Integer, ForeignKey("keys.id"), nullable=False),
+    Column("points", Integer, nullable=False),
+    Column("min_step", BigInteger, nullable=False),
+    Column("max_step", BigInteger, nullable=False),
+    Column("step_data", LargeBinary, nullable=False),
+    Column("value_data", LargeBinary, nullable=False),
+    Column("time_data", LargeBinary, nullable=False),
+    Index("ix_metric_chunks_run_key", "run_id", "key_id", "id"),
+)
+
+# Kept current on every batch; NaN values are stored as NULL in `last_value`
+# (SQLite cannot hold NaN) and never take part in min/max.
+metric_summaries = Table(
+    "metric_summaries",
+    metadata,
+    Column("run_id", ID, ForeignKey("runs.id"), primary_key=True),
+    Column("key_id", Integer, ForeignKey("keys.id"), primary_key=True),
+    Column("last_value", Double),
+    Column("last_step", BigInteger, nullable=False),
+    Column("last_time", Double, nullable=False),
+    Column("min_value", Double),
+    Column("max_value", Double),
+    Column("points", BigInteger, nullable=False),
+    Index("ix_metric_summaries_key_last", "key_id", "last_value"),
+)
+
+run_environments = Table(
+    "run_environments",
+    metadata,
+    Column("run_id", ID, ForeignKey("runs.id"), primary_key=True),
+    Column("data", Text, nullable=False),
+    Column("updated_at", Double, nullable=False),
+)
+
+code_versions = Table(
+    "code_versions",
+    metadata,
+    Column("run_id", ID, ForeignKey("runs.id"), primary_key=True),
+    Column("commit", String(64)),
+    Column("branch", NAME),
+    Column("remote", String(1024)),
+    Column("dirty", Boolean),
+    Column("diff_sha256", String(64)),
+    Column("data", Text, nullable=False),
+    Column("updated_at", Double, nullable=False),
+)
+
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", Double, nullable=False),
+)
+
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project_id", Integer, ForeignKey("projects.id"), nullable=False),
+    Column("name", NAME, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("type", NAME, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("run_id", ID, ForeignKey("runs.id")),
+    Column("size", BigInteger, nullable=False),
+    Column("file_count", Integer, nullable=False),
+    Column("metadata", Text, nullable=False),
+    Column("created_at", Double, nullable=False),
+    UniqueConstraint("project_id", "name", "version"),
+    Index("ix_artifacts_digest", "project_id", "name", "digest"),
+    Index("ix_artifacts_run", "run_id"),
+)
+
+artifact_files = Table(
+    "artifact_files",
+    metadata,
+    Column("artifact_id", Integer, ForeignKey("artifacts.id"), primary_key=True),
+    Column("path", String(1024), primary_key=True),
+    Column("sha256", String(64), ForeignKey("blobs.sha256"), nullable=False),
+    Column("size", BigInteger, nullable=False),
+)
+
+dataset_versions = Table(
+    "dataset_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project_id", Integer, ForeignKey("projects.id"), nullable=False),
+    Column("name", NAME, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("fingerprint", String(128), nullable=False),
+    Column("schema", Text, nullable=False),
+    Column("rows", BigInteger),
+    Column("metadata", Text, nullable=False),
+    Column("artifact_id", Integer, ForeignKey("artifacts.id")),
+    Column("created_at", Double, nullable=False),
+    UniqueConstraint("project_id", "name", "version"),
+    UniqueConstraint("project_id", "name", "fingerprint"),
+)
+
+# What a run consumed: dataset versions, model versions, artifacts.
+run_inputs = Table(
+    "run_inputs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", ID, ForeignKey("runs.id"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("target_id", Integer, nullable=False),
+    Column("role", String(64), nullable=False),
+    Column("created_at", Double, nullable=False),
+    UniqueConstraint("run_id", "kind", "target_id", "role"),
+    Index("ix_run_inputs_target", "kind", "target_id"),
+)
+
+registered_models = Table(
+    "registered_models",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project_id", Integer, ForeignKey("projects.id"), nullable=False),
+    Column("name", NAME, nullable=False, unique=True),
+    Column("description", Text),
+    # The last version number handed out: versions are never reused.
+    Column("last_version", Integer, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
+)
+
+model_tags = Table(
+    "model_tags",
+    metadata,
+    Column("model_id", Integer, ForeignKey("registered_models.id"), primary_key=True),
+    Column("key", NAME, primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_id", Integer, ForeignKey("registered_models.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("run_id", ID, ForeignKey("runs.id")),
+    Column("artifact_id", Integer, ForeignKey("artifacts.id"), nullable=False),
+    Column("flavor", NAME),
+    Column("signature", Text),
+    Column("metrics", Text, nullable=False),
+    Column("params", Text, nullable=False),
+    Column("description", Text),
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
+    UniqueConstraint("model_id", "version"),
+    Index("ix_model_versions_run", "run_id"),
+)
+
+model_version_tags = Table(
+    "model_version_tags",
+    metadata,
+    Column("version_id", Integer, ForeignKey("model_versions.id"), primary_key=True),
+    Column("key", NAME, primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+aliases = Table(
+    "aliases",
+    metadata,
+    Column("model_id", Integer, ForeignKey("registered_models.id"), primary_key=True),
+    Column("alias", String(128), primary_key=True),
+    Column("version_id", Integer, ForeignKey("model_versions.id"), nullable=False),
+    Column("updated_at", Double, nullable=False),
+)

@@ -1,0 +1,90 @@
+"""The service layer: one object that holds every rule, used in-process and by the server."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from sqlalchemy import select
+
+from registrum.entities import Page, Project, Run
+from registrum.errors import AlreadyExists
+from registrum.store import schema as t
+from registrum.store import validation as v
+from registrum.store._base import now
+from registrum.store.blobs import BlobStore, LocalBlobStore
+from registrum.store.db import default_home, make_engine, migrate
+from registrum.store.metrics import MetricsMixin
+from registrum.store.registry import RegistryMixin
+
+
+class Store(RegistryMixin, MetricsMixin):
+    """Runs, metrics, artifacts, datasets and the model registry over one database and one blob store."""
+
+    def create_project(self, name: str, *, description: str | None = None) -> Project:
+        v.name(name, "project name")
+        v.optional_text(description, "description")
+        with self._tx() as conn:
+            found = conn.execute(select(t.projects.c.id).where(t.projects.c.name == name)).scalar()
+            if found is not None:
+                raise AlreadyExists(f"project {name!r} already exists", project=name)
+            conn.execute(t.projects.insert().values(name=name, description=description, created_at=now()))
+        return self.get_project(name)
+
+    def get_project(self, name: str) -> Project:
+        with self._read() as conn:
+            project_id = self._project_id(conn, name)
+            r = conn.execute(select(t.projects).where(t.projects.c.id == project_id)).one()
+        return Project(id=r.id, name=r.name, description=r.description, created_at=r.created_at)
+
+    def list_projects(self) -> list[Project]:
+        with self._read() as conn:
+            rows = conn.execute(select(t.projects).order_by(t.projects.c.name)).all()
+        return [Project(id=r.id, name=r.name, description=r.description, created_at=r.created_at) for r in rows]
+
+    def search_runs(
+        self,
+        project: str,
+        *,
+        filter: str | None = None,
+        order_by: str | Sequence[str] | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page:
+        """Runs of a project matching the filter language, ordered, one page at a time."""
+        from registrum.store.search import search_run_ids
+
+        with self._read() as conn:
+            project_id = self._project_id(conn, project)
+            ids, next_cursor = search_run_ids(
+                conn, project_id, filter=filter, order_by=order_by, limit=limit, cursor=cursor
+            )
+            runs: list[Run] = self._load_runs(conn, ids)
+        return Page(items=runs, next_cursor=next_cursor)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_store(url: str | None = None, *, blobs: str | Path | BlobStore | None = None) -> Store:
+    """Opens (and creates or upgrades) a store.
+
+    Args:
+        url: a `sqlite:///path.db` or `postgresql+psycopg://...` URL; default
+            the SQLite file under `REGISTRUM_HOME` (`~/.registrum`).
+        blobs: a folder for the local blob backend, or a `BlobStore`; default
+            `blobs/` beside the SQLite file, or under `REGISTRUM_HOME`.
+    """
+    home = default_home()
+    if url is None:
+        home.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{home / 'registrum.db'}"
+    engine = make_engine(url)
+    if blobs is None:
+        database = engine.url.database if engine.dialect.name == "sqlite" else None
+        root = Path(database).expanduser().parent / "blobs" if database and database != ":memory:" else home / "blobs"
+        blobs = LocalBlobStore(root)
+    elif not hasattr(blobs, "begin"):
+        blobs = LocalBlobStore(Path(blobs).expanduser())  # type: ignore[arg-type]
+    migrate(engine)
+    return Store(engine, blobs)  # type: ignore[arg-type]
