@@ -14,7 +14,7 @@ def _server(args: argparse.Namespace) -> int:
         from registrum.server import Settings, create_app
     except ImportError as exc:
         print(
-            f'registrum server needs the server extra ({exc.name} is missing): '
+            f"registrum server needs the server extra ({exc.name} is missing): "
             'pip install "registrum[server]"',
             file=sys.stderr,
         )
@@ -37,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="registrum", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     server = commands.add_parser("server", help="serve a store over HTTP")
-    server.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    server.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
     server.add_argument("--port", type=int, default=8765, help="port (default 8765)")
     server.add_argument(
         "--store",
@@ -46,12 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: the SQLite file under REGISTRUM_HOME, ~/.registrum)",
     )
     server.add_argument(
-        "--blobs", default=None, help="folder for artifact blobs (default: blobs/ beside the database)"
+        "--blobs",
+        default=None,
+        help="folder for artifact blobs (default: blobs/ beside the database)",
     )
     server.add_argument(
         "--max-body-mb", type=int, default=64, help="largest JSON request body in MiB (default 64)"
     )
-    server.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    server.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
     server.add_argument("--access-log", action="store_true", help="log every request")
     server.set_defaults(handler=_server)
     return parser

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 T = TypeVar("T", bound="Record")
 
@@ -35,6 +35,16 @@ def decode_float(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{value!r} is not a number")
     return float(value)
+
+
+class _Unset:
+    """The type of `UNSET`: an argument that was not given (distinct from None)."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Final = _Unset()
 
 
 class Record:
@@ -141,7 +151,9 @@ class MetricHistory(Record):
             "steps": self.steps.tolist() if hasattr(self.steps, "tolist") else list(self.steps),
             "values": [encode_float(x) for x in values],
             "timestamps": (
-                self.timestamps.tolist() if hasattr(self.timestamps, "tolist") else list(self.timestamps)
+                self.timestamps.tolist()
+                if hasattr(self.timestamps, "tolist")
+                else list(self.timestamps)
             ),
             "total": self.total,
             "downsampled": self.downsampled,

@@ -4,14 +4,16 @@ from pathlib import Path
 
 import pytest
 import requests
-from serving import running_server
 
 from registrum.server import Settings
+from serving import running_server
 
 
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[tuple[str, requests.Session]]:
-    settings = Settings(store_url=f"sqlite:///{tmp_path}/r.db", blobs=tmp_path / "blobs", max_body_bytes=64 * 1024)
+    settings = Settings(
+        store_url=f"sqlite:///{tmp_path}/r.db", blobs=tmp_path / "blobs", max_body_bytes=64 * 1024
+    )
     with running_server(settings) as url, requests.Session() as session:
         yield f"{url}/api/v1", session
 
@@ -60,7 +62,9 @@ def test_unknown_things_are_404_with_error_body(api: tuple[str, requests.Session
         {},
     ],
 )
-def test_wrong_json_types_are_400_and_change_nothing(api: tuple[str, requests.Session], body: dict[str, object]) -> None:
+def test_wrong_json_types_are_400_and_change_nothing(
+    api: tuple[str, requests.Session], body: dict[str, object]
+) -> None:
     base, s = api
     error_of(s.post(f"{base}/runs", json=body), 400, "invalid_argument")
     assert s.get(f"{base}/projects").json()["items"] == []
@@ -70,13 +74,22 @@ def test_malformed_json_is_400(api: tuple[str, requests.Session]) -> None:
     base, s = api
     run = new_run(api)
     headers = {"content-type": "application/json"}
-    error_of(s.post(f"{base}/runs/{run}/metrics", data=b"{not json", headers=headers), 400, "invalid_argument")
+    error_of(
+        s.post(f"{base}/runs/{run}/metrics", data=b"{not json", headers=headers),
+        400,
+        "invalid_argument",
+    )
     error_of(s.post(f"{base}/runs", data=b"[1,", headers=headers), 400, "invalid_argument")
 
 
 @pytest.mark.parametrize(
     ("name", "code"),
-    [("", "invalid_name"), ("x" * 257, "invalid_name"), ("bad\x07name", "invalid_name"), ("a/b", "invalid_name")],
+    [
+        ("", "invalid_name"),
+        ("x" * 257, "invalid_name"),
+        ("bad\x07name", "invalid_name"),
+        ("a/b", "invalid_name"),
+    ],
 )
 def test_invalid_project_names(api: tuple[str, requests.Session], name: str, code: str) -> None:
     base, s = api
@@ -99,7 +112,15 @@ def test_body_over_limit_is_413_and_changes_nothing(api: tuple[str, requests.Ses
             yield b"x" * 1024
         yield b'"}'
 
-    error_of(s.post(f"{base}/runs/{run}/metrics", data=chunks(), headers={"content-type": "application/json"}), 413, "payload_too_large")
+    error_of(
+        s.post(
+            f"{base}/runs/{run}/metrics",
+            data=chunks(),
+            headers={"content-type": "application/json"},
+        ),
+        413,
+        "payload_too_large",
+    )
     assert s.get(f"{base}/runs/{run}/metrics").json() == {}
 
 
@@ -122,18 +143,31 @@ def test_bad_metric_batches_are_400_and_store_nothing(
 ) -> None:
     base, s = api
     run = new_run(api)
-    message = error_of(s.post(f"{base}/runs/{run}/metrics", json=batch), 400, "invalid_argument" if fragment != "empty" else "invalid_name")
+    message = error_of(
+        s.post(f"{base}/runs/{run}/metrics", json=batch),
+        400,
+        "invalid_argument" if fragment != "empty" else "invalid_name",
+    )
     assert fragment in message
     assert s.get(f"{base}/runs/{run}/metrics").json() == {}
     # The seq was not consumed: the corrected batch is accepted.
-    ok = s.post(f"{base}/runs/{run}/metrics", json={"seq": 0, "keys": ["a"], "steps": [0], "values": [1.0]})
+    ok = s.post(
+        f"{base}/runs/{run}/metrics", json={"seq": 0, "keys": ["a"], "steps": [0], "values": [1.0]}
+    )
     assert ok.json()["duplicate"] is False
 
 
-def test_non_finite_values_round_trip_and_retries_store_once(api: tuple[str, requests.Session]) -> None:
+def test_non_finite_values_round_trip_and_retries_store_once(
+    api: tuple[str, requests.Session],
+) -> None:
     base, s = api
     run = new_run(api)
-    batch = {"seq": 7, "keys": ["x"] * 4, "steps": [0, 1, 2, 3], "values": ["NaN", "Infinity", "-Infinity", 1.5]}
+    batch = {
+        "seq": 7,
+        "keys": ["x"] * 4,
+        "steps": [0, 1, 2, 3],
+        "values": ["NaN", "Infinity", "-Infinity", 1.5],
+    }
     first = s.post(f"{base}/runs/{run}/metrics", json=batch).json()
     again = s.post(f"{base}/runs/{run}/metrics", json=batch).json()
     assert (first["duplicate"], again["duplicate"]) == (False, True)
@@ -141,16 +175,27 @@ def test_non_finite_values_round_trip_and_retries_store_once(api: tuple[str, req
     assert history["values"] == ["NaN", "Infinity", "-Infinity", 1.5]
     assert history["steps"] == [0, 1, 2, 3]
     summary = s.get(f"{base}/runs/{run}/metrics").json()["x"]
-    assert (summary["last"], summary["min"], summary["max"], summary["count"]) == (1.5, "-Infinity", "Infinity", 4)
+    assert (summary["last"], summary["min"], summary["max"], summary["count"]) == (
+        1.5,
+        "-Infinity",
+        "Infinity",
+        4,
+    )
 
 
-def test_artifact_paths_are_checked_and_nothing_is_created(api: tuple[str, requests.Session]) -> None:
+def test_artifact_paths_are_checked_and_nothing_is_created(
+    api: tuple[str, requests.Session],
+) -> None:
     base, s = api
     data = b"weights"
     sha = hashlib.sha256(data).hexdigest()
     assert s.put(f"{base}/blobs/{sha}", data=data).status_code == 201
     for path in ["../etc/passwd", "/abs/file", "a/../../b", "a\\b", "a//b", ""]:
-        body = {"name": "m", "type": "model", "files": [{"path": path, "sha256": sha, "size": len(data)}]}
+        body = {
+            "name": "m",
+            "type": "model",
+            "files": [{"path": path, "sha256": sha, "size": len(data)}],
+        }
         error_of(s.post(f"{base}/projects/p/artifacts", json=body), 400, "invalid_argument")
     error_of(s.get(f"{base}/projects/p/artifacts/m/versions/latest"), 404, "project_not_found")
 
@@ -173,10 +218,28 @@ def test_alias_compare_and_set_over_http(api: tuple[str, requests.Session]) -> N
     for _ in range(2):
         r = s.post(f"{base}/models/m/versions", json={"run_id": run, "files": files})
         assert r.status_code == 201, r.text
-    assert s.put(f"{base}/models/m/aliases/champion", json={"version": 1, "expected_version": None}).status_code == 200
-    error_of(s.put(f"{base}/models/m/aliases/champion", json={"version": 2, "expected_version": None}), 409, "alias_moved")
-    assert s.put(f"{base}/models/m/aliases/champion", json={"version": 2, "expected_version": 1}).json()["version"] == 2
-    error_of(s.put(f"{base}/models/m/aliases/champion", json={"version": 1, "expected_version": 1}), 409, "alias_moved")
+    assert (
+        s.put(
+            f"{base}/models/m/aliases/champion", json={"version": 1, "expected_version": None}
+        ).status_code
+        == 200
+    )
+    error_of(
+        s.put(f"{base}/models/m/aliases/champion", json={"version": 2, "expected_version": None}),
+        409,
+        "alias_moved",
+    )
+    assert (
+        s.put(
+            f"{base}/models/m/aliases/champion", json={"version": 2, "expected_version": 1}
+        ).json()["version"]
+        == 2
+    )
+    error_of(
+        s.put(f"{base}/models/m/aliases/champion", json={"version": 1, "expected_version": 1}),
+        409,
+        "alias_moved",
+    )
     assert s.get(f"{base}/models/m/versions/champion").json()["version"] == 2
     error_of(s.put(f"{base}/models/m/aliases/3bad", json={"version": 1}), 400, "invalid_name")
 
@@ -197,6 +260,8 @@ def test_injection_is_a_plain_value(api: tuple[str, requests.Session]) -> None:
     evil = "x'; DROP TABLE runs; --"
     s.post(f"{base}/runs", json={"project": "p", "tags": {"note": evil}})
     s.post(f"{base}/runs", json={"project": "p", "tags": {"note": "plain"}})
-    found = s.post(f"{base}/projects/p/runs/search", json={"filter": f'tags.note = "{evil}"'}).json()["items"]
+    found = s.post(
+        f"{base}/projects/p/runs/search", json={"filter": f'tags.note = "{evil}"'}
+    ).json()["items"]
     assert [r["tags"]["note"] for r in found] == [evil]
     assert len(s.get(f"{base}/projects/p/runs").json()["items"]) == 2

@@ -11,12 +11,13 @@ import json
 import math
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeGuard
 from urllib.parse import quote
 
 import requests
 
 from registrum.entities import (
+    UNSET,
     Artifact,
     DatasetVersion,
     IngestResult,
@@ -27,6 +28,7 @@ from registrum.entities import (
     Project,
     RegisteredModel,
     Run,
+    _Unset,
     decode_float,
     encode_float,
 )
@@ -39,7 +41,6 @@ from registrum.errors import (
 )
 
 _CHUNK = 1 << 20
-_UNSET: Any = object()
 
 
 def _q(segment: str) -> str:
@@ -85,7 +86,9 @@ class HttpStore:
 
     # -- plumbing -------------------------------------------------------------
 
-    def _call(self, method: str, path: str, *, body: Any = None, **kwargs: Any) -> requests.Response:
+    def _call(
+        self, method: str, path: str, *, body: Any = None, **kwargs: Any
+    ) -> requests.Response:
         headers = kwargs.pop("headers", {})
         if body is not None:
             kwargs["data"] = _dumps(body)
@@ -95,9 +98,13 @@ class HttpStore:
                 method, f"{self.api}{path}", headers=headers, timeout=self.timeout, **kwargs
             )
         except requests.ConnectionError as exc:
-            raise StoreUnavailable(f"cannot reach the registrum server at {self.url}: {exc}") from None
+            raise StoreUnavailable(
+                f"cannot reach the registrum server at {self.url}: {exc}"
+            ) from None
         except requests.Timeout:
-            raise StoreUnavailable(f"the registrum server at {self.url} did not answer in {self.timeout}s") from None
+            raise StoreUnavailable(
+                f"the registrum server at {self.url} did not answer in {self.timeout}s"
+            ) from None
         except requests.RequestException as exc:
             raise StoreError(f"request to {self.url} failed: {exc}") from None
         if response.status_code >= 400:
@@ -118,7 +125,9 @@ class HttpStore:
     # -- projects -------------------------------------------------------------
 
     def create_project(self, name: str, *, description: str | None = None) -> Project:
-        return Project.from_dict(self._json("POST", "/projects", body={"name": name, "description": description}))
+        return Project.from_dict(
+            self._json("POST", "/projects", body={"name": name, "description": description})
+        )
 
     def get_project(self, name: str) -> Project:
         return Project.from_dict(self._json("GET", f"/projects/{_q(name)}"))
@@ -129,13 +138,19 @@ class HttpStore:
     # -- runs -----------------------------------------------------------------
 
     def create_run(self, project: str, *, run_id: str | None = None, **fields: Any) -> Run:
-        body = {"project": project, "id": run_id, **{k: val for k, val in fields.items() if val is not None}}
+        body = {
+            "project": project,
+            "id": run_id,
+            **{k: val for k, val in fields.items() if val is not None},
+        }
         return Run.from_dict(self._json("POST", "/runs", body=body))
 
     def get_run(self, run_id: str) -> Run:
         return Run.from_dict(self._json("GET", f"/runs/{_q(run_id)}"))
 
-    def update_run(self, run_id: str, *, name: str | None = None, description: str | None = None) -> Run:
+    def update_run(
+        self, run_id: str, *, name: str | None = None, description: str | None = None
+    ) -> Run:
         body = {"name": name, "description": description}
         return Run.from_dict(self._json("PATCH", f"/runs/{_q(run_id)}", body=body))
 
@@ -143,7 +158,9 @@ class HttpStore:
         body = {"status": status, "end_time": end_time}
         return Run.from_dict(self._json("POST", f"/runs/{_q(run_id)}/status", body=body))
 
-    def finish_run(self, run_id: str, status: str = "finished", *, end_time: float | None = None) -> Run:
+    def finish_run(
+        self, run_id: str, status: str = "finished", *, end_time: float | None = None
+    ) -> Run:
         if status == "running":
             from registrum.errors import InvalidArgument
 
@@ -154,11 +171,15 @@ class HttpStore:
         self._call("POST", f"/runs/{_q(run_id)}/heartbeat")
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = self._json("POST", f"/runs/{_q(run_id)}/params", body={"params": params})["params"]
+        result: dict[str, Any] = self._json(
+            "POST", f"/runs/{_q(run_id)}/params", body={"params": params}
+        )["params"]
         return result
 
     def param_history(self, run_id: str, key: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = self._json("GET", f"/runs/{_q(run_id)}/params/{_q(key)}/history")["items"]
+        items: list[dict[str, Any]] = self._json(
+            "GET", f"/runs/{_q(run_id)}/params/{_q(key)}/history"
+        )["items"]
         return items
 
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
@@ -182,7 +203,11 @@ class HttpStore:
         return result
 
     def add_run_input(self, run_id: str, *, kind: str, target_id: int, role: str = "input") -> None:
-        self._call("POST", f"/runs/{_q(run_id)}/inputs", body={"kind": kind, "target_id": target_id, "role": role})
+        self._call(
+            "POST",
+            f"/runs/{_q(run_id)}/inputs",
+            body={"kind": kind, "target_id": target_id, "role": role},
+        )
 
     def run_inputs(self, run_id: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = self._json("GET", f"/runs/{_q(run_id)}/inputs")["items"]
@@ -199,7 +224,9 @@ class HttpStore:
     ) -> Page:
         body = {"filter": filter, "order_by": order_by, "limit": limit, "cursor": cursor}
         data = self._json("POST", f"/projects/{_q(project)}/runs/search", body=body)
-        return Page(items=[Run.from_dict(r) for r in data["items"]], next_cursor=data["next_cursor"])
+        return Page(
+            items=[Run.from_dict(r) for r in data["items"]], next_cursor=data["next_cursor"]
+        )
 
     # -- metrics --------------------------------------------------------------
 
@@ -220,14 +247,18 @@ class HttpStore:
             "values": _encode_floats(values) if isinstance(values, Iterable) else values,
         }
         if timestamps is not None:
-            body["timestamps"] = _encode_floats(timestamps) if isinstance(timestamps, Iterable) else timestamps
+            body["timestamps"] = (
+                _encode_floats(timestamps) if isinstance(timestamps, Iterable) else timestamps
+            )
         return IngestResult.from_dict(self._json("POST", f"/runs/{_q(run_id)}/metrics", body=body))
 
     def metric_summaries(self, run_id: str) -> dict[str, MetricSummary]:
         data = self._json("GET", f"/runs/{_q(run_id)}/metrics")
         return {k: MetricSummary.from_dict(m) for k, m in data.items()}
 
-    def metric_history(self, run_id: str, key: str, *, max_points: int | None = None) -> MetricHistory:
+    def metric_history(
+        self, run_id: str, key: str, *, max_points: int | None = None
+    ) -> MetricHistory:
         import numpy as np
 
         params = {} if max_points is None else {"max_points": max_points}
@@ -251,28 +282,22 @@ class HttpStore:
         """Uploads content; without `sha256` it is hashed first (spooled if not seekable)."""
         from registrum.store.blobs import BlobInfo
 
-        spool = None
-        if sha256 is None:
-            if hasattr(stream, "seek") and hasattr(stream, "read") and stream.seekable():  # type: ignore[union-attr]
-                start = stream.tell()  # type: ignore[union-attr]
+        with tempfile.TemporaryFile() as spool:
+            if sha256 is None:
                 h = hashlib.sha256()
-                for chunk in iter(lambda: stream.read(_CHUNK), b""):  # type: ignore[union-attr]
-                    h.update(chunk)
-                stream.seek(start)  # type: ignore[union-attr]
-            else:
-                spool = tempfile.TemporaryFile()
-                h = hashlib.sha256()
-                for chunk in _chunks(stream):
-                    h.update(chunk)
-                    spool.write(chunk)
-                spool.seek(0)
-                stream = spool
-            sha256 = h.hexdigest()
-        try:
+                if _seekable(stream):
+                    start = stream.tell()
+                    for chunk in _chunks(stream):
+                        h.update(chunk)
+                    stream.seek(start)
+                else:
+                    for chunk in _chunks(stream):
+                        h.update(chunk)
+                        spool.write(chunk)
+                    spool.seek(0)
+                    stream = spool
+                sha256 = h.hexdigest()
             data = self._json("PUT", f"/blobs/{_q(sha256)}", data=_chunks(stream))
-        finally:
-            if spool is not None:
-                spool.close()
         return BlobInfo(sha256=data["sha256"], size=data["size"])
 
     def blob_exists(self, sha256: str) -> bool:
@@ -288,7 +313,9 @@ class HttpStore:
         return int(self._call("HEAD", f"/blobs/{_q(sha256)}").headers["content-length"])
 
     def missing_blobs(self, sha256s: Sequence[str]) -> list[str]:
-        missing: list[str] = self._json("POST", "/blobs/missing", body={"sha256s": list(sha256s)})["missing"]
+        missing: list[str] = self._json("POST", "/blobs/missing", body={"sha256s": list(sha256s)})[
+            "missing"
+        ]
         return missing
 
     def read_blob(self, sha256: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
@@ -310,29 +337,51 @@ class HttpStore:
         run_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> Artifact:
-        body = {"name": name, "type": type, "files": list(files), "run_id": run_id, "metadata": metadata}
-        return Artifact.from_dict(self._json("POST", f"/projects/{_q(project)}/artifacts", body=body))
+        body = {
+            "name": name,
+            "type": type,
+            "files": list(files),
+            "run_id": run_id,
+            "metadata": metadata,
+        }
+        return Artifact.from_dict(
+            self._json("POST", f"/projects/{_q(project)}/artifacts", body=body)
+        )
 
     def get_artifact(self, project: str, name: str, version: int | str = "latest") -> Artifact:
         return Artifact.from_dict(
-            self._json("GET", f"/projects/{_q(project)}/artifacts/{_q(name)}/versions/{_q(str(version))}")
+            self._json(
+                "GET", f"/projects/{_q(project)}/artifacts/{_q(name)}/versions/{_q(str(version))}"
+            )
         )
 
     def get_artifact_by_id(self, artifact_id: int) -> Artifact:
         return Artifact.from_dict(self._json("GET", f"/artifacts/{int(artifact_id)}"))
 
-    def list_artifacts(self, project: str, *, name: str | None = None, run_id: str | None = None) -> list[Artifact]:
+    def list_artifacts(
+        self, project: str, *, name: str | None = None, run_id: str | None = None
+    ) -> list[Artifact]:
         params = {k: val for k, val in {"name": name, "run_id": run_id}.items() if val is not None}
         items = self._json("GET", f"/projects/{_q(project)}/artifacts", params=params)["items"]
         return [Artifact.from_dict(a) for a in items]
 
-    def log_dataset(self, project: str, name: str, *, fingerprint: str, **fields: Any) -> DatasetVersion:
-        body = {"name": name, "fingerprint": fingerprint, **{k: val for k, val in fields.items() if val is not None}}
-        return DatasetVersion.from_dict(self._json("POST", f"/projects/{_q(project)}/datasets", body=body))
+    def log_dataset(
+        self, project: str, name: str, *, fingerprint: str, **fields: Any
+    ) -> DatasetVersion:
+        body = {
+            "name": name,
+            "fingerprint": fingerprint,
+            **{k: val for k, val in fields.items() if val is not None},
+        }
+        return DatasetVersion.from_dict(
+            self._json("POST", f"/projects/{_q(project)}/datasets", body=body)
+        )
 
     def get_dataset(self, project: str, name: str, version: int | str = "latest") -> DatasetVersion:
         return DatasetVersion.from_dict(
-            self._json("GET", f"/projects/{_q(project)}/datasets/{_q(name)}/versions/{_q(str(version))}")
+            self._json(
+                "GET", f"/projects/{_q(project)}/datasets/{_q(name)}/versions/{_q(str(version))}"
+            )
         )
 
     def list_datasets(self, project: str, *, name: str | None = None) -> list[DatasetVersion]:
@@ -343,7 +392,12 @@ class HttpStore:
     # -- registry -------------------------------------------------------------
 
     def create_model(
-        self, name: str, *, project: str, description: str | None = None, tags: Mapping[str, str] | None = None
+        self,
+        name: str,
+        *,
+        project: str,
+        description: str | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> RegisteredModel:
         body = {"name": name, "project": project, "description": description, "tags": tags}
         return RegisteredModel.from_dict(self._json("POST", "/models", body=body))
@@ -353,7 +407,10 @@ class HttpStore:
 
     def list_models(self, *, project: str | None = None) -> list[RegisteredModel]:
         params = {} if project is None else {"project": project}
-        return [RegisteredModel.from_dict(m) for m in self._json("GET", "/models", params=params)["items"]]
+        return [
+            RegisteredModel.from_dict(m)
+            for m in self._json("GET", "/models", params=params)["items"]
+        ]
 
     def update_model(
         self, name: str, *, description: str | None = None, tags: Mapping[str, str] | None = None
@@ -364,7 +421,8 @@ class HttpStore:
     def register_model_version(self, name: str, **fields: Any) -> ModelVersion:
         if fields.get("metrics") is not None and isinstance(fields["metrics"], Mapping):
             fields["metrics"] = {
-                k: encode_float(float(x)) if isinstance(x, float) else x for k, x in fields["metrics"].items()
+                k: encode_float(float(x)) if isinstance(x, float) else x
+                for k, x in fields["metrics"].items()
             }
         if isinstance(fields.get("aliases"), tuple):
             fields["aliases"] = list(fields["aliases"])
@@ -376,11 +434,18 @@ class HttpStore:
         if not name:
             from registrum.errors import InvalidArgument
 
-            raise InvalidArgument(f"model reference {ref!r} is not 'name', 'name@VERSION' or 'name@ALIAS'")
-        return ModelVersion.from_dict(self._json("GET", f"/models/{_q(name)}/versions/{_q(part or 'latest')}"))
+            raise InvalidArgument(
+                f"model reference {ref!r} is not 'name', 'name@VERSION' or 'name@ALIAS'"
+            )
+        return ModelVersion.from_dict(
+            self._json("GET", f"/models/{_q(name)}/versions/{_q(part or 'latest')}")
+        )
 
     def list_model_versions(self, name: str) -> list[ModelVersion]:
-        return [ModelVersion.from_dict(m) for m in self._json("GET", f"/models/{_q(name)}/versions")["items"]]
+        return [
+            ModelVersion.from_dict(m)
+            for m in self._json("GET", f"/models/{_q(name)}/versions")["items"]
+        ]
 
     def update_model_version(
         self, ref: str, *, description: str | None = None, tags: Mapping[str, str] | None = None
@@ -391,22 +456,33 @@ class HttpStore:
             self._json("PATCH", f"/models/{_q(name)}/versions/{_q(part or 'latest')}", body=body)
         )
 
-    def set_alias(self, name: str, alias: str, version: int, *, expected_version: Any = _UNSET) -> ModelVersion:
+    def set_alias(
+        self, name: str, alias: str, version: int, *, expected_version: int | _Unset | None = UNSET
+    ) -> ModelVersion:
         body: dict[str, Any] = {"version": version}
-        if expected_version is not _UNSET and not type(expected_version).__name__ == "_Unset":
+        if not isinstance(expected_version, _Unset):
             body["expected_version"] = expected_version
-        return ModelVersion.from_dict(self._json("PUT", f"/models/{_q(name)}/aliases/{_q(alias)}", body=body))
+        return ModelVersion.from_dict(
+            self._json("PUT", f"/models/{_q(name)}/aliases/{_q(alias)}", body=body)
+        )
 
-    def delete_alias(self, name: str, alias: str, *, expected_version: Any = _UNSET) -> None:
+    def delete_alias(
+        self, name: str, alias: str, *, expected_version: int | _Unset | None = UNSET
+    ) -> None:
         params = {}
         if isinstance(expected_version, int):
             params["expected_version"] = expected_version
         self._call("DELETE", f"/models/{_q(name)}/aliases/{_q(alias)}", params=params)
 
 
+def _seekable(stream: Any) -> TypeGuard[BinaryIO]:
+    return hasattr(stream, "read") and hasattr(stream, "seekable") and bool(stream.seekable())
+
+
 def _chunks(stream: BinaryIO | Iterable[bytes]) -> Iterator[bytes]:
     if hasattr(stream, "read"):
-        yield from iter(lambda: stream.read(_CHUNK), b"")  # type: ignore[union-attr]
+        reader: BinaryIO = stream  # type: ignore[assignment]
+        yield from iter(lambda: reader.read(_CHUNK), b"")
     else:
         for chunk in stream:
             if chunk:
@@ -433,7 +509,9 @@ def _error(response: requests.Response) -> RegistrumError:
     if cls is FilterSyntaxError:
         return FilterSyntaxError(message, position=int(body.get("position", 0)))
     if cls is RegistrumError:
-        error = StoreError(message) if response.status_code >= 500 else RegistrumError(message, **body)
+        error = (
+            StoreError(message) if response.status_code >= 500 else RegistrumError(message, **body)
+        )
         error.status = response.status_code
         return error
     try:

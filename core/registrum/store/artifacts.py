@@ -70,7 +70,9 @@ def _check_manifest(files: Sequence[Mapping[str, Any]]) -> list[ArtifactFile]:
 class ArtifactsMixin(RunsMixin, StoreBase):
     # -- blobs ----------------------------------------------------------------
 
-    def put_blob(self, stream: BinaryIO | Iterable[bytes], *, sha256: str | None = None) -> BlobInfo:
+    def put_blob(
+        self, stream: BinaryIO | Iterable[bytes], *, sha256: str | None = None
+    ) -> BlobInfo:
         """Streams content into the blob store; with `sha256`, verifies it first."""
         if sha256 is not None:
             v.sha256(sha256)
@@ -149,13 +151,16 @@ class ArtifactsMixin(RunsMixin, StoreBase):
             actual = self.blobs.size(f.sha256)
             if actual != f.size:
                 raise InvalidArgument(
-                    f"file {f.path!r}: declared size {f.size} but blob {f.sha256} has {actual} bytes"
+                    f"file {f.path!r}: declared size {f.size}, "
+                    f"but blob {f.sha256} has {actual} bytes"
                 )
         digest = manifest_digest(manifest)
         for _ in range(_RETRIES):
             try:
                 with self._tx() as conn:
-                    return self._create_artifact(conn, project, name, type, manifest, digest, run_id, meta)
+                    return self._create_artifact(
+                        conn, project, name, type, manifest, digest, run_id, meta
+                    )
             except IntegrityError:
                 continue  # a concurrent writer took the version number: try the next
         raise StoreError(f"could not allocate a version for artifact {name!r}; try again")
@@ -176,7 +181,9 @@ class ArtifactsMixin(RunsMixin, StoreBase):
             self._run_row(conn, run_id)
         a = t.artifacts.c
         same = conn.execute(
-            select(a.id).where(a.project_id == project_id, a.name == name, a.digest == digest).limit(1)
+            select(a.id)
+            .where(a.project_id == project_id, a.name == name, a.digest == digest)
+            .limit(1)
         ).scalar()
         if same is not None:
             return self._load_artifact(conn, int(same))
@@ -205,7 +212,10 @@ class ArtifactsMixin(RunsMixin, StoreBase):
         ).scalar_one()
         conn.execute(
             t.artifact_files.insert(),
-            [{"artifact_id": artifact_id, "path": f.path, "sha256": f.sha256, "size": f.size} for f in manifest],
+            [
+                {"artifact_id": artifact_id, "path": f.path, "sha256": f.sha256, "size": f.size}
+                for f in manifest
+            ],
         )
         return self._load_artifact(conn, int(artifact_id))
 
@@ -215,7 +225,11 @@ class ArtifactsMixin(RunsMixin, StoreBase):
             project_id = self._project_id(conn, project)
             a = t.artifacts.c
             query = select(a.id).where(a.project_id == project_id, a.name == name)
-            query = query.order_by(a.version.desc()).limit(1) if wanted is None else query.where(a.version == wanted)
+            query = (
+                query.order_by(a.version.desc()).limit(1)
+                if wanted is None
+                else query.where(a.version == wanted)
+            )
             found = conn.execute(query).scalar()
             if found is None:
                 raise ArtifactNotFound(
@@ -251,7 +265,9 @@ class ArtifactsMixin(RunsMixin, StoreBase):
             .where(t.artifacts.c.id == artifact_id)
         ).first()
         if row is None:
-            raise ArtifactNotFound(f"artifact {artifact_id} does not exist", artifact_id=artifact_id)
+            raise ArtifactNotFound(
+                f"artifact {artifact_id} does not exist", artifact_id=artifact_id
+            )
         files = [
             ArtifactFile(path=f.path, sha256=f.sha256, size=int(f.size))
             for f in conn.execute(
@@ -302,11 +318,15 @@ class ArtifactsMixin(RunsMixin, StoreBase):
                         self._load_artifact(conn, artifact_id)
                     d = t.dataset_versions.c
                     found = conn.execute(
-                        select(d.id).where(d.project_id == project_id, d.name == name, d.fingerprint == fingerprint)
+                        select(d.id).where(
+                            d.project_id == project_id, d.name == name, d.fingerprint == fingerprint
+                        )
                     ).scalar()
                     if found is None:
                         last = conn.execute(
-                            select(func.max(d.version)).where(d.project_id == project_id, d.name == name)
+                            select(func.max(d.version)).where(
+                                d.project_id == project_id, d.name == name
+                            )
                         ).scalar()
                         found = conn.execute(
                             t.dataset_versions.insert()
@@ -336,10 +356,16 @@ class ArtifactsMixin(RunsMixin, StoreBase):
             project_id = self._project_id(conn, project)
             d = t.dataset_versions.c
             query = select(d.id).where(d.project_id == project_id, d.name == name)
-            query = query.order_by(d.version.desc()).limit(1) if wanted is None else query.where(d.version == wanted)
+            query = (
+                query.order_by(d.version.desc()).limit(1)
+                if wanted is None
+                else query.where(d.version == wanted)
+            )
             found = conn.execute(query).scalar()
             if found is None:
-                raise DatasetNotFound(f"dataset {name!r} version {version} does not exist in project {project!r}")
+                raise DatasetNotFound(
+                    f"dataset {name!r} version {version} does not exist in project {project!r}"
+                )
             return self._load_dataset(conn, int(found))
 
     def list_datasets(self, project: str, *, name: str | None = None) -> list[DatasetVersion]:
@@ -359,7 +385,11 @@ class ArtifactsMixin(RunsMixin, StoreBase):
             raise InvalidArgument(f"input kind {kind!r} is not one of {', '.join(INPUT_KINDS)}")
         v.integer(target_id, "target_id", minimum=1)
         v.name(role, "role")
-        table = {"dataset": t.dataset_versions, "model_version": t.model_versions, "artifact": t.artifacts}[kind]
+        table = {
+            "dataset": t.dataset_versions,
+            "model_version": t.model_versions,
+            "artifact": t.artifacts,
+        }[kind]
         with self._tx() as conn:
             self._run_row(conn, run_id)
             if conn.execute(select(table.c.id).where(table.c.id == target_id)).scalar() is None:
@@ -372,9 +402,19 @@ class ArtifactsMixin(RunsMixin, StoreBase):
             self._run_row(conn, run_id)
             i = t.run_inputs.c
             rows = conn.execute(select(t.run_inputs).where(i.run_id == run_id).order_by(i.id))
-            return [{"kind": r.kind, "target_id": r.target_id, "role": r.role, "created_at": r.created_at} for r in rows]
+            return [
+                {
+                    "kind": r.kind,
+                    "target_id": r.target_id,
+                    "role": r.role,
+                    "created_at": r.created_at,
+                }
+                for r in rows
+            ]
 
-    def _add_input(self, conn: Connection, run_id: str, kind: str, target_id: int, role: str) -> None:
+    def _add_input(
+        self, conn: Connection, run_id: str, kind: str, target_id: int, role: str
+    ) -> None:
         conn.execute(
             self._insert(t.run_inputs)
             .values(run_id=run_id, kind=kind, target_id=target_id, role=role, created_at=now())

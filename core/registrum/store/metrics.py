@@ -14,7 +14,7 @@ from registrum.errors import InvalidArgument, MetricNotFound
 from registrum.store import schema as t
 from registrum.store import validation as v
 from registrum.store._base import StoreBase, now
-from registrum.store.runs import RunsMixin, summary_from_row
+from registrum.store.runs import RunsMixin
 
 MAX_BATCH = 1_000_000
 _STEP = np.dtype("<i8")
@@ -22,20 +22,23 @@ _FLOAT = np.dtype("<f8")
 _NUMBER = (int, float)
 
 
-def _as_array(items: Any, dtype: np.dtype[Any], what: str, *, integer: bool) -> np.ndarray[Any, Any]:
+def _as_array(
+    items: Any, dtype: np.dtype[Any], what: str, *, integer: bool
+) -> np.ndarray[Any, Any]:
     if isinstance(items, np.ndarray):
         ok = items.dtype.kind in ("i", "u") if integer else items.dtype.kind in ("i", "u", "f")
         if not ok or items.ndim != 1:
-            raise InvalidArgument(f"{what} must be a flat array of {'integers' if integer else 'numbers'}")
+            raise InvalidArgument(
+                f"{what} must be a flat array of {'integers' if integer else 'numbers'}"
+            )
         return items.astype(dtype, copy=False)
     if not isinstance(items, Sequence) or isinstance(items, str | bytes):
         raise InvalidArgument(f"{what} must be a list")
     kinds = (int,) if integer else _NUMBER
     for i, item in enumerate(items):
-        if type(item) not in kinds:
-            if not isinstance(item, kinds) or isinstance(item, bool):
-                kind = "an integer" if integer else "a number"
-                raise InvalidArgument(f"{what}[{i}] is {item!r}; it must be {kind}", index=i)
+        if type(item) not in kinds and (not isinstance(item, kinds) or isinstance(item, bool)):
+            kind = "an integer" if integer else "a number"
+            raise InvalidArgument(f"{what}[{i}] is {item!r}; it must be {kind}", index=i)
     try:
         return np.asarray(items, dtype=dtype)
     except OverflowError:
@@ -143,7 +146,17 @@ class MetricsMixin(RunsMixin, StoreBase):
         conn.execute(
             stmt.on_conflict_do_update(
                 index_elements=["run_id", "key_id"],
-                set_={c: stmt.excluded[c] for c in ("last_value", "last_step", "last_time", "min_value", "max_value", "points")},
+                set_={
+                    c: stmt.excluded[c]
+                    for c in (
+                        "last_value",
+                        "last_step",
+                        "last_time",
+                        "min_value",
+                        "max_value",
+                        "points",
+                    )
+                },
             ),
             rows,
         )
@@ -151,7 +164,9 @@ class MetricsMixin(RunsMixin, StoreBase):
     def metric_summaries(self, run_id: str) -> dict[str, MetricSummary]:
         return self.get_run(run_id).metrics
 
-    def metric_history(self, run_id: str, key: str, *, max_points: int | None = None) -> MetricHistory:
+    def metric_history(
+        self, run_id: str, key: str, *, max_points: int | None = None
+    ) -> MetricHistory:
         """A metric's points ordered by step (ties in logging order).
 
         With `max_points`, a longer series is cut into `max_points // 2` buckets
@@ -191,9 +206,9 @@ class MetricsMixin(RunsMixin, StoreBase):
         return MetricHistory(
             run_id=run_id,
             key=key,
-            steps=steps,  # type: ignore[arg-type]
-            values=values,  # type: ignore[arg-type]
-            timestamps=times,  # type: ignore[arg-type]
+            steps=steps,
+            values=values,
+            timestamps=times,
             total=total,
             downsampled=downsampled,
         )
@@ -205,7 +220,9 @@ def _concat(parts: list[bytes], dtype: np.dtype[Any]) -> np.ndarray[Any, Any]:
     return np.frombuffer(b"".join(parts), dtype=dtype)
 
 
-def _summarise(steps: np.ndarray[Any, Any], values: np.ndarray[Any, Any], times: np.ndarray[Any, Any]) -> dict[str, Any]:
+def _summarise(
+    steps: np.ndarray[Any, Any], values: np.ndarray[Any, Any], times: np.ndarray[Any, Any]
+) -> dict[str, Any]:
     # The last point is the one at the highest step; among equal steps, the one logged last.
     last = len(steps) - 1 - int(np.argmax(steps[::-1]))
     finite_or_inf = values[~np.isnan(values)]

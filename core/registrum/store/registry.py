@@ -5,12 +5,19 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Any
 
 from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from registrum.entities import ModelVersion, RegisteredModel, decode_float, encode_float
+from registrum.entities import (
+    UNSET,
+    ModelVersion,
+    RegisteredModel,
+    _Unset,
+    decode_float,
+    encode_float,
+)
 from registrum.errors import (
     AliasMoved,
     AliasNotFound,
@@ -26,13 +33,6 @@ from registrum.store import validation as v
 from registrum.store._base import StoreBase, dumps, loads, now
 from registrum.store.artifacts import ArtifactsMixin
 
-
-class _Unset:
-    def __repr__(self) -> str:
-        return "UNSET"
-
-
-UNSET: Final = _Unset()
 _REF = re.compile(r"^(?P<name>[^@]+?)(?:@(?P<ref>[^@]+))?$")
 
 
@@ -42,7 +42,9 @@ def parse_ref(ref: str) -> tuple[str, int | str | None]:
         raise InvalidArgument(f"model reference must be a string like 'name@alias', got {ref!r}")
     m = _REF.match(ref)
     if m is None:
-        raise InvalidArgument(f"model reference {ref!r} is not 'name', 'name@VERSION' or 'name@ALIAS'")
+        raise InvalidArgument(
+            f"model reference {ref!r} is not 'name', 'name@VERSION' or 'name@ALIAS'"
+        )
     name = v.name(m.group("name"), "model name")
     part = m.group("ref")
     if part is None or part == "latest":
@@ -88,8 +90,12 @@ class RegistryMixin(ArtifactsMixin, StoreBase):
         except IntegrityError:
             raise AlreadyExists(f"model {name!r} already exists", model=name) from None
 
-    def _create_model(self, conn: Connection, name: str, project: str, description: str | None) -> int:
-        if conn.execute(select(t.registered_models.c.id).where(t.registered_models.c.name == name)).scalar():
+    def _create_model(
+        self, conn: Connection, name: str, project: str, description: str | None
+    ) -> int:
+        if conn.execute(
+            select(t.registered_models.c.id).where(t.registered_models.c.name == name)
+        ).scalar():
             raise AlreadyExists(f"model {name!r} already exists", model=name)
         project_id = self._project_id(conn, project, create=True)
         stamp = now()
@@ -117,7 +123,9 @@ class RegistryMixin(ArtifactsMixin, StoreBase):
         with self._read() as conn:
             query = select(t.registered_models.c.id).order_by(t.registered_models.c.name)
             if project is not None:
-                query = query.where(t.registered_models.c.project_id == self._project_id(conn, project))
+                query = query.where(
+                    t.registered_models.c.project_id == self._project_id(conn, project)
+                )
             return [self._load_model(conn, int(i)) for i in conn.execute(query).scalars()]
 
     def update_model(
@@ -131,7 +139,11 @@ class RegistryMixin(ArtifactsMixin, StoreBase):
             values: dict[str, Any] = {"updated_at": now()}
             if description is not None:
                 values["description"] = description
-            conn.execute(update(t.registered_models).where(t.registered_models.c.id == row.id).values(**values))
+            conn.execute(
+                update(t.registered_models)
+                .where(t.registered_models.c.id == row.id)
+                .values(**values)
+            )
             self._write_owner_tags(t.model_tags, "model_id", conn, row.id, tag_map)
             return self._load_model(conn, row.id)
 
@@ -161,7 +173,9 @@ class RegistryMixin(ArtifactsMixin, StoreBase):
         if run_id is not None:
             v.run_id(run_id)
         if (artifact_id is None) == (files is None):
-            raise InvalidArgument("give exactly one of artifact_id (an artifact) or files (a manifest)")
+            raise InvalidArgument(
+                "give exactly one of artifact_id (an artifact) or files (a manifest)"
+            )
         if flavor is not None:
             v.name(flavor, "flavor")
         if signature is not None and not isinstance(signature, Mapping):
@@ -183,7 +197,9 @@ class RegistryMixin(ArtifactsMixin, StoreBase):
             if project is None:
                 existing = self._find_model(name)
                 if existing is None:
-                    raise InvalidArgument("a new model needs a project (or a run_id to take it from)")
+                    raise InvalidArgument(
+                        "a new model needs a project (or a run_id to take it from)"
+                    )
                 project = existing.project
             artifact_id = self.create_artifact(
                 project, name, type="model", files=files, run_id=run_id, metadata={"flavor": flavor}
@@ -195,8 +211,18 @@ class RegistryMixin(ArtifactsMixin, StoreBase):
             try:
                 with self._tx() as conn:
                     return self._register(
-                        conn, name, project, run_id, artifact_id, flavor, signature_text,
-                        metric_map, params_text, description, tag_map, alias_list,
+                        conn,
+                        name,
+                        project,
+                        run_id,
+                        artifact_id,
+                        flavor,
+                        signature_text,
+                        metric_map,
+                        params_text,
+                        description,
+                        tag_map,
+                        alias_list,
                     )
             except IntegrityError:
                 continue  # two first registrations created the model at once: retry
@@ -221,7 +247,9 @@ class RegistryMixin(ArtifactsMixin, StoreBase):
         row = conn.execute(select(t.registered_models).where(m.name == name)).first()
         if row is None:
             if project is None:
-                raise InvalidArgument(f"model {name!r} is new: give a project (or a run_id to take it from)")
+                raise InvalidArgument(
+                    f"model {name!r} is new: give a project (or a run_id to take it from)"
+                )
             model_id = self._create_model(conn, name, project, None)
         else:
             model_id = row.id
@@ -237,7 +265,11 @@ class RegistryMixin(ArtifactsMixin, StoreBase):
             params_text = dumps({k: _jsonable(x) for k, x in run[0].params.items()})
         # The row lock (PostgreSQL) or the write lock (SQLite) taken by this
         # UPDATE serialises concurrent registrations: numbers stay consecutive.
-        conn.execute(update(t.registered_models).where(m.id == model_id).values(last_version=m.last_version + 1, updated_at=now()))
+        conn.execute(
+            update(t.registered_models)
+            .where(m.id == model_id)
+            .values(last_version=m.last_version + 1, updated_at=now())
+        )
         number = int(conn.execute(select(m.last_version).where(m.id == model_id)).scalar_one())
         stamp = now()
         version_id = int(
@@ -292,12 +324,14 @@ class RegistryMixin(ArtifactsMixin, StoreBase):
             values: dict[str, Any] = {"updated_at": now()}
             if description is not None:
                 values["description"] = description
-            conn.execute(update(t.model_versions).where(t.model_versions.c.id == version_id).values(**values))
+            conn.execute(
+                update(t.model_versions).where(t.model_versions.c.id == version_id).values(**values)
+            )
             self._write_owner_tags(t.model_version_tags, "version_id", conn, version_id, tag_map)
             return self._load_version(conn, version_id)
 
     def set_alias(
-        self, name: str, alias: str, version: int, *, expected_version: int | None | _Unset = UNSET
+        self, name: str, alias: str, version: int, *, expected_version: int | _Unset | None = UNSET
     ) -> ModelVersion:
         """Points `alias` at `version`.
 
@@ -314,17 +348,25 @@ class RegistryMixin(ArtifactsMixin, StoreBase):
             with self._tx() as conn:
                 model = self._model_row(conn, name)
                 version_id = self._resolve(conn, name, version)
-                expected_id: int | None | _Unset = expected_version
+                expected_id: int | _Unset | None = expected_version
                 if isinstance(expected_version, int):
                     expected_id = self._version_id_or_none(conn, model.id, expected_version)
                     if expected_id is None:
-                        raise AliasMoved(f"{name}@{alias} does not point at version {expected_version}")
-                self._move_alias(conn, model.id, alias, version_id, expected_id, label=f"{name}@{alias}")
+                        raise AliasMoved(
+                            f"{name}@{alias} does not point at version {expected_version}"
+                        )
+                self._move_alias(
+                    conn, model.id, alias, version_id, expected_id, label=f"{name}@{alias}"
+                )
                 return self._load_version(conn, version_id)
         except IntegrityError:
-            raise AliasMoved(f"{name}@{alias} was set concurrently; read it again and retry") from None
+            raise AliasMoved(
+                f"{name}@{alias} was set concurrently; read it again and retry"
+            ) from None
 
-    def delete_alias(self, name: str, alias: str, *, expected_version: int | _Unset = UNSET) -> None:
+    def delete_alias(
+        self, name: str, alias: str, *, expected_version: int | _Unset = UNSET
+    ) -> None:
         v.name(name, "model name")
         v.alias(alias)
         with self._tx() as conn:
@@ -332,11 +374,17 @@ class RegistryMixin(ArtifactsMixin, StoreBase):
             a = t.aliases.c
             query = delete(t.aliases).where(a.model_id == model.id, a.alias == alias)
             if isinstance(expected_version, int):
-                query = query.where(a.version_id == self._version_id_or_none(conn, model.id, expected_version))
+                query = query.where(
+                    a.version_id == self._version_id_or_none(conn, model.id, expected_version)
+                )
             if conn.execute(query).rowcount == 0:
-                exists = conn.execute(select(a.alias).where(a.model_id == model.id, a.alias == alias)).first()
+                exists = conn.execute(
+                    select(a.alias).where(a.model_id == model.id, a.alias == alias)
+                ).first()
                 if exists is None:
-                    raise AliasNotFound(f"model {name!r} has no alias {alias!r}", model=name, alias=alias)
+                    raise AliasNotFound(
+                        f"model {name!r} has no alias {alias!r}", model=name, alias=alias
+                    )
                 raise AliasMoved(f"{name}@{alias} does not point at version {expected_version}")
 
     # -- helpers -------------------------------------------------------------
@@ -347,7 +395,7 @@ class RegistryMixin(ArtifactsMixin, StoreBase):
         model_id: int,
         alias: str,
         version_id: int,
-        expected_id: int | None | _Unset,
+        expected_id: int | _Unset | None,
         *,
         label: str = "",
     ) -> None:
@@ -356,7 +404,9 @@ class RegistryMixin(ArtifactsMixin, StoreBase):
         if isinstance(expected_id, _Unset):
             stmt = self._insert(t.aliases)
             conn.execute(
-                stmt.values(model_id=model_id, alias=alias, version_id=version_id, updated_at=stamp).on_conflict_do_update(
+                stmt.values(
+                    model_id=model_id, alias=alias, version_id=version_id, updated_at=stamp
+                ).on_conflict_do_update(
                     index_elements=["model_id", "alias"],
                     set_={"version_id": stmt.excluded.version_id, "updated_at": stamp},
                 )
@@ -377,7 +427,9 @@ class RegistryMixin(ArtifactsMixin, StoreBase):
             .values(version_id=version_id, updated_at=stamp)
         ).rowcount
         if not done:
-            raise AliasMoved(f"{label} no longer points at the expected version; read it again and retry")
+            raise AliasMoved(
+                f"{label} no longer points at the expected version; read it again and retry"
+            )
 
     def _find_model(self, name: str) -> RegisteredModel | None:
         try:
@@ -386,14 +438,18 @@ class RegistryMixin(ArtifactsMixin, StoreBase):
             return None
 
     def _model_row(self, conn: Connection, name: str) -> Any:
-        row = conn.execute(select(t.registered_models).where(t.registered_models.c.name == name)).first()
+        row = conn.execute(
+            select(t.registered_models).where(t.registered_models.c.name == name)
+        ).first()
         if row is None:
             raise ModelNotFound(f"model {name!r} does not exist", model=name)
         return row
 
     def _version_id_or_none(self, conn: Connection, model_id: int, version: int) -> int | None:
         mv = t.model_versions.c
-        found = conn.execute(select(mv.id).where(mv.model_id == model_id, mv.version == version)).scalar()
+        found = conn.execute(
+            select(mv.id).where(mv.model_id == model_id, mv.version == version)
+        ).scalar()
         return None if found is None else int(found)
 
     def _resolve(self, conn: Connection, name: str, wanted: int | str | None) -> int:
@@ -402,15 +458,21 @@ class RegistryMixin(ArtifactsMixin, StoreBase):
         if isinstance(wanted, int):
             found = self._version_id_or_none(conn, model.id, wanted)
             if found is None:
-                raise ModelVersionNotFound(f"model {name!r} has no version {wanted}", model=name, version=wanted)
+                raise ModelVersionNotFound(
+                    f"model {name!r} has no version {wanted}", model=name, version=wanted
+                )
             return found
         if wanted is None:
-            found = conn.execute(select(mv.id).where(mv.model_id == model.id).order_by(mv.version.desc()).limit(1)).scalar()
+            found = conn.execute(
+                select(mv.id).where(mv.model_id == model.id).order_by(mv.version.desc()).limit(1)
+            ).scalar()
             if found is None:
                 raise ModelVersionNotFound(f"model {name!r} has no versions yet", model=name)
             return int(found)
         found = conn.execute(
-            select(t.aliases.c.version_id).where(t.aliases.c.model_id == model.id, t.aliases.c.alias == wanted)
+            select(t.aliases.c.version_id).where(
+                t.aliases.c.model_id == model.id, t.aliases.c.alias == wanted
+            )
         ).scalar()
         if found is None:
             raise AliasNotFound(f"model {name!r} has no alias {wanted!r}", model=name, alias=wanted)
@@ -423,7 +485,9 @@ class RegistryMixin(ArtifactsMixin, StoreBase):
             return
         stmt = self._insert(table)
         conn.execute(
-            stmt.on_conflict_do_update(index_elements=[owner, "key"], set_={"value": stmt.excluded.value}),
+            stmt.on_conflict_do_update(
+                index_elements=[owner, "key"], set_={"value": stmt.excluded.value}
+            ),
             [{owner: owner_id, "key": k, "value": val} for k, val in tags.items()],
         )
 
@@ -434,14 +498,20 @@ class RegistryMixin(ArtifactsMixin, StoreBase):
             .where(t.registered_models.c.id == model_id)
         ).one()
         mv = t.model_versions.c
-        latest = conn.execute(select(mv.version).where(mv.model_id == model_id).order_by(mv.version.desc()).limit(1)).scalar()
+        latest = conn.execute(
+            select(mv.version).where(mv.model_id == model_id).order_by(mv.version.desc()).limit(1)
+        ).scalar()
         alias_rows = conn.execute(
             select(t.aliases.c.alias, mv.version)
             .join(t.model_versions, mv.id == t.aliases.c.version_id)
             .where(t.aliases.c.model_id == model_id)
             .order_by(t.aliases.c.alias)
         )
-        tags = conn.execute(select(t.model_tags).where(t.model_tags.c.model_id == model_id).order_by(t.model_tags.c.key))
+        tags = conn.execute(
+            select(t.model_tags)
+            .where(t.model_tags.c.model_id == model_id)
+            .order_by(t.model_tags.c.key)
+        )
         return RegisteredModel(
             id=r.id,
             name=r.name,
@@ -457,16 +527,22 @@ class RegistryMixin(ArtifactsMixin, StoreBase):
     def _load_version(self, conn: Connection, version_id: int) -> ModelVersion:
         mv = t.model_versions
         r = conn.execute(
-            select(mv, t.registered_models.c.name.label("model"), t.projects.c.name.label("project"))
+            select(
+                mv, t.registered_models.c.name.label("model"), t.projects.c.name.label("project")
+            )
             .join(t.registered_models, t.registered_models.c.id == mv.c.model_id)
             .join(t.projects, t.projects.c.id == t.registered_models.c.project_id)
             .where(mv.c.id == version_id)
         ).one()
         aliases = conn.execute(
-            select(t.aliases.c.alias).where(t.aliases.c.version_id == version_id).order_by(t.aliases.c.alias)
+            select(t.aliases.c.alias)
+            .where(t.aliases.c.version_id == version_id)
+            .order_by(t.aliases.c.alias)
         ).scalars()
         tags = conn.execute(
-            select(t.model_version_tags).where(t.model_version_tags.c.version_id == version_id).order_by(t.model_version_tags.c.key)
+            select(t.model_version_tags)
+            .where(t.model_version_tags.c.version_id == version_id)
+            .order_by(t.model_version_tags.c.key)
         )
         metrics = {k: _float(x) for k, x in loads(r.metrics).items()}
         return ModelVersion(

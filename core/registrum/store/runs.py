@@ -30,7 +30,9 @@ TRANSITIONS: dict[str, set[str]] = {
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """Nested config as dotted keys: {"optimizer": {"lr": 1e-3}} -> {"optimizer.lr": 1e-3}."""
     if not isinstance(config, Mapping):
-        raise InvalidArgument(f"params must be a mapping of names to values, got {type(config).__name__}")
+        raise InvalidArgument(
+            f"params must be a mapping of names to values, got {type(config).__name__}"
+        )
     out: dict[str, Any] = {}
     for k, value in config.items():
         if not isinstance(k, str):
@@ -49,9 +51,19 @@ def typed_param(value: Any) -> dict[str, Any]:
         return {"value_type": "null", "value_json": "null", "value_num": None, "value_str": None}
     if isinstance(value, bool):
         text = "true" if value else "false"
-        return {"value_type": "bool", "value_json": text, "value_num": float(value), "value_str": text}
+        return {
+            "value_type": "bool",
+            "value_json": text,
+            "value_num": float(value),
+            "value_str": text,
+        }
     if isinstance(value, int):
-        return {"value_type": "int", "value_json": str(value), "value_num": float(value), "value_str": str(value)[:250]}
+        return {
+            "value_type": "int",
+            "value_json": str(value),
+            "value_num": float(value),
+            "value_str": str(value)[:250],
+        }
     if isinstance(value, float):
         encoded = encode_float(value)
         return {
@@ -61,12 +73,22 @@ def typed_param(value: Any) -> dict[str, Any]:
             "value_str": repr(value)[:250],
         }
     if isinstance(value, str):
-        return {"value_type": "str", "value_json": dumps(value), "value_num": None, "value_str": value[:250]}
+        return {
+            "value_type": "str",
+            "value_json": dumps(value),
+            "value_num": None,
+            "value_str": value[:250],
+        }
     try:
         text = dumps(list(value) if isinstance(value, tuple) else value)
     except (TypeError, ValueError):
         text = dumps(repr(value))
-        return {"value_type": "str", "value_json": text, "value_num": None, "value_str": repr(value)[:250]}
+        return {
+            "value_type": "str",
+            "value_json": text,
+            "value_num": None,
+            "value_str": repr(value)[:250],
+        }
     return {"value_type": "json", "value_json": text, "value_num": None, "value_str": text[:250]}
 
 
@@ -193,7 +215,9 @@ class RunsMixin(StoreBase):
             )
             return self._load_runs(conn, [run_id])[0]
 
-    def finish_run(self, run_id: str, status: str = "finished", *, end_time: float | None = None) -> Run:
+    def finish_run(
+        self, run_id: str, status: str = "finished", *, end_time: float | None = None
+    ) -> Run:
         if status == "running":
             raise InvalidArgument("finish_run needs a terminal status, not 'running'")
         return self.set_run_status(run_id, status, end_time=end_time)
@@ -201,7 +225,9 @@ class RunsMixin(StoreBase):
     def heartbeat(self, run_id: str) -> None:
         v.run_id(run_id)
         with self._tx() as conn:
-            result = conn.execute(update(t.runs).where(t.runs.c.id == run_id).values(heartbeat_at=now()))
+            result = conn.execute(
+                update(t.runs).where(t.runs.c.id == run_id).values(heartbeat_at=now())
+            )
             if result.rowcount == 0:
                 raise RunNotFound(f"run {run_id!r} does not exist", run_id=run_id)
 
@@ -242,7 +268,9 @@ class RunsMixin(StoreBase):
         v.key(key, "tag key")
         with self._tx() as conn:
             self._run_row(conn, run_id)
-            conn.execute(delete(t.run_tags).where(t.run_tags.c.run_id == run_id, t.run_tags.c.key == key))
+            conn.execute(
+                delete(t.run_tags).where(t.run_tags.c.run_id == run_id, t.run_tags.c.key == key)
+            )
 
     def set_environment(self, run_id: str, environment: Mapping[str, Any]) -> None:
         """Stores what the run ran on (python, OS, CPUs, GPUs, packages, command line)."""
@@ -255,7 +283,9 @@ class RunsMixin(StoreBase):
             conn.execute(
                 self._insert(t.run_environments)
                 .values(run_id=run_id, data=data, updated_at=now())
-                .on_conflict_do_update(index_elements=["run_id"], set_={"data": data, "updated_at": now()})
+                .on_conflict_do_update(
+                    index_elements=["run_id"], set_={"data": data, "updated_at": now()}
+                )
             )
 
     def get_environment(self, run_id: str) -> dict[str, Any] | None:
@@ -265,7 +295,8 @@ class RunsMixin(StoreBase):
             text = conn.execute(
                 select(t.run_environments.c.data).where(t.run_environments.c.run_id == run_id)
             ).scalar()
-        return loads(text)
+        environment: dict[str, Any] | None = loads(text)
+        return environment
 
     def set_code_version(
         self,
@@ -310,7 +341,9 @@ class RunsMixin(StoreBase):
         v.run_id(run_id)
         with self._read() as conn:
             self._run_row(conn, run_id)
-            row = conn.execute(select(t.code_versions).where(t.code_versions.c.run_id == run_id)).first()
+            row = conn.execute(
+                select(t.code_versions).where(t.code_versions.c.run_id == run_id)
+            ).first()
         if row is None:
             return None
         return {
@@ -330,7 +363,9 @@ class RunsMixin(StoreBase):
             raise RunNotFound(f"run {run_id!r} does not exist", run_id=run_id)
         return row
 
-    def _write_params(self, conn: Connection, run_id: str, project_id: int, flat: dict[str, Any]) -> None:
+    def _write_params(
+        self, conn: Connection, run_id: str, project_id: int, flat: dict[str, Any]
+    ) -> None:
         if not flat:
             return
         ids = self._key_ids(conn, project_id, flat)
@@ -355,14 +390,22 @@ class RunsMixin(StoreBase):
         conn.execute(
             stmt.on_conflict_do_update(
                 index_elements=["run_id", "key_id"],
-                set_={c: stmt.excluded[c] for c in ("value_type", "value_json", "value_num", "value_str", "updated_at")},
+                set_={
+                    c: stmt.excluded[c]
+                    for c in ("value_type", "value_json", "value_num", "value_str", "updated_at")
+                },
             ),
             changed,
         )
         conn.execute(
             t.param_history.insert(),
             [
-                {"run_id": run_id, "key_id": c["key_id"], "value_json": c["value_json"], "logged_at": stamp}
+                {
+                    "run_id": run_id,
+                    "key_id": c["key_id"],
+                    "value_json": c["value_json"],
+                    "logged_at": stamp,
+                }
                 for c in changed
             ],
         )
@@ -372,7 +415,9 @@ class RunsMixin(StoreBase):
             return
         stmt = self._insert(t.run_tags)
         conn.execute(
-            stmt.on_conflict_do_update(index_elements=["run_id", "key"], set_={"value": stmt.excluded.value}),
+            stmt.on_conflict_do_update(
+                index_elements=["run_id", "key"], set_={"value": stmt.excluded.value}
+            ),
             [{"run_id": run_id, "key": k, "value": val} for k, val in tags.items()],
         )
 
@@ -398,7 +443,9 @@ class RunsMixin(StoreBase):
         metrics: dict[str, dict[str, MetricSummary]] = {}
         s = t.metric_summaries
         for r in conn.execute(
-            select(s, t.keys.c.name).join(t.keys, t.keys.c.id == s.c.key_id).where(s.c.run_id.in_(ids))
+            select(s, t.keys.c.name)
+            .join(t.keys, t.keys.c.id == s.c.key_id)
+            .where(s.c.run_id.in_(ids))
         ):
             metrics.setdefault(r.run_id, {})[r.name] = summary_from_row(r.name, r)
         by_id = {

@@ -121,7 +121,9 @@ metric_batches = Table(
 metric_chunks = Table(
     "metric_chunks",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
     Column("run_id", ID, ForeignKey("runs.id"), nullable=False),
     Column("key_id", Integer, ForeignKey("keys.id"), nullable=False),
     Column("points", Integer, nullable=False),

@@ -19,7 +19,10 @@ from registrum.store.registry import RegistryMixin
 
 
 class Store(RegistryMixin, MetricsMixin):
-    """Runs, metrics, artifacts, datasets and the model registry over one database and one blob store."""
+    """Runs, metrics, artifacts, datasets and the model registry.
+
+    One database and one blob store; every rule of the product lives here.
+    """
 
     def create_project(self, name: str, *, description: str | None = None) -> Project:
         v.name(name, "project name")
@@ -28,7 +31,9 @@ class Store(RegistryMixin, MetricsMixin):
             found = conn.execute(select(t.projects.c.id).where(t.projects.c.name == name)).scalar()
             if found is not None:
                 raise AlreadyExists(f"project {name!r} already exists", project=name)
-            conn.execute(t.projects.insert().values(name=name, description=description, created_at=now()))
+            conn.execute(
+                t.projects.insert().values(name=name, description=description, created_at=now())
+            )
         return self.get_project(name)
 
     def get_project(self, name: str) -> Project:
@@ -40,7 +45,10 @@ class Store(RegistryMixin, MetricsMixin):
     def list_projects(self) -> list[Project]:
         with self._read() as conn:
             rows = conn.execute(select(t.projects).order_by(t.projects.c.name)).all()
-        return [Project(id=r.id, name=r.name, description=r.description, created_at=r.created_at) for r in rows]
+        return [
+            Project(id=r.id, name=r.name, description=r.description, created_at=r.created_at)
+            for r in rows
+        ]
 
     def search_runs(
         self,
@@ -82,9 +90,13 @@ def open_store(url: str | None = None, *, blobs: str | Path | BlobStore | None =
     engine = make_engine(url)
     if blobs is None:
         database = engine.url.database if engine.dialect.name == "sqlite" else None
-        root = Path(database).expanduser().parent / "blobs" if database and database != ":memory:" else home / "blobs"
+        root = (
+            Path(database).expanduser().parent / "blobs"
+            if database and database != ":memory:"
+            else home / "blobs"
+        )
         blobs = LocalBlobStore(root)
-    elif not hasattr(blobs, "begin"):
-        blobs = LocalBlobStore(Path(blobs).expanduser())  # type: ignore[arg-type]
+    elif not isinstance(blobs, BlobStore):
+        blobs = LocalBlobStore(Path(blobs).expanduser())
     migrate(engine)
-    return Store(engine, blobs)  # type: ignore[arg-type]
+    return Store(engine, blobs)

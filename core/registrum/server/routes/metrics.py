@@ -32,7 +32,9 @@ def _floats(items: Any, what: str) -> Any:
         try:
             return [decode_float(x) if type(x) is str else x for x in items]
         except ValueError as exc:
-            raise InvalidArgument(f"{what}: {exc} (non-finite values are sent as \"NaN\", \"Infinity\", \"-Infinity\")") from None
+            raise InvalidArgument(
+                f'{what}: {exc} (non-finite values are sent as "NaN", "Infinity", "-Infinity")'
+            ) from None
     return items
 
 

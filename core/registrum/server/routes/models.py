@@ -5,12 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from registrum.entities import decode_float
+from registrum.entities import UNSET, decode_float
 from registrum.errors import InvalidArgument
 from registrum.server.deps import StoreDep
 from registrum.server.responses import JSON, records
 from registrum.server.routes import _schemas as s
-from registrum.store.registry import UNSET
 
 router = APIRouter(tags=["models"])
 
@@ -45,7 +44,9 @@ def update_model(name: str, body: s.UpdateModel, store: StoreDep) -> JSON:
 @router.post("/models/{name}/versions", status_code=201)
 def register_version(name: str, body: s.RegisterVersion, store: StoreDep) -> JSON:
     try:
-        metrics = None if body.metrics is None else {k: decode_float(x) for k, x in body.metrics.items()}
+        metrics = (
+            None if body.metrics is None else {k: decode_float(x) for k, x in body.metrics.items()}
+        )
     except ValueError as exc:
         raise InvalidArgument(f"metrics: {exc}") from None
     version = store.register_model_version(
