@@ -16,6 +16,7 @@ from registrum.errors import ProjectNotFound, StoreUnavailable
 from registrum.store import schema as t
 from registrum.store import validation as v
 from registrum.store.blobs import BlobStore
+from registrum.store.db import READONLY
 
 
 def now() -> float:
@@ -49,7 +50,7 @@ class StoreBase:
     @contextmanager
     def _read(self) -> Iterator[Connection]:
         try:
-            with self.engine.connect() as conn:
+            with self.engine.connect().execution_options(**{READONLY: True}) as conn:
                 yield conn
         except OperationalError as exc:
             raise StoreUnavailable(f"database error: {exc.orig}") from exc
@@ -75,6 +76,12 @@ class StoreBase:
         return int(
             conn.execute(select(t.projects.c.id).where(t.projects.c.name == name)).scalar_one()
         )
+
+    def _project_name(self, conn: Connection, project_id: int) -> str:
+        name: str = conn.execute(
+            select(t.projects.c.name).where(t.projects.c.id == project_id)
+        ).scalar_one()
+        return name
 
     def _key_ids(
         self, conn: Connection, project_id: int, names: Iterable[str], *, create: bool = True

@@ -138,10 +138,25 @@ class ArtifactsMixin(RunsMixin, StoreBase):
         v.name(project, "project name")
         v.name(name, "artifact name")
         v.name(type, "artifact type")
-        manifest = _check_manifest(files)
         meta = _json_object(metadata, "metadata")
         if run_id is not None:
             v.run_id(run_id)
+        manifest, digest = self._verified_manifest(files)
+        for _ in range(_RETRIES):
+            try:
+                with self._tx() as conn:
+                    return self._create_artifact(
+                        conn, project, name, type, manifest, digest, run_id, meta
+                    )
+            except IntegrityError:
+                continue  # a concurrent writer took the version number: try the next
+        raise StoreError(f"could not allocate a version for artifact {name!r}; try again")
+
+    def _verified_manifest(
+        self, files: Sequence[Mapping[str, Any]]
+    ) -> tuple[list[ArtifactFile], str]:
+        """A checked manifest whose every blob is stored with its declared size, and its digest."""
+        manifest = _check_manifest(files)
         for f in manifest:
             if not self.blobs.exists(f.sha256):
                 raise BlobNotFound(
@@ -154,16 +169,7 @@ class ArtifactsMixin(RunsMixin, StoreBase):
                     f"file {f.path!r}: declared size {f.size}, "
                     f"but blob {f.sha256} has {actual} bytes"
                 )
-        digest = manifest_digest(manifest)
-        for _ in range(_RETRIES):
-            try:
-                with self._tx() as conn:
-                    return self._create_artifact(
-                        conn, project, name, type, manifest, digest, run_id, meta
-                    )
-            except IntegrityError:
-                continue  # a concurrent writer took the version number: try the next
-        raise StoreError(f"could not allocate a version for artifact {name!r}; try again")
+        return manifest, manifest_digest(manifest)
 
     def _create_artifact(
         self,

@@ -18,6 +18,9 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from registrum.errors import InvalidArgument
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+# Execution option marking a connection that only reads: SQLite then begins a
+# deferred transaction, which does not wait for (or block) writers.
+READONLY = "registrum_readonly"
 _migrate_lock = threading.Lock()
 
 
@@ -58,7 +61,8 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        readonly = conn.get_execution_options().get(READONLY, False)
+        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
     return engine
 

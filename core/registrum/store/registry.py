@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, delete, select, update
@@ -12,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from registrum.entities import (
     UNSET,
+    ArtifactFile,
     ModelVersion,
     RegisteredModel,
     _Unset,
@@ -68,6 +70,24 @@ def _metrics(value: Mapping[str, Any] | None) -> dict[str, float]:
 
 def _metrics_json(metrics: dict[str, float]) -> str:
     return dumps({k: encode_float(x) for k, x in metrics.items()})
+
+
+@dataclass(frozen=True)
+class _Registration:
+    """A checked registration request, applied in one transaction."""
+
+    name: str
+    project: str | None
+    run_id: str | None
+    artifact_id: int | None
+    manifest: tuple[list[ArtifactFile], str] | None
+    flavor: str | None
+    signature_text: str | None
+    metrics: dict[str, float]
+    params_text: str | None
+    description: str | None
+    tags: dict[str, str]
+    aliases: list[str]
 
 
 class RegistryMixin(ArtifactsMixin, StoreBase):
@@ -191,78 +211,79 @@ class RegistryMixin(ArtifactsMixin, StoreBase):
         signature_text = None if signature is None else dumps(dict(signature))
         params_text = None if params is None else dumps(dict(params))
 
-        if project is None and run_id is not None:
-            project = self.get_run(run_id).project
-        if files is not None:
-            if project is None:
-                existing = self._find_model(name)
-                if existing is None:
-                    raise InvalidArgument(
-                        "a new model needs a project (or a run_id to take it from)"
-                    )
-                project = existing.project
-            artifact_id = self.create_artifact(
-                project, name, type="model", files=files, run_id=run_id, metadata={"flavor": flavor}
-            ).id
-        assert artifact_id is not None
-        v.integer(artifact_id, "artifact_id", minimum=1)
+        manifest = None if files is None else self._verified_manifest(files)
+        if artifact_id is not None:
+            v.integer(artifact_id, "artifact_id", minimum=1)
 
         for _ in range(8):
             try:
                 with self._tx() as conn:
                     return self._register(
                         conn,
-                        name,
-                        project,
-                        run_id,
-                        artifact_id,
-                        flavor,
-                        signature_text,
-                        metric_map,
-                        params_text,
-                        description,
-                        tag_map,
-                        alias_list,
+                        _Registration(
+                            name=name,
+                            project=project,
+                            run_id=run_id,
+                            artifact_id=artifact_id,
+                            manifest=manifest,
+                            flavor=flavor,
+                            signature_text=signature_text,
+                            metrics=metric_map,
+                            params_text=params_text,
+                            description=description,
+                            tags=tag_map,
+                            aliases=alias_list,
+                        ),
                     )
             except IntegrityError:
                 continue  # two first registrations created the model at once: retry
         raise StoreError(f"could not register a version of {name!r}; try again")
 
-    def _register(
-        self,
-        conn: Connection,
-        name: str,
-        project: str | None,
-        run_id: str | None,
-        artifact_id: int,
-        flavor: str | None,
-        signature_text: str | None,
-        metric_map: dict[str, float],
-        params_text: str | None,
-        description: str | None,
-        tag_map: dict[str, str],
-        alias_list: list[str],
-    ) -> ModelVersion:
+    def _register(self, conn: Connection, r: _Registration) -> ModelVersion:
+        """One registration, inside one transaction: all of it happens or none."""
         m = t.registered_models.c
-        row = conn.execute(select(t.registered_models).where(m.name == name)).first()
+        run = None
+        if r.run_id is not None:
+            found = self._load_runs(conn, [r.run_id])
+            if not found:
+                raise RunNotFound(f"run {r.run_id!r} does not exist", run_id=r.run_id)
+            run = found[0]
+        row = conn.execute(select(t.registered_models).where(m.name == r.name)).first()
+        # A model lives in one project; a new one takes the given project or the run's.
+        if row is not None:
+            project: str | None = self._project_name(conn, row.project_id)
+        else:
+            project = r.project or (run.project if run else None)
         if row is None:
             if project is None:
                 raise InvalidArgument(
-                    f"model {name!r} is new: give a project (or a run_id to take it from)"
+                    f"model {r.name!r} is new: give a project (or a run_id to take it from)"
                 )
-            model_id = self._create_model(conn, name, project, None)
+            model_id = self._create_model(conn, r.name, project, None)
         else:
             model_id = row.id
-        self._load_artifact(conn, artifact_id)
-        run = None
-        if run_id is not None:
-            run = self._load_runs(conn, [run_id])
-            if not run:
-                raise RunNotFound(f"run {run_id!r} does not exist", run_id=run_id)
-        if run and not metric_map:
-            metric_map = {k: s.last for k, s in run[0].metrics.items()}
-        if run and params_text is None:
-            params_text = dumps({k: _jsonable(x) for k, x in run[0].params.items()})
+        if r.manifest is not None:
+            assert project is not None
+            files, digest = r.manifest
+            artifact_id = self._create_artifact(
+                conn,
+                project,
+                r.name,
+                "model",
+                files,
+                digest,
+                r.run_id,
+                dumps({"flavor": r.flavor}),
+            ).id
+        else:
+            assert r.artifact_id is not None
+            artifact_id = self._load_artifact(conn, r.artifact_id).id
+        metric_map = r.metrics
+        params_text = r.params_text
+        if run is not None and not metric_map:
+            metric_map = {k: s.last for k, s in run.metrics.items()}
+        if run is not None and params_text is None:
+            params_text = dumps({k: _jsonable(x) for k, x in run.params.items()})
         # The row lock (PostgreSQL) or the write lock (SQLite) taken by this
         # UPDATE serialises concurrent registrations: numbers stay consecutive.
         conn.execute(
@@ -278,21 +299,21 @@ class RegistryMixin(ArtifactsMixin, StoreBase):
                 .values(
                     model_id=model_id,
                     version=number,
-                    run_id=run_id,
+                    run_id=r.run_id,
                     artifact_id=artifact_id,
-                    flavor=flavor,
-                    signature=signature_text,
+                    flavor=r.flavor,
+                    signature=r.signature_text,
                     metrics=_metrics_json(metric_map),
                     params=params_text or "{}",
-                    description=description,
+                    description=r.description,
                     created_at=stamp,
                     updated_at=stamp,
                 )
                 .returning(t.model_versions.c.id)
             ).scalar_one()
         )
-        self._write_owner_tags(t.model_version_tags, "version_id", conn, version_id, tag_map)
-        for alias in alias_list:
+        self._write_owner_tags(t.model_version_tags, "version_id", conn, version_id, r.tags)
+        for alias in r.aliases:
             self._move_alias(conn, model_id, alias, version_id, UNSET)
         return self._load_version(conn, version_id)
 
@@ -430,12 +451,6 @@ class RegistryMixin(ArtifactsMixin, StoreBase):
             raise AliasMoved(
                 f"{label} no longer points at the expected version; read it again and retry"
             )
-
-    def _find_model(self, name: str) -> RegisteredModel | None:
-        try:
-            return self.get_model(name)
-        except ModelNotFound:
-            return None
 
     def _model_row(self, conn: Connection, name: str) -> Any:
         row = conn.execute(
