@@ -56,6 +56,15 @@ def _dumps(body: Any) -> bytes:
         return json.dumps(body, allow_nan=False, separators=(",", ":")).encode()
 
 
+def _loads(content: bytes) -> Any:
+    try:
+        import orjson
+
+        return orjson.loads(content)
+    except ImportError:
+        return json.loads(content)
+
+
 def _encode_floats(values: Any) -> list[Any]:
     items = values.tolist() if hasattr(values, "tolist") else list(values)
     if all(type(x) is int or (type(x) is float and math.isfinite(x)) for x in items):
@@ -113,7 +122,7 @@ class HttpStore:
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self._call(method, path, **kwargs)
-        return response.json() if response.content else None
+        return _loads(response.content) if response.content else None
 
     def close(self) -> None:
         self.session.close()
