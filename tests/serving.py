@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import uvicorn
 
@@ -14,14 +15,13 @@ from registrum.server import Settings, create_app
 
 
 @contextmanager
-def running_server(settings: Settings) -> Iterator[str]:
-    """Serves `settings` on 127.0.0.1:<free port>; yields the base URL."""
+def serve_app(app: Any) -> Iterator[str]:
+    """Serves an ASGI app on 127.0.0.1:<free port>; yields the base URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -35,3 +35,10 @@ def running_server(settings: Settings) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=30)
         sock.close()
+
+
+@contextmanager
+def running_server(settings: Settings) -> Iterator[str]:
+    """A server for `settings`; yields the base URL."""
+    with serve_app(create_app(settings)) as url:
+        yield url

@@ -13,7 +13,7 @@ from typing import Any, Final, TypeVar
 
 T = TypeVar("T", bound="Record")
 
-_NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
 def encode_float(value: float | None) -> float | str | None:
@@ -29,12 +29,28 @@ def decode_float(value: Any) -> float:
     """Inverse of `encode_float`; raises ValueError for anything that is not a number."""
     if isinstance(value, str):
         try:
-            return _NONFINITE[value]
+            return NONFINITE[value]
         except KeyError:
             raise ValueError(f"{value!r} is not a number") from None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{value!r} is not a number")
     return float(value)
+
+
+def decode_nonfinite(value: Any) -> Any:
+    """The float a non-finite marker string stands for; any other value unchanged."""
+    return NONFINITE.get(value, value) if isinstance(value, str) else value
+
+
+def encode_nonfinite(value: Any) -> Any:
+    """`value` with every non-finite float, at any depth, as its marker string."""
+    if isinstance(value, float):
+        return encode_float(value)
+    if isinstance(value, dict):
+        return {k: encode_nonfinite(x) for k, x in value.items()}
+    if isinstance(value, list | tuple):
+        return [encode_nonfinite(x) for x in value]
+    return value
 
 
 class _Unset:
@@ -84,6 +100,8 @@ def _decode_field(cls: type[Record], name: str, value: Any) -> Any:
         if isinstance(value, dict) and name in ("metrics",) and cls is Run:
             return {k: nested.from_dict(v) for k, v in value.items()}
         return nested.from_dict(value)
+    if name == "params" and isinstance(value, dict):
+        return {k: decode_nonfinite(x) for k, x in value.items()}
     if name in _FLOAT_FIELDS and isinstance(value, str):
         return decode_float(value)
     if cls is MetricHistory and name == "values":

@@ -30,24 +30,100 @@ from registrum.entities import (
     Run,
     _Unset,
     decode_float,
+    decode_nonfinite,
     encode_float,
+    encode_nonfinite,
 )
 from registrum.errors import (
+    BlobNotFound,
     FilterSyntaxError,
+    InvalidArgument,
+    NotFound,
     RegistrumError,
     StoreError,
     StoreUnavailable,
     error_for_code,
 )
+from registrum.store import validation as v
 
 _CHUNK = 1 << 20
 
 
 def _q(segment: str) -> str:
-    return quote(str(segment), safe="")
+    return quote(segment, safe="")
+
+
+# Path segments are checked with the store's own rules before they go into a
+# URL: an empty or slash-holding segment would otherwise reach another route.
+
+
+def _run(run_id: Any) -> str:
+    return _q(v.run_id(run_id))
+
+
+def _key(key: Any) -> str:
+    return _q(v.key(key))
+
+
+def _sha(sha256: Any) -> str:
+    return _q(v.sha256(sha256))
+
+
+def _project(name: Any) -> str:
+    return _q(v.name(name, "project name"))
+
+
+def _model(name: Any) -> str:
+    return _q(v.name(name, "model name"))
+
+
+def _name(name: Any, what: str) -> str:
+    return _q(v.name(name, what))
+
+
+def _alias(alias: Any) -> str:
+    return _q(v.alias(alias))
+
+
+def _version(version: Any) -> str:
+    if version == "latest":
+        return "latest"
+    if isinstance(version, str) and version.isdigit():
+        version = int(version)
+    return str(v.integer(version, "version", minimum=1))
+
+
+def _ref(ref: Any) -> str:
+    """`name@3` -> `name/versions/3` (also aliases and latest)."""
+    name, part = v.model_ref(ref)
+    return f"{_q(name)}/versions/{_q('latest' if part is None else str(part))}"
 
 
 def _dumps(body: Any) -> bytes:
+    """Strict JSON: non-string keys and non-finite floats are the caller's error,
+    as they are in-process (values that may be non-finite are encoded first)."""
+    _check_json(body, "body")
+    try:
+        return json.dumps(body, allow_nan=False, separators=(",", ":")).encode()
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgument(f"request is not JSON-serialisable: {exc}") from None
+
+
+def _check_json(value: Any, where: str) -> None:
+    if isinstance(value, dict):
+        for k, x in value.items():
+            if not isinstance(k, str):
+                raise InvalidArgument(f"{where}: key {k!r} must be a string")
+            _check_json(x, f"{where}.{k}")
+    elif isinstance(value, list | tuple):
+        for i, x in enumerate(value):
+            _check_json(x, f"{where}[{i}]")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise InvalidArgument(f"{where} is {value}, which JSON cannot hold")
+
+
+def _dumps_batch(body: dict[str, Any]) -> bytes:
+    """A metric batch, whose values are already encoded: fast path."""
     try:
         import orjson
 
@@ -100,7 +176,7 @@ class HttpStore:
     ) -> requests.Response:
         headers = kwargs.pop("headers", {})
         if body is not None:
-            kwargs["data"] = _dumps(body)
+            kwargs["data"] = body if isinstance(body, bytes) else _dumps(body)
             headers["content-type"] = "application/json"
         try:
             response = self.session.request(
@@ -139,7 +215,7 @@ class HttpStore:
         )
 
     def get_project(self, name: str) -> Project:
-        return Project.from_dict(self._json("GET", f"/projects/{_q(name)}"))
+        return Project.from_dict(self._json("GET", f"/projects/{_project(name)}"))
 
     def list_projects(self) -> list[Project]:
         return [Project.from_dict(p) for p in self._json("GET", "/projects")["items"]]
@@ -152,20 +228,22 @@ class HttpStore:
             "id": run_id,
             **{k: val for k, val in fields.items() if val is not None},
         }
+        if isinstance(body.get("config"), Mapping):
+            body["config"] = encode_nonfinite(dict(body["config"]))
         return Run.from_dict(self._json("POST", "/runs", body=body))
 
     def get_run(self, run_id: str) -> Run:
-        return Run.from_dict(self._json("GET", f"/runs/{_q(run_id)}"))
+        return Run.from_dict(self._json("GET", f"/runs/{_run(run_id)}"))
 
     def update_run(
         self, run_id: str, *, name: str | None = None, description: str | None = None
     ) -> Run:
         body = {"name": name, "description": description}
-        return Run.from_dict(self._json("PATCH", f"/runs/{_q(run_id)}", body=body))
+        return Run.from_dict(self._json("PATCH", f"/runs/{_run(run_id)}", body=body))
 
     def set_run_status(self, run_id: str, status: str, *, end_time: float | None = None) -> Run:
         body = {"status": status, "end_time": end_time}
-        return Run.from_dict(self._json("POST", f"/runs/{_q(run_id)}/status", body=body))
+        return Run.from_dict(self._json("POST", f"/runs/{_run(run_id)}/status", body=body))
 
     def finish_run(
         self, run_id: str, status: str = "finished", *, end_time: float | None = None
@@ -177,49 +255,52 @@ class HttpStore:
         return self.set_run_status(run_id, status, end_time=end_time)
 
     def heartbeat(self, run_id: str) -> None:
-        self._call("POST", f"/runs/{_q(run_id)}/heartbeat")
+        self._call("POST", f"/runs/{_run(run_id)}/heartbeat")
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = self._json(
-            "POST", f"/runs/{_q(run_id)}/params", body={"params": params}
+            "POST",
+            f"/runs/{_run(run_id)}/params",
+            body={"params": encode_nonfinite(params) if isinstance(params, dict) else params},
         )["params"]
+        result = {k: decode_nonfinite(x) for k, x in result.items()}
         return result
 
     def param_history(self, run_id: str, key: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = self._json(
-            "GET", f"/runs/{_q(run_id)}/params/{_q(key)}/history"
+            "GET", f"/runs/{_run(run_id)}/params/{_key(key)}/history"
         )["items"]
         return items
 
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
-        self._call("PATCH", f"/runs/{_q(run_id)}/tags", body={"tags": tags})
+        self._call("PATCH", f"/runs/{_run(run_id)}/tags", body={"tags": tags})
 
     def delete_tag(self, run_id: str, key: str) -> None:
-        self._call("DELETE", f"/runs/{_q(run_id)}/tags/{_q(key)}")
+        self._call("DELETE", f"/runs/{_run(run_id)}/tags/{_key(key)}")
 
     def set_environment(self, run_id: str, environment: Mapping[str, Any]) -> None:
-        self._call("PUT", f"/runs/{_q(run_id)}/environment", body=environment)
+        self._call("PUT", f"/runs/{_run(run_id)}/environment", body=environment)
 
     def get_environment(self, run_id: str) -> dict[str, Any] | None:
-        result: dict[str, Any] | None = self._json("GET", f"/runs/{_q(run_id)}/environment")
+        result: dict[str, Any] | None = self._json("GET", f"/runs/{_run(run_id)}/environment")
         return result
 
     def set_code_version(self, run_id: str, **fields: Any) -> None:
-        self._call("PUT", f"/runs/{_q(run_id)}/code", body=fields)
+        self._call("PUT", f"/runs/{_run(run_id)}/code", body=fields)
 
     def get_code_version(self, run_id: str) -> dict[str, Any] | None:
-        result: dict[str, Any] | None = self._json("GET", f"/runs/{_q(run_id)}/code")
+        result: dict[str, Any] | None = self._json("GET", f"/runs/{_run(run_id)}/code")
         return result
 
     def add_run_input(self, run_id: str, *, kind: str, target_id: int, role: str = "input") -> None:
         self._call(
             "POST",
-            f"/runs/{_q(run_id)}/inputs",
+            f"/runs/{_run(run_id)}/inputs",
             body={"kind": kind, "target_id": target_id, "role": role},
         )
 
     def run_inputs(self, run_id: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = self._json("GET", f"/runs/{_q(run_id)}/inputs")["items"]
+        items: list[dict[str, Any]] = self._json("GET", f"/runs/{_run(run_id)}/inputs")["items"]
         return items
 
     def search_runs(
@@ -232,7 +313,7 @@ class HttpStore:
         cursor: str | None = None,
     ) -> Page:
         body = {"filter": filter, "order_by": order_by, "limit": limit, "cursor": cursor}
-        data = self._json("POST", f"/projects/{_q(project)}/runs/search", body=body)
+        data = self._json("POST", f"/projects/{_project(project)}/runs/search", body=body)
         return Page(
             items=[Run.from_dict(r) for r in data["items"]], next_cursor=data["next_cursor"]
         )
@@ -251,7 +332,7 @@ class HttpStore:
     ) -> IngestResult:
         body: dict[str, Any] = {
             "seq": seq,
-            "keys": list(keys) if not isinstance(keys, list) else keys,
+            "keys": list(keys) if isinstance(keys, tuple) else keys,
             "steps": steps.tolist() if hasattr(steps, "tolist") else steps,
             "values": _encode_floats(values) if isinstance(values, Iterable) else values,
         }
@@ -259,10 +340,12 @@ class HttpStore:
             body["timestamps"] = (
                 _encode_floats(timestamps) if isinstance(timestamps, Iterable) else timestamps
             )
-        return IngestResult.from_dict(self._json("POST", f"/runs/{_q(run_id)}/metrics", body=body))
+        return IngestResult.from_dict(
+            self._json("POST", f"/runs/{_run(run_id)}/metrics", body=_dumps_batch(body))
+        )
 
     def metric_summaries(self, run_id: str) -> dict[str, MetricSummary]:
-        data = self._json("GET", f"/runs/{_q(run_id)}/metrics")
+        data = self._json("GET", f"/runs/{_run(run_id)}/metrics")
         return {k: MetricSummary.from_dict(m) for k, m in data.items()}
 
     def metric_history(
@@ -270,8 +353,8 @@ class HttpStore:
     ) -> MetricHistory:
         import numpy as np
 
-        params = {} if max_points is None else {"max_points": max_points}
-        data = self._json("GET", f"/runs/{_q(run_id)}/metrics/{_q(key)}", params=params)
+        params = {} if max_points is None else {"max_points": v.integer(max_points, "max_points")}
+        data = self._json("GET", f"/runs/{_run(run_id)}/metrics/{_key(key)}", params=params)
         values = data["values"]
         if any(type(x) is str for x in values):
             values = [decode_float(x) for x in values]
@@ -306,20 +389,22 @@ class HttpStore:
                     spool.seek(0)
                     stream = spool
                 sha256 = h.hexdigest()
-            data = self._json("PUT", f"/blobs/{_q(sha256)}", data=_chunks(stream))
+            data = self._json("PUT", f"/blobs/{_sha(sha256)}", data=_chunks(stream))
         return BlobInfo(sha256=data["sha256"], size=data["size"])
 
     def blob_exists(self, sha256: str) -> bool:
         try:
-            self._call("HEAD", f"/blobs/{_q(sha256)}")
-        except RegistrumError as exc:
-            if exc.status == 404:
-                return False
-            raise
+            self.blob_size(sha256)
+        except BlobNotFound:
+            return False
         return True
 
     def blob_size(self, sha256: str) -> int:
-        return int(self._call("HEAD", f"/blobs/{_q(sha256)}").headers["content-length"])
+        try:
+            response = self._call("HEAD", f"/blobs/{_sha(sha256)}")
+        except NotFound:  # a HEAD answer has no body to name the error
+            raise BlobNotFound(f"blob {sha256} is not stored", sha256=sha256) from None
+        return int(response.headers["content-length"])
 
     def missing_blobs(self, sha256s: Sequence[str]) -> list[str]:
         missing: list[str] = self._json("POST", "/blobs/missing", body={"sha256s": list(sha256s)})[
@@ -331,7 +416,7 @@ class HttpStore:
         headers = {}
         if start or end is not None:
             headers["range"] = f"bytes={start}-{'' if end is None else end}"
-        response = self._call("GET", f"/blobs/{_q(sha256)}", headers=headers, stream=True)
+        response = self._call("GET", f"/blobs/{_sha(sha256)}", headers=headers, stream=True)
         return _iter_body(response)
 
     # -- artifacts and datasets ------------------------------------------------
@@ -349,18 +434,20 @@ class HttpStore:
         body = {
             "name": name,
             "type": type,
-            "files": list(files),
+            "files": files,
             "run_id": run_id,
             "metadata": metadata,
         }
         return Artifact.from_dict(
-            self._json("POST", f"/projects/{_q(project)}/artifacts", body=body)
+            self._json("POST", f"/projects/{_project(project)}/artifacts", body=body)
         )
 
     def get_artifact(self, project: str, name: str, version: int | str = "latest") -> Artifact:
         return Artifact.from_dict(
             self._json(
-                "GET", f"/projects/{_q(project)}/artifacts/{_q(name)}/versions/{_q(str(version))}"
+                "GET",
+                f"/projects/{_project(project)}/artifacts/{_name(name, 'artifact name')}"
+                f"/versions/{_version(version)}",
             )
         )
 
@@ -371,7 +458,9 @@ class HttpStore:
         self, project: str, *, name: str | None = None, run_id: str | None = None
     ) -> list[Artifact]:
         params = {k: val for k, val in {"name": name, "run_id": run_id}.items() if val is not None}
-        items = self._json("GET", f"/projects/{_q(project)}/artifacts", params=params)["items"]
+        items = self._json("GET", f"/projects/{_project(project)}/artifacts", params=params)[
+            "items"
+        ]
         return [Artifact.from_dict(a) for a in items]
 
     def log_dataset(
@@ -383,19 +472,21 @@ class HttpStore:
             **{k: val for k, val in fields.items() if val is not None},
         }
         return DatasetVersion.from_dict(
-            self._json("POST", f"/projects/{_q(project)}/datasets", body=body)
+            self._json("POST", f"/projects/{_project(project)}/datasets", body=body)
         )
 
     def get_dataset(self, project: str, name: str, version: int | str = "latest") -> DatasetVersion:
         return DatasetVersion.from_dict(
             self._json(
-                "GET", f"/projects/{_q(project)}/datasets/{_q(name)}/versions/{_q(str(version))}"
+                "GET",
+                f"/projects/{_project(project)}/datasets/{_name(name, 'dataset name')}"
+                f"/versions/{_version(version)}",
             )
         )
 
     def list_datasets(self, project: str, *, name: str | None = None) -> list[DatasetVersion]:
         params = {} if name is None else {"name": name}
-        items = self._json("GET", f"/projects/{_q(project)}/datasets", params=params)["items"]
+        items = self._json("GET", f"/projects/{_project(project)}/datasets", params=params)["items"]
         return [DatasetVersion.from_dict(d) for d in items]
 
     # -- registry -------------------------------------------------------------
@@ -412,7 +503,7 @@ class HttpStore:
         return RegisteredModel.from_dict(self._json("POST", "/models", body=body))
 
     def get_model(self, name: str) -> RegisteredModel:
-        return RegisteredModel.from_dict(self._json("GET", f"/models/{_q(name)}"))
+        return RegisteredModel.from_dict(self._json("GET", f"/models/{_model(name)}"))
 
     def list_models(self, *, project: str | None = None) -> list[RegisteredModel]:
         params = {} if project is None else {"project": project}
@@ -425,7 +516,7 @@ class HttpStore:
         self, name: str, *, description: str | None = None, tags: Mapping[str, str] | None = None
     ) -> RegisteredModel:
         body = {"description": description, "tags": tags}
-        return RegisteredModel.from_dict(self._json("PATCH", f"/models/{_q(name)}", body=body))
+        return RegisteredModel.from_dict(self._json("PATCH", f"/models/{_model(name)}", body=body))
 
     def register_model_version(self, name: str, **fields: Any) -> ModelVersion:
         if fields.get("metrics") is not None and isinstance(fields["metrics"], Mapping):
@@ -436,34 +527,24 @@ class HttpStore:
         if isinstance(fields.get("aliases"), tuple):
             fields["aliases"] = list(fields["aliases"])
         body = {k: val for k, val in fields.items() if val is not None}
-        return ModelVersion.from_dict(self._json("POST", f"/models/{_q(name)}/versions", body=body))
+        return ModelVersion.from_dict(
+            self._json("POST", f"/models/{_model(name)}/versions", body=body)
+        )
 
     def get_model_version(self, ref: str) -> ModelVersion:
-        name, _, part = ref.partition("@")
-        if not name:
-            from registrum.errors import InvalidArgument
-
-            raise InvalidArgument(
-                f"model reference {ref!r} is not 'name', 'name@VERSION' or 'name@ALIAS'"
-            )
-        return ModelVersion.from_dict(
-            self._json("GET", f"/models/{_q(name)}/versions/{_q(part or 'latest')}")
-        )
+        return ModelVersion.from_dict(self._json("GET", f"/models/{_ref(ref)}"))
 
     def list_model_versions(self, name: str) -> list[ModelVersion]:
         return [
             ModelVersion.from_dict(m)
-            for m in self._json("GET", f"/models/{_q(name)}/versions")["items"]
+            for m in self._json("GET", f"/models/{_model(name)}/versions")["items"]
         ]
 
     def update_model_version(
         self, ref: str, *, description: str | None = None, tags: Mapping[str, str] | None = None
     ) -> ModelVersion:
-        name, _, part = ref.partition("@")
         body = {"description": description, "tags": tags}
-        return ModelVersion.from_dict(
-            self._json("PATCH", f"/models/{_q(name)}/versions/{_q(part or 'latest')}", body=body)
-        )
+        return ModelVersion.from_dict(self._json("PATCH", f"/models/{_ref(ref)}", body=body))
 
     def set_alias(
         self, name: str, alias: str, version: int, *, expected_version: int | _Unset | None = UNSET
@@ -472,7 +553,7 @@ class HttpStore:
         if not isinstance(expected_version, _Unset):
             body["expected_version"] = expected_version
         return ModelVersion.from_dict(
-            self._json("PUT", f"/models/{_q(name)}/aliases/{_q(alias)}", body=body)
+            self._json("PUT", f"/models/{_model(name)}/aliases/{_alias(alias)}", body=body)
         )
 
     def delete_alias(
@@ -481,7 +562,7 @@ class HttpStore:
         params = {}
         if isinstance(expected_version, int):
             params["expected_version"] = expected_version
-        self._call("DELETE", f"/models/{_q(name)}/aliases/{_q(alias)}", params=params)
+        self._call("DELETE", f"/models/{_model(name)}/aliases/{_alias(alias)}", params=params)
 
 
 def _seekable(stream: Any) -> TypeGuard[BinaryIO]:

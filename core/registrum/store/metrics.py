@@ -10,7 +10,7 @@ import numpy as np
 from sqlalchemy import select
 
 from registrum.entities import IngestResult, MetricHistory, MetricSummary
-from registrum.errors import InvalidArgument, MetricNotFound
+from registrum.errors import InvalidArgument, MetricNotFound, RunNotFound
 from registrum.store import schema as t
 from registrum.store import validation as v
 from registrum.store._base import StoreBase, now
@@ -35,14 +35,38 @@ def _as_array(
     if not isinstance(items, Sequence) or isinstance(items, str | bytes):
         raise InvalidArgument(f"{what} must be a list")
     kinds = (int,) if integer else _NUMBER
-    for i, item in enumerate(items):
-        if type(item) not in kinds and (not isinstance(item, kinds) or isinstance(item, bool)):
-            kind = "an integer" if integer else "a number"
-            raise InvalidArgument(f"{what}[{i}] is {item!r}; it must be {kind}", index=i)
+    # The set of item types, built in C, clears a plain list at once; only a list
+    # holding other types (subclasses, bools, strings) is walked item by item.
+    if not set(map(type, items)).issubset(kinds):
+        for i, item in enumerate(items):
+            if type(item) not in kinds and (not isinstance(item, kinds) or isinstance(item, bool)):
+                kind = "an integer" if integer else "a number"
+                raise InvalidArgument(f"{what}[{i}] is {item!r}; it must be {kind}", index=i)
     try:
         return np.asarray(items, dtype=dtype)
     except OverflowError:
         raise InvalidArgument(f"{what} holds a value that does not fit in 64 bits") from None
+
+
+def _group(keys: Sequence[str]) -> dict[str, Any]:
+    """Each distinct key (validated, in order of first appearance) and its points' indices.
+
+    The indices are ascending (logging order): an index array, or `slice(None)` when
+    the batch holds a single key.
+    """
+    distinct = list(dict.fromkeys(keys))
+    for key in distinct:
+        try:
+            v.key(key, "keys")
+        except InvalidArgument:
+            v.key(key, f"keys[{keys.index(key)}]")  # the first occurrence, as the message says
+    if len(distinct) <= 1:
+        return dict.fromkeys(distinct, slice(None))
+    code = {key: i for i, key in enumerate(distinct)}
+    codes = np.fromiter(map(code.__getitem__, keys), dtype=np.intp, count=len(keys))
+    order = np.argsort(codes, kind="stable")
+    bounds = np.cumsum(np.bincount(codes, minlength=len(distinct)))[:-1]
+    return dict(zip(distinct, np.split(order, bounds), strict=True))
 
 
 class MetricsMixin(RunsMixin, StoreBase):
@@ -79,30 +103,32 @@ class MetricsMixin(RunsMixin, StoreBase):
                 f"keys, steps, values and timestamps must be equally long; got "
                 f"{n}, {len(step_arr)}, {len(value_arr)}, {len(time_arr)}"
             )
-        groups: dict[str, list[int]] = {}
-        for i, key in enumerate(keys):
-            group = groups.get(key)
-            if group is None:
-                v.key(key, f"keys[{i}]")
-                group = groups[key] = []
-            group.append(i)
+        groups = _group(keys)
 
         with self._tx() as conn:
-            row = self._run_row(conn, run_id)
+            # Batches of one run take turns, so that merging summaries (read, then
+            # upsert) loses no update: PostgreSQL locks the run's row here; SQLite's
+            # BEGIN IMMEDIATE already serialises writers.
+            row = conn.execute(
+                select(t.runs).where(t.runs.c.id == run_id).with_for_update(key_share=True)
+            ).first()
+            if row is None:
+                raise RunNotFound(f"run {run_id!r} does not exist", run_id=run_id)
+            # RETURNING, not rowcount: psycopg reports -1 for an INSERT's rowcount.
             inserted = conn.execute(
                 self._insert(t.metric_batches)
                 .values(run_id=run_id, seq=seq, points=n, received_at=now())
                 .on_conflict_do_nothing(index_elements=["run_id", "seq"])
-            )
-            if inserted.rowcount == 0:
+                .returning(t.metric_batches.c.seq)
+            ).first()
+            if inserted is None:
                 return IngestResult(run_id=run_id, seq=seq, points=n, duplicate=True)
             if n == 0:
                 return IngestResult(run_id=run_id, seq=seq, points=0, duplicate=False)
             ids = self._key_ids(conn, row.project_id, groups)
             chunks = []
             fresh: dict[int, dict[str, Any]] = {}
-            for key, idx in groups.items():
-                index = np.asarray(idx, dtype=np.intp) if len(idx) != n else slice(None)
+            for key, index in groups.items():
                 st, va, ti = step_arr[index], value_arr[index], time_arr[index]
                 key_id = ids[key]
                 chunks.append(
@@ -161,6 +187,29 @@ class MetricsMixin(RunsMixin, StoreBase):
             rows,
         )
 
+    def _read_chunks(self, conn: Any, run_id: str, key_id: int) -> list[Any]:
+        """(steps, values, times) bytes of each chunk, in logging order."""
+        if conn.dialect.name == "postgresql":
+            # bytea in psycopg's binary format: text format doubles the bytes
+            # as hex and costs more than the rest of the read.
+            cursor = conn.connection.driver_connection.cursor(binary=True)
+            try:
+                cursor.execute(
+                    "SELECT step_data, value_data, time_data FROM metric_chunks "
+                    "WHERE run_id = %s AND key_id = %s ORDER BY id",
+                    (run_id, key_id),
+                )
+                return list(cursor.fetchall())
+            finally:
+                cursor.close()
+        c = t.metric_chunks.c
+        query = (
+            select(c.step_data, c.value_data, c.time_data)
+            .where(c.run_id == run_id, c.key_id == key_id)
+            .order_by(c.id)
+        )
+        return list(conn.execute(query).all())
+
     def metric_summaries(self, run_id: str) -> dict[str, MetricSummary]:
         return self.get_run(run_id).metrics
 
@@ -179,21 +228,12 @@ class MetricsMixin(RunsMixin, StoreBase):
         with self._read() as conn:
             row = self._run_row(conn, run_id)
             ids = self._key_ids(conn, row.project_id, [key], create=False)
-            c = t.metric_chunks.c
-            chunks = (
-                conn.execute(
-                    select(c.step_data, c.value_data, c.time_data)
-                    .where(c.run_id == run_id, c.key_id == ids[key])
-                    .order_by(c.id)
-                ).all()
-                if key in ids
-                else []
-            )
+            chunks = self._read_chunks(conn, run_id, ids[key]) if key in ids else []
         if not chunks:
             raise MetricNotFound(f"run {run_id!r} has no metric {key!r}", run_id=run_id, key=key)
-        steps = _concat([ch.step_data for ch in chunks], _STEP)
-        values = _concat([ch.value_data for ch in chunks], _FLOAT)
-        times = _concat([ch.time_data for ch in chunks], _FLOAT)
+        steps = _concat([ch[0] for ch in chunks], _STEP)
+        values = _concat([ch[1] for ch in chunks], _FLOAT)
+        times = _concat([ch[2] for ch in chunks], _FLOAT)
         if len(steps) > 1 and not bool(np.all(steps[1:] >= steps[:-1])):
             order = np.argsort(steps, kind="stable")
             steps, values, times = steps[order], values[order], times[order]

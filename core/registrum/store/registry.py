@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,26 +33,6 @@ from registrum.store import schema as t
 from registrum.store import validation as v
 from registrum.store._base import StoreBase, dumps, loads, now
 from registrum.store.artifacts import ArtifactsMixin
-
-_REF = re.compile(r"^(?P<name>[^@]+?)(?:@(?P<ref>[^@]+))?$")
-
-
-def parse_ref(ref: str) -> tuple[str, int | str | None]:
-    """`name`, `name@3`, `name@latest`, `name@champion` -> (name, 3 | "champion" | None=latest)."""
-    if not isinstance(ref, str):
-        raise InvalidArgument(f"model reference must be a string like 'name@alias', got {ref!r}")
-    m = _REF.match(ref)
-    if m is None:
-        raise InvalidArgument(
-            f"model reference {ref!r} is not 'name', 'name@VERSION' or 'name@ALIAS'"
-        )
-    name = v.name(m.group("name"), "model name")
-    part = m.group("ref")
-    if part is None or part == "latest":
-        return name, None
-    if part.isdigit():
-        return name, v.integer(int(part), "version", minimum=1)
-    return name, v.alias(part)
 
 
 def _metrics(value: Mapping[str, Any] | None) -> dict[str, float]:
@@ -208,8 +187,12 @@ class RegistryMixin(ArtifactsMixin, StoreBase):
         if isinstance(aliases, str):
             aliases = [aliases]
         alias_list = [v.alias(a) for a in aliases]
-        signature_text = None if signature is None else dumps(dict(signature))
-        params_text = None if params is None else dumps(dict(params))
+        signature_text = None if signature is None else _json_text(dict(signature), "signature")
+        params_text = (
+            None
+            if params is None
+            else _json_text({k: _jsonable(x) for k, x in params.items()}, "params")
+        )
 
         manifest = None if files is None else self._verified_manifest(files)
         if artifact_id is not None:
@@ -235,8 +218,10 @@ class RegistryMixin(ArtifactsMixin, StoreBase):
                             aliases=alias_list,
                         ),
                     )
-            except IntegrityError:
-                continue  # two first registrations created the model at once: retry
+            except (IntegrityError, AlreadyExists):
+                # Two first registrations created the model at once (PostgreSQL
+                # reports it as either, depending on timing): retry, now it exists.
+                continue
         raise StoreError(f"could not register a version of {name!r}; try again")
 
     def _register(self, conn: Connection, r: _Registration) -> ModelVersion:
@@ -319,7 +304,7 @@ class RegistryMixin(ArtifactsMixin, StoreBase):
 
     def get_model_version(self, ref: str) -> ModelVersion:
         """Resolves `name`, `name@latest`, `name@3` or `name@alias`."""
-        name, wanted = parse_ref(ref)
+        name, wanted = v.model_ref(ref)
         with self._read() as conn:
             return self._load_version(conn, self._resolve(conn, name, wanted))
 
@@ -337,7 +322,7 @@ class RegistryMixin(ArtifactsMixin, StoreBase):
     def update_model_version(
         self, ref: str, *, description: str | None = None, tags: Mapping[str, str] | None = None
     ) -> ModelVersion:
-        name, wanted = parse_ref(ref)
+        name, wanted = v.model_ref(ref)
         v.optional_text(description, "description")
         tag_map = v.string_map(tags, "tags")
         with self._tx() as conn:
@@ -434,12 +419,14 @@ class RegistryMixin(ArtifactsMixin, StoreBase):
             )
             return
         if expected_id is None:
-            done = conn.execute(
+            # RETURNING, not rowcount: psycopg reports -1 for an INSERT's rowcount.
+            inserted = conn.execute(
                 self._insert(t.aliases)
                 .values(model_id=model_id, alias=alias, version_id=version_id, updated_at=stamp)
                 .on_conflict_do_nothing(index_elements=["model_id", "alias"])
-            ).rowcount
-            if not done:
+                .returning(a.alias)
+            ).first()
+            if inserted is None:
                 raise AliasMoved(f"{label} already exists; expected it not to")
             return
         done = conn.execute(
@@ -587,3 +574,10 @@ def _jsonable(x: Any) -> Any:
     if isinstance(x, float) and not math.isfinite(x):
         return encode_float(x)
     return x
+
+
+def _json_text(value: dict[str, Any], what: str) -> str:
+    try:
+        return dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgument(f"{what} must be JSON-serialisable: {exc}") from None

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, select, update
 
-from registrum.entities import MetricSummary, Run, encode_float
+from registrum.entities import MetricSummary, Run, decode_nonfinite, encode_float
 from registrum.errors import AlreadyExists, InvalidArgument, InvalidTransition, RunNotFound
 from registrum.store import schema as t
 from registrum.store import validation as v
@@ -46,7 +46,13 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def typed_param(value: Any) -> dict[str, Any]:
-    """The stored columns for one param value."""
+    """The stored columns for one param value.
+
+    The strings "NaN", "Infinity" and "-Infinity" are the float values they
+    name: that is how non-finite floats travel in JSON, so a param logged over
+    HTTP and one logged in-process are stored alike.
+    """
+    value = decode_nonfinite(value)
     if value is None:
         return {"value_type": "null", "value_json": "null", "value_num": None, "value_str": None}
     if isinstance(value, bool):
@@ -94,9 +100,7 @@ def typed_param(value: Any) -> dict[str, Any]:
 
 def param_value(value_type: str, value_json: str) -> Any:
     value = loads(value_json)
-    if value_type == "float" and isinstance(value, str):
-        return {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}[value]
-    return value
+    return decode_nonfinite(value) if value_type == "float" else value
 
 
 class RunsMixin(StoreBase):
@@ -254,7 +258,10 @@ class RunsMixin(StoreBase):
                 .where(t.param_history.c.run_id == run_id, t.param_history.c.key_id == ids[key])
                 .order_by(t.param_history.c.id)
             )
-            return [{"value": loads(r.value_json), "logged_at": r.logged_at} for r in rows]
+            return [
+                {"value": decode_nonfinite(loads(r.value_json)), "logged_at": r.logged_at}
+                for r in rows
+            ]
 
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
         v.run_id(run_id)
@@ -320,6 +327,8 @@ class RunsMixin(StoreBase):
             raise InvalidArgument("dirty must be true or false")
         if diff_sha256 is not None:
             v.sha256(diff_sha256)
+        if extra is not None and not isinstance(extra, Mapping):
+            raise InvalidArgument("extra must be an object")
         values = {
             "commit": commit,
             "branch": branch,

@@ -71,6 +71,10 @@ runs = Table(
     Column("heartbeat_at", Double),
     Column("created_at", Double, nullable=False),
     Index("ix_runs_project_start", "project_id", "start_time"),
+    # Run search reads these in order when sorting by name or end time, so a
+    # page stops after LIMIT matches instead of sorting the whole project.
+    Index("ix_runs_project_name", "project_id", "name"),
+    Index("ix_runs_project_end", "project_id", "end_time"),
     Index("ix_runs_parent", "parent_id"),
 )
 
@@ -85,8 +89,10 @@ params = Table(
     Column("value_num", Double),
     Column("value_str", String(250)),
     Column("updated_at", Double, nullable=False),
-    Index("ix_params_key_num", "key_id", "value_num"),
-    Index("ix_params_key_str", "key_id", "value_str"),
+    # run_id makes these covering: run search walks them in value order and
+    # gets each run id without a table read.
+    Index("ix_params_key_num", "key_id", "value_num", "run_id"),
+    Index("ix_params_key_str", "key_id", "value_str", "run_id"),
 )
 
 param_history = Table(
@@ -148,7 +154,8 @@ metric_summaries = Table(
     Column("min_value", Double),
     Column("max_value", Double),
     Column("points", BigInteger, nullable=False),
-    Index("ix_metric_summaries_key_last", "key_id", "last_value"),
+    # Covering for run search, like the params value indexes.
+    Index("ix_metric_summaries_key_last", "key_id", "last_value", "run_id"),
 )
 
 run_environments = Table(

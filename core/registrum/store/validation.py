@@ -56,6 +56,8 @@ def alias(value: Any) -> str:
             f"alias {value!r} is not valid: start with a letter, then up to 127 letters, "
             "digits, '_', '-' or '.' (a number would read as a version)"
         )
+    if value == "latest":
+        raise InvalidName("alias 'latest' is reserved: name@latest always means the newest version")
     return value
 
 
@@ -141,3 +143,24 @@ def string_map(value: Any, what: str, *, max_value: int = 5000) -> dict[str, str
 
 def finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
+
+
+_REF = re.compile(r"^(?P<name>[^@]+?)(?:@(?P<ref>[^@]+))?$")
+
+
+def model_ref(ref: Any) -> tuple[str, int | str | None]:
+    """`name`, `name@3`, `name@latest`, `name@champion` -> (name, 3 | "champion" | None=latest)."""
+    if not isinstance(ref, str):
+        raise InvalidArgument(f"model reference must be a string like 'name@alias', got {ref!r}")
+    m = _REF.match(ref)
+    if m is None:
+        raise InvalidArgument(
+            f"model reference {ref!r} is not 'name', 'name@VERSION' or 'name@ALIAS'"
+        )
+    model = name(m.group("name"), "model name")
+    part = m.group("ref")
+    if part is None or part == "latest":
+        return model, None
+    if part.isdigit():
+        return model, integer(int(part), "version", minimum=1)
+    return model, alias(part)

@@ -1,4 +1,4 @@
-"""Request bodies. Strict: wrong JSON types are a 400, never coerced."""
+"""Request bodies. Strict: wrong JSON types are a 400, never coerced; unknown fields are refused."""
 
 from __future__ import annotations
 
@@ -8,53 +8,57 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class Body(BaseModel):
+    """Unknown fields are refused. Fields the service layer checks itself
+    (names, tags, params, free-form objects) are `Any` here, so the caller
+    gets the service's one precise error for them, the same as in-process."""
+
     model_config = ConfigDict(strict=True, extra="forbid")
 
 
 class CreateProject(Body):
-    name: str
-    description: str | None = None
+    name: Any
+    description: Any = None
 
 
 class CreateRun(Body):
-    project: str
-    id: str | None = None
-    name: str | None = None
-    job_type: str | None = None
-    parent_id: str | None = None
-    user: str | None = None
-    host: str | None = None
-    description: str | None = None
+    project: Any
+    id: Any = None
+    name: Any = None
+    job_type: Any = None
+    parent_id: Any = None
+    user: Any = None
+    host: Any = None
+    description: Any = None
     start_time: float | None = None
-    config: dict[str, Any] | None = None
-    tags: dict[str, str] | None = None
+    config: Any = None
+    tags: Any = None
 
 
 class UpdateRun(Body):
-    name: str | None = None
-    description: str | None = None
+    name: Any = None
+    description: Any = None
 
 
 class SetStatus(Body):
-    status: str
+    status: Any
     end_time: float | None = None
 
 
 class Params(Body):
-    params: dict[str, Any]
+    params: Any
 
 
 class Tags(Body):
-    tags: dict[str, str]
+    tags: Any
 
 
 class CodeVersion(Body):
-    commit: str | None = None
-    branch: str | None = None
-    remote: str | None = None
+    commit: Any = None
+    branch: Any = None
+    remote: Any = None
     dirty: bool | None = None
-    diff_sha256: str | None = None
-    extra: dict[str, Any] | None = None
+    diff_sha256: Any = None
+    extra: Any = None
 
 
 class Search(Body):
@@ -65,23 +69,17 @@ class Search(Body):
 
 
 class RunInput(Body):
-    kind: str
+    kind: Any
     target_id: int
-    role: str = "input"
-
-
-class FileEntry(Body):
-    path: str
-    sha256: str
-    size: int
+    role: Any = "input"
 
 
 class CreateArtifact(Body):
-    name: str
-    type: str
-    files: list[FileEntry]
-    run_id: str | None = None
-    metadata: dict[str, Any] | None = None
+    name: Any
+    type: Any
+    files: Any
+    run_id: Any = None
+    metadata: Any = None
 
 
 class MissingBlobs(Body):
@@ -89,42 +87,42 @@ class MissingBlobs(Body):
 
 
 class LogDataset(Body):
-    name: str
-    fingerprint: str
-    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    name: Any
+    fingerprint: Any
+    schema_: Any = Field(default=None, alias="schema")
     rows: int | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: Any = None
     artifact_id: int | None = None
-    run_id: str | None = None
-    role: str = "input"
+    run_id: Any = None
+    role: Any = "input"
 
     model_config = ConfigDict(strict=True, extra="forbid", populate_by_name=True)
 
 
 class CreateModel(Body):
-    name: str
-    project: str
-    description: str | None = None
-    tags: dict[str, str] | None = None
+    name: Any
+    project: Any
+    description: Any = None
+    tags: Any = None
 
 
 class UpdateModel(Body):
-    description: str | None = None
-    tags: dict[str, str] | None = None
+    description: Any = None
+    tags: Any = None
 
 
 class RegisterVersion(Body):
-    project: str | None = None
-    run_id: str | None = None
+    project: Any = None
+    run_id: Any = None
     artifact_id: int | None = None
-    files: list[FileEntry] | None = None
-    flavor: str | None = None
-    signature: dict[str, Any] | None = None
-    metrics: dict[str, float | str] | None = None
-    params: dict[str, Any] | None = None
-    description: str | None = None
-    tags: dict[str, str] | None = None
-    aliases: list[str] = []
+    files: Any = None
+    flavor: Any = None
+    signature: Any = None
+    metrics: Any = None
+    params: Any = None
+    description: Any = None
+    tags: Any = None
+    aliases: Any = ()
 
 
 class SetAlias(Body):

@@ -17,7 +17,7 @@ def create_artifact(project: str, body: s.CreateArtifact, store: StoreDep) -> JS
         project,
         body.name,
         type=body.type,
-        files=[f.model_dump() for f in body.files],
+        files=body.files,
         run_id=body.run_id,
         metadata=body.metadata,
     )

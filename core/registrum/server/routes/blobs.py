@@ -59,9 +59,10 @@ def download(sha256: str, request: Request, store: StoreDep) -> Response:
     if header:
         try:
             span = parse_range(header, size)
-        except RangeNotSatisfiable:
+        except RangeNotSatisfiable as exc:
+            # Answered here, not raised: the error handler would drop Content-Range.
             headers["content-range"] = f"bytes */{size}"
-            raise
+            return JSON({"error": exc.to_dict()}, status_code=exc.status, headers=headers)
     if span is None:
         headers["content-length"] = str(size)
         return StreamingResponse(

@@ -26,16 +26,22 @@ _FIELDS = {"seq", "keys", "steps", "values", "timestamps"}
 
 
 def _floats(items: Any, what: str) -> Any:
-    if not isinstance(items, list):
-        raise InvalidArgument(f"{what} must be a list of numbers")
-    if any(type(x) is str for x in items):
-        try:
-            return [decode_float(x) if type(x) is str else x for x in items]
-        except ValueError as exc:
-            raise InvalidArgument(
-                f'{what}: {exc} (non-finite values are sent as "NaN", "Infinity", "-Infinity")'
-            ) from None
-    return items
+    """Numbers, with the markers "NaN", "Infinity", "-Infinity" decoded; the
+    service layer checks everything else and names the bad index."""
+    if not isinstance(items, list) or str not in set(map(type, items)):
+        return items
+    out = list(items)
+    for i, x in enumerate(items):
+        if type(x) is str:
+            try:
+                out[i] = decode_float(x)
+            except ValueError:
+                raise InvalidArgument(
+                    f"{what}[{i}] is {x!r}; it must be a number "
+                    '(non-finite values are sent as "NaN", "Infinity", "-Infinity")',
+                    index=i,
+                ) from None
+    return out
 
 
 @router.post("/runs/{run_id}/metrics")
@@ -52,8 +58,6 @@ async def log_metrics(run_id: str, request: Request, store: StoreDep) -> JSON:
         raise InvalidArgument(f"unknown fields {sorted(unknown)}; expected {sorted(_FIELDS)}")
     if "seq" not in body or "keys" not in body or "steps" not in body or "values" not in body:
         raise InvalidArgument("a metric batch needs seq, keys, steps and values")
-    if not isinstance(body["keys"], list) or any(type(k) is not str for k in body["keys"]):
-        raise InvalidArgument("keys must be a list of strings")
     values = _floats(body["values"], "values")
     timestamps = body.get("timestamps")
     if timestamps is not None:

@@ -43,18 +43,18 @@ def update_model(name: str, body: s.UpdateModel, store: StoreDep) -> JSON:
 
 @router.post("/models/{name}/versions", status_code=201)
 def register_version(name: str, body: s.RegisterVersion, store: StoreDep) -> JSON:
-    try:
-        metrics = (
-            None if body.metrics is None else {k: decode_float(x) for k, x in body.metrics.items()}
-        )
-    except ValueError as exc:
-        raise InvalidArgument(f"metrics: {exc}") from None
+    metrics = body.metrics
+    if isinstance(metrics, dict):
+        try:
+            metrics = {k: decode_float(x) if isinstance(x, str) else x for k, x in metrics.items()}
+        except ValueError as exc:
+            raise InvalidArgument(f"metrics: {exc}") from None
     version = store.register_model_version(
         name,
         project=body.project,
         run_id=body.run_id,
         artifact_id=body.artifact_id,
-        files=None if body.files is None else [f.model_dump() for f in body.files],
+        files=body.files,
         flavor=body.flavor,
         signature=body.signature,
         metrics=metrics,

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 16:04:01.004389
+Create Date: 2026-11-26 16:33:06.033608
 """
 
 from __future__ import annotations
@@ -82,6 +82,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("runs", schema=None) as batch_op:
         batch_op.create_index("ix_runs_parent", ["parent_id"], unique=False)
+        batch_op.create_index("ix_runs_project_end", ["project_id", "end_time"], unique=False)
+        batch_op.create_index("ix_runs_project_name", ["project_id", "name"], unique=False)
         batch_op.create_index("ix_runs_project_start", ["project_id", "start_time"], unique=False)
 
     op.create_table(
@@ -177,7 +179,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("metric_summaries", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_metric_summaries_key_last", ["key_id", "last_value"], unique=False
+            "ix_metric_summaries_key_last", ["key_id", "last_value", "run_id"], unique=False
         )
 
     op.create_table(
@@ -220,8 +222,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("run_id", "key_id", name=op.f("pk_params")),
     )
     with op.batch_alter_table("params", schema=None) as batch_op:
-        batch_op.create_index("ix_params_key_num", ["key_id", "value_num"], unique=False)
-        batch_op.create_index("ix_params_key_str", ["key_id", "value_str"], unique=False)
+        batch_op.create_index("ix_params_key_num", ["key_id", "value_num", "run_id"], unique=False)
+        batch_op.create_index("ix_params_key_str", ["key_id", "value_str", "run_id"], unique=False)
 
     op.create_table(
         "run_environments",
@@ -372,6 +374,11 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("version_id", "key", name=op.f("pk_model_version_tags")),
     )
+    if op.get_bind().dialect.name == "postgresql":
+        # Packed float arrays do not compress: skip pglz and its cost on every
+        # write and read of a metric chunk.
+        for column in ("step_data", "value_data", "time_data"):
+            op.execute(f"ALTER TABLE metric_chunks ALTER COLUMN {column} SET STORAGE EXTERNAL")
 
 
 def downgrade() -> None:
@@ -419,6 +426,8 @@ def downgrade() -> None:
     op.drop_table("artifacts")
     with op.batch_alter_table("runs", schema=None) as batch_op:
         batch_op.drop_index("ix_runs_project_start")
+        batch_op.drop_index("ix_runs_project_name")
+        batch_op.drop_index("ix_runs_project_end")
         batch_op.drop_index("ix_runs_parent")
 
     op.drop_table("runs")
