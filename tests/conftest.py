@@ -205,9 +205,8 @@ class HttpServer:
 
     def ensure(self) -> tuple[Any, str]:
         if self._stack is None:
-            from serving import serve_app
-
             from registrum.server import Settings, create_app
+            from serving import serve_app
 
             stack = ExitStack()
             folder = Path(

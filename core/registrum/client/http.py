@@ -45,6 +45,7 @@ from registrum.errors import (
     error_for_code,
 )
 from registrum.store import validation as v
+from registrum.store.blobs import BlobInfo
 
 _CHUNK = 1 << 20
 
@@ -370,25 +371,21 @@ class HttpStore:
 
     # -- blobs ----------------------------------------------------------------
 
-    def put_blob(self, stream: BinaryIO | Iterable[bytes], *, sha256: str | None = None) -> Any:
-        """Uploads content; without `sha256` it is hashed first (spooled if not seekable)."""
-        from registrum.store.blobs import BlobInfo
+    def put_blob(
+        self, stream: BinaryIO | Iterable[bytes], *, sha256: str | None = None
+    ) -> BlobInfo:
+        """Uploads content unless the server has it already.
 
+        Without `sha256` the content is hashed first (spooled to a temporary
+        file if it cannot be re-read), so a stored blob is never sent again.
+        """
         with tempfile.TemporaryFile() as spool:
             if sha256 is None:
-                h = hashlib.sha256()
-                if _seekable(stream):
-                    start = stream.tell()
-                    for chunk in _chunks(stream):
-                        h.update(chunk)
-                    stream.seek(start)
-                else:
-                    for chunk in _chunks(stream):
-                        h.update(chunk)
-                        spool.write(chunk)
-                    spool.seek(0)
-                    stream = spool
-                sha256 = h.hexdigest()
+                sha256, stream = _hashed(stream, spool)
+            try:
+                return BlobInfo(sha256=sha256, size=self.blob_size(sha256))
+            except BlobNotFound:
+                pass
             data = self._json("PUT", f"/blobs/{_sha(sha256)}", data=_chunks(stream))
         return BlobInfo(sha256=data["sha256"], size=data["size"])
 
@@ -563,6 +560,25 @@ class HttpStore:
         if isinstance(expected_version, int):
             params["expected_version"] = expected_version
         self._call("DELETE", f"/models/{_model(name)}/aliases/{_alias(alias)}", params=params)
+
+
+def _hashed(
+    stream: BinaryIO | Iterable[bytes], spool: BinaryIO
+) -> tuple[str, BinaryIO | Iterable[bytes]]:
+    """The content's sha256, and a stream to read it again from the start
+    (the same stream rewound, or `spool` holding a copy)."""
+    h = hashlib.sha256()
+    if _seekable(stream):
+        start = stream.tell()
+        for chunk in _chunks(stream):
+            h.update(chunk)
+        stream.seek(start)
+        return h.hexdigest(), stream
+    for chunk in _chunks(stream):
+        h.update(chunk)
+        spool.write(chunk)
+    spool.seek(0)
+    return h.hexdigest(), spool
 
 
 def _seekable(stream: Any) -> TypeGuard[BinaryIO]:
