@@ -265,3 +265,22 @@ def test_injection_is_a_plain_value(api: tuple[str, requests.Session]) -> None:
     ).json()["items"]
     assert [r["tags"]["note"] for r in found] == [evil]
     assert len(s.get(f"{base}/projects/p/runs").json()["items"]) == 2
+
+
+def test_lists_are_paginated_with_an_opaque_cursor(api: tuple[str, requests.Session]) -> None:
+    base, s = api
+    for i in range(5):
+        s.post(f"{base}/projects", json={"name": f"p{i}"})
+    seen, cursor = [], None
+    while True:
+        params: dict[str, object] = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        body = s.get(f"{base}/projects", params=params).json()
+        assert len(body["items"]) <= 2
+        seen += [p["name"] for p in body["items"]]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [f"p{i}" for i in range(5)]
+    error_of(s.get(f"{base}/projects", params={"cursor": "not-a-cursor"}), 400, "invalid_argument")
+    error_of(s.get(f"{base}/projects", params={"limit": 0}), 400, "invalid_argument")
+    error_of(s.get(f"{base}/models", params={"limit": 5000}), 400, "invalid_argument")

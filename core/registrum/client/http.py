@@ -218,8 +218,30 @@ class HttpStore:
     def get_project(self, name: str) -> Project:
         return Project.from_dict(self._json("GET", f"/projects/{_project(name)}"))
 
-    def list_projects(self) -> list[Project]:
-        return [Project.from_dict(p) for p in self._json("GET", "/projects")["items"]]
+    def _pages(
+        self, path: str, params: dict[str, Any], limit: int | None, offset: int
+    ) -> list[Any]:
+        """Items `offset`..`offset + limit` of a paginated list, following its cursors."""
+        if limit is not None:
+            v.integer(limit, "limit", minimum=1)
+        v.integer(offset, "offset", minimum=0)
+        wanted = None if limit is None else offset + limit
+        items: list[Any] = []
+        cursor = None
+        while wanted is None or len(items) < wanted:
+            query = {k: x for k, x in params.items() if x is not None}
+            query["limit"] = 1000 if wanted is None else min(1000, wanted - len(items))
+            if cursor:
+                query["cursor"] = cursor
+            data = self._json("GET", path, params=query)
+            items.extend(data["items"])
+            cursor = data["next_cursor"]
+            if not cursor:
+                break
+        return items[offset:wanted]
+
+    def list_projects(self, *, limit: int | None = None, offset: int = 0) -> list[Project]:
+        return [Project.from_dict(p) for p in self._pages("/projects", {}, limit, offset)]
 
     # -- runs -----------------------------------------------------------------
 
@@ -452,12 +474,16 @@ class HttpStore:
         return Artifact.from_dict(self._json("GET", f"/artifacts/{int(artifact_id)}"))
 
     def list_artifacts(
-        self, project: str, *, name: str | None = None, run_id: str | None = None
+        self,
+        project: str,
+        *,
+        name: str | None = None,
+        run_id: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
     ) -> list[Artifact]:
-        params = {k: val for k, val in {"name": name, "run_id": run_id}.items() if val is not None}
-        items = self._json("GET", f"/projects/{_project(project)}/artifacts", params=params)[
-            "items"
-        ]
+        path = f"/projects/{_project(project)}/artifacts"
+        items = self._pages(path, {"name": name, "run_id": run_id}, limit, offset)
         return [Artifact.from_dict(a) for a in items]
 
     def log_dataset(
@@ -481,9 +507,11 @@ class HttpStore:
             )
         )
 
-    def list_datasets(self, project: str, *, name: str | None = None) -> list[DatasetVersion]:
-        params = {} if name is None else {"name": name}
-        items = self._json("GET", f"/projects/{_project(project)}/datasets", params=params)["items"]
+    def list_datasets(
+        self, project: str, *, name: str | None = None, limit: int | None = None, offset: int = 0
+    ) -> list[DatasetVersion]:
+        path = f"/projects/{_project(project)}/datasets"
+        items = self._pages(path, {"name": name}, limit, offset)
         return [DatasetVersion.from_dict(d) for d in items]
 
     # -- registry -------------------------------------------------------------
@@ -502,12 +530,11 @@ class HttpStore:
     def get_model(self, name: str) -> RegisteredModel:
         return RegisteredModel.from_dict(self._json("GET", f"/models/{_model(name)}"))
 
-    def list_models(self, *, project: str | None = None) -> list[RegisteredModel]:
-        params = {} if project is None else {"project": project}
-        return [
-            RegisteredModel.from_dict(m)
-            for m in self._json("GET", "/models", params=params)["items"]
-        ]
+    def list_models(
+        self, *, project: str | None = None, limit: int | None = None, offset: int = 0
+    ) -> list[RegisteredModel]:
+        items = self._pages("/models", {"project": project}, limit, offset)
+        return [RegisteredModel.from_dict(m) for m in items]
 
     def update_model(
         self, name: str, *, description: str | None = None, tags: Mapping[str, str] | None = None
@@ -531,11 +558,11 @@ class HttpStore:
     def get_model_version(self, ref: str) -> ModelVersion:
         return ModelVersion.from_dict(self._json("GET", f"/models/{_ref(ref)}"))
 
-    def list_model_versions(self, name: str) -> list[ModelVersion]:
-        return [
-            ModelVersion.from_dict(m)
-            for m in self._json("GET", f"/models/{_model(name)}/versions")["items"]
-        ]
+    def list_model_versions(
+        self, name: str, *, limit: int | None = None, offset: int = 0
+    ) -> list[ModelVersion]:
+        items = self._pages(f"/models/{_model(name)}/versions", {}, limit, offset)
+        return [ModelVersion.from_dict(m) for m in items]
 
     def update_model_version(
         self, ref: str, *, description: str | None = None, tags: Mapping[str, str] | None = None

@@ -77,6 +77,14 @@ class StoreBase:
             conn.execute(select(t.projects.c.id).where(t.projects.c.name == name)).scalar_one()
         )
 
+    def _window(self, query: Any, limit: int | None, offset: int) -> Any:
+        """`query` cut to one page: at most `limit` rows after the first `offset`."""
+        if limit is not None:
+            query = query.limit(v.integer(limit, "limit", minimum=1))
+        if v.integer(offset, "offset", minimum=0):
+            query = query.offset(offset)
+        return query
+
     def _project_name(self, conn: Connection, project_id: int) -> str:
         name: str = conn.execute(
             select(t.projects.c.name).where(t.projects.c.id == project_id)

@@ -250,9 +250,16 @@ class ArtifactsMixin(RunsMixin, StoreBase):
             return self._load_artifact(conn, artifact_id)
 
     def list_artifacts(
-        self, project: str, *, name: str | None = None, run_id: str | None = None
+        self,
+        project: str,
+        *,
+        name: str | None = None,
+        run_id: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
     ) -> list[Artifact]:
-        """Artifact versions of a project, newest first, without their file lists."""
+        """Artifact versions of a project, newest first, without their file lists;
+        `limit`/`offset` select one page."""
         with self._read() as conn:
             project_id = self._project_id(conn, project)
             a = t.artifacts.c
@@ -261,7 +268,8 @@ class ArtifactsMixin(RunsMixin, StoreBase):
                 query = query.where(a.name == name)
             if run_id is not None:
                 query = query.where(a.run_id == run_id)
-            rows = conn.execute(query.order_by(a.created_at.desc(), a.id.desc())).all()
+            query = query.order_by(a.created_at.desc(), a.id.desc())
+            rows = conn.execute(self._window(query, limit, offset)).all()
             return [_artifact(r, project, []) for r in rows]
 
     def _load_artifact(self, conn: Connection, artifact_id: int) -> Artifact:
@@ -374,14 +382,18 @@ class ArtifactsMixin(RunsMixin, StoreBase):
                 )
             return self._load_dataset(conn, int(found))
 
-    def list_datasets(self, project: str, *, name: str | None = None) -> list[DatasetVersion]:
+    def list_datasets(
+        self, project: str, *, name: str | None = None, limit: int | None = None, offset: int = 0
+    ) -> list[DatasetVersion]:
+        """Dataset versions by name, newest first; `limit`/`offset` select one page."""
         with self._read() as conn:
             project_id = self._project_id(conn, project)
             d = t.dataset_versions.c
             query = select(d.id).where(d.project_id == project_id)
             if name is not None:
                 query = query.where(d.name == name)
-            ids = conn.execute(query.order_by(d.name, d.version.desc())).scalars().all()
+            query = query.order_by(d.name, d.version.desc())
+            ids = conn.execute(self._window(query, limit, offset)).scalars().all()
             return [self._load_dataset(conn, int(i)) for i in ids]
 
     def add_run_input(self, run_id: str, *, kind: str, target_id: int, role: str = "input") -> None:

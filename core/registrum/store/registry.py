@@ -118,13 +118,17 @@ class RegistryMixin(ArtifactsMixin, StoreBase):
         with self._read() as conn:
             return self._load_model(conn, self._model_row(conn, name).id)
 
-    def list_models(self, *, project: str | None = None) -> list[RegisteredModel]:
+    def list_models(
+        self, *, project: str | None = None, limit: int | None = None, offset: int = 0
+    ) -> list[RegisteredModel]:
+        """Registered models by name, of one project or all; `limit`/`offset` select one page."""
         with self._read() as conn:
             query = select(t.registered_models.c.id).order_by(t.registered_models.c.name)
             if project is not None:
                 query = query.where(
                     t.registered_models.c.project_id == self._project_id(conn, project)
                 )
+            query = self._window(query, limit, offset)
             return [self._load_model(conn, int(i)) for i in conn.execute(query).scalars()]
 
     def update_model(
@@ -308,15 +312,19 @@ class RegistryMixin(ArtifactsMixin, StoreBase):
         with self._read() as conn:
             return self._load_version(conn, self._resolve(conn, name, wanted))
 
-    def list_model_versions(self, name: str) -> list[ModelVersion]:
+    def list_model_versions(
+        self, name: str, *, limit: int | None = None, offset: int = 0
+    ) -> list[ModelVersion]:
+        """A model's versions, newest first; `limit`/`offset` select one page."""
         v.name(name, "model name")
         with self._read() as conn:
             model = self._model_row(conn, name)
-            ids = conn.execute(
+            query = (
                 select(t.model_versions.c.id)
                 .where(t.model_versions.c.model_id == model.id)
                 .order_by(t.model_versions.c.version.desc())
-            ).scalars()
+            )
+            ids = conn.execute(self._window(query, limit, offset)).scalars()
             return [self._load_version(conn, int(i)) for i in ids]
 
     def update_model_version(

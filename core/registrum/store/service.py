@@ -42,9 +42,11 @@ class Store(RegistryMixin, MetricsMixin):
             r = conn.execute(select(t.projects).where(t.projects.c.id == project_id)).one()
         return Project(id=r.id, name=r.name, description=r.description, created_at=r.created_at)
 
-    def list_projects(self) -> list[Project]:
+    def list_projects(self, *, limit: int | None = None, offset: int = 0) -> list[Project]:
+        """Projects by name; `limit`/`offset` select one page."""
         with self._read() as conn:
-            rows = conn.execute(select(t.projects).order_by(t.projects.c.name)).all()
+            query = select(t.projects).order_by(t.projects.c.name)
+            rows = conn.execute(self._window(query, limit, offset)).all()
         return [
             Project(id=r.id, name=r.name, description=r.description, created_at=r.created_at)
             for r in rows

@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from registrum.server.deps import StoreDep
-from registrum.server.responses import JSON, records
+from registrum.server.pagination import Cursor, Limit, page
+from registrum.server.responses import JSON
 from registrum.server.routes import _schemas as s
 
 router = APIRouter(tags=["artifacts"])
@@ -26,9 +27,18 @@ def create_artifact(project: str, body: s.CreateArtifact, store: StoreDep) -> JS
 
 @router.get("/projects/{project}/artifacts")
 def list_artifacts(
-    project: str, store: StoreDep, name: str | None = None, run_id: str | None = None
+    project: str,
+    store: StoreDep,
+    name: str | None = None,
+    run_id: str | None = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
 ) -> JSON:
-    return JSON({"items": records(store.list_artifacts(project, name=name, run_id=run_id))})
+    return page(
+        lambda n, at: store.list_artifacts(project, name=name, run_id=run_id, limit=n, offset=at),
+        limit,
+        cursor,
+    )
 
 
 @router.get("/projects/{project}/artifacts/{name}/versions/{version}")
@@ -58,8 +68,16 @@ def log_dataset(project: str, body: s.LogDataset, store: StoreDep) -> JSON:
 
 
 @router.get("/projects/{project}/datasets")
-def list_datasets(project: str, store: StoreDep, name: str | None = None) -> JSON:
-    return JSON({"items": records(store.list_datasets(project, name=name))})
+def list_datasets(
+    project: str,
+    store: StoreDep,
+    name: str | None = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> JSON:
+    return page(
+        lambda n, at: store.list_datasets(project, name=name, limit=n, offset=at), limit, cursor
+    )
 
 
 @router.get("/projects/{project}/datasets/{name}/versions/{version}")

@@ -8,7 +8,8 @@ from starlette.responses import Response
 from registrum.entities import UNSET, decode_float
 from registrum.errors import InvalidArgument
 from registrum.server.deps import StoreDep
-from registrum.server.responses import JSON, records
+from registrum.server.pagination import Cursor, Limit, page
+from registrum.server.responses import JSON
 from registrum.server.routes import _schemas as s
 
 router = APIRouter(tags=["models"])
@@ -27,8 +28,10 @@ def create_model(body: s.CreateModel, store: StoreDep) -> JSON:
 
 
 @router.get("/models")
-def list_models(store: StoreDep, project: str | None = None) -> JSON:
-    return JSON({"items": records(store.list_models(project=project))})
+def list_models(
+    store: StoreDep, project: str | None = None, limit: Limit = 100, cursor: Cursor = None
+) -> JSON:
+    return page(lambda n, at: store.list_models(project=project, limit=n, offset=at), limit, cursor)
 
 
 @router.get("/models/{name}")
@@ -67,8 +70,8 @@ def register_version(name: str, body: s.RegisterVersion, store: StoreDep) -> JSO
 
 
 @router.get("/models/{name}/versions")
-def list_versions(name: str, store: StoreDep) -> JSON:
-    return JSON({"items": records(store.list_model_versions(name))})
+def list_versions(name: str, store: StoreDep, limit: Limit = 100, cursor: Cursor = None) -> JSON:
+    return page(lambda n, at: store.list_model_versions(name, limit=n, offset=at), limit, cursor)
 
 
 @router.get("/models/{name}/versions/{ref}")

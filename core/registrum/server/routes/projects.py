@@ -6,7 +6,8 @@ from fastapi import APIRouter
 
 from registrum import __version__
 from registrum.server.deps import StoreDep
-from registrum.server.responses import JSON, records
+from registrum.server.pagination import Cursor, Limit, page
+from registrum.server.responses import JSON
 from registrum.server.routes._schemas import CreateProject
 
 router = APIRouter(tags=["projects"])
@@ -18,8 +19,8 @@ def health(store: StoreDep) -> JSON:
 
 
 @router.get("/projects")
-def list_projects(store: StoreDep) -> JSON:
-    return JSON({"items": records(store.list_projects())})
+def list_projects(store: StoreDep, limit: Limit = 100, cursor: Cursor = None) -> JSON:
+    return page(lambda n, at: store.list_projects(limit=n, offset=at), limit, cursor)
 
 
 @router.post("/projects", status_code=201)
