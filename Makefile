@@ -23,12 +23,12 @@ postgres:
 	  echo "PostgreSQL did not start" >&2; exit 1
 
 test: setup postgres
-	$(BIN)/ruff check core tests bench
+	$(BIN)/ruff check core tests bench examples
 	$(BIN)/python -m pytest
 
 lint: setup
-	$(BIN)/ruff check core tests bench
-	$(BIN)/ruff format --check core tests bench
+	$(BIN)/ruff check core tests bench examples
+	$(BIN)/ruff format --check core tests bench examples
 	$(BIN)/mypy
 
 bench: setup postgres
