@@ -16,70 +16,32 @@ orjson (what a browser or another client pays). Each figure is the median of
 from __future__ import annotations
 
 import argparse
-import contextlib
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
 import requests
-import sqlalchemy as sa
+from _common import each_store, report, server
 
 from registrum.client.http import HttpStore
 from registrum.store import open_store
 
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 KEY = "train/loss"
 BATCHES = 100
 MAX_POINTS = 1000
 TARGET_WHOLE_S = 1.0
 TARGET_DOWNSAMPLED_S = 0.050
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def server(store_url: str, blobs: Path) -> Iterator[str]:
-    """A `registrum server` subprocess; yields its base URL once it answers /health."""
-    port = free_port()
-    cmd = [sys.executable, "-m", "registrum.cli", "server", "--host", "127.0.0.1"]
-    cmd += ["--port", str(port), "--store", store_url, "--blobs", str(blobs)]
-    cmd += ["--log-level", "warning"]
-    proc = subprocess.Popen(cmd)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited with code {proc.returncode}")
-            try:
-                with requests.get(f"{url}/api/v1/health", timeout=1) as r:
-                    if r.status_code == 200:
-                        break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not become healthy in 60 s")
-            time.sleep(0.05)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+# The reads timed: (label, max_points, target seconds).
+READS: tuple[tuple[str, int | None, float], ...] = (
+    ("whole", None, TARGET_WHOLE_S),
+    (f"max_points={MAX_POINTS}", MAX_POINTS, TARGET_DOWNSAMPLED_S),
+)
 
 
 def fill(store: Any, points: int) -> str:
@@ -112,12 +74,14 @@ def timed(fn: Callable[[], int], repeats: int) -> tuple[float, int]:
     return statistics.median(times), points
 
 
-def report(label: str, seconds: float, points: int, target: float) -> None:
-    verdict = "ok" if seconds <= target else "MISSED"
-    print(
-        f"history {label}: {seconds * 1000:,.1f} ms (target <= {target * 1000:,.0f} ms) "
-        f"[{verdict}]  {points:,} points returned",
-        flush=True,
+def report_read(label: str, seconds: float, points: int, target: float) -> None:
+    """Prints one timed read: its median against `target` seconds, and the points it returned."""
+    report(
+        f"history {label}",
+        f"{seconds * 1000:,.1f} ms",
+        seconds <= target,
+        f"<= {target * 1000:,.0f} ms",
+        f"  {points:,} points returned",
     )
 
 
@@ -128,16 +92,13 @@ def measure(name: str, store_url: str, tmp: Path, args: argparse.Namespace) -> N
         run_id = fill(store, args.points)
         took = time.perf_counter() - began
         print(f"{name}: {args.points:,} points of one key logged in {took:.1f} s")
-        for label, max_points, target in (
-            ("whole", None, TARGET_WHOLE_S),
-            (f"max_points={MAX_POINTS}", MAX_POINTS, TARGET_DOWNSAMPLED_S),
-        ):
+        for label, max_points, target in READS:
 
             def direct(max_points: int | None = max_points) -> int:
                 return len(store.metric_history(run_id, KEY, max_points=max_points).steps)
 
             seconds, points = timed(direct, args.repeats)
-            report(f"service {name} {label}", seconds, points, target)
+            report_read(f"service {name} {label}", seconds, points, target)
     finally:
         store.close()
 
@@ -145,10 +106,7 @@ def measure(name: str, store_url: str, tmp: Path, args: argparse.Namespace) -> N
         client = HttpStore(url)
         session = requests.Session()
         try:
-            for label, max_points, target in (
-                ("whole", None, TARGET_WHOLE_S),
-                (f"max_points={MAX_POINTS}", MAX_POINTS, TARGET_DOWNSAMPLED_S),
-            ):
+            for label, max_points, target in READS:
 
                 def via_client(max_points: int | None = max_points) -> int:
                     return len(client.metric_history(run_id, KEY, max_points=max_points).steps)
@@ -161,35 +119,12 @@ def measure(name: str, store_url: str, tmp: Path, args: argparse.Namespace) -> N
                         return len(orjson.loads(r.content)["steps"])
 
                 seconds, points = timed(via_client, args.repeats)
-                report(f"http(HttpStore) {name} {label}", seconds, points, target)
+                report_read(f"http(HttpStore) {name} {label}", seconds, points, target)
                 seconds, points = timed(via_requests, args.repeats)
-                report(f"http(requests+orjson) {name} {label}", seconds, points, target)
+                report_read(f"http(requests+orjson) {name} {label}", seconds, points, target)
         finally:
             session.close()
             client.close()
-
-
-def bench_sqlite(args: argparse.Namespace) -> None:
-    with tempfile.TemporaryDirectory(prefix="registrum-bench-history-") as tmp:
-        measure("sqlite", f"sqlite:///{tmp}/r.db", Path(tmp), args)
-
-
-def bench_postgres(args: argparse.Namespace) -> None:
-    name = args.pg_database
-    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        try:
-            with tempfile.TemporaryDirectory(prefix="registrum-bench-history-") as tmp:
-                url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-                measure("postgres", url, Path(tmp), args)
-        finally:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -202,10 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.points < BATCHES:
         parser.error(f"--points must be at least {BATCHES}")
-    if args.db in ("sqlite", "both"):
-        bench_sqlite(args)
-    if args.db in ("postgres", "both"):
-        bench_postgres(args)
+    each_store(args.db, args.pg_database, "registrum-bench-history-", partial(measure, args=args))
     return 0
 
 

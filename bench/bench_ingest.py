@@ -16,64 +16,19 @@ dropped here; SQLite a temporary file.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
-import socket
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
 import requests
-import sqlalchemy as sa
+from _common import each_store, print_platform, report, server
 
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 TARGET = 300_000  # points/s
 KEYS = [f"train/metric_{i}" for i in range(10)]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def server(store_url: str, blobs: Path) -> Iterator[str]:
-    """A `registrum server` subprocess; yields its base URL once it answers /health."""
-    port = free_port()
-    cmd = [sys.executable, "-m", "registrum.cli", "server", "--host", "127.0.0.1"]
-    cmd += ["--port", str(port), "--store", store_url, "--blobs", str(blobs)]
-    cmd += ["--log-level", "warning"]
-    proc = subprocess.Popen(cmd)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited with code {proc.returncode}")
-            try:
-                with requests.get(f"{url}/api/v1/health", timeout=1) as r:
-                    if r.status_code == 200:
-                        break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not become healthy in 60 s")
-            time.sleep(0.05)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def batch_columns(seq: int, steps_per_key: int) -> dict[str, Any]:
@@ -146,43 +101,21 @@ def _stored(session: requests.Session, url: str, run_id: str) -> int:
         return sum(m["count"] for k, m in r.json().items() if k != "warmup")
 
 
-def measure(name: str, store_url: str, blobs: Path, args: argparse.Namespace) -> None:
-    with server(store_url, blobs) as url:
+def measure(name: str, store_url: str, folder: Path, args: argparse.Namespace) -> None:
+    with server(store_url, folder / "blobs") as url:
         elapsed, stored = ingest(url, args.points, args.batch, args.client)
     expected = args.points // args.batch * args.batch
     if stored != expected:
         raise RuntimeError(f"{name}: {stored} points stored, {expected} sent")
     rate = stored / elapsed
-    verdict = "ok" if rate >= TARGET else "MISSED"
-    print(
-        f"ingest http {name}: {rate:,.0f} points/s (target >= {TARGET:,}) [{verdict}]  "
-        f"{stored:,} points in {elapsed:.2f} s, {args.batch:,}-point batches, "
+    report(
+        f"ingest http {name}",
+        f"{rate:,.0f} points/s",
+        rate >= TARGET,
+        f">= {TARGET:,}",
+        f"  {stored:,} points in {elapsed:.2f} s, {args.batch:,}-point batches, "
         f"{elapsed / (stored / args.batch) * 1000:.1f} ms/batch, client={args.client}",
-        flush=True,
     )
-
-
-def bench_sqlite(args: argparse.Namespace) -> None:
-    with tempfile.TemporaryDirectory(prefix="registrum-bench-ingest-") as tmp:
-        measure("sqlite", f"sqlite:///{tmp}/r.db", Path(tmp) / "blobs", args)
-
-
-def bench_postgres(args: argparse.Namespace) -> None:
-    name = args.pg_database
-    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        try:
-            with tempfile.TemporaryDirectory(prefix="registrum-bench-ingest-") as tmp:
-                url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-                measure("postgres", url, Path(tmp) / "blobs", args)
-        finally:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -198,11 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--batch must be a multiple of {len(KEYS)}")
     if args.points < args.batch:
         parser.error("--points must be at least --batch")
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs", flush=True)
-    if args.db in ("sqlite", "both"):
-        bench_sqlite(args)
-    if args.db in ("postgres", "both"):
-        bench_postgres(args)
+    print_platform()
+    each_store(args.db, args.pg_database, "registrum-bench-ingest-", partial(measure, args=args))
     return 0
 
 

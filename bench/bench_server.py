@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,61 +24,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import percentile, print_platform, report, rss_mb, start_server, stop
+
 TARGET_START_S = 2.0
 TARGET_RSS_MB = 200
 TARGET_LATENCY_MS = 5.0
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start(folder: Path) -> tuple[subprocess.Popen[bytes], int, float]:
     """Starts a server on a fresh SQLite store in `folder`: the process, its port, seconds taken."""
-    port = free_port()
-    cmd = [sys.executable, "-m", "registrum.cli", "server", "--host", "127.0.0.1"]
-    cmd += ["--port", str(port), "--store", f"sqlite:///{folder}/r.db"]
-    cmd += ["--blobs", str(folder / "blobs")]
-    cmd += ["--log-level", "warning"]
-    began = time.perf_counter()
-    proc = subprocess.Popen(cmd)
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with code {proc.returncode}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            try:
-                conn.request("GET", "/api/v1/health")
-                response = conn.getresponse()
-                response.read()
-                if response.status == 200:
-                    return proc, port, time.perf_counter() - began
-            finally:
-                conn.close()
-        except OSError:
-            pass
-        if time.perf_counter() - began > 60:
-            stop(proc)
-            raise RuntimeError("server did not become healthy in 60 s")
-        time.sleep(0.005)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for process {pid}")
+    return start_server(f"sqlite:///{folder}/r.db", folder / "blobs")
 
 
 def call(
@@ -95,13 +48,6 @@ def call(
     return data
 
 
-def report(label: str, figure: str, ok: bool, target: str, extra: str = "") -> None:
-    print(
-        f"server {label}: {figure} (target {target}) [{'ok' if ok else 'MISSED'}]{extra}",
-        flush=True,
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
     formatter = argparse.RawTextHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
@@ -110,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.starts < 1 or args.requests < 2:
         parser.error("--starts must be at least 1 and --requests at least 2")
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs", flush=True)
+    print_platform()
 
     with tempfile.TemporaryDirectory(prefix="registrum-bench-server-") as tmp:
         starts = []
@@ -121,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         median = statistics.median(starts)
         shown = ", ".join(f"{s:.2f}" for s in starts)
         report(
-            "start to healthy",
+            "server start to healthy",
             f"{median:.2f} s median",
             median <= TARGET_START_S,
             f"<= {TARGET_START_S:.0f} s",
@@ -138,7 +84,10 @@ def main(argv: list[str] | None = None) -> int:
                     call(conn, "GET", paths[i % 2])
                 idle = rss_mb(proc.pid)
                 report(
-                    "idle RSS", f"{idle:.0f} MB", idle <= TARGET_RSS_MB, f"<= {TARGET_RSS_MB} MB"
+                    "server idle RSS",
+                    f"{idle:.0f} MB",
+                    idle <= TARGET_RSS_MB,
+                    f"<= {TARGET_RSS_MB} MB",
                 )
 
                 times: list[list[float]] = [[], []]
@@ -155,9 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     for label, sample in (("health", times[0]), ("get run", times[1]), ("all", every)):
         ordered = sorted(sample)
         median = statistics.median(ordered)
-        p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+        p99 = percentile(ordered, 0.99)
         report(
-            f"keep-alive latency {label} ({len(ordered)} GETs)",
+            f"server keep-alive latency {label} ({len(ordered)} GETs)",
             f"median {median:.2f} ms, p99 {p99:.2f} ms",
             p99 <= TARGET_LATENCY_MS,
             f"<= {TARGET_LATENCY_MS:.0f} ms",

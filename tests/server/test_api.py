@@ -284,3 +284,12 @@ def test_lists_are_paginated_with_an_opaque_cursor(api: tuple[str, requests.Sess
     error_of(s.get(f"{base}/projects", params={"cursor": "not-a-cursor"}), 400, "invalid_argument")
     error_of(s.get(f"{base}/projects", params={"limit": 0}), 400, "invalid_argument")
     error_of(s.get(f"{base}/models", params={"limit": 5000}), 400, "invalid_argument")
+
+
+@pytest.mark.parametrize("version", ["%C2%B3", "0", "-1", "1.5", "x" * 300])
+def test_odd_version_references_are_4xx(api: tuple[str, requests.Session], version: str) -> None:
+    base, s = api
+    r = s.get(f"{base}/projects/p/artifacts/a/versions/{version}")
+    assert 400 <= r.status_code < 500, r.text
+    r = s.get(f"{base}/models/m/versions/{version}")
+    assert 400 <= r.status_code < 500, r.text

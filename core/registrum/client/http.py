@@ -87,11 +87,8 @@ def _alias(alias: Any) -> str:
 
 
 def _version(version: Any) -> str:
-    if version == "latest":
-        return "latest"
-    if isinstance(version, str) and version.isdigit():
-        version = int(version)
-    return str(v.integer(version, "version", minimum=1))
+    number = v.version(version)
+    return "latest" if number is None else str(number)
 
 
 def _ref(ref: Any) -> str:

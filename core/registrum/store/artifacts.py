@@ -35,14 +35,6 @@ def manifest_digest(files: Iterable[ArtifactFile]) -> str:
     return h.hexdigest()
 
 
-def _version_ref(version: int | str) -> int | None:
-    if version == "latest":
-        return None
-    if isinstance(version, str) and version.isdigit():
-        version = int(version)
-    return v.integer(version, "version", minimum=1)
-
-
 def _check_manifest(files: Sequence[Mapping[str, Any]]) -> list[ArtifactFile]:
     if not isinstance(files, Sequence) or isinstance(files, str | bytes):
         raise InvalidArgument("files must be a list of {path, sha256, size}")
@@ -226,7 +218,7 @@ class ArtifactsMixin(RunsMixin, StoreBase):
         return self._load_artifact(conn, int(artifact_id))
 
     def get_artifact(self, project: str, name: str, version: int | str = "latest") -> Artifact:
-        wanted = _version_ref(version)
+        wanted = v.version(version)
         with self._read() as conn:
             project_id = self._project_id(conn, project)
             a = t.artifacts.c
@@ -365,7 +357,7 @@ class ArtifactsMixin(RunsMixin, StoreBase):
         raise StoreError(f"could not allocate a version for dataset {name!r}; try again")
 
     def get_dataset(self, project: str, name: str, version: int | str = "latest") -> DatasetVersion:
-        wanted = _version_ref(version)
+        wanted = v.version(version)
         with self._read() as conn:
             project_id = self._project_id(conn, project)
             d = t.dataset_versions.c

@@ -13,6 +13,7 @@ MAX_PATH = 1024
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_DIGITS = re.compile(r"^[0-9]{1,18}$")
 _ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,127}$")
 
 RUN_STATUSES = ("running", "finished", "failed", "crashed", "killed")
@@ -159,8 +160,15 @@ def model_ref(ref: Any) -> tuple[str, int | str | None]:
         )
     model = name(m.group("name"), "model name")
     part = m.group("ref")
-    if part is None or part == "latest":
-        return model, None
-    if part.isdigit():
-        return model, integer(int(part), "version", minimum=1)
+    if part is None or _DIGITS.match(part) or part == "latest":
+        return model, version(part or "latest")
     return model, alias(part)
+
+
+def version(value: Any) -> int | None:
+    """A version number (int or ASCII digits), or None for "latest"."""
+    if value == "latest":
+        return None
+    if isinstance(value, str) and _DIGITS.match(value):
+        value = int(value)
+    return integer(value, "version", minimum=1)

@@ -1,0 +1,144 @@
+"""What the benches share: a `registrum server` subprocess, scratch databases, RSS, result lines."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import sqlalchemy as sa
+
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+START_TIMEOUT_S = 60
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on just now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def healthy(port: int) -> bool:
+    """Whether a server on 127.0.0.1:`port` answers `GET /api/v1/health` with 200."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", "/api/v1/health")
+        response = conn.getresponse()
+        response.read()
+        return response.status == 200
+    except OSError:
+        return False
+    finally:
+        conn.close()
+
+
+def start_server(store_url: str, blobs: Path) -> tuple[subprocess.Popen[bytes], int, float]:
+    """Starts `registrum server` on a free loopback port: the process, its port, seconds taken."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "registrum.cli", "server", "--host", "127.0.0.1"]
+    cmd += ["--port", str(port), "--store", store_url, "--blobs", str(blobs)]
+    cmd += ["--log-level", "warning"]
+    began = time.perf_counter()
+    proc = subprocess.Popen(cmd)
+    try:
+        while not healthy(port):
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited with code {proc.returncode}")
+            if time.perf_counter() - began > START_TIMEOUT_S:
+                raise RuntimeError(f"server did not become healthy in {START_TIMEOUT_S} s")
+            time.sleep(0.005)
+    except BaseException:
+        stop(proc)
+        raise
+    return proc, port, time.perf_counter() - began
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Terminates `proc`; kills it if it has not exited after 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@contextlib.contextmanager
+def server(store_url: str, blobs: Path) -> Iterator[str]:
+    """A `registrum server` subprocess; yields its base URL once it answers /health."""
+    proc, port, _ = start_server(store_url, blobs)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(proc)
+
+
+def _drop_database(admin: sa.Engine, name: str) -> None:
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@contextlib.contextmanager
+def postgres_database(name: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database `name`, dropped afterwards; yields its URL."""
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    try:
+        _drop_database(admin, name)
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+        finally:
+            _drop_database(admin, name)
+    finally:
+        admin.dispose()
+
+
+def each_store(
+    db: str, pg_database: str, prefix: str, measure: Callable[[str, str, Path], None]
+) -> None:
+    """Calls `measure(name, store_url, folder)` on SQLite and/or PostgreSQL, as `db` says.
+
+    `folder` is a fresh temporary folder (named with `prefix`), deleted afterwards; the
+    SQLite store is a file in it, the PostgreSQL store the database `pg_database`.
+    """
+    if db in ("sqlite", "both"):
+        with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+            measure("sqlite", f"sqlite:///{tmp}/r.db", Path(tmp))
+    if db in ("postgres", "both"):
+        with (
+            postgres_database(pg_database) as url,
+            tempfile.TemporaryDirectory(prefix=prefix) as tmp,
+        ):
+            measure("postgres", url, Path(tmp))
+
+
+def rss_mb(pid: int) -> float:
+    """The resident memory (VmRSS) of process `pid` in MB, from /proc/<pid>/status."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def percentile(ordered: Sequence[float], fraction: float) -> float:
+    """The nearest-rank percentile of a sorted, non-empty sample: `fraction` 0.99 for p99."""
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def print_platform() -> None:
+    """Prints the Python version and the CPU count, the first line of a bench's output."""
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs", flush=True)
+
+
+def report(label: str, figure: str, ok: bool, target: str, extra: str = "") -> None:
+    """Prints `label: figure (target ...) [ok]`, `[MISSED]` where not `ok`, then `extra`."""
+    print(f"{label}: {figure} (target {target}) [{'ok' if ok else 'MISSED'}]{extra}", flush=True)
