@@ -19,9 +19,19 @@ def _server(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    from registrum.errors import RegistrumError
+    from registrum.store import open_store
+
     settings = Settings(
         store_url=args.store, blobs=args.blobs, max_body_bytes=args.max_body_mb * 1024 * 1024
     )
+    # Open (create, upgrade) the store once up front, so a wrong URL or an
+    # unreachable database is one clear line, not a traceback from the server.
+    try:
+        open_store(settings.store_url, blobs=settings.blobs).close()
+    except (RegistrumError, OSError) as exc:
+        print(f"registrum server: {exc}", file=sys.stderr)
+        return 2
     uvicorn.run(
         create_app(settings),
         host=args.host,

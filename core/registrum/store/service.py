@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from registrum.entities import Page, Project, Run
-from registrum.errors import AlreadyExists
+from registrum.errors import AlreadyExists, StoreUnavailable
 from registrum.store import schema as t
 from registrum.store import validation as v
 from registrum.store._base import now
@@ -100,5 +101,10 @@ def open_store(url: str | None = None, *, blobs: str | Path | BlobStore | None =
         blobs = LocalBlobStore(root)
     elif not isinstance(blobs, BlobStore):
         blobs = LocalBlobStore(Path(blobs).expanduser())
-    migrate(engine)
+    try:
+        migrate(engine)
+    except OperationalError as exc:
+        engine.dispose()
+        where = engine.url.render_as_string(hide_password=True)
+        raise StoreUnavailable(f"cannot open the store at {where}: {exc.orig}") from None
     return Store(engine, blobs)
