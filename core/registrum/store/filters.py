@@ -21,125 +21,48 @@ offset of the offending character, so a caller can point at it.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Literal as _Kind
 
 from registrum.errors import FilterSyntaxError, InvalidArgument
+from registrum.store.filter_ast import (
+    ATTRIBUTES,
+    NUMBER_ATTRIBUTES,
+    And,
+    Comparison,
+    Field,
+    Node,
+    Not,
+    Or,
+    OrderKey,
+    Value,
+)
+from registrum.store.filter_tokens import KEYWORDS, ParseError, Token, describe, tokenize
 
-FieldKind = _Kind["metric", "param", "tag", "attribute"]
-ValueKind = _Kind["number", "string", "bool"]
-
-NUMBER_ATTRIBUTES = ("start_time", "end_time")
-STRING_ATTRIBUTES = ("status", "name", "job_type", "user", "host", "id", "parent_id")
-ATTRIBUTES = STRING_ATTRIBUTES + NUMBER_ATTRIBUTES
-COMPARISON_OPS = ("=", "!=", "<", "<=", ">", ">=")
-OPS = (*COMPARISON_OPS, "in", "not in", "like", "not like")
+__all__ = [
+    "MAX_COMPARISONS",
+    "MAX_DEPTH",
+    "MAX_FILTER_LENGTH",
+    "And",
+    "Comparison",
+    "Field",
+    "Node",
+    "Not",
+    "Or",
+    "OrderKey",
+    "Value",
+    "like_parts",
+    "parse_filter",
+    "parse_order_by",
+]
 
 # Bounds that keep a hostile filter from exhausting the parser or the database
 # (SQLite refuses expressions nested deeper than 1000).
 MAX_FILTER_LENGTH = 20_000
 MAX_DEPTH = 50
 MAX_COMPARISONS = 200
-
-_PREFIXES: dict[str, FieldKind] = {
-    "metrics": "metric",
-    "metric": "metric",
-    "params": "param",
-    "param": "param",
-    "tags": "tag",
-    "tag": "tag",
-    "attributes": "attribute",
-    "attribute": "attribute",
-}
-_PLURAL = {"metric": "metrics", "param": "params", "tag": "tags", "attribute": "attributes"}
-_KEYWORDS = frozenset({"and", "or", "not", "in", "like", "true", "false", "asc", "desc"})
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_KEY = re.compile(r"[A-Za-z0-9_.:/-]+")
-_NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-_OPERATOR = re.compile(r"<=|>=|!=|<>|==|=|<|>")
-_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "\\": "\\", "'": "'", '"': '"', "`": "`"}
 _EXPECTED_OP = "an operator (=, !=, <, <=, >, >=, in, not in, like, not like)"
 _EXPECTED_VALUE = "a value (a number, a quoted string, true or false)"
-
-
-@dataclass(frozen=True)
-class Field:
-    """A searchable field: a metric, param or tag key, or a run attribute."""
-
-    kind: FieldKind
-    key: str
-    position: int = 0
-
-    def __str__(self) -> str:
-        if self.kind == "attribute":
-            return self.key
-        key = self.key if _KEY.fullmatch(self.key) else "`" + self.key.replace("`", "\\`") + "`"
-        return f"{_PLURAL[self.kind]}.{key}"
-
-    @property
-    def numeric(self) -> bool:
-        """Whether the field only holds numbers (metrics, start and end time)."""
-        return self.kind == "metric" or (self.kind == "attribute" and self.key in NUMBER_ATTRIBUTES)
-
-
-@dataclass(frozen=True)
-class Value:
-    """A literal; `text` is the number as typed, or the string itself."""
-
-    kind: ValueKind
-    number: float
-    text: str
-    position: int
-
-
-@dataclass(frozen=True)
-class Comparison:
-    field: Field
-    op: str
-    values: tuple[Value, ...]
-    position: int
-
-
-@dataclass(frozen=True)
-class And:
-    items: tuple[Node, ...]
-
-
-@dataclass(frozen=True)
-class Or:
-    items: tuple[Node, ...]
-
-
-@dataclass(frozen=True)
-class Not:
-    item: Node
-
-
-Node = Comparison | And | Or | Not
-
-
-@dataclass(frozen=True)
-class OrderKey:
-    field: Field
-    descending: bool
-
-
-@dataclass(frozen=True)
-class _Token:
-    kind: str  # word, field, string, number, op, minus, "(", ")", ",", end
-    text: str  # the keyword lowercased, else the source text
-    position: int
-    value: object = None  # str for string, float for number, Field for field
-
-
-class _Error(Exception):
-    def __init__(self, message: str, position: int) -> None:
-        super().__init__(message)
-        self.message = message
-        self.position = position
 
 
 def parse_filter(text: str | None) -> Node | None:
@@ -156,12 +79,14 @@ def parse_filter(text: str | None) -> Node | None:
         return None
     try:
         if len(text) > MAX_FILTER_LENGTH:
-            raise _Error(f"filter is longer than {MAX_FILTER_LENGTH} characters", MAX_FILTER_LENGTH)
-        parser = _Parser(text, _tokenize(text))
+            raise ParseError(
+                f"filter is longer than {MAX_FILTER_LENGTH} characters", MAX_FILTER_LENGTH
+            )
+        parser = _Parser(text, tokenize(text))
         node = parser.parse_or(0)
         parser.expect_end("'and', 'or' or the end of the filter")
         return node
-    except _Error as exc:
+    except ParseError as exc:
         raise FilterSyntaxError(
             f"{exc.message} (at position {exc.position})", position=exc.position, filter=text
         ) from None
@@ -183,8 +108,8 @@ def parse_order_by(order_by: str | Sequence[str] | None) -> list[OrderKey]:
         if not item.strip():
             continue
         try:
-            keys.extend(_Parser(item, _tokenize(item)).parse_order())
-        except _Error as exc:
+            keys.extend(_Parser(item, tokenize(item)).parse_order())
+        except ParseError as exc:
             raise InvalidArgument(
                 f"order_by {item!r}: {exc.message} (at position {exc.position})",
                 position=exc.position,
@@ -212,124 +137,18 @@ def like_parts(pattern: str) -> list[tuple[str, bool]]:
     return parts
 
 
-def _tokenize(text: str) -> list[_Token]:
-    tokens: list[_Token] = []
-    i, n = 0, len(text)
-    while True:
-        while i < n and text[i].isspace():
-            i += 1
-        if i >= n:
-            tokens.append(_Token("end", "", n))
-            return tokens
-        ch = text[i]
-        if ch in "(),":
-            tokens.append(_Token(ch, ch, i))
-            i += 1
-        elif ch in "'\"":
-            value, end = _quoted(text, i)
-            tokens.append(_Token("string", text[i:end], i, value))
-            i = end
-        elif ch.isdigit() or (ch in "-." and _NUMBER.match(text, i)):
-            m = _NUMBER.match(text, i)
-            if m is None:  # pragma: no cover - the condition above guarantees a match
-                raise _Error("invalid number", i)
-            end = m.end()
-            if end < n and (text[end].isalnum() or text[end] in "_.`'\""):
-                raise _Error(f"invalid number {text[i : end + 1]!r}", i)
-            tokens.append(_Token("number", m.group(), i, float(m.group())))
-            i = end
-        elif ch == "-":
-            tokens.append(_Token("minus", "-", i))
-            i += 1
-        elif m := _OPERATOR.match(text, i):
-            op = {"==": "=", "<>": "!="}.get(m.group(), m.group())
-            tokens.append(_Token("op", op, i))
-            i = m.end()
-        elif m := _WORD.match(text, i):
-            word, end = m.group(), m.end()
-            if end < n and text[end] == ".":
-                field, end = _field(text, i, word, end + 1)
-                tokens.append(_Token("field", text[i:end], i, field))
-            else:
-                lowered = word.lower()
-                kind_text = lowered if lowered in _KEYWORDS else word
-                tokens.append(_Token("word", kind_text, i))
-            i = end
-        elif ch == "`":
-            raise _Error("a backticked key needs a prefix, as in metrics.`val loss`", i)
-        else:
-            raise _Error(f"unexpected character {ch!r}", i)
-
-
-def _field(text: str, start: int, prefix: str, key_start: int) -> tuple[Field, int]:
-    kind = _PREFIXES.get(prefix.lower())
-    if kind is None:
-        raise _Error(
-            f"unknown field prefix {prefix + '.'!r}: a field is metrics.<key>, params.<key>, "
-            f"tags.<key> or a run attribute ({', '.join(ATTRIBUTES)})",
-            start,
-        )
-    if key_start < len(text) and text[key_start] in "`'\"":
-        key, end = _quoted(text, key_start)
-        if not key:
-            raise _Error(f"expected a key after {prefix + '.'!r}, found an empty name", key_start)
-    else:
-        m = _KEY.match(text, key_start)
-        if m is None:
-            raise _Error(
-                f"expected a key after {prefix + '.'!r} (write other characters in "
-                "backticks, as in metrics.`val loss`)",
-                key_start,
-            )
-        key, end = m.group(), m.end()
-    if kind == "attribute":
-        if key.lower() not in ATTRIBUTES:
-            raise _Error(
-                f"unknown run attribute {key!r}: expected one of {', '.join(ATTRIBUTES)}",
-                key_start,
-            )
-        key = key.lower()
-    return Field(kind, key, start), end
-
-
-def _quoted(text: str, start: int) -> tuple[str, int]:
-    """Reads a quoted string (' " or `) with backslash escapes; unknown escapes stay."""
-    quote = text[start]
-    out: list[str] = []
-    i, n = start + 1, len(text)
-    while i < n:
-        ch = text[i]
-        if ch == quote:
-            return "".join(out), i + 1
-        if ch == "\\" and i + 1 < n:
-            nxt = text[i + 1]
-            out.append(_ESCAPES.get(nxt, "\\" + nxt))
-            i += 2
-            continue
-        out.append(ch)
-        i += 1
-    what = "key" if quote == "`" else "string"
-    raise _Error(f"unterminated {what}: expected a closing {quote} for the one here", start)
-
-
-def _describe(token: _Token) -> str:
-    if token.kind == "end":
-        return "the end of the input"
-    return repr(token.text)
-
-
 class _Parser:
-    def __init__(self, text: str, tokens: list[_Token]) -> None:
+    def __init__(self, text: str, tokens: list[Token]) -> None:
         self.text = text
         self.tokens = tokens
         self.i = 0
         self.comparisons = 0
 
     @property
-    def tok(self) -> _Token:
+    def tok(self) -> Token:
         return self.tokens[self.i]
 
-    def advance(self) -> _Token:
+    def advance(self) -> Token:
         token = self.tokens[self.i]
         if token.kind != "end":
             self.i += 1
@@ -338,9 +157,9 @@ class _Parser:
     def is_word(self, *words: str) -> bool:
         return self.tok.kind == "word" and self.tok.text in words
 
-    def fail(self, expected: str, token: _Token | None = None) -> _Error:
+    def fail(self, expected: str, token: Token | None = None) -> ParseError:
         token = token or self.tok
-        return _Error(f"expected {expected}, found {_describe(token)}", token.position)
+        return ParseError(f"expected {expected}, found {describe(token)}", token.position)
 
     def expect_end(self, expected: str) -> None:
         if self.tok.kind != "end":
@@ -362,7 +181,9 @@ class _Parser:
 
     def parse_unary(self, depth: int) -> Node:
         if depth >= MAX_DEPTH:
-            raise _Error(f"filter is nested more than {MAX_DEPTH} levels deep", self.tok.position)
+            raise ParseError(
+                f"filter is nested more than {MAX_DEPTH} levels deep", self.tok.position
+            )
         if self.is_word("not"):
             self.advance()
             return Not(self.parse_unary(depth + 1))
@@ -386,8 +207,8 @@ class _Parser:
         if token.kind == "word" and token.text.lower() in ATTRIBUTES:
             self.advance()
             return Field("attribute", token.text.lower(), token.position)
-        if token.kind == "word" and token.text not in _KEYWORDS:
-            raise _Error(
+        if token.kind == "word" and token.text not in KEYWORDS:
+            raise ParseError(
                 f"unknown field {token.text!r}: a field is metrics.<key>, params.<key>, "
                 f"tags.<key> or a run attribute ({', '.join(ATTRIBUTES)})",
                 token.position,
@@ -397,7 +218,7 @@ class _Parser:
     def parse_comparison(self) -> Comparison:
         self.comparisons += 1
         if self.comparisons > MAX_COMPARISONS:
-            raise _Error(
+            raise ParseError(
                 f"filter has more than {MAX_COMPARISONS} comparisons; use 'in (...)' for lists",
                 self.tok.position,
             )
@@ -456,10 +277,10 @@ class _Parser:
             truth = token.text == "true"
             return Value("bool", 1.0 if truth else 0.0, token.text, token.position)
         hint = ""
-        if token.kind == "word" and token.text not in _KEYWORDS:
+        if token.kind == "word" and token.text not in KEYWORDS:
             hint = f" (quote text values: '{token.text}')"
-        raise _Error(
-            f"expected {_EXPECTED_VALUE} after '{field} {op}', found {_describe(token)}{hint}",
+        raise ParseError(
+            f"expected {_EXPECTED_VALUE} after '{field} {op}', found {describe(token)}{hint}",
             token.position,
         )
 
@@ -475,7 +296,7 @@ class _Parser:
             if self.is_word("asc", "desc"):
                 direction = self.advance()
                 if minus:
-                    raise _Error(
+                    raise ParseError(
                         "use either a leading '-' or asc/desc, not both", direction.position
                     )
                 descending = direction.text == "desc"
@@ -490,17 +311,17 @@ class _Parser:
 def _check_types(field: Field, op: str, values: tuple[Value, ...], op_position: int) -> None:
     if op.endswith("like"):
         if field.numeric:
-            raise _Error(
+            raise ParseError(
                 f"'{op}' matches text, but {field} is a number: use =, !=, <, <=, >, >= or in",
                 op_position,
             )
         if values[0].kind != "string":
-            raise _Error(f"'{op}' needs a quoted pattern, as in '%abc%'", values[0].position)
+            raise ParseError(f"'{op}' needs a quoted pattern, as in '%abc%'", values[0].position)
         return
     if field.kind == "metric":
         for value in values:
             if value.kind == "string":
-                raise _Error(
+                raise ParseError(
                     f"{field} is a metric and metrics hold numbers, so it cannot equal or "
                     f"be ordered against the text {value.text!r}: compare it with a number",
                     value.position,
@@ -514,7 +335,7 @@ def _as_time(field: Field, value: Value) -> Value:
     try:
         parsed = datetime.fromisoformat(value.text)
     except ValueError:
-        raise _Error(
+        raise ParseError(
             f"{field} is a time in epoch seconds: compare it with a number or an ISO 8601 "
             f"date such as '2024-05-01T12:00:00', not {value.text!r}",
             value.position,
