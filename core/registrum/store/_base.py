@@ -1,10 +1,10 @@
-"""What every part of the service layer shares: the engine, transactions, key interning."""
+"""What every part of the service layer shares: the engine, transactions, lookups, JSON."""
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -12,11 +12,15 @@ from sqlalchemy import Connection, Engine, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 
-from registrum.errors import ProjectNotFound, StoreUnavailable
+from registrum.errors import InvalidArgument, ProjectNotFound, RunNotFound, StoreUnavailable
 from registrum.store import schema as t
 from registrum.store import validation as v
 from registrum.store.blobs import BlobStore
 from registrum.store.db import READONLY
+
+# Attempts at a new version number (artifact, dataset, model version) when a
+# concurrent writer takes the one tried.
+RETRIES = 8
 
 
 def now() -> float:
@@ -29,6 +33,23 @@ def dumps(value: Any) -> str:
 
 def loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
+
+
+def json_text(value: Any, what: str) -> str:
+    """`value` as stored JSON text; one that cannot be is an `InvalidArgument` naming `what`."""
+    try:
+        return dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgument(f"{what} must be JSON-serialisable: {exc}") from None
+
+
+def json_object(value: Mapping[str, Any] | None, what: str) -> str:
+    """An optional object as stored JSON text; None is `{}`."""
+    if value is None:
+        return "{}"
+    if not isinstance(value, Mapping):
+        raise InvalidArgument(f"{what} must be an object")
+    return json_text(dict(value), what)
 
 
 class StoreBase:
@@ -75,6 +96,26 @@ class StoreBase:
         )
         return int(
             conn.execute(select(t.projects.c.id).where(t.projects.c.name == name)).scalar_one()
+        )
+
+    def _run_row(self, conn: Connection, run_id: str) -> Any:
+        row = conn.execute(select(t.runs).where(t.runs.c.id == run_id)).first()
+        if row is None:
+            raise RunNotFound(f"run {run_id!r} does not exist", run_id=run_id)
+        return row
+
+    def _write_tags(
+        self, conn: Connection, table: Table, owner: str, owner_id: Any, tags: dict[str, str]
+    ) -> None:
+        """Upserts `tags` of the row `owner_id` in a tag table keyed by (`owner`, key)."""
+        if not tags:
+            return
+        stmt = self._insert(table)
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[owner, "key"], set_={"value": stmt.excluded.value}
+            ),
+            [{owner: owner_id, "key": k, "value": val} for k, val in tags.items()],
         )
 
     def _window(self, query: Any, limit: int | None, offset: int) -> Any:

@@ -1,4 +1,4 @@
-"""Artifacts (versioned file manifests over blobs), dataset versions and run inputs."""
+"""Blobs, and artifacts: versioned file manifests over them."""
 
 from __future__ import annotations
 
@@ -9,22 +9,12 @@ from typing import Any, BinaryIO
 from sqlalchemy import Connection, func, select
 from sqlalchemy.exc import IntegrityError
 
-from registrum.entities import Artifact, ArtifactFile, DatasetVersion
-from registrum.errors import (
-    ArtifactNotFound,
-    BlobNotFound,
-    DatasetNotFound,
-    InvalidArgument,
-    StoreError,
-)
+from registrum.entities import Artifact, ArtifactFile
+from registrum.errors import ArtifactNotFound, BlobNotFound, InvalidArgument, StoreError
 from registrum.store import schema as t
 from registrum.store import validation as v
-from registrum.store._base import StoreBase, dumps, loads, now
+from registrum.store._base import RETRIES, StoreBase, json_object, loads, now
 from registrum.store.blobs import BlobInfo, BlobWriter
-from registrum.store.runs import RunsMixin
-
-INPUT_KINDS = ("dataset", "model_version", "artifact")
-_RETRIES = 8
 
 
 def manifest_digest(files: Iterable[ArtifactFile]) -> str:
@@ -59,7 +49,7 @@ def _check_manifest(files: Sequence[Mapping[str, Any]]) -> list[ArtifactFile]:
     return out
 
 
-class ArtifactsMixin(RunsMixin, StoreBase):
+class ArtifactsMixin(StoreBase):
     # -- blobs ----------------------------------------------------------------
 
     def put_blob(
@@ -130,11 +120,11 @@ class ArtifactsMixin(RunsMixin, StoreBase):
         v.name(project, "project name")
         v.name(name, "artifact name")
         v.name(type, "artifact type")
-        meta = _json_object(metadata, "metadata")
+        meta = json_object(metadata, "metadata")
         if run_id is not None:
             v.run_id(run_id)
         manifest, digest = self._verified_manifest(files)
-        for _ in range(_RETRIES):
+        for _ in range(RETRIES):
             try:
                 with self._tx() as conn:
                     return self._create_artifact(
@@ -284,172 +274,6 @@ class ArtifactsMixin(RunsMixin, StoreBase):
         ]
         return _artifact(row, row.project, files)
 
-    # -- datasets and run inputs ---------------------------------------------
-
-    def log_dataset(
-        self,
-        project: str,
-        name: str,
-        *,
-        fingerprint: str,
-        schema: Mapping[str, Any] | None = None,
-        rows: int | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        artifact_id: int | None = None,
-        run_id: str | None = None,
-        role: str = "input",
-    ) -> DatasetVersion:
-        """A dataset version by content fingerprint: same fingerprint, same version.
-        With `run_id`, also records that the run used it (in `role`)."""
-        v.name(project, "project name")
-        v.name(name, "dataset name")
-        if not isinstance(fingerprint, str) or not 8 <= len(fingerprint) <= 128:
-            raise InvalidArgument("fingerprint must be a string of 8 to 128 characters")
-        schema_text = _json_object(schema, "schema")
-        meta = _json_object(metadata, "metadata")
-        if rows is not None:
-            v.integer(rows, "rows", minimum=0)
-        if artifact_id is not None:
-            v.integer(artifact_id, "artifact_id", minimum=1)
-        if run_id is not None:
-            v.run_id(run_id)
-            v.name(role, "role")
-        for _ in range(_RETRIES):
-            try:
-                with self._tx() as conn:
-                    project_id = self._project_id(conn, project, create=True)
-                    if run_id is not None:
-                        self._run_row(conn, run_id)
-                    if artifact_id is not None:
-                        self._load_artifact(conn, artifact_id)
-                    d = t.dataset_versions.c
-                    found = conn.execute(
-                        select(d.id).where(
-                            d.project_id == project_id, d.name == name, d.fingerprint == fingerprint
-                        )
-                    ).scalar()
-                    if found is None:
-                        last = conn.execute(
-                            select(func.max(d.version)).where(
-                                d.project_id == project_id, d.name == name
-                            )
-                        ).scalar()
-                        found = conn.execute(
-                            t.dataset_versions.insert()
-                            .values(
-                                project_id=project_id,
-                                name=name,
-                                version=(last or 0) + 1,
-                                fingerprint=fingerprint,
-                                schema=schema_text,
-                                rows=rows,
-                                metadata=meta,
-                                artifact_id=artifact_id,
-                                created_at=now(),
-                            )
-                            .returning(d.id)
-                        ).scalar_one()
-                    if run_id is not None:
-                        self._add_input(conn, run_id, "dataset", int(found), role)
-                    return self._load_dataset(conn, int(found))
-            except IntegrityError:
-                continue
-        raise StoreError(f"could not allocate a version for dataset {name!r}; try again")
-
-    def get_dataset(self, project: str, name: str, version: int | str = "latest") -> DatasetVersion:
-        wanted = v.version(version)
-        with self._read() as conn:
-            project_id = self._project_id(conn, project)
-            d = t.dataset_versions.c
-            query = select(d.id).where(d.project_id == project_id, d.name == name)
-            query = (
-                query.order_by(d.version.desc()).limit(1)
-                if wanted is None
-                else query.where(d.version == wanted)
-            )
-            found = conn.execute(query).scalar()
-            if found is None:
-                raise DatasetNotFound(
-                    f"dataset {name!r} version {version} does not exist in project {project!r}"
-                )
-            return self._load_dataset(conn, int(found))
-
-    def list_datasets(
-        self, project: str, *, name: str | None = None, limit: int | None = None, offset: int = 0
-    ) -> list[DatasetVersion]:
-        """Dataset versions by name, newest first; `limit`/`offset` select one page."""
-        with self._read() as conn:
-            project_id = self._project_id(conn, project)
-            d = t.dataset_versions.c
-            query = select(d.id).where(d.project_id == project_id)
-            if name is not None:
-                query = query.where(d.name == name)
-            query = query.order_by(d.name, d.version.desc())
-            ids = conn.execute(self._window(query, limit, offset)).scalars().all()
-            return [self._load_dataset(conn, int(i)) for i in ids]
-
-    def add_run_input(self, run_id: str, *, kind: str, target_id: int, role: str = "input") -> None:
-        """Records that a run used a dataset version, model version or artifact."""
-        v.run_id(run_id)
-        if kind not in INPUT_KINDS:
-            raise InvalidArgument(f"input kind {kind!r} is not one of {', '.join(INPUT_KINDS)}")
-        v.integer(target_id, "target_id", minimum=1)
-        v.name(role, "role")
-        table = {
-            "dataset": t.dataset_versions,
-            "model_version": t.model_versions,
-            "artifact": t.artifacts,
-        }[kind]
-        with self._tx() as conn:
-            self._run_row(conn, run_id)
-            if conn.execute(select(table.c.id).where(table.c.id == target_id)).scalar() is None:
-                raise InvalidArgument(f"{kind} {target_id} does not exist")
-            self._add_input(conn, run_id, kind, target_id, role)
-
-    def run_inputs(self, run_id: str) -> list[dict[str, Any]]:
-        v.run_id(run_id)
-        with self._read() as conn:
-            self._run_row(conn, run_id)
-            i = t.run_inputs.c
-            rows = conn.execute(select(t.run_inputs).where(i.run_id == run_id).order_by(i.id))
-            return [
-                {
-                    "kind": r.kind,
-                    "target_id": r.target_id,
-                    "role": r.role,
-                    "created_at": r.created_at,
-                }
-                for r in rows
-            ]
-
-    def _add_input(
-        self, conn: Connection, run_id: str, kind: str, target_id: int, role: str
-    ) -> None:
-        conn.execute(
-            self._insert(t.run_inputs)
-            .values(run_id=run_id, kind=kind, target_id=target_id, role=role, created_at=now())
-            .on_conflict_do_nothing(index_elements=["run_id", "kind", "target_id", "role"])
-        )
-
-    def _load_dataset(self, conn: Connection, dataset_id: int) -> DatasetVersion:
-        r = conn.execute(
-            select(t.dataset_versions, t.projects.c.name.label("project"))
-            .join(t.projects, t.projects.c.id == t.dataset_versions.c.project_id)
-            .where(t.dataset_versions.c.id == dataset_id)
-        ).one()
-        return DatasetVersion(
-            id=r.id,
-            project=r.project,
-            name=r.name,
-            version=r.version,
-            fingerprint=r.fingerprint,
-            schema=loads(r.schema),
-            rows=r.rows,
-            metadata=loads(r.metadata),
-            artifact_id=r.artifact_id,
-            created_at=r.created_at,
-        )
-
 
 def _artifact(row: Any, project: str, files: list[ArtifactFile]) -> Artifact:
     return Artifact(
@@ -466,14 +290,3 @@ def _artifact(row: Any, project: str, files: list[ArtifactFile]) -> Artifact:
         created_at=row.created_at,
         files=files,
     )
-
-
-def _json_object(value: Mapping[str, Any] | None, what: str) -> str:
-    if value is None:
-        return "{}"
-    if not isinstance(value, Mapping):
-        raise InvalidArgument(f"{what} must be an object")
-    try:
-        return dumps(dict(value))
-    except (TypeError, ValueError) as exc:
-        raise InvalidArgument(f"{what} must be JSON-serialisable: {exc}") from None

@@ -1,4 +1,4 @@
-"""The model registry: registered models, consecutive versions, aliases with compare-and-set."""
+"""The model registry: registered models and their consecutively numbered versions."""
 
 from __future__ import annotations
 
@@ -7,32 +7,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError
 
-from registrum.entities import (
-    UNSET,
-    ArtifactFile,
-    ModelVersion,
-    RegisteredModel,
-    _Unset,
-    decode_float,
-    encode_float,
-)
-from registrum.errors import (
-    AliasMoved,
-    AliasNotFound,
-    AlreadyExists,
-    InvalidArgument,
-    ModelNotFound,
-    ModelVersionNotFound,
-    RunNotFound,
-    StoreError,
-)
+from registrum.entities import UNSET, ArtifactFile, ModelVersion, RegisteredModel, encode_float
+from registrum.errors import AlreadyExists, InvalidArgument, RunNotFound, StoreError
 from registrum.store import schema as t
 from registrum.store import validation as v
-from registrum.store._base import StoreBase, dumps, loads, now
-from registrum.store.artifacts import ArtifactsMixin
+from registrum.store._base import RETRIES, StoreBase, dumps, json_text, now
+from registrum.store.aliases import AliasesMixin
+from registrum.store.runs import RunsMixin
 
 
 def _metrics(value: Mapping[str, Any] | None) -> dict[str, float]:
@@ -69,7 +53,7 @@ class _Registration:
     aliases: list[str]
 
 
-class RegistryMixin(ArtifactsMixin, StoreBase):
+class RegistryMixin(AliasesMixin, RunsMixin, StoreBase):
     def create_model(
         self,
         name: str,
@@ -84,7 +68,7 @@ class RegistryMixin(ArtifactsMixin, StoreBase):
         try:
             with self._tx() as conn:
                 model_id = self._create_model(conn, name, project, description)
-                self._write_owner_tags(t.model_tags, "model_id", conn, model_id, tag_map)
+                self._write_tags(conn, t.model_tags, "model_id", model_id, tag_map)
                 return self._load_model(conn, model_id)
         except IntegrityError:
             raise AlreadyExists(f"model {name!r} already exists", model=name) from None
@@ -147,7 +131,7 @@ class RegistryMixin(ArtifactsMixin, StoreBase):
                 .where(t.registered_models.c.id == row.id)
                 .values(**values)
             )
-            self._write_owner_tags(t.model_tags, "model_id", conn, row.id, tag_map)
+            self._write_tags(conn, t.model_tags, "model_id", row.id, tag_map)
             return self._load_model(conn, row.id)
 
     def register_model_version(
@@ -191,18 +175,18 @@ class RegistryMixin(ArtifactsMixin, StoreBase):
         if isinstance(aliases, str):
             aliases = [aliases]
         alias_list = [v.alias(a) for a in aliases]
-        signature_text = None if signature is None else _json_text(dict(signature), "signature")
+        signature_text = None if signature is None else json_text(dict(signature), "signature")
         params_text = (
             None
             if params is None
-            else _json_text({k: _jsonable(x) for k, x in params.items()}, "params")
+            else json_text({k: _jsonable(x) for k, x in params.items()}, "params")
         )
 
         manifest = None if files is None else self._verified_manifest(files)
         if artifact_id is not None:
             v.integer(artifact_id, "artifact_id", minimum=1)
 
-        for _ in range(8):
+        for _ in range(RETRIES):
             try:
                 with self._tx() as conn:
                     return self._register(
@@ -301,7 +285,7 @@ class RegistryMixin(ArtifactsMixin, StoreBase):
                 .returning(t.model_versions.c.id)
             ).scalar_one()
         )
-        self._write_owner_tags(t.model_version_tags, "version_id", conn, version_id, r.tags)
+        self._write_tags(conn, t.model_version_tags, "version_id", version_id, r.tags)
         for alias in r.aliases:
             self._move_alias(conn, model_id, alias, version_id, UNSET)
         return self._load_version(conn, version_id)
@@ -341,251 +325,11 @@ class RegistryMixin(ArtifactsMixin, StoreBase):
             conn.execute(
                 update(t.model_versions).where(t.model_versions.c.id == version_id).values(**values)
             )
-            self._write_owner_tags(t.model_version_tags, "version_id", conn, version_id, tag_map)
+            self._write_tags(conn, t.model_version_tags, "version_id", version_id, tag_map)
             return self._load_version(conn, version_id)
-
-    def set_alias(
-        self, name: str, alias: str, version: int, *, expected_version: int | _Unset | None = UNSET
-    ) -> ModelVersion:
-        """Points `alias` at `version`.
-
-        With `expected_version`, the move is a compare-and-set: it happens only
-        if the alias still points at that version (None: only if the alias does
-        not exist yet); otherwise `AliasMoved` is raised and nothing changes.
-        """
-        v.name(name, "model name")
-        v.alias(alias)
-        v.integer(version, "version", minimum=1)
-        if expected_version is not None and not isinstance(expected_version, _Unset):
-            v.integer(expected_version, "expected_version", minimum=1)
-        try:
-            with self._tx() as conn:
-                model = self._model_row(conn, name)
-                version_id = self._resolve(conn, name, version)
-                expected_id: int | _Unset | None = expected_version
-                if isinstance(expected_version, int):
-                    expected_id = self._version_id_or_none(conn, model.id, expected_version)
-                    if expected_id is None:
-                        raise AliasMoved(
-                            f"{name}@{alias} does not point at version {expected_version}"
-                        )
-                self._move_alias(
-                    conn, model.id, alias, version_id, expected_id, label=f"{name}@{alias}"
-                )
-                return self._load_version(conn, version_id)
-        except IntegrityError:
-            raise AliasMoved(
-                f"{name}@{alias} was set concurrently; read it again and retry"
-            ) from None
-
-    def delete_alias(
-        self, name: str, alias: str, *, expected_version: int | _Unset = UNSET
-    ) -> None:
-        v.name(name, "model name")
-        v.alias(alias)
-        with self._tx() as conn:
-            model = self._model_row(conn, name)
-            a = t.aliases.c
-            query = delete(t.aliases).where(a.model_id == model.id, a.alias == alias)
-            if isinstance(expected_version, int):
-                query = query.where(
-                    a.version_id == self._version_id_or_none(conn, model.id, expected_version)
-                )
-            if conn.execute(query).rowcount == 0:
-                exists = conn.execute(
-                    select(a.alias).where(a.model_id == model.id, a.alias == alias)
-                ).first()
-                if exists is None:
-                    raise AliasNotFound(
-                        f"model {name!r} has no alias {alias!r}", model=name, alias=alias
-                    )
-                raise AliasMoved(f"{name}@{alias} does not point at version {expected_version}")
-
-    # -- helpers -------------------------------------------------------------
-
-    def _move_alias(
-        self,
-        conn: Connection,
-        model_id: int,
-        alias: str,
-        version_id: int,
-        expected_id: int | _Unset | None,
-        *,
-        label: str = "",
-    ) -> None:
-        a = t.aliases.c
-        stamp = now()
-        if isinstance(expected_id, _Unset):
-            stmt = self._insert(t.aliases)
-            conn.execute(
-                stmt.values(
-                    model_id=model_id, alias=alias, version_id=version_id, updated_at=stamp
-                ).on_conflict_do_update(
-                    index_elements=["model_id", "alias"],
-                    set_={"version_id": stmt.excluded.version_id, "updated_at": stamp},
-                )
-            )
-            return
-        if expected_id is None:
-            # RETURNING, not rowcount: psycopg reports -1 for an INSERT's rowcount.
-            inserted = conn.execute(
-                self._insert(t.aliases)
-                .values(model_id=model_id, alias=alias, version_id=version_id, updated_at=stamp)
-                .on_conflict_do_nothing(index_elements=["model_id", "alias"])
-                .returning(a.alias)
-            ).first()
-            if inserted is None:
-                raise AliasMoved(f"{label} already exists; expected it not to")
-            return
-        done = conn.execute(
-            update(t.aliases)
-            .where(a.model_id == model_id, a.alias == alias, a.version_id == expected_id)
-            .values(version_id=version_id, updated_at=stamp)
-        ).rowcount
-        if not done:
-            raise AliasMoved(
-                f"{label} no longer points at the expected version; read it again and retry"
-            )
-
-    def _model_row(self, conn: Connection, name: str) -> Any:
-        row = conn.execute(
-            select(t.registered_models).where(t.registered_models.c.name == name)
-        ).first()
-        if row is None:
-            raise ModelNotFound(f"model {name!r} does not exist", model=name)
-        return row
-
-    def _version_id_or_none(self, conn: Connection, model_id: int, version: int) -> int | None:
-        mv = t.model_versions.c
-        found = conn.execute(
-            select(mv.id).where(mv.model_id == model_id, mv.version == version)
-        ).scalar()
-        return None if found is None else int(found)
-
-    def _resolve(self, conn: Connection, name: str, wanted: int | str | None) -> int:
-        model = self._model_row(conn, name)
-        mv = t.model_versions.c
-        if isinstance(wanted, int):
-            found = self._version_id_or_none(conn, model.id, wanted)
-            if found is None:
-                raise ModelVersionNotFound(
-                    f"model {name!r} has no version {wanted}", model=name, version=wanted
-                )
-            return found
-        if wanted is None:
-            found = conn.execute(
-                select(mv.id).where(mv.model_id == model.id).order_by(mv.version.desc()).limit(1)
-            ).scalar()
-            if found is None:
-                raise ModelVersionNotFound(f"model {name!r} has no versions yet", model=name)
-            return int(found)
-        found = conn.execute(
-            select(t.aliases.c.version_id).where(
-                t.aliases.c.model_id == model.id, t.aliases.c.alias == wanted
-            )
-        ).scalar()
-        if found is None:
-            raise AliasNotFound(f"model {name!r} has no alias {wanted!r}", model=name, alias=wanted)
-        return int(found)
-
-    def _write_owner_tags(
-        self, table: Any, owner: str, conn: Connection, owner_id: int, tags: dict[str, str]
-    ) -> None:
-        if not tags:
-            return
-        stmt = self._insert(table)
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[owner, "key"], set_={"value": stmt.excluded.value}
-            ),
-            [{owner: owner_id, "key": k, "value": val} for k, val in tags.items()],
-        )
-
-    def _load_model(self, conn: Connection, model_id: int) -> RegisteredModel:
-        r = conn.execute(
-            select(t.registered_models, t.projects.c.name.label("project"))
-            .join(t.projects, t.projects.c.id == t.registered_models.c.project_id)
-            .where(t.registered_models.c.id == model_id)
-        ).one()
-        mv = t.model_versions.c
-        latest = conn.execute(
-            select(mv.version).where(mv.model_id == model_id).order_by(mv.version.desc()).limit(1)
-        ).scalar()
-        alias_rows = conn.execute(
-            select(t.aliases.c.alias, mv.version)
-            .join(t.model_versions, mv.id == t.aliases.c.version_id)
-            .where(t.aliases.c.model_id == model_id)
-            .order_by(t.aliases.c.alias)
-        )
-        tags = conn.execute(
-            select(t.model_tags)
-            .where(t.model_tags.c.model_id == model_id)
-            .order_by(t.model_tags.c.key)
-        )
-        return RegisteredModel(
-            id=r.id,
-            name=r.name,
-            project=r.project,
-            description=r.description,
-            latest_version=latest,
-            aliases={a.alias: a.version for a in alias_rows},
-            tags={x.key: x.value for x in tags},
-            created_at=r.created_at,
-            updated_at=r.updated_at,
-        )
-
-    def _load_version(self, conn: Connection, version_id: int) -> ModelVersion:
-        mv = t.model_versions
-        r = conn.execute(
-            select(
-                mv, t.registered_models.c.name.label("model"), t.projects.c.name.label("project")
-            )
-            .join(t.registered_models, t.registered_models.c.id == mv.c.model_id)
-            .join(t.projects, t.projects.c.id == t.registered_models.c.project_id)
-            .where(mv.c.id == version_id)
-        ).one()
-        aliases = conn.execute(
-            select(t.aliases.c.alias)
-            .where(t.aliases.c.version_id == version_id)
-            .order_by(t.aliases.c.alias)
-        ).scalars()
-        tags = conn.execute(
-            select(t.model_version_tags)
-            .where(t.model_version_tags.c.version_id == version_id)
-            .order_by(t.model_version_tags.c.key)
-        )
-        metrics = {k: _float(x) for k, x in loads(r.metrics).items()}
-        return ModelVersion(
-            id=r.id,
-            model=r.model,
-            version=r.version,
-            project=r.project,
-            run_id=r.run_id,
-            artifact=self._load_artifact(conn, r.artifact_id),
-            flavor=r.flavor,
-            signature=loads(r.signature),
-            metrics=metrics,
-            params=loads(r.params),
-            description=r.description,
-            aliases=list(aliases),
-            tags={x.key: x.value for x in tags},
-            created_at=r.created_at,
-            updated_at=r.updated_at,
-        )
-
-
-def _float(x: Any) -> float:
-    return decode_float(x)
 
 
 def _jsonable(x: Any) -> Any:
     if isinstance(x, float) and not math.isfinite(x):
         return encode_float(x)
     return x
-
-
-def _json_text(value: dict[str, Any], what: str) -> str:
-    try:
-        return dumps(value)
-    except (TypeError, ValueError) as exc:
-        raise InvalidArgument(f"{what} must be JSON-serialisable: {exc}") from None

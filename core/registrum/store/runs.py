@@ -1,4 +1,4 @@
-"""Runs: creation and resume, status lifecycle, params with history, tags, environment, code."""
+"""Runs: creation and resume, the status lifecycle, tags, and loading full run records."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, select, update
 
-from registrum.entities import MetricSummary, Run, decode_nonfinite, encode_float
+from registrum.entities import MetricSummary, Run
 from registrum.errors import AlreadyExists, InvalidArgument, InvalidTransition, RunNotFound
 from registrum.store import schema as t
 from registrum.store import validation as v
-from registrum.store._base import StoreBase, dumps, loads, now
+from registrum.store._base import StoreBase, now
+from registrum.store.params import ParamsMixin, flatten, param_value
 
 TERMINAL = ("finished", "failed", "crashed", "killed")
 # Allowed status moves. A terminal run may resume (running again); a run that
@@ -27,83 +28,7 @@ TRANSITIONS: dict[str, set[str]] = {
 }
 
 
-def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested config as dotted keys: {"optimizer": {"lr": 1e-3}} -> {"optimizer.lr": 1e-3}."""
-    if not isinstance(config, Mapping):
-        raise InvalidArgument(
-            f"params must be a mapping of names to values, got {type(config).__name__}"
-        )
-    out: dict[str, Any] = {}
-    for k, value in config.items():
-        if not isinstance(k, str):
-            raise InvalidArgument(f"param name {k!r} must be a string")
-        full = f"{prefix}{k}"
-        if isinstance(value, Mapping):
-            out.update(flatten(value, f"{full}."))
-        else:
-            out[v.key(full, "param name")] = value
-    return out
-
-
-def typed_param(value: Any) -> dict[str, Any]:
-    """The stored columns for one param value.
-
-    The strings "NaN", "Infinity" and "-Infinity" are the float values they
-    name: that is how non-finite floats travel in JSON, so a param logged over
-    HTTP and one logged in-process are stored alike.
-    """
-    value = decode_nonfinite(value)
-    if value is None:
-        return {"value_type": "null", "value_json": "null", "value_num": None, "value_str": None}
-    if isinstance(value, bool):
-        text = "true" if value else "false"
-        return {
-            "value_type": "bool",
-            "value_json": text,
-            "value_num": float(value),
-            "value_str": text,
-        }
-    if isinstance(value, int):
-        return {
-            "value_type": "int",
-            "value_json": str(value),
-            "value_num": float(value),
-            "value_str": str(value)[:250],
-        }
-    if isinstance(value, float):
-        encoded = encode_float(value)
-        return {
-            "value_type": "float",
-            "value_json": dumps(encoded),
-            "value_num": value if not math.isnan(value) else None,
-            "value_str": repr(value)[:250],
-        }
-    if isinstance(value, str):
-        return {
-            "value_type": "str",
-            "value_json": dumps(value),
-            "value_num": None,
-            "value_str": value[:250],
-        }
-    try:
-        text = dumps(list(value) if isinstance(value, tuple) else value)
-    except (TypeError, ValueError):
-        text = dumps(repr(value))
-        return {
-            "value_type": "str",
-            "value_json": text,
-            "value_num": None,
-            "value_str": repr(value)[:250],
-        }
-    return {"value_type": "json", "value_json": text, "value_num": None, "value_str": text[:250]}
-
-
-def param_value(value_type: str, value_json: str) -> Any:
-    value = loads(value_json)
-    return decode_nonfinite(value) if value_type == "float" else value
-
-
-class RunsMixin(StoreBase):
+class RunsMixin(ParamsMixin, StoreBase):
     def create_run(
         self,
         project: str,
@@ -172,7 +97,7 @@ class RunsMixin(StoreBase):
                     .values(status="running", end_time=None, heartbeat_at=stamp, **changes)
                 )
             self._write_params(conn, run_id, project_id, flat)
-            self._write_tags(conn, run_id, tag_map)
+            self._write_tags(conn, t.run_tags, "run_id", run_id, tag_map)
             return self._load_runs(conn, [run_id])[0]
 
     def get_run(self, run_id: str) -> Run:
@@ -235,40 +160,12 @@ class RunsMixin(StoreBase):
             if result.rowcount == 0:
                 raise RunNotFound(f"run {run_id!r} does not exist", run_id=run_id)
 
-    def log_params(self, run_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
-        """Logs params (nested dicts flattened); the same value again is a no-op,
-        a changed value is kept with its history. Returns the flattened params."""
-        v.run_id(run_id)
-        flat = flatten(params)
-        with self._tx() as conn:
-            row = self._run_row(conn, run_id)
-            self._write_params(conn, run_id, row.project_id, flat)
-        return flat
-
-    def param_history(self, run_id: str, key: str) -> list[dict[str, Any]]:
-        """Every value a param took, oldest first: [{"value", "logged_at"}]."""
-        v.run_id(run_id)
-        with self._read() as conn:
-            row = self._run_row(conn, run_id)
-            ids = self._key_ids(conn, row.project_id, [key], create=False)
-            if key not in ids:
-                return []
-            rows = conn.execute(
-                select(t.param_history.c.value_json, t.param_history.c.logged_at)
-                .where(t.param_history.c.run_id == run_id, t.param_history.c.key_id == ids[key])
-                .order_by(t.param_history.c.id)
-            )
-            return [
-                {"value": decode_nonfinite(loads(r.value_json)), "logged_at": r.logged_at}
-                for r in rows
-            ]
-
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
         v.run_id(run_id)
         tag_map = v.string_map(tags, "tags")
         with self._tx() as conn:
             self._run_row(conn, run_id)
-            self._write_tags(conn, run_id, tag_map)
+            self._write_tags(conn, t.run_tags, "run_id", run_id, tag_map)
 
     def delete_tag(self, run_id: str, key: str) -> None:
         v.run_id(run_id)
@@ -279,156 +176,7 @@ class RunsMixin(StoreBase):
                 delete(t.run_tags).where(t.run_tags.c.run_id == run_id, t.run_tags.c.key == key)
             )
 
-    def set_environment(self, run_id: str, environment: Mapping[str, Any]) -> None:
-        """Stores what the run ran on (python, OS, CPUs, GPUs, packages, command line)."""
-        v.run_id(run_id)
-        if not isinstance(environment, Mapping):
-            raise InvalidArgument("environment must be an object")
-        data = _json_text(environment, "environment")
-        with self._tx() as conn:
-            self._run_row(conn, run_id)
-            conn.execute(
-                self._insert(t.run_environments)
-                .values(run_id=run_id, data=data, updated_at=now())
-                .on_conflict_do_update(
-                    index_elements=["run_id"], set_={"data": data, "updated_at": now()}
-                )
-            )
-
-    def get_environment(self, run_id: str) -> dict[str, Any] | None:
-        v.run_id(run_id)
-        with self._read() as conn:
-            self._run_row(conn, run_id)
-            text = conn.execute(
-                select(t.run_environments.c.data).where(t.run_environments.c.run_id == run_id)
-            ).scalar()
-        environment: dict[str, Any] | None = loads(text)
-        return environment
-
-    def set_code_version(
-        self,
-        run_id: str,
-        *,
-        commit: str | None = None,
-        branch: str | None = None,
-        remote: str | None = None,
-        dirty: bool | None = None,
-        diff_sha256: str | None = None,
-        extra: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Stores the git state of the run's code; the uncommitted diff is a blob."""
-        v.run_id(run_id)
-        if commit is not None and not (isinstance(commit, str) and 0 < len(commit) <= 64):
-            raise InvalidArgument("commit must be a string of at most 64 characters")
-        if branch is not None:
-            v.name(branch, "branch", slash=True)
-        v.optional_text(remote, "remote", max_len=1024)
-        if dirty is not None and not isinstance(dirty, bool):
-            raise InvalidArgument("dirty must be true or false")
-        if diff_sha256 is not None:
-            v.sha256(diff_sha256)
-        if extra is not None and not isinstance(extra, Mapping):
-            raise InvalidArgument("extra must be an object")
-        values = {
-            "commit": commit,
-            "branch": branch,
-            "remote": remote,
-            "dirty": dirty,
-            "diff_sha256": diff_sha256,
-            "data": _json_text(dict(extra or {}), "extra"),
-            "updated_at": now(),
-        }
-        with self._tx() as conn:
-            self._run_row(conn, run_id)
-            conn.execute(
-                self._insert(t.code_versions)
-                .values(run_id=run_id, **values)
-                .on_conflict_do_update(index_elements=["run_id"], set_=values)
-            )
-
-    def get_code_version(self, run_id: str) -> dict[str, Any] | None:
-        v.run_id(run_id)
-        with self._read() as conn:
-            self._run_row(conn, run_id)
-            row = conn.execute(
-                select(t.code_versions).where(t.code_versions.c.run_id == run_id)
-            ).first()
-        if row is None:
-            return None
-        return {
-            "commit": row.commit,
-            "branch": row.branch,
-            "remote": row.remote,
-            "dirty": row.dirty,
-            "diff_sha256": row.diff_sha256,
-            "extra": loads(row.data),
-        }
-
     # -- helpers -------------------------------------------------------------
-
-    def _run_row(self, conn: Connection, run_id: str) -> Any:
-        row = conn.execute(select(t.runs).where(t.runs.c.id == run_id)).first()
-        if row is None:
-            raise RunNotFound(f"run {run_id!r} does not exist", run_id=run_id)
-        return row
-
-    def _write_params(
-        self, conn: Connection, run_id: str, project_id: int, flat: dict[str, Any]
-    ) -> None:
-        if not flat:
-            return
-        ids = self._key_ids(conn, project_id, flat)
-        current = {
-            int(r.key_id): r.value_json
-            for r in conn.execute(
-                select(t.params.c.key_id, t.params.c.value_json).where(
-                    t.params.c.run_id == run_id, t.params.c.key_id.in_(ids.values())
-                )
-            )
-        }
-        stamp = now()
-        changed = []
-        for key, value in flat.items():
-            columns = typed_param(value)
-            if current.get(ids[key]) == columns["value_json"]:
-                continue
-            changed.append({"run_id": run_id, "key_id": ids[key], "updated_at": stamp, **columns})
-        if not changed:
-            return
-        stmt = self._insert(t.params)
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["run_id", "key_id"],
-                set_={
-                    c: stmt.excluded[c]
-                    for c in ("value_type", "value_json", "value_num", "value_str", "updated_at")
-                },
-            ),
-            changed,
-        )
-        conn.execute(
-            t.param_history.insert(),
-            [
-                {
-                    "run_id": run_id,
-                    "key_id": c["key_id"],
-                    "value_json": c["value_json"],
-                    "logged_at": stamp,
-                }
-                for c in changed
-            ],
-        )
-
-    def _write_tags(self, conn: Connection, run_id: str, tags: dict[str, str]) -> None:
-        if not tags:
-            return
-        stmt = self._insert(t.run_tags)
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["run_id", "key"], set_={"value": stmt.excluded.value}
-            ),
-            [{"run_id": run_id, "key": k, "value": val} for k, val in tags.items()],
-        )
 
     def _load_runs(self, conn: Connection, ids: Sequence[str]) -> list[Run]:
         """Full run records, in the order of `ids`, in four queries."""
@@ -490,10 +238,3 @@ def summary_from_row(key: str, r: Any) -> MetricSummary:
         max=r.max_value,
         count=int(r.points),
     )
-
-
-def _json_text(value: Any, what: str) -> str:
-    try:
-        return dumps(value)
-    except (TypeError, ValueError) as exc:
-        raise InvalidArgument(f"{what} must be JSON-serialisable: {exc}") from None

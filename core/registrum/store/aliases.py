@@ -1,0 +1,118 @@
+"""Model aliases: set, moved and deleted, optionally as a compare-and-set."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, delete, select, update
+from sqlalchemy.exc import IntegrityError
+
+from registrum.entities import UNSET, ModelVersion, _Unset
+from registrum.errors import AliasMoved, AliasNotFound
+from registrum.store import schema as t
+from registrum.store import validation as v
+from registrum.store._base import StoreBase, now
+from registrum.store.registry_read import RegistryReadMixin
+
+
+class AliasesMixin(RegistryReadMixin, StoreBase):
+    def set_alias(
+        self, name: str, alias: str, version: int, *, expected_version: int | _Unset | None = UNSET
+    ) -> ModelVersion:
+        """Points `alias` at `version`.
+
+        With `expected_version`, the move is a compare-and-set: it happens only
+        if the alias still points at that version (None: only if the alias does
+        not exist yet); otherwise `AliasMoved` is raised and nothing changes.
+        """
+        v.name(name, "model name")
+        v.alias(alias)
+        v.integer(version, "version", minimum=1)
+        if expected_version is not None and not isinstance(expected_version, _Unset):
+            v.integer(expected_version, "expected_version", minimum=1)
+        try:
+            with self._tx() as conn:
+                model = self._model_row(conn, name)
+                version_id = self._resolve(conn, name, version)
+                expected_id: int | _Unset | None = expected_version
+                if isinstance(expected_version, int):
+                    expected_id = self._version_id_or_none(conn, model.id, expected_version)
+                    if expected_id is None:
+                        raise AliasMoved(
+                            f"{name}@{alias} does not point at version {expected_version}"
+                        )
+                self._move_alias(
+                    conn, model.id, alias, version_id, expected_id, label=f"{name}@{alias}"
+                )
+                return self._load_version(conn, version_id)
+        except IntegrityError:
+            raise AliasMoved(
+                f"{name}@{alias} was set concurrently; read it again and retry"
+            ) from None
+
+    def delete_alias(
+        self, name: str, alias: str, *, expected_version: int | _Unset = UNSET
+    ) -> None:
+        v.name(name, "model name")
+        v.alias(alias)
+        with self._tx() as conn:
+            model = self._model_row(conn, name)
+            a = t.aliases.c
+            query = delete(t.aliases).where(a.model_id == model.id, a.alias == alias)
+            if isinstance(expected_version, int):
+                query = query.where(
+                    a.version_id == self._version_id_or_none(conn, model.id, expected_version)
+                )
+            if conn.execute(query).rowcount == 0:
+                exists = conn.execute(
+                    select(a.alias).where(a.model_id == model.id, a.alias == alias)
+                ).first()
+                if exists is None:
+                    raise AliasNotFound(
+                        f"model {name!r} has no alias {alias!r}", model=name, alias=alias
+                    )
+                raise AliasMoved(f"{name}@{alias} does not point at version {expected_version}")
+
+    # -- helpers -------------------------------------------------------------
+
+    def _move_alias(
+        self,
+        conn: Connection,
+        model_id: int,
+        alias: str,
+        version_id: int,
+        expected_id: int | _Unset | None,
+        *,
+        label: str = "",
+    ) -> None:
+        a = t.aliases.c
+        stamp = now()
+        if isinstance(expected_id, _Unset):
+            stmt = self._insert(t.aliases)
+            conn.execute(
+                stmt.values(
+                    model_id=model_id, alias=alias, version_id=version_id, updated_at=stamp
+                ).on_conflict_do_update(
+                    index_elements=["model_id", "alias"],
+                    set_={"version_id": stmt.excluded.version_id, "updated_at": stamp},
+                )
+            )
+            return
+        if expected_id is None:
+            # RETURNING, not rowcount: psycopg reports -1 for an INSERT's rowcount.
+            inserted = conn.execute(
+                self._insert(t.aliases)
+                .values(model_id=model_id, alias=alias, version_id=version_id, updated_at=stamp)
+                .on_conflict_do_nothing(index_elements=["model_id", "alias"])
+                .returning(a.alias)
+            ).first()
+            if inserted is None:
+                raise AliasMoved(f"{label} already exists; expected it not to")
+            return
+        done = conn.execute(
+            update(t.aliases)
+            .where(a.model_id == model_id, a.alias == alias, a.version_id == expected_id)
+            .values(version_id=version_id, updated_at=stamp)
+        ).rowcount
+        if not done:
+            raise AliasMoved(
+                f"{label} no longer points at the expected version; read it again and retry"
+            )
