@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, select
+from sqlalchemy import Connection, Engine, Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 
@@ -117,6 +117,27 @@ class StoreBase:
             ),
             [{owner: owner_id, "key": k, "value": val} for k, val in tags.items()],
         )
+
+    def _next_version(self, conn: Connection, table: Table, project_id: int, name: str) -> int:
+        """The number the next version of `name` takes in a versioned table of a project."""
+        c = table.c
+        last = conn.execute(
+            select(func.max(c.version)).where(c.project_id == project_id, c.name == name)
+        ).scalar()
+        return int(last or 0) + 1
+
+    def _version_id(
+        self, conn: Connection, table: Table, project_id: int, name: str, wanted: int | None
+    ) -> int | None:
+        """The row id of version `wanted` of `name` (None: the latest), if there is one."""
+        c = table.c
+        query = select(c.id).where(c.project_id == project_id, c.name == name)
+        if wanted is None:
+            query = query.order_by(c.version.desc()).limit(1)
+        else:
+            query = query.where(c.version == wanted)
+        found = conn.execute(query).scalar()
+        return None if found is None else int(found)
 
     def _window(self, query: Any, limit: int | None, offset: int) -> Any:
         """`query` cut to one page: at most `limit` rows after the first `offset`."""

@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, BinaryIO
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 
 from registrum.entities import Artifact, ArtifactFile
@@ -175,9 +175,6 @@ class ArtifactsMixin(StoreBase):
         ).scalar()
         if same is not None:
             return self._load_artifact(conn, int(same))
-        last = conn.execute(
-            select(func.max(a.version)).where(a.project_id == project_id, a.name == name)
-        ).scalar()
         conn.execute(
             self._insert(t.blobs).on_conflict_do_nothing(index_elements=["sha256"]),
             [{"sha256": f.sha256, "size": f.size, "created_at": now()} for f in manifest],
@@ -187,7 +184,7 @@ class ArtifactsMixin(StoreBase):
             .values(
                 project_id=project_id,
                 name=name,
-                version=(last or 0) + 1,
+                version=self._next_version(conn, t.artifacts, project_id, name),
                 type=type,
                 digest=digest,
                 run_id=run_id,
@@ -211,20 +208,13 @@ class ArtifactsMixin(StoreBase):
         wanted = v.version(version)
         with self._read() as conn:
             project_id = self._project_id(conn, project)
-            a = t.artifacts.c
-            query = select(a.id).where(a.project_id == project_id, a.name == name)
-            query = (
-                query.order_by(a.version.desc()).limit(1)
-                if wanted is None
-                else query.where(a.version == wanted)
-            )
-            found = conn.execute(query).scalar()
+            found = self._version_id(conn, t.artifacts, project_id, name, wanted)
             if found is None:
                 raise ArtifactNotFound(
                     f"artifact {name!r} version {version} does not exist in project {project!r}",
                     name=name,
                 )
-            return self._load_artifact(conn, int(found))
+            return self._load_artifact(conn, found)
 
     def get_artifact_by_id(self, artifact_id: int) -> Artifact:
         v.integer(artifact_id, "artifact id", minimum=1)

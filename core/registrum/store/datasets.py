@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 
 from registrum.entities import DatasetVersion
@@ -62,17 +62,14 @@ class DatasetsMixin(ArtifactsMixin, StoreBase):
                         )
                     ).scalar()
                     if found is None:
-                        last = conn.execute(
-                            select(func.max(d.version)).where(
-                                d.project_id == project_id, d.name == name
-                            )
-                        ).scalar()
                         found = conn.execute(
                             t.dataset_versions.insert()
                             .values(
                                 project_id=project_id,
                                 name=name,
-                                version=(last or 0) + 1,
+                                version=self._next_version(
+                                    conn, t.dataset_versions, project_id, name
+                                ),
                                 fingerprint=fingerprint,
                                 schema=schema_text,
                                 rows=rows,
@@ -93,19 +90,12 @@ class DatasetsMixin(ArtifactsMixin, StoreBase):
         wanted = v.version(version)
         with self._read() as conn:
             project_id = self._project_id(conn, project)
-            d = t.dataset_versions.c
-            query = select(d.id).where(d.project_id == project_id, d.name == name)
-            query = (
-                query.order_by(d.version.desc()).limit(1)
-                if wanted is None
-                else query.where(d.version == wanted)
-            )
-            found = conn.execute(query).scalar()
+            found = self._version_id(conn, t.dataset_versions, project_id, name, wanted)
             if found is None:
                 raise DatasetNotFound(
                     f"dataset {name!r} version {version} does not exist in project {project!r}"
                 )
-            return self._load_dataset(conn, int(found))
+            return self._load_dataset(conn, found)
 
     def list_datasets(
         self, project: str, *, name: str | None = None, limit: int | None = None, offset: int = 0
