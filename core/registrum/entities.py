@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final, TypeVar
+from typing import Any, ClassVar, Final, TypeVar
 
 T = TypeVar("T", bound="Record")
 
@@ -64,15 +65,26 @@ UNSET: Final = _Unset()
 
 
 class Record:
-    """Base of every record: dict conversion for the wire."""
+    """Base of every record: dict conversion for the wire.
+
+    `_decoders` names the fields whose JSON form needs turning back into
+    Python values (non-finite markers, nested records).
+    """
+
+    _decoders: ClassVar[dict[str, Callable[[Any], Any]]] = {}
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: _encode(getattr(self, f.name)) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
 
     @classmethod
     def from_dict(cls: type[T], data: dict[str, Any]) -> T:
-        names = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        kwargs = {k: _decode_field(cls, k, v) for k, v in data.items() if k in names}
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        decoders = cls._decoders
+        kwargs = {
+            k: decoders[k](x) if k in decoders and x is not None else x
+            for k, x in data.items()
+            if k in names
+        }
         return cls(**kwargs)
 
 
@@ -88,27 +100,15 @@ def _encode(value: Any) -> Any:
     return value
 
 
-_FLOAT_FIELDS = {"last", "min", "max", "value"}
-_NESTED: dict[tuple[str, str], type[Record]] = {}
+def _each(decode: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A decoder for every value of a dict or item of a list."""
 
+    def decode_all(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: decode(x) for k, x in value.items()}
+        return [decode(x) for x in value]
 
-def _decode_field(cls: type[Record], name: str, value: Any) -> Any:
-    nested = _NESTED.get((cls.__name__, name))
-    if nested is not None and value is not None:
-        if isinstance(value, list):
-            return [nested.from_dict(v) for v in value]
-        if isinstance(value, dict) and name in ("metrics",) and cls is Run:
-            return {k: nested.from_dict(v) for k, v in value.items()}
-        return nested.from_dict(value)
-    if name == "params" and isinstance(value, dict):
-        return {k: decode_nonfinite(x) for k, x in value.items()}
-    if name in _FLOAT_FIELDS and isinstance(value, str):
-        return decode_float(value)
-    if cls is MetricHistory and name == "values":
-        return [decode_float(v) for v in value]
-    if cls is ModelVersion and name == "metrics" and isinstance(value, dict):
-        return {k: decode_float(v) for k, v in value.items()}
-    return value
+    return decode_all
 
 
 @dataclass(frozen=True)
@@ -268,10 +268,14 @@ class ModelVersion(Record):
         return f"{self.model}@{self.version}"
 
 
-_NESTED.update(
-    {
-        ("Run", "metrics"): MetricSummary,
-        ("Artifact", "files"): ArtifactFile,
-        ("ModelVersion", "artifact"): Artifact,
-    }
-)
+MetricSummary._decoders = {"last": decode_float, "min": decode_float, "max": decode_float}
+Run._decoders = {
+    "params": _each(decode_nonfinite),
+    "metrics": _each(MetricSummary.from_dict),
+}
+Artifact._decoders = {"files": _each(ArtifactFile.from_dict)}
+ModelVersion._decoders = {
+    "artifact": Artifact.from_dict,
+    "metrics": _each(decode_float),
+    "params": _each(decode_nonfinite),
+}
