@@ -127,26 +127,6 @@ def _run_rows(n: int, rng: random.Random) -> Iterator[dict[str, Any]]:
         }
 
 
-def ensure_indexes(engine: sa.Engine) -> list[str]:
-    """Builds the indexes as schema.py declares them, where the migrations differ (yet)."""
-    created = []
-    with engine.begin() as conn:
-        inspector = sa.inspect(conn)
-        for table in t.metadata.sorted_tables:
-            existing = {ix["name"]: ix["column_names"] for ix in inspector.get_indexes(table.name)}
-            for index in sorted(table.indexes, key=lambda ix: str(ix.name)):
-                columns = [c.name for c in index.columns]
-                if existing.get(str(index.name)) == columns:
-                    continue
-                if index.name in existing:
-                    index.drop(conn)
-                index.create(conn)
-                created.append(f"{index.name} ({', '.join(columns)})")
-    if created:
-        print(f"  note: built indexes the migrations lack: {'; '.join(created)}")
-    return created
-
-
 def fill(engine: sa.Engine, n: int, seed: int = 7) -> None:
     rng = random.Random(seed)
     with engine.begin() as conn:
@@ -279,16 +259,12 @@ def bench_sqlite(args: argparse.Namespace) -> None:
     path = Path(args.sqlite_path)
     engine = make_engine(f"sqlite:///{path}")
     load_s = None
-    if args.reuse and _count_runs(engine) == args.runs:
-        if ensure_indexes(engine):
-            analyze(engine)
-    else:
+    if not (args.reuse and _count_runs(engine) == args.runs):
         engine.dispose()
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         engine = make_engine(f"sqlite:///{path}")
         migrate(engine)
-        ensure_indexes(engine)
         began = time.perf_counter()
         fill(engine, args.runs)
         load_s = time.perf_counter() - began
@@ -311,17 +287,13 @@ def bench_postgres(args: argparse.Namespace) -> None:
         ).scalar()
     engine = make_engine(url)
     load_s = None
-    if args.reuse and exists and _count_runs(engine) == args.runs:
-        if ensure_indexes(engine):
-            analyze(engine)
-    else:
+    if not (args.reuse and exists and _count_runs(engine) == args.runs):
         engine.dispose()
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
         engine = make_engine(url)
         migrate(engine)
-        ensure_indexes(engine)
         began = time.perf_counter()
         fill(engine, args.runs)
         load_s = time.perf_counter() - began
