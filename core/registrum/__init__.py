@@ -1,5 +1,6 @@
 """Registrum: ML metadata store and model registry."""
 
+from registrum.client.run import Run, active_run, init
 from registrum.errors import (
     AliasMoved,
     AliasNotFound,
@@ -28,9 +29,12 @@ __all__ = [
     "ModelVersionNotFound",
     "NotFound",
     "RegistrumError",
+    "Run",
     "RunNotFound",
     "StoreUnavailable",
     "__version__",
+    "active_run",
+    "init",
 ]
 
 import logging as _logging

@@ -17,9 +17,12 @@ def test_public_names_are_pinned() -> None:
         "ModelVersionNotFound",
         "NotFound",
         "RegistrumError",
+        "Run",
         "RunNotFound",
         "StoreUnavailable",
         "__version__",
+        "active_run",
+        "init",
     }
 
 

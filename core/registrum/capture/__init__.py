@@ -1,0 +1,1 @@
+"""What a run records about where it ran, its code and its data."""

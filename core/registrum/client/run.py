@@ -1,0 +1,349 @@
+"""`registrum.init` and `Run`: what a training script calls. Nothing here blocks on I/O."""
+
+from __future__ import annotations
+
+import atexit
+import contextvars
+import getpass
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+
+from registrum.client.settings import ClientSettings
+from registrum.client.spool import Spool
+from registrum.client.transport import open_transport
+from registrum.client.writer import Writer
+from registrum.errors import InvalidArgument, RegistrumError
+from registrum.store import validation as v
+
+log = logging.getLogger("registrum")
+
+_current: contextvars.ContextVar[Run | None] = contextvars.ContextVar("registrum_run", default=None)
+_live: list[Run] = []
+_live_lock = threading.Lock()
+
+
+def _number(key: str, value: Any) -> float:
+    """A metric value as a float; NaN and ±inf are kept, anything non-numeric is refused."""
+    if type(value) is float or type(value) is int:
+        return float(value)
+    if isinstance(value, str | bytes) or value is None:
+        raise InvalidArgument(
+            f"run.log: the value of {key!r} is {value!r}; a metric must be a number"
+        )
+    item = getattr(value, "item", None)  # numpy scalars, 0-d arrays and tensors
+    if item is not None:
+        try:
+            value = item()
+        except (ValueError, RuntimeError):
+            raise InvalidArgument(
+                f"run.log: the value of {key!r} has more than one element; log a number"
+            ) from None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise InvalidArgument(
+            f"run.log: the value of {key!r} is a {type(value).__name__}; a metric must be a number"
+        ) from None
+
+
+class Config(dict[str, Any]):
+    """The run's params: a dict whose updates are recorded.
+
+    Nested dicts are flattened in the store (`optimizer.lr`).
+    """
+
+    def __init__(self, run: Run, initial: Mapping[str, Any]) -> None:
+        super().__init__(initial)
+        self._run = run
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        changes = dict(*args, **kwargs)
+        super().update(changes)
+        self._run._record("log_params", params=changes)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        self._run._record("log_params", params={key: value})
+
+
+class Run:
+    """One tracked run. Made by `registrum.init`; logs without blocking; finish it with
+    `finish()`, a `with` block, or at interpreter exit."""
+
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        project: str,
+        name: str | None,
+        settings: ClientSettings,
+        writer: Writer | None,
+        config: Mapping[str, Any],
+    ) -> None:
+        self.id = run_id
+        self.project = project
+        self.name = name
+        self.settings = settings
+        self._writer = writer
+        self.config = Config(self, config)
+        self._step = 0
+        self._finished = False
+        self._token: contextvars.Token[Run | None] | None = None
+
+    @property
+    def disabled(self) -> bool:
+        return self._writer is None
+
+    @property
+    def spool_path(self) -> Any:
+        return None if self._writer is None else self._writer.spool.path
+
+    def log(self, data: Mapping[str, Any], step: int | None = None) -> None:
+        """Records metric values at `step` (the next step when omitted). Returns at once."""
+        if not isinstance(data, Mapping):
+            raise InvalidArgument(
+                f"run.log takes a dict of metric names to numbers, got {type(data).__name__}"
+            )
+        if step is None:
+            step = self._step
+        elif type(step) is not int:
+            if isinstance(step, bool) or not hasattr(step, "__index__"):
+                raise InvalidArgument(f"run.log: step must be an integer, got {step!r}")
+            step = int(step)
+        self._step = step + 1
+        now = time.time()
+        points = [(key, step, _number(key, value), now) for key, value in data.items()]
+        if self._writer is not None and points:
+            self._writer.add_points(points)
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        """Sets tags (string values; numbers are turned into strings)."""
+        self._record("set_tags", tags=v.string_map(tags, "tags"))
+
+    def finish(self, status: str = "finished", *, timeout: float | None = None) -> None:
+        """Closes the run and waits (up to `timeout`, default REGISTRUM_FLUSH_TIMEOUT) for
+        everything to reach the store; what does not stays in the spool for `registrum sync`."""
+        if self._finished:
+            return
+        v.status(status)
+        self._finished = True
+        with _live_lock:
+            if self in _live:
+                _live.remove(self)
+        if self._token is not None:
+            try:
+                _current.reset(self._token)
+            except ValueError:
+                _current.set(None)  # finished from another context than it started in
+        if self._writer is None:
+            return
+        self._writer.submit("finish_run", status=status, end_time=time.time())
+        wait = self.settings.flush_timeout if timeout is None else timeout
+        delivered = self._writer.close(wait)
+        if delivered:
+            self._writer.spool.remove()
+        else:
+            self._writer.spool.unlock()
+            hint = "" if self.settings.mode == "offline" else " could not all be delivered;"
+            log.warning(
+                "registrum: run %s%s its data is kept in %s; deliver it with: registrum sync",
+                self.id,
+                hint,
+                self._writer.spool.path,
+            )
+        self._raise_if_strict()
+
+    def _record(self, op: str, **args: Any) -> None:
+        if self._finished:
+            raise InvalidArgument(
+                f"run {self.id} is finished; start a new run, "
+                "or resume it with registrum.init(id=...)"
+            )
+        if self._writer is not None:
+            self._writer.submit(op, **args)
+            self._raise_if_strict()
+
+    def _raise_if_strict(self) -> None:
+        if self._writer is not None and self.settings.strict and self._writer.error is not None:
+            error, self._writer.error = self._writer.error, None
+            raise error
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is KeyboardInterrupt:
+            self.finish("killed")
+        else:
+            self.finish("finished" if exc_type is None else "failed")
+
+    def __repr__(self) -> str:
+        return f"<Run {self.project}/{self.name or self.id} id={self.id}>"
+
+
+def init(
+    project: str | None = None,
+    name: str | None = None,
+    config: Mapping[str, Any] | None = None,
+    tags: Mapping[str, Any] | None = None,
+    job_type: str | None = None,
+    parent: Run | str | None = None,
+    store: str | None = None,
+    *,
+    id: str | None = None,
+    mode: str | None = None,
+) -> Run:
+    """Starts (or, with `id`, resumes) a run and returns it.
+
+    Args:
+        project: the project the run belongs to (`REGISTRUM_PROJECT`, else "default").
+        name: a display name.
+        config: hyperparameters; nested dicts are flattened as `optimizer.lr`.
+        tags: string tags.
+        job_type: e.g. "train", "evaluation".
+        parent: the parent run (a Run or its id), e.g. a sweep.
+        store: where the run goes: `http(s)://host:port`, a database URL, or
+            None for `REGISTRUM_URL`, else the embedded store under `REGISTRUM_HOME`.
+        id: a run id to use or resume (also from another process or rank).
+        mode: `online`, `offline` or `disabled` (default `REGISTRUM_MODE`, else online).
+    """
+    settings = ClientSettings.from_env(store=store, mode=mode)
+    project = project or os.environ.get("REGISTRUM_PROJECT") or "default"
+    v.name(project, "project name")
+    if name is not None:
+        v.name(name, "run name", slash=True)
+    run_id = v.run_id(id) if id is not None else uuid.uuid4().hex
+    parent_id = parent.id if isinstance(parent, Run) else parent
+    if parent_id is not None:
+        v.run_id(parent_id)
+    if config is not None and not isinstance(config, Mapping):
+        raise InvalidArgument(f"config must be a dict, got {type(config).__name__}")
+    tag_map = v.string_map(tags, "tags")
+    if settings.mode == "disabled":
+        run = Run(
+            run_id=run_id,
+            project=project,
+            name=name,
+            settings=settings,
+            writer=None,
+            config=config or {},
+        )
+        return _activate(run)
+
+    spool = Spool(settings.spool_root, run_id)
+    spool.create(
+        {"store": settings.store, "run_id": run_id, "project": project, "pid": os.getpid()}
+    )
+    if not spool.lock():
+        raise InvalidArgument(
+            f"run {run_id} is already being written by another process on this machine"
+        )
+    writer = Writer(
+        run_id,
+        spool,
+        lambda: open_transport(settings.store, home=settings.home, token=settings.token),
+        offline=settings.mode == "offline",
+        strict=settings.strict,
+    )
+    writer.submit(
+        "create_run",
+        project=project,
+        name=name,
+        job_type=job_type,
+        parent_id=parent_id,
+        user=_user(),
+        host=socket.gethostname(),
+        config=dict(config or {}),
+        tags=tag_map,
+    )
+    writer.start()
+    run = Run(
+        run_id=run_id,
+        project=project,
+        name=name,
+        settings=settings,
+        writer=writer,
+        config=config or {},
+    )
+    if settings.mode == "online" and not writer.flush(settings.init_timeout):
+        log.warning(
+            "registrum: the store did not answer within %.0f s; run %s goes on and is "
+            "delivered when the store is back",
+            settings.init_timeout,
+            run_id,
+        )
+    run._raise_if_strict()
+    return _activate(run)
+
+
+def active_run() -> Run | None:
+    """The run integrations join: the one started in this context, else the latest live one."""
+    run = _current.get()
+    if run is not None and not run._finished:
+        return run
+    with _live_lock:
+        return _live[-1] if _live else None
+
+
+def _activate(run: Run) -> Run:
+    run._token = _current.set(run)
+    with _live_lock:
+        _live.append(run)
+    _install_exit_hooks()
+    return run
+
+
+def _user() -> str | None:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return None
+
+
+_hooks_installed = False
+_failed = False
+
+
+def _install_exit_hooks() -> None:
+    global _hooks_installed
+    if _hooks_installed:
+        return
+    _hooks_installed = True
+    previous = sys.excepthook
+
+    def excepthook(
+        exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
+    ) -> None:
+        global _failed
+        _failed = True
+        previous(exc_type, exc, tb)
+
+    sys.excepthook = excepthook
+    atexit.register(_finish_all)
+
+
+def _finish_all() -> None:
+    """At interpreter exit: finish every live run (failed after an uncaught exception)."""
+    with _live_lock:
+        runs = list(reversed(_live))
+    for run in runs:
+        try:
+            run.finish("failed" if _failed else "finished")
+        except RegistrumError as exc:
+            log.warning("registrum: could not finish run %s: %s", run.id, exc)
+
+
+__all__ = ["Run", "active_run", "init"]

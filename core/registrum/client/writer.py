@@ -1,0 +1,223 @@
+"""The background writer: buffers points, spools every event, delivers in order, retries.
+
+The training thread only appends to a buffer under a lock. One thread per run
+turns the buffer into batches, writes each event to the spool before sending
+it, sends events in order and removes them once the store acknowledges them.
+While the store is unreachable it backs off and keeps everything on disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from registrum.client._wire import encode_floats
+from registrum.client.spool import Spool
+from registrum.entities import decode_float
+from registrum.errors import RegistrumError, StoreError
+
+log = logging.getLogger("registrum")
+
+BATCH_POINTS = 10_000
+FLUSH_INTERVAL = 0.2
+OPS = (
+    "create_run",
+    "log_metrics",
+    "log_params",
+    "set_tags",
+    "set_environment",
+    "set_code_version",
+    "finish_run",
+)
+
+
+def retryable(exc: BaseException) -> bool:
+    """Whether a failed delivery may succeed later (the store or the network was down)."""
+    if isinstance(exc, StoreError | ConnectionError | TimeoutError | OSError):
+        return True
+    return not isinstance(exc, RegistrumError)
+
+
+def deliver(transport: Any, event: dict[str, Any]) -> None:
+    """Sends one spooled event to a transport."""
+    op, args = event["op"], dict(event["args"])
+    if op not in OPS:
+        raise ValueError(f"unknown spooled operation {op!r}")
+    if op == "log_metrics":
+        args["values"] = [decode_float(x) if type(x) is str else x for x in args["values"]]
+    getattr(transport, op)(**args)
+
+
+class Writer:
+    """Delivers one run's events to its store in the background."""
+
+    def __init__(
+        self,
+        run_id: str,
+        spool: Spool,
+        open_transport: Callable[[], Any],
+        *,
+        offline: bool = False,
+        strict: bool = False,
+    ) -> None:
+        self.run_id = run_id
+        self.spool = spool
+        self._open_transport = open_transport
+        self._transport: Any = None
+        self.offline = offline
+        self.strict = strict
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._points: list[tuple[str, int, float, float]] = []
+        self._ops: list[dict[str, Any]] = []
+        self._queue: deque[tuple[Path, dict[str, Any]]] = deque()
+        self._last_seq = 0
+        self._closing = False
+        self._failing_since: float | None = None
+        self._retry_at = 0.0
+        self._backoff = 0.5
+        self.error: BaseException | None = None  # the first undeliverable failure, for strict mode
+        self._thread = threading.Thread(
+            target=self._loop, name=f"registrum-{run_id[:8]}", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    # -- called from the training thread ------------------------------------
+
+    def add_points(self, points: list[tuple[str, int, float, float]]) -> None:
+        with self._lock:
+            self._points.extend(points)
+            if len(self._points) >= BATCH_POINTS:
+                self._wake.notify()
+
+    def submit(self, op: str, **args: Any) -> None:
+        with self._lock:
+            self._ops.append({"op": op, "args": {"run_id": self.run_id, **args}})
+            self._wake.notify()
+
+    def flush(self, timeout: float) -> bool:
+        """Waits until everything logged so far is delivered; False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            self._wake.notify()
+        while time.monotonic() < deadline:
+            with self._lock:
+                idle = not self._points and not self._ops and not self._queue
+            if idle:
+                return True
+            if not self._thread.is_alive():
+                return False
+            time.sleep(0.01)
+        return False
+
+    def close(self, timeout: float) -> bool:
+        """Delivers what it can within `timeout`, then stops; True if nothing is left."""
+        delivered = self.flush(timeout) if not self.offline else False
+        with self._lock:
+            self._closing = True
+            self._wake.notify()
+        self._thread.join(timeout=max(1.0, timeout))
+        if self._transport is not None and hasattr(self._transport, "close"):
+            with contextlib.suppress(Exception):  # a dead connection may fail to close
+                self._transport.close()
+        return delivered and not self._queue
+
+    # -- the writer thread ---------------------------------------------------
+
+    def _loop(self) -> None:
+        while True:
+            with self._lock:
+                if not self._closing and not self._ops and len(self._points) < BATCH_POINTS:
+                    self._wake.wait(FLUSH_INTERVAL)
+                points, self._points = self._points, []
+                ops, self._ops = self._ops, []
+                closing = self._closing
+            try:
+                self._spool(points, ops)
+                if not self.offline:
+                    self._deliver()
+            except Exception as exc:
+                self._fail(exc)
+            if closing:
+                with self._lock:
+                    if not self._points and not self._ops:
+                        return
+
+    def _spool(
+        self, points: list[tuple[str, int, float, float]], ops: list[dict[str, Any]]
+    ) -> None:
+        for start in range(0, len(points), BATCH_POINTS):
+            chunk = points[start : start + BATCH_POINTS]
+            keys, steps, values, times = (list(c) for c in zip(*chunk, strict=True))
+            seq = max(self._last_seq + 1, time.time_ns() // 1000)
+            self._last_seq = seq
+            event = {
+                "op": "log_metrics",
+                "args": {
+                    "run_id": self.run_id,
+                    "seq": seq,
+                    "keys": keys,
+                    "steps": steps,
+                    "values": encode_floats(values),
+                    "timestamps": times,
+                },
+            }
+            self._queue.append((self.spool.append(event), event))
+        for event in ops:
+            self._queue.append((self.spool.append(event), event))
+
+    def _deliver(self) -> None:
+        while self._queue:
+            if time.monotonic() < self._retry_at:
+                return
+            path, event = self._queue[0]
+            try:
+                if self._transport is None:
+                    self._transport = self._open_transport()
+                deliver(self._transport, event)
+            except Exception as exc:
+                if retryable(exc):
+                    self._outage(exc)
+                    return
+                self.spool.reject(path, f"{type(exc).__name__}: {exc}")
+                self._fail(exc)
+            else:
+                self.spool.done(path)
+                self._recovered()
+            self._queue.popleft()
+
+    def _outage(self, exc: BaseException) -> None:
+        if self._failing_since is None:
+            self._failing_since = time.monotonic()
+            log.warning(
+                "registrum: the store is unreachable (%s); training goes on and everything "
+                "is kept in %s until it can be delivered",
+                exc,
+                self.spool.path,
+            )
+            self._transport = None
+        self._retry_at = time.monotonic() + self._backoff * (0.5 + random.random())
+        self._backoff = min(self._backoff * 2, 30.0)
+
+    def _recovered(self) -> None:
+        if self._failing_since is not None:
+            log.warning(
+                "registrum: the store is reachable again after %.0f s; delivering the spool",
+                time.monotonic() - self._failing_since,
+            )
+        self._failing_since = None
+        self._backoff = 0.5
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.error is None:
+            self.error = exc
+            log.warning("registrum: could not record %s: %s", self.run_id, exc)
