@@ -43,6 +43,27 @@ def _server(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sync(args: argparse.Namespace) -> int:
+    from registrum.client.settings import ClientSettings
+    from registrum.client.sync import sync_spools
+
+    settings = ClientSettings.from_env(store=args.store)
+    results = sync_spools(
+        settings.spool_root, home=settings.home, store=args.store, token=settings.token
+    )
+    if not results:
+        print(f"nothing to sync in {settings.spool_root}")
+        return 0
+    failed = 0
+    for r in results:
+        state = "done" if r.left == 0 else f"{r.left} event(s) left"
+        print(f"run {r.run_id}: {r.delivered} event(s) delivered, {state}")
+        if r.error:
+            failed += 1
+            print(f"  could not finish: {r.error}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="registrum", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -70,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     server.add_argument("--access-log", action="store_true", help="log every request")
     server.set_defaults(handler=_server)
+    sync = commands.add_parser(
+        "sync", help="deliver the spooled data of runs that ran offline or whose process died"
+    )
+    sync.add_argument(
+        "--store", default=None, help="deliver there instead of where each run was going"
+    )
+    sync.set_defaults(handler=_sync)
     return parser
 
 

@@ -77,9 +77,11 @@ class Writer:
         self._wake = threading.Condition(self._lock)
         self._points: list[tuple[str, int, float, float]] = []
         self._ops: list[dict[str, Any]] = []
-        self._queue: deque[tuple[Path, dict[str, Any]]] = deque()
+        self._queue: deque[tuple[Path | None, dict[str, Any]]] = deque()
+        self._disk_warned = False
         self._last_seq = 0
         self._closing = False
+        self._moving = False  # items taken from the buffers, not yet in the queue
         self._failing_since: float | None = None
         self._retry_at = 0.0
         self._backoff = 0.5
@@ -111,7 +113,7 @@ class Writer:
             self._wake.notify()
         while time.monotonic() < deadline:
             with self._lock:
-                idle = not self._points and not self._ops and not self._queue
+                idle = not (self._points or self._ops or self._moving or self._queue)
             if idle:
                 return True
             if not self._thread.is_alive():
@@ -141,8 +143,11 @@ class Writer:
                 points, self._points = self._points, []
                 ops, self._ops = self._ops, []
                 closing = self._closing
+                self._moving = bool(points or ops)
             try:
                 self._spool(points, ops)
+                with self._lock:
+                    self._moving = False
                 if not self.offline:
                     self._deliver()
             except Exception as exc:
@@ -171,9 +176,23 @@ class Writer:
                     "timestamps": times,
                 },
             }
-            self._queue.append((self.spool.append(event), event))
+            self._queue.append((self._persist(event), event))
         for event in ops:
-            self._queue.append((self.spool.append(event), event))
+            self._queue.append((self._persist(event), event))
+
+    def _persist(self, event: dict[str, Any]) -> Path | None:
+        """Spools an event; if the disk fails, it is still sent from memory."""
+        try:
+            return self.spool.append(event)
+        except OSError as exc:
+            if not self._disk_warned:
+                self._disk_warned = True
+                log.warning(
+                    "registrum: cannot write the spool in %s (%s); sending from memory only",
+                    self.spool.path,
+                    exc,
+                )
+            return None
 
     def _deliver(self) -> None:
         while self._queue:
@@ -188,10 +207,12 @@ class Writer:
                 if retryable(exc):
                     self._outage(exc)
                     return
-                self.spool.reject(path, f"{type(exc).__name__}: {exc}")
+                if path is not None:
+                    self.spool.reject(path, f"{type(exc).__name__}: {exc}")
                 self._fail(exc)
             else:
-                self.spool.done(path)
+                if path is not None:
+                    self.spool.done(path)
                 self._recovered()
             self._queue.popleft()
 
