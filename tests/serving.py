@@ -1,14 +1,19 @@
-"""A real uvicorn server on a loopback port, in a thread of the test process."""
+"""Real servers on loopback ports: uvicorn in a test thread, or `registrum server` as a process."""
 
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import requests
 import uvicorn
 
 from registrum.server import Settings, create_app
@@ -42,3 +47,51 @@ def running_server(settings: Settings) -> Iterator[str]:
     """A server for `settings`; yields the base URL."""
     with serve_app(create_app(settings)) as url:
         yield url
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class ServerProcess:
+    url: str  # the API root, http://127.0.0.1:PORT/api/v1
+    root: str  # http://127.0.0.1:PORT
+    pid: int
+    blobs: Path
+    proc: subprocess.Popen[bytes]
+
+
+@contextmanager
+def server_process(folder: Path, *, port: int | None = None) -> Iterator[ServerProcess]:
+    """`registrum server` as a subprocess on a loopback port, its store in `folder`."""
+    port = port or free_port()
+    blobs = folder / "blobs"
+    cmd = [sys.executable, "-m", "registrum.cli", "server", "--host", "127.0.0.1"]
+    cmd += ["--port", str(port), "--store", f"sqlite:///{folder}/r.db", "--blobs", str(blobs)]
+    cmd += ["--log-level", "warning"]
+    root = f"http://127.0.0.1:{port}"
+    with subprocess.Popen(cmd) as proc:
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                assert proc.poll() is None, f"the server exited with code {proc.returncode}"
+                try:
+                    with requests.get(f"{root}/api/v1/health", timeout=1) as r:
+                        if r.status_code == 200:
+                            break
+                except requests.ConnectionError:
+                    pass
+                assert time.monotonic() < deadline, "the server did not become healthy in 60 s"
+                time.sleep(0.05)
+            yield ServerProcess(f"{root}/api/v1", root, proc.pid, blobs, proc)
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()

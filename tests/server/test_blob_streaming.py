@@ -4,68 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import socket
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 import requests
 
+from serving import ServerProcess, server_process
+
 MiB = 1 << 20
 CONTENT = bytes(range(256)) * 4 + b"registrum"  # 1033 bytes
 CONTENT_SHA = hashlib.sha256(CONTENT).hexdigest()
 
 
-@dataclass
-class Server:
-    url: str
-    pid: int
-    blobs: Path
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def server_process(folder: Path) -> Iterator[Server]:
-    """`registrum server` as a subprocess on a free loopback port, with its store in `folder`."""
-    port = _free_port()
-    blobs = folder / "blobs"
-    cmd = [sys.executable, "-m", "registrum.cli", "server", "--host", "127.0.0.1"]
-    cmd += ["--port", str(port), "--store", f"sqlite:///{folder}/r.db", "--blobs", str(blobs)]
-    cmd += ["--log-level", "warning"]
-    url = f"http://127.0.0.1:{port}/api/v1"
-    with subprocess.Popen(cmd) as proc:
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                assert proc.poll() is None, f"the server exited with code {proc.returncode}"
-                try:
-                    with requests.get(f"{url}/health", timeout=1) as r:
-                        if r.status_code == 200:
-                            break
-                except requests.ConnectionError:
-                    pass
-                assert time.monotonic() < deadline, "the server did not become healthy in 60 s"
-                time.sleep(0.05)
-            yield Server(url=url, pid=proc.pid, blobs=blobs)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+Server = ServerProcess
 
 
 @pytest.fixture(scope="module")

@@ -227,7 +227,7 @@ class Writer:
             )
             self._transport = None
         self._retry_at = time.monotonic() + self._backoff * (0.5 + random.random())
-        self._backoff = min(self._backoff * 2, 30.0)
+        self._backoff = min(self._backoff * 2, 10.0)
 
     def _recovered(self) -> None:
         if self._failing_since is not None:
