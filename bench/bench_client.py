@@ -1,0 +1,91 @@
+"""Client costs: `run.log` in the caller's thread, `import registrum`, points end to end."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import print_platform, report, server
+
+import registrum
+
+
+def log_cost(calls: int) -> None:
+    """Median and p99 cost of one `run.log({"loss": x}, step=i)` in the caller's thread."""
+    with tempfile.TemporaryDirectory() as home:
+        os.environ["REGISTRUM_HOME"] = home
+        run = registrum.init(project="bench", mode="offline")
+        samples = []
+        clock = time.perf_counter_ns
+        for i in range(calls):
+            began = clock()
+            run.log({"loss": 0.5}, step=i)
+            samples.append(clock() - began)
+        run.finish(timeout=0)
+    samples.sort()
+    median = samples[len(samples) // 2] / 1000
+    p99 = samples[int(len(samples) * 0.99)] / 1000
+    report("run.log median", f"{median:.2f} µs", median <= 5, "<= 5 µs", f"  p99 {p99:.2f} µs")
+
+
+def import_cost() -> None:
+    """Time and memory of `import registrum` in a fresh interpreter (median of 5)."""
+    # VmRSS before and after, in the child: ru_maxrss would carry the parent's peak over exec.
+    code = (
+        "import re, time\n"
+        "def rss():\n"
+        "    return int(re.search(r'VmRSS:\\s+(\\d+)', open('/proc/self/status').read())[1])\n"
+        "before = rss(); t = time.perf_counter(); import registrum\n"
+        "print(time.perf_counter() - t, (rss() - before) / 1024)"
+    )
+    runs = [
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        for _ in range(5)
+    ]
+    seconds = statistics.median(float(r.stdout.split()[0]) for r in runs)
+    added = statistics.median(float(r.stdout.split()[1]) for r in runs)
+    report("import registrum", f"{seconds:.3f} s", seconds <= 0.15, "<= 0.15 s")
+    report("import registrum memory", f"{added:.0f} MB", added <= 40, "<= 40 MB")
+
+
+def end_to_end(points: int) -> None:
+    """`points` logged by one run, delivered to a real `registrum server` over HTTP."""
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        server(f"sqlite:///{folder}/r.db", Path(folder) / "blobs") as url,
+    ):
+        os.environ["REGISTRUM_HOME"] = str(Path(folder) / "home")
+        began = time.perf_counter()
+        run = registrum.init(project="bench", store=url)
+        for i in range(points):
+            run.log({"loss": 1.0 / (i + 1)}, step=i)
+        run.finish()
+        seconds = time.perf_counter() - began
+    report(
+        f"{points:,} points end to end over HTTP",
+        f"{seconds:.2f} s",
+        seconds <= 5,
+        "<= 5 s",
+        f"  {points / seconds:,.0f} points/s",
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--calls", type=int, default=1_000_000, help="run.log calls to time")
+    parser.add_argument("--points", type=int, default=1_000_000, help="points sent end to end")
+    args = parser.parse_args()
+    print_platform()
+    log_cost(args.calls)
+    import_cost()
+    end_to_end(args.points)
+
+
+if __name__ == "__main__":
+    main()
