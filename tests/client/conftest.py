@@ -24,6 +24,7 @@ def target(
     home = tmp_path / "home"
     monkeypatch.setenv("REGISTRUM_HOME", str(home))
     monkeypatch.setenv("REGISTRUM_STRICT", "1")
+    monkeypatch.setenv("REGISTRUM_FLUSH_TIMEOUT", "20")
     monkeypatch.delenv("REGISTRUM_URL", raising=False)
     monkeypatch.delenv("REGISTRUM_MODE", raising=False)
     if request.param == "embedded":

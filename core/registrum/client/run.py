@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
+from registrum.client.outputs import RunOutputs
 from registrum.client.settings import ClientSettings
 from registrum.client.spool import Spool
 from registrum.client.transport import open_transport
@@ -74,7 +75,7 @@ class Config(dict[str, Any]):
         self._run._record("log_params", params={key: value})
 
 
-class Run:
+class Run(RunOutputs):
     """One tracked run. Made by `registrum.init`; logs without blocking; finish it with
     `finish()`, a `with` block, or at interpreter exit."""
 
@@ -148,6 +149,8 @@ class Run:
         self._writer.submit("finish_run", status=status, end_time=time.time())
         wait = self.settings.flush_timeout if timeout is None else timeout
         delivered = self._writer.close(wait)
+        if self._transport is not None and hasattr(self._transport, "close"):
+            self._transport.close()
         if delivered:
             self._writer.spool.remove()
         else:

@@ -21,7 +21,7 @@ from typing import Any
 from registrum.client._wire import encode_floats
 from registrum.client.spool import Spool
 from registrum.entities import decode_float
-from registrum.errors import RegistrumError, StoreError
+from registrum.errors import StoreError
 
 log = logging.getLogger("registrum")
 
@@ -34,15 +34,15 @@ OPS = (
     "set_tags",
     "set_environment",
     "set_code_version",
+    "log_dataset",
+    "log_artifact",
     "finish_run",
 )
 
 
 def retryable(exc: BaseException) -> bool:
     """Whether a failed delivery may succeed later (the store or the network was down)."""
-    if isinstance(exc, StoreError | ConnectionError | TimeoutError | OSError):
-        return True
-    return not isinstance(exc, RegistrumError)
+    return isinstance(exc, StoreError | ConnectionError | TimeoutError | OSError)
 
 
 def deliver(transport: Any, event: dict[str, Any]) -> None:
@@ -52,6 +52,19 @@ def deliver(transport: Any, event: dict[str, Any]) -> None:
         raise ValueError(f"unknown spooled operation {op!r}")
     if op == "log_metrics":
         args["values"] = [decode_float(x) if type(x) is str else x for x in args["values"]]
+    elif op == "log_artifact":
+        from registrum.client.files import deliver_artifact
+
+        deliver_artifact(transport, args)
+        return
+    elif op == "log_dataset":
+        project, name = args.pop("project"), args.pop("name")
+        transport.log_dataset(project, name, **args)
+        return
+    elif op == "set_code_version" and args.get("diff"):
+        info = transport.put_blob(iter([args.pop("diff").encode()]))
+        args["diff_sha256"] = info.sha256
+    args.pop("diff", None)
     getattr(transport, op)(**args)
 
 

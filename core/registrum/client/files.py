@@ -1,0 +1,172 @@
+"""Files to and from the store: hashing, deduplicated parallel upload, verified download."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from registrum.errors import HashMismatch, InvalidArgument
+
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    path: str  # inside the artifact, with `/`
+    source: Path
+    sha256: str
+    size: int
+
+    def manifest(self) -> dict[str, Any]:
+        return {"path": self.path, "sha256": self.sha256, "size": self.size}
+
+
+def hash_file(path: Path) -> tuple[str, int]:
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            h.update(chunk)
+            size += len(chunk)
+    return h.hexdigest(), size
+
+
+def collect(path: str | os.PathLike[str]) -> list[LocalFile]:
+    """The files of a file or a folder (recursively), hashed; a missing path raises at once."""
+    root = Path(path)
+    if not root.exists():
+        raise InvalidArgument(f"{root} does not exist: nothing to log")
+    if root.is_file():
+        pairs = [(root.name, root)]
+    else:
+        pairs = sorted((p.relative_to(root).as_posix(), p) for p in root.rglob("*") if p.is_file())
+        if not pairs:
+            raise InvalidArgument(f"{root} is an empty folder: nothing to log")
+    out = []
+    for rel, source in pairs:
+        sha, size = hash_file(source)
+        out.append(LocalFile(rel, source, sha, size))
+    return out
+
+
+class Progress:
+    """A one-line byte counter on stderr, shown only on a terminal."""
+
+    def __init__(self, label: str, total: int) -> None:
+        self.label = label
+        self.total = total
+        self.done = 0
+        self._lock = threading.Lock()
+        self._shown = 0.0
+        self.enabled = sys.stderr.isatty() and total > 8 * _CHUNK
+
+    def add(self, n: int) -> None:
+        with self._lock:
+            self.done += n
+            if self.enabled and (time.monotonic() - self._shown > 0.2 or self.done >= self.total):
+                self._shown = time.monotonic()
+                percent = 100 * self.done / max(self.total, 1)
+                sys.stderr.write(
+                    f"\rregistrum: {self.label} {self.done / 2**20:,.1f}/"
+                    f"{self.total / 2**20:,.1f} MiB ({percent:.0f}%)"
+                )
+                if self.done >= self.total:
+                    sys.stderr.write("\n")
+                sys.stderr.flush()
+
+
+def _counted(source: Path, progress: Progress) -> Any:
+    with open(source, "rb") as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            progress.add(len(chunk))
+            yield chunk
+
+
+def upload(transport: Any, files: list[LocalFile], *, label: str, workers: int = 4) -> None:
+    """Sends the blobs the store lacks (each once), in parallel, with a progress line."""
+    missing = set(transport.missing_blobs([f.sha256 for f in files]))
+    todo = list({f.sha256: f for f in files if f.sha256 in missing}.values())
+    progress = Progress(label, sum(f.size for f in todo))
+
+    def send(f: LocalFile) -> None:
+        transport.put_blob(_counted(f.source, progress), sha256=f.sha256)
+
+    if len(todo) <= 1:
+        for f in todo:
+            send(f)
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for future in [pool.submit(send, f) for f in todo]:
+            future.result()
+
+
+def download(transport: Any, files: list[dict[str, Any]], dest: Path, *, label: str) -> Path:
+    """Fetches an artifact's files into `dest`, verifying each sha256; files already there
+    with the right content are kept. Writes go to a temporary name first."""
+    dest.mkdir(parents=True, exist_ok=True)
+    todo = []
+    for f in files:
+        target = dest / f["path"]
+        if (
+            target.is_file()
+            and target.stat().st_size == f["size"]
+            and hash_file(target)[0] == f["sha256"]
+        ):
+            continue
+        todo.append((f, target))
+    progress = Progress(label, sum(f["size"] for f, _ in todo))
+    for f, target in todo:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.part")
+        h = hashlib.sha256()
+        with open(tmp, "wb") as out:
+            for chunk in transport.read_blob(f["sha256"]):
+                h.update(chunk)
+                out.write(chunk)
+                progress.add(len(chunk))
+        if h.hexdigest() != f["sha256"]:
+            tmp.unlink(missing_ok=True)
+            raise HashMismatch(f"downloaded {f['path']} does not match its sha256 {f['sha256']}")
+        os.replace(tmp, target)
+    return dest
+
+
+def snapshot(source: Path, into: Path) -> Path:
+    """A stable copy of a file for a later upload: a hard link when possible, else a copy
+    (a trainer may delete or rewrite its checkpoint before the upload runs)."""
+    into.mkdir(parents=True, exist_ok=True)
+    target = into / f"{time.time_ns()}-{source.name}"
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+    return target
+
+
+def deliver_artifact(transport: Any, args: dict[str, Any]) -> None:
+    """The writer's side of a background artifact (a checkpoint): hash the snapshots,
+    upload what the store lacks, record the artifact, then drop the snapshots."""
+    files = []
+    for f in args["files"]:
+        source = Path(f["source"])
+        sha, size = hash_file(source)
+        files.append(LocalFile(f["path"], source, sha, size))
+    upload(transport, files, label=f"uploading {args['name']}")
+    transport.create_artifact(
+        args["project"],
+        args["name"],
+        type=args["type"],
+        files=[f.manifest() for f in files],
+        run_id=args["run_id"],
+        metadata=args.get("metadata"),
+    )
+    for f in files:
+        f.source.unlink(missing_ok=True)

@@ -1,0 +1,90 @@
+from pathlib import Path
+
+import pytest
+
+import registrum
+from conftest import Target
+from registrum.errors import InvalidArgument
+
+
+def make_folder(root: Path, files: dict[str, bytes]) -> Path:
+    for rel, data in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return root
+
+
+def test_log_artifact_uploads_a_folder_once(target: Target, tmp_path: Path) -> None:
+    folder = make_folder(tmp_path / "preds", {"a.csv": b"1,2\n", "sub/b.csv": b"3,4\n"})
+    with registrum.init(project="p", store=target.store) as run:
+        first = run.log_artifact(folder, name="predictions", type="predictions")
+        again = run.log_artifact(folder, name="predictions", type="predictions")
+    assert first is not None and again is not None
+    assert (first.version, again.version) == (1, 1)
+    assert sorted(x.path for x in first.files) == ["a.csv", "sub/b.csv"]
+    assert first.run_id == run.id and first.type == "predictions"
+
+
+def test_a_checkpoint_is_uploaded_in_the_background_even_if_deleted(
+    target: Target, tmp_path: Path
+) -> None:
+    ckpt = tmp_path / "epoch=3.ckpt"
+    ckpt.write_bytes(b"weights" * 1000)
+    with registrum.init(project="p", store=target.store) as run:
+        run.log_checkpoint(ckpt, step=300, metrics={"val_loss": 0.2})
+        ckpt.unlink()  # as ModelCheckpoint does with a checkpoint that fell out of its top k
+    stored = target.reader.get_artifact("p", "checkpoints")
+    assert stored.type == "checkpoint" and stored.run_id == run.id
+    assert stored.metadata["step"] == 300 and stored.metadata["metrics"] == {"val_loss": 0.2}
+    assert [x.path for x in stored.files] == ["epoch=3.ckpt"]
+    assert not list((target.home / "spool").glob("*/files/*"))
+
+
+def test_register_then_use_a_model(target: Target, tmp_path: Path) -> None:
+    weights = tmp_path / "model.bin"
+    weights.write_bytes(b"\x00\x01" * 5000)
+    with registrum.init(project="mnist", config={"lr": 0.01}, store=target.store) as train:
+        train.log({"val_acc": 0.97}, step=10)
+        model = train.log_model(weights, flavor="bytes")
+        first = train.register_model("mnist-cnn", model=model, aliases=["candidate"])
+        second = train.register_model("mnist-cnn", path=weights, metrics={"val_acc": 0.98})
+    assert first is not None and second is not None
+    assert (first.version, second.version) == (1, 2)
+    assert first.aliases == ["candidate"] and first.flavor == "bytes"
+    assert first.metrics == {"val_acc": 0.97} and first.params == {"lr": 0.01}
+    assert second.metrics == {"val_acc": 0.98}
+
+    with registrum.init(project="mnist", job_type="evaluation", store=target.store) as ev:
+        folder = ev.use_model("mnist-cnn@candidate")
+        assert (folder / "model.bin").read_bytes() == weights.read_bytes()
+        assert ev.use_model("mnist-cnn@candidate") == folder  # cached, verified, same place
+    inputs = target.reader.run_inputs(ev.id)
+    assert [(i["kind"], i["target_id"]) for i in inputs] == [("model_version", first.id)]
+
+
+def test_use_dataset_versions_by_content(target: Target) -> None:
+    np = pytest.importorskip("numpy")
+    data = np.arange(1000, dtype=np.float32).reshape(100, 10)
+    with registrum.init(project="p", store=target.store) as run:
+        print_ = run.use_dataset(data, name="train", role="train")
+        run.use_dataset(data.copy(), name="train", role="train")
+    assert print_.rows == 100
+    changed = data.copy()
+    changed[5, 5] = -1
+    with registrum.init(project="p", store=target.store) as other:
+        other.use_dataset(changed, name="train")
+    versions = target.reader.list_datasets("p", name="train")
+    assert [d.version for d in versions] == [2, 1]
+    assert versions[1].rows == 100 and versions[1].fingerprint == print_.digest
+    assert [i["kind"] for i in target.reader.run_inputs(run.id)] == ["dataset"]
+
+
+def test_bad_calls_raise_at_the_call(target: Target, tmp_path: Path) -> None:
+    with registrum.init(project="p", store=target.store) as run:
+        with pytest.raises(InvalidArgument, match="does not exist"):
+            run.log_artifact(tmp_path / "missing")
+        with pytest.raises(InvalidArgument, match="nothing to register"):
+            run.register_model("m")
+        with pytest.raises(InvalidArgument):
+            run.use_model("no@such@ref")
