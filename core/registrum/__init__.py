@@ -1,5 +1,6 @@
 """Registrum: ML metadata store and model registry."""
 
+from registrum.client.api import Client
 from registrum.client.run import Run, active_run, init
 from registrum.errors import (
     AliasMoved,
@@ -23,6 +24,7 @@ __all__ = [
     "AliasNotFound",
     "AlreadyExists",
     "ArtifactNotFound",
+    "Client",
     "Conflict",
     "InvalidArgument",
     "ModelNotFound",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 
 def _server(args: argparse.Namespace) -> int:
@@ -64,6 +65,93 @@ def _sync(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _client(args: argparse.Namespace) -> Any:
+    from registrum.client.api import Client
+
+    return Client(args.store)
+
+
+def _when(stamp: float | None) -> str:
+    import datetime
+
+    if stamp is None:
+        return "-"
+    return datetime.datetime.fromtimestamp(stamp).strftime("%Y-%m-%d %H:%M")
+
+
+def _runs_list(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        runs = client.runs(
+            args.project, filter=args.filter, order_by=args.order_by, limit=args.limit
+        )
+    print(f"{'id':<32}  {'name':<24}  {'status':<9}  {'started':<16}  metrics")
+    for r in runs:
+        shown = ", ".join(f"{k}={m.last:.4g}" for k, m in list(r.metrics.items())[:4])
+        name = (r.name or "-")[:24]
+        print(f"{r.id:<32}  {name:<24}  {r.status:<9}  {_when(r.start_time):<16}  {shown}")
+    return 0
+
+
+def _runs_show(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        r = client.run(args.run_id)
+    print(f"run {r.id}  ({r.project}/{r.name or '-'})  {r.status}")
+    print(f"  job type {r.job_type or '-'}, user {r.user or '-'}, host {r.host or '-'}")
+    print(
+        f"  started {_when(r.start_time)}, ended {_when(r.end_time)}, parent {r.parent_id or '-'}"
+    )
+    for title, items in (("params", r.params), ("tags", r.tags)):
+        if items:
+            print(f"  {title}:")
+            for k, value in items.items():
+                print(f"    {k} = {value}")
+    if r.metrics:
+        print("  metrics (last, min, max, count):")
+        for k, m in r.metrics.items():
+            print(f"    {k}: {m.last:.6g}, {m.min}, {m.max}, {m.count} at step {m.last_step}")
+    return 0
+
+
+def _models_list(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        models = client.models(args.project)
+    print(f"{'name':<32}  {'project':<16}  {'latest':>6}  aliases")
+    for m in models:
+        aliases = ", ".join(f"{a}→{n}" for a, n in m.aliases.items())
+        print(f"{m.name:<32}  {m.project:<16}  {m.latest_version or '-':>6}  {aliases}")
+    return 0
+
+
+def _models_show(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        if "@" in args.ref:
+            versions = [client.model_version(args.ref)]
+        else:
+            versions = client.model_versions(args.ref)
+    for mv in versions:
+        aliases = f"  @{', @'.join(mv.aliases)}" if mv.aliases else ""
+        print(
+            f"{mv.model}@{mv.version}{aliases}  from run {mv.run_id or '-'}  ({mv.flavor or '-'})"
+        )
+        metrics = ", ".join(f"{k}={x:.4g}" for k, x in mv.metrics.items())
+        print(f"  metrics: {metrics or '-'}")
+        print(f"  files: {mv.artifact.file_count}, {mv.artifact.size:,} bytes")
+    return 0
+
+
+def _download(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        out = client.download(args.ref, args.dir)
+    print(f"downloaded {args.ref} into {out}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from registrum.demo import main as demo
+
+    return demo(store=args.store, steps=args.steps)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="registrum", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -98,12 +186,57 @@ def build_parser() -> argparse.ArgumentParser:
         "--store", default=None, help="deliver there instead of where each run was going"
     )
     sync.set_defaults(handler=_sync)
+
+    store_help = "http(s)://host:port or a database URL (default REGISTRUM_URL, else embedded)"
+    runs = commands.add_parser("runs", help="list and show runs").add_subparsers(
+        dest="action", required=True
+    )
+    runs_list = runs.add_parser("list", help="runs of a project, filtered and ordered")
+    runs_list.add_argument("project")
+    runs_list.add_argument("--filter", default=None, help='e.g. "metrics.loss < 0.3"')
+    runs_list.add_argument("--order-by", default=None, help='e.g. "-metrics.val_acc"')
+    runs_list.add_argument("--limit", type=int, default=20)
+    runs_list.add_argument("--store", default=None, help=store_help)
+    runs_list.set_defaults(handler=_runs_list)
+    runs_show = runs.add_parser("show", help="one run: params, tags, metric summaries")
+    runs_show.add_argument("run_id")
+    runs_show.add_argument("--store", default=None, help=store_help)
+    runs_show.set_defaults(handler=_runs_show)
+
+    models = commands.add_parser("models", help="list and show registered models").add_subparsers(
+        dest="action", required=True
+    )
+    models_list = models.add_parser("list", help="registered models")
+    models_list.add_argument("--project", default=None)
+    models_list.add_argument("--store", default=None, help=store_help)
+    models_list.set_defaults(handler=_models_list)
+    models_show = models.add_parser("show", help="a model's versions, or one (NAME@REF)")
+    models_show.add_argument("ref")
+    models_show.add_argument("--store", default=None, help=store_help)
+    models_show.set_defaults(handler=_models_show)
+
+    download = commands.add_parser("download", help="download a model version's files")
+    download.add_argument("ref", help="NAME@ALIAS or NAME@VERSION")
+    download.add_argument("dir")
+    download.add_argument("--store", default=None, help=store_help)
+    download.set_defaults(handler=_download)
+
+    demo = commands.add_parser("demo", help="train a small model, track it, register it")
+    demo.add_argument("--steps", type=int, default=200, help="training steps (default 200)")
+    demo.add_argument("--store", default=None, help=store_help)
+    demo.set_defaults(handler=_demo)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    code: int = args.handler(args)
+    from registrum.errors import RegistrumError
+
+    try:
+        code: int = args.handler(args)
+    except RegistrumError as exc:
+        print(f"registrum {args.command}: {exc}", file=sys.stderr)
+        return 1
     return code
 
 

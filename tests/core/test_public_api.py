@@ -11,6 +11,7 @@ def test_public_names_are_pinned() -> None:
         "AliasNotFound",
         "AlreadyExists",
         "ArtifactNotFound",
+        "Client",
         "Conflict",
         "InvalidArgument",
         "ModelNotFound",

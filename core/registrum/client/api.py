@@ -1,0 +1,139 @@
+"""`registrum.Client`: queries over the store — runs, metrics, models, aliases, downloads."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from registrum.client import files as f
+from registrum.client.settings import ClientSettings
+from registrum.client.transport import open_transport
+from registrum.entities import (
+    UNSET,
+    Artifact,
+    MetricHistory,
+    ModelVersion,
+    RegisteredModel,
+    Run,
+    _Unset,
+)
+
+
+class Client:
+    """Reads (and curates) what runs recorded.
+
+    Args:
+        store: `http(s)://host:port`, a database URL, or None for `REGISTRUM_URL`,
+            else the embedded store under `REGISTRUM_HOME`.
+        token: bearer token for a server (default `REGISTRUM_TOKEN`).
+    """
+
+    def __init__(self, store: str | None = None, *, token: str | None = None) -> None:
+        self.settings = ClientSettings.from_env(store=store)
+        self._store = open_transport(
+            self.settings.store, home=self.settings.home, token=token or self.settings.token
+        )
+
+    def close(self) -> None:
+        self._store.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- runs -----------------------------------------------------------------
+
+    def runs(
+        self,
+        project: str,
+        *,
+        filter: str | None = None,
+        order_by: str | Sequence[str] | None = None,
+        limit: int = 50,
+    ) -> list[Run]:
+        """Runs of a project matching `filter` (the search language), ordered by `order_by`.
+
+        Example: `filter="metrics.val_loss < 0.3 and params.lr = 0.001"`,
+        `order_by="-metrics.val_acc"`.
+        """
+        runs: list[Run] = []
+        cursor = None
+        while len(runs) < limit:
+            page = self._store.search_runs(
+                project,
+                filter=filter,
+                order_by=order_by,
+                limit=min(limit - len(runs), 1000),
+                cursor=cursor,
+            )
+            runs.extend(page.items)
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        return runs
+
+    def run(self, run_id: str) -> Run:
+        run: Run = self._store.get_run(run_id)
+        return run
+
+    def metric_history(
+        self, run_id: str, key: str, *, max_points: int | None = None
+    ) -> MetricHistory:
+        """A metric's steps, values and times (numpy arrays), whole or downsampled."""
+        history: MetricHistory = self._store.metric_history(run_id, key, max_points=max_points)
+        return history
+
+    # -- models ---------------------------------------------------------------
+
+    def models(self, project: str | None = None) -> list[RegisteredModel]:
+        models: list[RegisteredModel] = self._store.list_models(project=project)
+        return models
+
+    def model(self, name: str) -> RegisteredModel:
+        model: RegisteredModel = self._store.get_model(name)
+        return model
+
+    def model_version(self, ref: str) -> ModelVersion:
+        """`name@alias`, `name@3`, `name@latest` or `name`."""
+        version: ModelVersion = self._store.get_model_version(ref)
+        return version
+
+    def model_versions(self, name: str) -> list[ModelVersion]:
+        versions: list[ModelVersion] = self._store.list_model_versions(name)
+        return versions
+
+    def set_alias(
+        self, name: str, alias: str, version: int, *, expected_version: int | _Unset | None = UNSET
+    ) -> ModelVersion:
+        """Points `alias` at `version`; with `expected_version`, only if it still points there."""
+        moved: ModelVersion = self._store.set_alias(
+            name, alias, version, expected_version=expected_version
+        )
+        return moved
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        self._store.delete_alias(name, alias)
+
+    def download(self, ref: str, out: str | Path) -> Path:
+        """Downloads a model version's files into `out`, verified, with progress on a terminal."""
+        version = self.model_version(ref)
+        return self._fetch(version.artifact, Path(out), label=f"downloading {ref}")
+
+    # -- artifacts ------------------------------------------------------------
+
+    def artifact(self, project: str, name: str, version: int | str = "latest") -> Artifact:
+        artifact: Artifact = self._store.get_artifact(project, name, version)
+        return artifact
+
+    def download_artifact(
+        self, project: str, name: str, out: str | Path, *, version: int | str = "latest"
+    ) -> Path:
+        artifact = self.artifact(project, name, version)
+        return self._fetch(artifact, Path(out), label=f"downloading {name}")
+
+    def _fetch(self, artifact: Artifact, out: Path, *, label: str) -> Path:
+        manifest: list[dict[str, Any]] = [x.to_dict() for x in artifact.files]
+        return f.download(self._store, manifest, out, label=label)
