@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -98,6 +99,7 @@ class Run(RunOutputs):
         self._step = 0
         self._finished = False
         self._token: contextvars.Token[Run | None] | None = None
+        self._sampler: Any = None
 
     @property
     def disabled(self) -> bool:
@@ -144,6 +146,8 @@ class Run(RunOutputs):
                 _current.reset(self._token)
             except ValueError:
                 _current.set(None)  # finished from another context than it started in
+        if self._sampler is not None:
+            self._sampler.stop()
         if self._writer is None:
             return
         self._writer.submit("finish_run", status=status, end_time=time.time())
@@ -163,6 +167,20 @@ class Run(RunOutputs):
                 self._writer.spool.path,
             )
         self._raise_if_strict()
+
+    def _start_sampler(self, interval: float) -> None:
+        from registrum.capture.system import SystemSampler
+
+        writer = self._writer
+        step = iter(range(1 << 62))
+
+        def on_sample(values: dict[str, float]) -> None:
+            if writer is not None:
+                at, now = next(step), time.time()
+                writer.add_points([(k, at, float(x), now) for k, x in values.items()])
+
+        self._sampler = SystemSampler(on_sample, interval=interval)
+        self._sampler.start()
 
     def _record(self, op: str, **args: Any) -> None:
         if self._finished:
@@ -208,6 +226,9 @@ def init(
     *,
     id: str | None = None,
     mode: str | None = None,
+    capture_environment: bool = True,
+    capture_code: bool = True,
+    system_metrics: float | None = None,
 ) -> Run:
     """Starts (or, with `id`, resumes) a run and returns it.
 
@@ -222,6 +243,12 @@ def init(
             None for `REGISTRUM_URL`, else the embedded store under `REGISTRUM_HOME`.
         id: a run id to use or resume (also from another process or rank).
         mode: `online`, `offline` or `disabled` (default `REGISTRUM_MODE`, else online).
+        capture_environment: record Python, OS, CPUs, memory, GPUs, installed
+            packages, command line, host and user.
+        capture_code: record the git commit, branch, remote, dirty flag and the
+            uncommitted diff of the entry script's repository.
+        system_metrics: sample CPU %, memory and GPU use every this many seconds
+            as `system/...` metrics (off by default).
     """
     settings = ClientSettings.from_env(store=store, mode=mode)
     project = project or os.environ.get("REGISTRUM_PROJECT") or "default"
@@ -272,6 +299,7 @@ def init(
         config=dict(config or {}),
         tags=tag_map,
     )
+    _capture(writer, environment=capture_environment, code=capture_code)
     writer.start()
     run = Run(
         run_id=run_id,
@@ -281,6 +309,8 @@ def init(
         writer=writer,
         config=config or {},
     )
+    if system_metrics:
+        run._start_sampler(system_metrics)
     if settings.mode == "online" and not writer.flush(settings.init_timeout):
         log.warning(
             "registrum: the store did not answer within %.0f s; run %s goes on and is "
@@ -290,6 +320,35 @@ def init(
         )
     run._raise_if_strict()
     return _activate(run)
+
+
+def _capture(writer: Writer, *, environment: bool, code: bool) -> None:
+    """Where and from what code the run runs; a failure here is a warning, never an error."""
+    if environment:
+        try:
+            from registrum.capture.environment import capture_environment
+
+            writer.submit("set_environment", environment=capture_environment())
+        except Exception as exc:
+            log.warning("registrum: could not capture the environment: %s", exc)
+    if code:
+        try:
+            from registrum.capture.git import capture_git
+
+            script = Path(sys.argv[0]).resolve().parent if sys.argv and sys.argv[0] else None
+            state = capture_git(script if script and script.is_dir() else None)
+            if state is not None:
+                writer.submit(
+                    "set_code_version",
+                    commit=state.commit,
+                    branch=state.branch,
+                    remote=state.remote_url,
+                    dirty=state.dirty,
+                    diff=state.diff or None,
+                    extra={"root": state.root, "diff_truncated": state.diff_truncated},
+                )
+        except Exception as exc:
+            log.warning("registrum: could not capture the code version: %s", exc)
 
 
 def active_run() -> Run | None:
