@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import shutil
 import sys
@@ -83,11 +84,38 @@ class Progress:
                 sys.stderr.flush()
 
 
-def _counted(source: Path, progress: Progress) -> Any:
-    with open(source, "rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
-            progress.add(len(chunk))
-            yield chunk
+class _Counted(io.RawIOBase):
+    """A file read for upload, counting bytes for the progress line; it tells its
+    length, so the upload carries a Content-Length instead of chunked framing."""
+
+    def __init__(self, source: Path, progress: Progress) -> None:
+        self._file = open(source, "rb")  # noqa: SIM115 - closed by close()
+        self._size = os.fstat(self._file.fileno()).st_size
+        self._progress = progress
+
+    def __len__(self) -> int:
+        return self._size - self._file.tell()
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._file.seek(offset, whence)
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._file.read(max(size, _CHUNK) if size != -1 else -1)
+        self._progress.add(len(data))
+        return data
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
 
 
 def upload(transport: Any, files: list[LocalFile], *, label: str, workers: int = 4) -> None:
@@ -97,7 +125,8 @@ def upload(transport: Any, files: list[LocalFile], *, label: str, workers: int =
     progress = Progress(label, sum(f.size for f in todo))
 
     def send(f: LocalFile) -> None:
-        transport.put_blob(_counted(f.source, progress), sha256=f.sha256)
+        with _Counted(f.source, progress) as body:
+            transport.put_blob(body, sha256=f.sha256)
 
     if len(todo) <= 1:
         for f in todo:

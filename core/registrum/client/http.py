@@ -228,7 +228,10 @@ class HttpStore(w.Connection):
                 return BlobInfo(sha256=sha256, size=self.blob_size(sha256))
             except BlobNotFound:
                 pass
-            data = self._json("PUT", f"/blobs/{w.sha(sha256)}", data=w.chunks(stream))
+            # A file goes with its Content-Length, read in blocks by the HTTP client;
+            # anything else goes chunked.
+            body = stream if w.seekable(stream) else w.chunks(stream)
+            data = self._json("PUT", f"/blobs/{w.sha(sha256)}", data=body)
         return BlobInfo(sha256=data["sha256"], size=data["size"])
 
     def blob_exists(self, sha256: str) -> bool:
