@@ -1,9 +1,11 @@
-# Two commands from a fresh clone:  make test   (set up, then run every test)
+# Two commands from a fresh clone:
+#   make demo   set up, then train, track and register a small model on the embedded store
+#   make test   set up, then run every test
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup test postgres lint bench clean
+.PHONY: setup demo test postgres lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +24,9 @@ postgres:
 	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | head -1) main start
 	@for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && exit 0; sleep 1; done; \
 	  echo "PostgreSQL did not start" >&2; exit 1
+
+demo: setup
+	$(BIN)/registrum demo
 
 test: setup postgres
 	$(BIN)/ruff check core tests bench examples
