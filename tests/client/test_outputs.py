@@ -4,7 +4,7 @@ import pytest
 
 import registrum
 from conftest import Target
-from registrum.errors import InvalidArgument
+from registrum.errors import InvalidArgument, ModelNotFound
 
 
 def make_folder(root: Path, files: dict[str, bytes]) -> Path:
@@ -88,3 +88,7 @@ def test_bad_calls_raise_at_the_call(target: Target, tmp_path: Path) -> None:
             run.register_model("m")
         with pytest.raises(InvalidArgument):
             run.use_model("no@such@ref")
+        with pytest.raises(ModelNotFound):
+            run.use_model("nobody-registered-this@champion")
+    assert target.reader.run_inputs(run.id) == []
+    assert target.reader.list_artifacts("p") == []
