@@ -262,45 +262,22 @@ def init(
     if config is not None and not isinstance(config, Mapping):
         raise InvalidArgument(f"config must be a dict, got {type(config).__name__}")
     tag_map = v.string_map(tags, "tags")
-    if settings.mode == "disabled":
-        run = Run(
-            run_id=run_id,
+    writer = None
+    if settings.mode != "disabled":
+        writer = _start_writer(settings, run_id, project)
+        writer.submit(
+            "create_run",
             project=project,
             name=name,
-            settings=settings,
-            writer=None,
-            config=config or {},
+            job_type=job_type,
+            parent_id=parent_id,
+            user=_user(),
+            host=socket.gethostname(),
+            config=dict(config or {}),
+            tags=tag_map,
         )
-        return _activate(run)
-
-    spool = Spool(settings.spool_root, run_id)
-    spool.create(
-        {"store": settings.store, "run_id": run_id, "project": project, "pid": os.getpid()}
-    )
-    if not spool.lock():
-        raise InvalidArgument(
-            f"run {run_id} is already being written by another process on this machine"
-        )
-    writer = Writer(
-        run_id,
-        spool,
-        lambda: open_transport(settings.store, home=settings.home, token=settings.token),
-        offline=settings.mode == "offline",
-        strict=settings.strict,
-    )
-    writer.submit(
-        "create_run",
-        project=project,
-        name=name,
-        job_type=job_type,
-        parent_id=parent_id,
-        user=_user(),
-        host=socket.gethostname(),
-        config=dict(config or {}),
-        tags=tag_map,
-    )
-    _capture(writer, environment=capture_environment, code=capture_code)
-    writer.start()
+        _capture(writer, environment=capture_environment, code=capture_code)
+        writer.start()
     run = Run(
         run_id=run_id,
         project=project,
@@ -309,6 +286,8 @@ def init(
         writer=writer,
         config=config or {},
     )
+    if writer is None:
+        return _activate(run)
     if system_metrics:
         run._start_sampler(system_metrics)
     if settings.mode == "online" and not writer.flush(settings.init_timeout):
@@ -320,6 +299,25 @@ def init(
         )
     run._raise_if_strict()
     return _activate(run)
+
+
+def _start_writer(settings: ClientSettings, run_id: str, project: str) -> Writer:
+    """The run's spool (taken by this process) and the writer that delivers it."""
+    spool = Spool(settings.spool_root, run_id)
+    spool.create(
+        {"store": settings.store, "run_id": run_id, "project": project, "pid": os.getpid()}
+    )
+    if not spool.lock():
+        raise InvalidArgument(
+            f"run {run_id} is already being written by another process on this machine"
+        )
+    return Writer(
+        run_id,
+        spool,
+        lambda: open_transport(settings.store, home=settings.home, token=settings.token),
+        offline=settings.mode == "offline",
+        strict=settings.strict,
+    )
 
 
 def _capture(writer: Writer, *, environment: bool, code: bool) -> None:
