@@ -1,7 +1,8 @@
 """Registrum: ML metadata store and model registry."""
 
 from registrum.client.api import Client
-from registrum.client.run import Run, active_run, init
+from registrum.client.run import Run, active_run
+from registrum.client.start import init
 from registrum.errors import (
     AliasMoved,
     AliasNotFound,

@@ -1,0 +1,164 @@
+"""`registrum.init`: starts or resumes a run, with its spool, writer and captures."""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import os
+import socket
+import sys
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from registrum.client.run import Run, _activate
+from registrum.client.settings import ClientSettings
+from registrum.client.spool import Spool
+from registrum.client.transport import open_transport
+from registrum.client.writer import Writer
+from registrum.errors import InvalidArgument
+from registrum.store import validation as v
+
+log = logging.getLogger("registrum")
+
+
+def init(
+    project: str | None = None,
+    name: str | None = None,
+    config: Mapping[str, Any] | None = None,
+    tags: Mapping[str, Any] | None = None,
+    job_type: str | None = None,
+    parent: Run | str | None = None,
+    store: str | None = None,
+    *,
+    id: str | None = None,
+    mode: str | None = None,
+    capture_environment: bool = True,
+    capture_code: bool = True,
+    system_metrics: float | None = None,
+) -> Run:
+    """Starts (or, with `id`, resumes) a run and returns it.
+
+    Args:
+        project: the project the run belongs to (`REGISTRUM_PROJECT`, else "default").
+        name: a display name.
+        config: hyperparameters; nested dicts are flattened as `optimizer.lr`.
+        tags: string tags.
+        job_type: e.g. "train", "evaluation".
+        parent: the parent run (a Run or its id), e.g. a sweep.
+        store: where the run goes: `http(s)://host:port`, a database URL, or
+            None for `REGISTRUM_URL`, else the embedded store under `REGISTRUM_HOME`.
+        id: a run id to use or resume (also from another process or rank).
+        mode: `online`, `offline` or `disabled` (default `REGISTRUM_MODE`, else online).
+        capture_environment: record Python, OS, CPUs, memory, GPUs, installed
+            packages, command line, host and user.
+        capture_code: record the git commit, branch, remote, dirty flag and the
+            uncommitted diff of the entry script's repository.
+        system_metrics: sample CPU %, memory and GPU use every this many seconds
+            as `system/...` metrics (off by default).
+    """
+    settings = ClientSettings.from_env(store=store, mode=mode)
+    project = project or os.environ.get("REGISTRUM_PROJECT") or "default"
+    v.name(project, "project name")
+    if name is not None:
+        v.name(name, "run name", slash=True)
+    run_id = v.run_id(id) if id is not None else uuid.uuid4().hex
+    parent_id = parent.id if isinstance(parent, Run) else parent
+    if parent_id is not None:
+        v.run_id(parent_id)
+    if config is not None and not isinstance(config, Mapping):
+        raise InvalidArgument(f"config must be a dict, got {type(config).__name__}")
+    tag_map = v.string_map(tags, "tags")
+    writer = None
+    if settings.mode != "disabled":
+        writer = _start_writer(settings, run_id, project)
+        writer.submit(
+            "create_run",
+            project=project,
+            name=name,
+            job_type=job_type,
+            parent_id=parent_id,
+            user=_user(),
+            host=socket.gethostname(),
+            config=dict(config or {}),
+            tags=tag_map,
+        )
+        _capture(writer, environment=capture_environment, code=capture_code)
+        writer.start()
+    run = Run(
+        run_id=run_id,
+        project=project,
+        name=name,
+        settings=settings,
+        writer=writer,
+        config=config or {},
+    )
+    if writer is None:
+        return _activate(run)
+    if system_metrics:
+        run._start_sampler(system_metrics)
+    if settings.mode == "online" and not writer.flush(settings.init_timeout):
+        log.warning(
+            "registrum: the store did not answer within %.0f s; run %s goes on and is "
+            "delivered when the store is back",
+            settings.init_timeout,
+            run_id,
+        )
+    run._raise_if_strict()
+    return _activate(run)
+
+
+def _start_writer(settings: ClientSettings, run_id: str, project: str) -> Writer:
+    """The run's spool (taken by this process) and the writer that delivers it."""
+    spool = Spool(settings.spool_root, run_id)
+    spool.create(
+        {"store": settings.store, "run_id": run_id, "project": project, "pid": os.getpid()}
+    )
+    if not spool.lock():
+        raise InvalidArgument(
+            f"run {run_id} is already being written by another process on this machine"
+        )
+    return Writer(
+        run_id,
+        spool,
+        lambda: open_transport(settings.store, home=settings.home, token=settings.token),
+        offline=settings.mode == "offline",
+        strict=settings.strict,
+    )
+
+
+def _capture(writer: Writer, *, environment: bool, code: bool) -> None:
+    """Where and from what code the run runs; a failure here is a warning, never an error."""
+    if environment:
+        try:
+            from registrum.capture.environment import capture_environment
+
+            writer.submit("set_environment", environment=capture_environment())
+        except Exception as exc:
+            log.warning("registrum: could not capture the environment: %s", exc)
+    if code:
+        try:
+            from registrum.capture.git import capture_git
+
+            script = Path(sys.argv[0]).resolve().parent if sys.argv and sys.argv[0] else None
+            state = capture_git(script if script and script.is_dir() else None)
+            if state is not None:
+                writer.submit(
+                    "set_code_version",
+                    commit=state.commit,
+                    branch=state.branch,
+                    remote=state.remote_url,
+                    dirty=state.dirty,
+                    diff=state.diff or None,
+                    extra={"root": state.root, "diff_truncated": state.diff_truncated},
+                )
+        except Exception as exc:
+            log.warning("registrum: could not capture the code version: %s", exc)
+
+
+def _user() -> str | None:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return None
