@@ -139,3 +139,27 @@ def test_killing_the_server_mid_run_loses_and_repeats_nothing(
     assert status == "finished"
     assert history.total == n
     assert list(history.steps) == list(range(n))
+
+
+EXITING = """
+import sys, registrum
+run = registrum.init(project="p", store=sys.argv[1] if len(sys.argv) > 2 else None)
+run.log({"x": 1.0})
+print(run.id, flush=True)
+if sys.argv[-1] == "crash":
+    raise RuntimeError("boom")
+"""
+
+
+@pytest.mark.parametrize(("how", "status"), [("ok", "finished"), ("crash", "failed")])
+def test_a_run_left_open_is_closed_at_exit(
+    target: Target, tmp_path: Path, how: str, status: str
+) -> None:
+    script = tmp_path / "train.py"
+    script.write_text(textwrap.dedent(EXITING))
+    env = {**os.environ, "REGISTRUM_HOME": str(target.home)}
+    args = [sys.executable, str(script)] + ([target.store] if target.store else []) + [how]
+    out = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
+    run_id = out.stdout.split()[0]
+    stored = target.reader.get_run(run_id)
+    assert stored.status == status and stored.metrics["x"].count == 1
