@@ -3,18 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
-
-
-@dataclass
-class Target:
-    store: str | None  # what `registrum.init(store=...)` gets
-    reader: Any  # a Store or HttpStore over the same data
-    home: Path
+from targets import Target
 
 
 @pytest.fixture(params=["embedded", "http"])

@@ -4,9 +4,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from targets import Target
 
 import registrum
-from conftest import Target
 from registrum.errors import AliasMoved
 
 

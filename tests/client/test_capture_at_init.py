@@ -4,8 +4,9 @@ import sys
 import time
 from pathlib import Path
 
+from targets import Target
+
 import registrum
-from conftest import Target
 
 SCRIPT = """
 import sys, registrum

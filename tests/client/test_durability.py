@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
+from targets import Target
 
 import registrum
-from conftest import Target
 from registrum.client.http import HttpStore
 from registrum.errors import RunNotFound
 from serving import free_port, server_process

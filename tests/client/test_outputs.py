@@ -1,9 +1,9 @@
 from pathlib import Path
 
 import pytest
+from targets import Target
 
 import registrum
-from conftest import Target
 from registrum.errors import InvalidArgument, ModelNotFound
 
 

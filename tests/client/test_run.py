@@ -3,9 +3,9 @@ import threading
 from pathlib import Path
 
 import pytest
+from targets import Target
 
 import registrum
-from conftest import Target
 from registrum.errors import InvalidArgument
 
 

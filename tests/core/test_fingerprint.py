@@ -115,7 +115,7 @@ def test_non_contiguous_arrays_hash_like_their_contiguous_copies(view: Any) -> N
 
 
 def test_non_contiguous_array_larger_than_a_piece(monkeypatch: pytest.MonkeyPatch) -> None:
-    from registrum.capture import fingerprint as module
+    from registrum.capture import _arrays as module
 
     monkeypatch.setattr(module, "_ARRAY_CHUNK", 256)
     arr = np.random.default_rng(2).random((50, 20, 30))
@@ -306,7 +306,7 @@ def test_torch() -> None:
 
 def test_torch_tensors_off_the_cpu_are_hashed_in_slabs(monkeypatch: pytest.MonkeyPatch) -> None:
     torch = pytest.importorskip("torch")
-    from registrum.capture import fingerprint as module
+    from registrum.capture import _arrays as module
 
     monkeypatch.setattr(module, "_ARRAY_CHUNK", 64)
     tensor = torch.randn(10, 7)
