@@ -38,6 +38,31 @@ def decode_float(value: Any) -> float:
     return float(value)
 
 
+def encode_floats(values: Any) -> list[Any]:
+    """A list (or numpy array) of numbers for JSON, the non-finite ones as their markers."""
+    items = values.tolist() if hasattr(values, "tolist") else list(values)
+    if all(type(x) is int or (type(x) is float and math.isfinite(x)) for x in items):
+        return items
+    return [encode_float(x) if isinstance(x, float) else x for x in items]
+
+
+def decode_floats(items: list[Any]) -> list[Any]:
+    """Inverse of `encode_floats`: markers become floats, other values are left as they are.
+
+    A string that is not a marker raises `ValueError(index, value)`.
+    """
+    if str not in set(map(type, items)):
+        return items
+    out = list(items)
+    for i, x in enumerate(items):
+        if type(x) is str:
+            try:
+                out[i] = decode_float(x)
+            except ValueError:
+                raise ValueError(i, x) from None
+    return out
+
+
 def decode_nonfinite(value: Any) -> Any:
     """The float a non-finite marker string stands for; any other value unchanged."""
     return NONFINITE.get(value, value) if isinstance(value, str) else value

@@ -12,7 +12,6 @@ from urllib.parse import quote
 
 import requests
 
-from registrum.entities import encode_float
 from registrum.errors import (
     FilterSyntaxError,
     InvalidArgument,
@@ -113,13 +112,6 @@ def loads(content: bytes) -> Any:
         return orjson.loads(content)
     except ImportError:
         return json.loads(content)
-
-
-def encode_floats(values: Any) -> list[Any]:
-    items = values.tolist() if hasattr(values, "tolist") else list(values)
-    if all(type(x) is int or (type(x) is float and math.isfinite(x)) for x in items):
-        return items
-    return [encode_float(x) if isinstance(x, float) else x for x in items]
 
 
 def hashed(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from registrum.capture.fingerprint import hash_file
 from registrum.errors import HashMismatch, InvalidArgument
 
 _CHUNK = 1 << 20
@@ -28,16 +29,6 @@ class LocalFile:
 
     def manifest(self) -> dict[str, Any]:
         return {"path": self.path, "sha256": self.sha256, "size": self.size}
-
-
-def hash_file(path: Path) -> tuple[str, int]:
-    h = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
-            h.update(chunk)
-            size += len(chunk)
-    return h.hexdigest(), size
 
 
 def collect(path: str | os.PathLike[str]) -> list[LocalFile]:

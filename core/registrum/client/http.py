@@ -24,9 +24,9 @@ from registrum.entities import (
     RegisteredModel,
     Run,
     _Unset,
-    decode_float,
+    decode_floats,
     decode_nonfinite,
-    encode_float,
+    encode_floats,
     encode_nonfinite,
 )
 from registrum.errors import (
@@ -177,11 +177,11 @@ class HttpStore(w.Connection):
             "seq": seq,
             "keys": list(keys) if isinstance(keys, tuple) else keys,
             "steps": steps.tolist() if hasattr(steps, "tolist") else steps,
-            "values": w.encode_floats(values) if isinstance(values, Iterable) else values,
+            "values": encode_floats(values) if isinstance(values, Iterable) else values,
         }
         if timestamps is not None:
             body["timestamps"] = (
-                w.encode_floats(timestamps) if isinstance(timestamps, Iterable) else timestamps
+                encode_floats(timestamps) if isinstance(timestamps, Iterable) else timestamps
             )
         return IngestResult.from_dict(
             self._json("POST", f"/runs/{w.run(run_id)}/metrics", body=w.dumps_batch(body))
@@ -198,9 +198,7 @@ class HttpStore(w.Connection):
 
         params = {} if max_points is None else {"max_points": v.integer(max_points, "max_points")}
         data = self._json("GET", f"/runs/{w.run(run_id)}/metrics/{w.key(key)}", params=params)
-        values = data["values"]
-        if any(type(x) is str for x in values):
-            values = [decode_float(x) for x in values]
+        values = decode_floats(data["values"])
         return MetricHistory(
             run_id=data["run_id"],
             key=data["key"],
@@ -366,11 +364,8 @@ class HttpStore(w.Connection):
         return RegisteredModel.from_dict(self._json("PATCH", f"/models/{w.model(name)}", body=body))
 
     def register_model_version(self, name: str, **fields: Any) -> ModelVersion:
-        if fields.get("metrics") is not None and isinstance(fields["metrics"], Mapping):
-            fields["metrics"] = {
-                k: encode_float(float(x)) if isinstance(x, float) else x
-                for k, x in fields["metrics"].items()
-            }
+        if isinstance(fields.get("metrics"), Mapping):
+            fields["metrics"] = encode_nonfinite(dict(fields["metrics"]))
         if isinstance(fields.get("aliases"), tuple):
             fields["aliases"] = list(fields["aliases"])
         body = {k: val for k, val in fields.items() if val is not None}

@@ -18,9 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from registrum.client._wire import encode_floats
 from registrum.client.spool import Spool
-from registrum.entities import decode_float
+from registrum.entities import decode_floats, encode_floats
 from registrum.errors import StoreError
 
 log = logging.getLogger("registrum")
@@ -51,7 +50,7 @@ def deliver(transport: Any, event: dict[str, Any]) -> None:
     if op not in OPS:
         raise ValueError(f"unknown spooled operation {op!r}")
     if op == "log_metrics":
-        args["values"] = [decode_float(x) if type(x) is str else x for x in args["values"]]
+        args["values"] = decode_floats(args["values"])
     elif op == "log_artifact":
         from registrum.client.files import deliver_artifact
 

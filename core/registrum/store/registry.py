@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError
 
-from registrum.entities import UNSET, ArtifactFile, ModelVersion, RegisteredModel, encode_float
+from registrum.entities import UNSET, ArtifactFile, ModelVersion, RegisteredModel, encode_nonfinite
 from registrum.errors import AlreadyExists, InvalidArgument, RunNotFound, StoreError
 from registrum.store import schema as t
 from registrum.store import validation as v
@@ -32,7 +31,7 @@ def _metrics(value: Mapping[str, Any] | None) -> dict[str, float]:
 
 
 def _metrics_json(metrics: dict[str, float]) -> str:
-    return dumps({k: encode_float(x) for k, x in metrics.items()})
+    return dumps(encode_nonfinite(metrics))
 
 
 @dataclass(frozen=True)
@@ -179,7 +178,11 @@ class RegistryMixin(AliasesMixin, RunsMixin, StoreBase):
         params_text = (
             None
             if params is None
-            else json_text({k: _jsonable(x) for k, x in params.items()}, "params")
+            # Top-level non-finite floats only, as in a run's params; deeper ones are refused.
+            else json_text(
+                {k: encode_nonfinite(x) if isinstance(x, float) else x for k, x in params.items()},
+                "params",
+            )
         )
 
         manifest = None if files is None else self._verified_manifest(files)
@@ -256,7 +259,7 @@ class RegistryMixin(AliasesMixin, RunsMixin, StoreBase):
         if run is not None and not metric_map:
             metric_map = {k: s.last for k, s in run.metrics.items()}
         if run is not None and params_text is None:
-            params_text = dumps({k: _jsonable(x) for k, x in run.params.items()})
+            params_text = dumps(encode_nonfinite(run.params))
         # The row lock (PostgreSQL) or the write lock (SQLite) taken by this
         # UPDATE serialises concurrent registrations: numbers stay consecutive.
         conn.execute(
@@ -327,9 +330,3 @@ class RegistryMixin(AliasesMixin, RunsMixin, StoreBase):
             )
             self._write_tags(conn, t.model_version_tags, "version_id", version_id, tag_map)
             return self._load_version(conn, version_id)
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, float) and not math.isfinite(x):
-        return encode_float(x)
-    return x

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from registrum.entities import decode_float
+from registrum.entities import decode_floats
 from registrum.errors import InvalidArgument
 from registrum.server.deps import StoreDep
 from registrum.server.responses import JSON
@@ -28,20 +28,17 @@ _FIELDS = {"seq", "keys", "steps", "values", "timestamps"}
 def _floats(items: Any, what: str) -> Any:
     """Numbers, with the markers "NaN", "Infinity", "-Infinity" decoded; the
     service layer checks everything else and names the bad index."""
-    if not isinstance(items, list) or str not in set(map(type, items)):
+    if not isinstance(items, list):
         return items
-    out = list(items)
-    for i, x in enumerate(items):
-        if type(x) is str:
-            try:
-                out[i] = decode_float(x)
-            except ValueError:
-                raise InvalidArgument(
-                    f"{what}[{i}] is {x!r}; it must be a number "
-                    '(non-finite values are sent as "NaN", "Infinity", "-Infinity")',
-                    index=i,
-                ) from None
-    return out
+    try:
+        return decode_floats(items)
+    except ValueError as exc:
+        i, x = exc.args
+        raise InvalidArgument(
+            f"{what}[{i}] is {x!r}; it must be a number "
+            '(non-finite values are sent as "NaN", "Infinity", "-Infinity")',
+            index=i,
+        ) from None
 
 
 @router.post("/runs/{run_id}/metrics")
