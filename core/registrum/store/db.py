@@ -8,7 +8,9 @@ writes, fails at once under a concurrent writer instead of waiting.
 from __future__ import annotations
 
 import os
+import random
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -53,10 +55,10 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
         # Let SQLAlchemy, not pysqlite, decide when transactions begin.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=60000")
+        _switch_to_wal(cur)
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=60000")
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -65,6 +67,21 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
         conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def _switch_to_wal(cur: Any) -> None:
+    """Turns on WAL mode. Connections opening a new file at once can deadlock on the
+    lock this needs, and SQLite answers "locked" at once instead of waiting: retry."""
+    import sqlite3
+
+    for attempt in range(100):
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 99:
+                raise
+            time.sleep(0.02 + random.random() * 0.05)
 
 
 def is_sqlite(engine: Engine) -> bool:
