@@ -1,4 +1,5 @@
-"""Shared fixtures: a fresh store per test on every backend, and fresh database URLs.
+"""Shared fixtures: a fresh store per test on every backend, fresh database URLs, and
+client targets (embedded or a real server) for client and integration tests.
 
 `BACKENDS` maps a backend name to a factory: given a temporary folder, it
 returns a context manager that yields an object with the methods of
@@ -23,6 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from targets import Target
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -296,3 +299,34 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     else:
         with POSTGRES.database() as url:
             yield url
+
+
+@pytest.fixture(params=["embedded", "http"])
+def target(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Target]:
+    """Where a client or integration test sends its runs: the embedded store or a real
+    server on loopback, under REGISTRUM_STRICT=1; `target.reader` reads them back."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("REGISTRUM_HOME", str(home))
+    monkeypatch.setenv("REGISTRUM_STRICT", "1")
+    monkeypatch.setenv("REGISTRUM_FLUSH_TIMEOUT", "20")
+    monkeypatch.delenv("REGISTRUM_URL", raising=False)
+    monkeypatch.delenv("REGISTRUM_MODE", raising=False)
+    if request.param == "embedded":
+        from registrum.store import open_store
+
+        home.mkdir()
+        reader = open_store(f"sqlite:///{home / 'registrum.db'}", blobs=home / "blobs")
+        yield Target(None, reader, home)
+        reader.close()
+        return
+    from registrum.client.http import HttpStore
+    from registrum.server import Settings
+    from serving import running_server
+
+    settings = Settings(store_url=f"sqlite:///{tmp_path}/srv.db", blobs=tmp_path / "blobs")
+    with running_server(settings) as url:
+        reader = HttpStore(url)
+        yield Target(url, reader, home)
+        reader.close()

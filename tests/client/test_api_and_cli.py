@@ -4,10 +4,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from targets import Target
 
 import registrum
 from registrum.errors import AliasMoved
+from targets import Target
 
 
 def test_client_queries_what_runs_recorded(target: Target, tmp_path: Path) -> None:

@@ -4,9 +4,8 @@ import sys
 import time
 from pathlib import Path
 
-from targets import Target
-
 import registrum
+from targets import Target
 
 SCRIPT = """
 import sys, registrum

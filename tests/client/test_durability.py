@@ -1,5 +1,6 @@
 """Nothing logged is lost: offline runs, a store that is down, a killed trainer, a killed server."""
 
+import math
 import os
 import signal
 import subprocess
@@ -9,12 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
-from targets import Target
 
 import registrum
 from registrum.client.http import HttpStore
-from registrum.errors import RunNotFound
+from registrum.errors import ModelNotFound, RunNotFound
 from serving import free_port, server_process
+from targets import Target
 
 
 def sync(home: Path) -> subprocess.CompletedProcess[str]:
@@ -67,6 +68,49 @@ def test_a_run_started_while_the_server_is_down(
         reader.close()
     assert stored.status == "finished" and stored.params == {"a": 1}
     assert list(history.steps) == list(range(20_000))
+
+
+def test_an_offline_registration_is_made_by_registrum_sync(
+    target: Target, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REGISTRUM_MODE", "offline")
+    first, second = tmp_path / "v1.bin", tmp_path / "v2.bin"
+    first.write_bytes(b"one" * 1000)
+    second.write_bytes(b"two" * 1000)
+    with registrum.init(project="p", config={"lr": 0.1}, store=target.store) as run:
+        assert run.log_model(first, flavor="bytes") is None  # on its way, not stored yet
+        assert run.register_model("m", aliases=["candidate"], metrics={"acc": math.nan}) is None
+        assert run.register_model("m", path=second, metrics={"acc": 0.9}) is None
+    with pytest.raises(ModelNotFound):
+        target.reader.get_model("m")
+    sync(target.home)
+    v1, v2 = target.reader.get_model_version("m@1"), target.reader.get_model_version("m@2")
+    assert v1.aliases == ["candidate"] and v1.flavor == "bytes" and math.isnan(v1.metrics["acc"])
+    assert v2.metrics == {"acc": 0.9} and v1.run_id == v2.run_id == run.id
+    assert v1.params == {"lr": 0.1}
+    for version, source in ((v1, first), (v2, second)):
+        [f] = version.artifact.files
+        assert b"".join(target.reader.read_blob(f.sha256)) == source.read_bytes()
+    assert not (target.home / "spool" / run.id).exists()
+
+
+def test_a_registration_while_the_server_is_down_is_made_when_it_is_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REGISTRUM_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("REGISTRUM_INIT_TIMEOUT", "0.5")
+    weights = tmp_path / "model.bin"
+    weights.write_bytes(b"w" * 10_000)
+    port = free_port()
+    run = registrum.init(project="p", store=f"http://127.0.0.1:{port}")
+    assert run.register_model("m", path=weights, aliases=["champion"]) is None
+    with server_process(tmp_path / "srv", port=port) as server:
+        run.finish(timeout=60)
+        reader = HttpStore(server.root)
+        version = reader.get_model_version("m@champion")
+        reader.close()
+    assert version.version == 1 and version.run_id == run.id
+    assert [f.size for f in version.artifact.files] == [10_000]
 
 
 TRAINER = """

@@ -1,10 +1,15 @@
+import logging
+import threading
+import time
 from pathlib import Path
 
 import pytest
-from targets import Target
 
 import registrum
+from registrum.client import files
+from registrum.client.sync import sync_spools
 from registrum.errors import InvalidArgument, ModelNotFound
+from targets import Target
 
 
 def make_folder(root: Path, files: dict[str, bytes]) -> Path:
@@ -39,6 +44,50 @@ def test_a_checkpoint_is_uploaded_in_the_background_even_if_deleted(
     assert stored.metadata["step"] == 300 and stored.metadata["metrics"] == {"val_loss": 0.2}
     assert [x.path for x in stored.files] == ["epoch=3.ckpt"]
     assert not list((target.home / "spool").glob("*/files/*"))
+
+
+def test_a_checkpoint_is_not_read_in_the_callers_thread(
+    target: Target, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    readers = []
+    real_hash = files.hash_file
+
+    def hash_file(path: Path) -> tuple[str, int]:
+        readers.append(threading.current_thread())
+        return real_hash(path)
+
+    monkeypatch.setattr(files, "hash_file", hash_file)
+    ckpt = tmp_path / "last.ckpt"
+    ckpt.write_bytes(b"weights" * 1000)
+    with registrum.init(project="p", store=target.store) as run:
+        run.log_checkpoint(ckpt, step=1)
+        assert threading.current_thread() not in readers
+    assert readers and threading.current_thread() not in readers
+    assert target.reader.get_artifact("p", "checkpoints").files[0].size == 7000
+
+
+def test_a_checkpoint_rewritten_in_place_before_its_upload_is_noticed(
+    target: Target,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setenv("REGISTRUM_MODE", "offline")  # held in the spool until the rewrite
+    ckpt = tmp_path / "last.ckpt"
+    ckpt.write_bytes(b"epoch 1" * 100)
+    with registrum.init(project="p", store=target.store) as run:
+        run.log_checkpoint(ckpt, step=1)
+        time.sleep(0.01)
+        with open(ckpt, "r+b") as out:  # as a trainer that saves over the same file does
+            out.write(b"EPOCH 2")
+    with caplog.at_level(logging.WARNING, logger="registrum"):
+        assert (
+            sync_spools(target.home / "spool", home=target.home, store=target.store)[0].error
+            is None
+        )
+    assert "last.ckpt was rewritten in place after it was logged" in caplog.text
+    [f] = target.reader.get_artifact("p", "checkpoints").files
+    assert b"".join(target.reader.read_blob(f.sha256)) == ckpt.read_bytes()
 
 
 def test_register_then_use_a_model(target: Target, tmp_path: Path) -> None:

@@ -3,10 +3,10 @@ import threading
 from pathlib import Path
 
 import pytest
-from targets import Target
 
 import registrum
 from registrum.errors import InvalidArgument
+from targets import Target
 
 
 def test_a_run_records_params_tags_and_metrics(target: Target) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 import shutil
 import sys
@@ -19,6 +20,8 @@ from registrum.errors import HashMismatch, InvalidArgument
 
 _CHUNK = 1 << 20
 
+log = logging.getLogger("registrum")
+
 
 @dataclass(frozen=True)
 class LocalFile:
@@ -31,19 +34,24 @@ class LocalFile:
         return {"path": self.path, "sha256": self.sha256, "size": self.size}
 
 
-def collect(path: str | os.PathLike[str]) -> list[LocalFile]:
-    """The files of a file or a folder (recursively), hashed; a missing path raises at once."""
+def listing(path: str | os.PathLike[str]) -> list[tuple[str, Path]]:
+    """The files of a file or a folder (recursively) as (path inside the artifact, source),
+    unread; a missing path or an empty folder raises at once."""
     root = Path(path)
     if not root.exists():
         raise InvalidArgument(f"{root} does not exist: nothing to log")
     if root.is_file():
-        pairs = [(root.name, root)]
-    else:
-        pairs = sorted((p.relative_to(root).as_posix(), p) for p in root.rglob("*") if p.is_file())
-        if not pairs:
-            raise InvalidArgument(f"{root} is an empty folder: nothing to log")
+        return [(root.name, root)]
+    pairs = sorted((p.relative_to(root).as_posix(), p) for p in root.rglob("*") if p.is_file())
+    if not pairs:
+        raise InvalidArgument(f"{root} is an empty folder: nothing to log")
+    return pairs
+
+
+def collect(path: str | os.PathLike[str]) -> list[LocalFile]:
+    """The files of a file or a folder (recursively), hashed; a missing path raises at once."""
     out = []
-    for rel, source in pairs:
+    for rel, source in listing(path):
         sha, size = hash_file(source)
         out.append(LocalFile(rel, source, sha, size))
     return out
@@ -159,28 +167,41 @@ def download(transport: Any, files: list[dict[str, Any]], dest: Path, *, label: 
     return dest
 
 
-def snapshot(source: Path, into: Path) -> Path:
-    """A stable copy of a file for a later upload: a hard link when possible, else a copy
-    (a trainer may delete or rewrite its checkpoint before the upload runs)."""
+def snapshot(source: Path, into: Path) -> dict[str, Any]:
+    """A stable reference to a file for a later upload, taken at once whatever its size: a hard
+    link when possible (it survives the trainer deleting the file), else a copy. The file's size
+    and modification time are kept, so a file rewritten in place before its upload is noticed."""
     into.mkdir(parents=True, exist_ok=True)
     target = into / f"{time.time_ns()}-{source.name}"
     try:
         os.link(source, target)
     except OSError:
         shutil.copy2(source, target)
-    return target
+    stat = target.stat()
+    return {"source": str(target), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
-def deliver_artifact(transport: Any, args: dict[str, Any]) -> None:
-    """The writer's side of a background artifact (a checkpoint): hash the snapshots,
-    upload what the store lacks, record the artifact, then drop the snapshots."""
-    files = []
-    for f in args["files"]:
-        source = Path(f["source"])
-        sha, size = hash_file(source)
-        files.append(LocalFile(f["path"], source, sha, size))
+def _snapshotted(f: dict[str, Any]) -> LocalFile:
+    """A snapshot, hashed now; warns when its file changed since the snapshot was taken."""
+    source = Path(f["source"])
+    stat = source.stat()
+    if "mtime_ns" in f and (stat.st_size, stat.st_mtime_ns) != (f["size"], f["mtime_ns"]):
+        log.warning(
+            "registrum: %s was rewritten in place after it was logged; its current content "
+            "is uploaded",
+            f["path"],
+        )
+    sha, size = hash_file(source)
+    return LocalFile(f["path"], source, sha, size)
+
+
+def deliver_artifact(transport: Any, args: dict[str, Any]) -> Any:
+    """The writer's side of a background artifact (a checkpoint): hash the snapshots, upload
+    what the store lacks, record the artifact (the same files again give the same version),
+    then drop the snapshots, unless the event keeps them for a registration still to come."""
+    files = [_snapshotted(f) for f in args["files"]]
     upload(transport, files, label=f"uploading {args['name']}")
-    transport.create_artifact(
+    artifact = transport.create_artifact(
         args["project"],
         args["name"],
         type=args["type"],
@@ -188,5 +209,7 @@ def deliver_artifact(transport: Any, args: dict[str, Any]) -> None:
         run_id=args["run_id"],
         metadata=args.get("metadata"),
     )
-    for f in files:
-        f.source.unlink(missing_ok=True)
+    if not args.get("keep"):
+        for f in files:
+            f.source.unlink(missing_ok=True)
+    return artifact

@@ -12,7 +12,7 @@ from registrum.client import files as f
 from registrum.client.settings import ClientSettings
 from registrum.client.transport import open_transport
 from registrum.client.writer import Writer
-from registrum.entities import Artifact, ModelVersion
+from registrum.entities import Artifact, ModelVersion, encode_nonfinite
 from registrum.errors import InvalidArgument, RegistrumError, StoreUnavailable
 from registrum.store import validation as v
 
@@ -32,7 +32,7 @@ class RunOutputs:
     settings: ClientSettings
     _writer: Writer | None
     _transport: Any = None
-    _model: Artifact | None = None
+    _model: Artifact | dict[str, Any] | None = None  # the last model, or its pending event
 
     def _store(self) -> Any:
         """A transport for calls that answer now, once the run itself has reached the store."""
@@ -66,6 +66,20 @@ class RunOutputs:
         Files the store has are not sent again. Offline, or with the store
         unreachable, the files are snapshotted and sent in the background (None).
         """
+        logged = self._log_files(path, name=name, type=type, metadata=metadata)
+        return logged if isinstance(logged, Artifact) else None
+
+    def _log_files(
+        self,
+        path: str | Path,
+        *,
+        name: str | None,
+        type: str,
+        metadata: Mapping[str, Any] | None,
+        keep: bool = False,
+    ) -> Artifact | dict[str, Any] | None:
+        """The artifact now, or the event that sends it in the background (whose snapshots it
+        keeps for a registration, with `keep`), or None when the run is disabled."""
         local = f.collect(path)
         name = v.name(name or _default_name(Path(path).name), "artifact name")
         v.name(type, "artifact type")
@@ -84,8 +98,8 @@ class RunOutputs:
             )
             return artifact
         except StoreUnavailable:
-            self._in_background(local, name=name, type=type, metadata=metadata)
-            return None
+            pairs = [(x.path, x.source) for x in local]
+            return self._in_background(pairs, name=name, type=type, metadata=metadata, keep=keep)
         except RegistrumError as exc:
             self._guard(f"log artifact {name}", exc)
             return None
@@ -98,27 +112,39 @@ class RunOutputs:
         metrics: Mapping[str, float] | None = None,
         name: str = "checkpoints",
     ) -> None:
-        """Snapshots a checkpoint file (or folder) now and uploads it in the background."""
-        local = f.collect(path)
+        """Takes a snapshot of a checkpoint file (or folder) now, without reading it, and
+        uploads it in the background: the caller never waits for hashing or the network."""
+        pairs = f.listing(path)
         v.name(name, "artifact name")
-        meta: dict[str, Any] = {"step": step, "metrics": dict(metrics or {}), "file": str(path)}
+        meta: dict[str, Any] = {
+            "step": step,
+            "metrics": encode_nonfinite(dict(metrics or {})),
+            "file": str(path),
+        }
         if self._writer is not None:
-            self._in_background(local, name=name, type="checkpoint", metadata=meta)
+            self._in_background(pairs, name=name, type="checkpoint", metadata=meta)
 
     def _in_background(
-        self, local: list[f.LocalFile], *, name: str, type: str, metadata: Mapping[str, Any] | None
-    ) -> None:
+        self,
+        pairs: list[tuple[str, Path]],
+        *,
+        name: str,
+        type: str,
+        metadata: Mapping[str, Any] | None,
+        keep: bool = False,
+    ) -> dict[str, Any]:
         assert self._writer is not None
         folder = self._writer.spool.path / "files"
-        snapped = [{"path": x.path, "source": str(f.snapshot(x.source, folder))} for x in local]
-        self._writer.submit(
-            "log_artifact",
-            project=self.project,
-            name=name,
-            type=type,
-            files=snapped,
-            metadata=dict(metadata or {}),
-        )
+        event = {
+            "project": self.project,
+            "name": name,
+            "type": type,
+            "files": [{"path": rel, **f.snapshot(source, folder)} for rel, source in pairs],
+            "metadata": dict(metadata or {}),
+            "keep": keep,
+        }
+        self._writer.submit("log_artifact", **event)
+        return event
 
     def log_model(
         self,
@@ -128,19 +154,25 @@ class RunOutputs:
         name: str | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> Artifact | None:
-        """Logs the run's candidate model (an artifact of type `model`); not registered yet."""
+        """Logs the run's candidate model (an artifact of type `model`); not registered yet.
+
+        Returns the artifact, or None when the store cannot be reached: the model is then
+        sent in the background, and `register_model` without `model=` still registers it.
+        """
         if flavor is not None:
             v.name(flavor, "flavor")
         meta = {"flavor": flavor, **dict(metadata or {})}
-        model = self.log_artifact(
+        logged = self._log_files(
             path,
             name=name or f"{_default_name(self.name or self.id)}-model",
             type="model",
             metadata=meta,
+            keep=True,
         )
-        if model is not None:
-            self._model = model
-        return model
+        if logged is None:
+            return None
+        self._model = logged
+        return logged if isinstance(logged, Artifact) else None
 
     def register_model(
         self,
@@ -158,34 +190,66 @@ class RunOutputs:
         """Registers a model version from this run.
 
         The files are `model` (from `log_model`), `path`, or the run's last
-        logged model. Returns the version, or None if the store could not be reached.
+        logged model. Returns the version. When the store cannot be reached
+        (offline, or down), the registration is kept in the run's spool and made
+        when the run is delivered (by the run itself, or `registrum sync`), and
+        this returns None.
         """
         v.name(name, "model name")
         if model is not None and path is not None:
             raise InvalidArgument("give model= or path=, not both")
+        if flavor is not None:
+            v.name(flavor, "flavor")
+        for alias in aliases:
+            v.alias(alias)
+        chosen: Artifact | dict[str, Any] | None = model
         if path is not None:
-            model = self.log_model(path, flavor=flavor)
-        model = model or self._model
-        if model is None:
+            self.log_model(path, flavor=flavor)
+            chosen = self._model
+        chosen = chosen or self._model
+        if chosen is None:
+            if self._writer is None:
+                return None
             raise InvalidArgument(
                 "nothing to register: pass path=, or model= from run.log_model(...)"
             )
+        if isinstance(chosen, Artifact):
+            flavor = flavor or (chosen.metadata or {}).get("flavor")
+        else:
+            flavor = flavor or chosen["metadata"].get("flavor")
+        request: dict[str, Any] = {
+            "flavor": flavor,
+            "metrics": dict(metrics) if metrics is not None else None,
+            "params": dict(params) if params is not None else None,
+            "aliases": list(aliases),
+            "signature": dict(signature) if signature is not None else None,
+            "description": description,
+        }
+        if self._writer is None:
+            return None
         try:
+            if not isinstance(chosen, Artifact):
+                raise StoreUnavailable("the model is still on its way to the store")
             version: ModelVersion = self._store().register_model_version(
-                name,
-                run_id=self.id,
-                artifact_id=model.id,
-                flavor=flavor or (model.metadata or {}).get("flavor"),
-                metrics=dict(metrics) if metrics is not None else None,
-                params=dict(params) if params is not None else None,
-                aliases=list(aliases),
-                signature=dict(signature) if signature is not None else None,
-                description=description,
+                name, run_id=self.id, artifact_id=chosen.id, **request
             )
             return version
+        except StoreUnavailable:
+            self._queue_registration(name, chosen, request)
+            return None
         except RegistrumError as exc:
             self._guard(f"register model {name}", exc)
             return None
+
+    def _queue_registration(
+        self, name: str, model: Artifact | dict[str, Any], request: dict[str, Any]
+    ) -> None:
+        assert self._writer is not None
+        if request["metrics"] is not None:
+            request = dict(request, metrics=encode_nonfinite(request["metrics"]))
+        reference = {"artifact_id": model.id} if isinstance(model, Artifact) else model
+        self._writer.submit("register_model", name=name, model=reference, **request)
+        log.info("registrum: registration of %s is queued until the store answers", name)
 
     def use_model(self, ref: str) -> Path:
         """Downloads a model version (`name@alias`, `name@3`) into the local cache, records

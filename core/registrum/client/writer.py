@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from registrum.client.spool import Spool
-from registrum.entities import decode_floats, encode_floats
+from registrum.entities import decode_floats, decode_nonfinite, encode_floats
 from registrum.errors import StoreError
 
 log = logging.getLogger("registrum")
@@ -35,12 +35,16 @@ OPS = (
     "set_code_version",
     "log_dataset",
     "log_artifact",
+    "register_model",
     "finish_run",
 )
 
 
 def retryable(exc: BaseException) -> bool:
-    """Whether a failed delivery may succeed later (the store or the network was down)."""
+    """Whether a failed delivery may succeed later (the store or the network was down); a
+    local file that is gone or unreadable will not come back by waiting."""
+    if isinstance(exc, FileNotFoundError | IsADirectoryError | PermissionError):
+        return False
     return isinstance(exc, StoreError | ConnectionError | TimeoutError | OSError)
 
 
@@ -56,6 +60,9 @@ def deliver(transport: Any, event: dict[str, Any]) -> None:
 
         deliver_artifact(transport, args)
         return
+    elif op == "register_model":
+        deliver_registration(transport, args)
+        return
     elif op == "log_dataset":
         project, name = args.pop("project"), args.pop("name")
         transport.log_dataset(project, name, **args)
@@ -65,6 +72,22 @@ def deliver(transport: Any, event: dict[str, Any]) -> None:
         args["diff_sha256"] = info.sha256
     args.pop("diff", None)
     getattr(transport, op)(**args)
+
+
+def deliver_registration(transport: Any, args: dict[str, Any]) -> None:
+    """A registration queued while the store was unreachable. Its model is an artifact the
+    store has (`artifact_id`), or files logged in the background: recording them again
+    returns the artifact their own event made, which is then registered."""
+    from registrum.client.files import deliver_artifact
+
+    model = args.pop("model")
+    if "artifact_id" in model:
+        artifact_id = model["artifact_id"]
+    else:
+        artifact_id = deliver_artifact(transport, dict(model, run_id=args["run_id"])).id
+    if args.get("metrics") is not None:
+        args["metrics"] = {k: decode_nonfinite(x) for k, x in args["metrics"].items()}
+    transport.register_model_version(args.pop("name"), artifact_id=artifact_id, **args)
 
 
 class Writer:
