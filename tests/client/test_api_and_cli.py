@@ -1,4 +1,7 @@
+import contextlib
 import os
+import pty
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -66,3 +69,48 @@ def test_the_demo_and_the_commands_that_look_at_it(tmp_path: Path) -> None:
     assert got.returncode == 0 and (tmp_path / "model" / "weights.npy").exists()
     missing = cli("runs", "show", "nope", home=home)
     assert missing.returncode == 1 and "does not exist" in missing.stderr
+
+
+ON_A_TERMINAL = """
+import os, sys, registrum
+weights = os.path.join(sys.argv[1], "model.bin")
+with open(weights, "wb") as out:
+    out.write(os.urandom(12 << 20))
+with registrum.init(project="p", store=sys.argv[2] or None) as run:
+    run.register_model("big", path=weights, aliases=["champion"])
+registrum.Client(store=sys.argv[2] or None).download("big@champion", sys.argv[1] + "/out")
+"""
+
+
+def test_uploads_and_downloads_show_progress_on_a_terminal(target: Target, tmp_path: Path) -> None:
+    master, terminal = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", ON_A_TERMINAL, str(tmp_path), target.store or ""],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=terminal,
+        env={**os.environ, "REGISTRUM_HOME": str(target.home)},
+    )
+    os.close(terminal)
+    shown = b""
+    with contextlib.suppress(OSError):  # EIO once the child has closed the terminal
+        while chunk := os.read(master, 4096):
+            shown += chunk
+    os.close(master)
+    assert proc.wait(timeout=120) == 0, shown.decode(errors="replace")
+    text = shown.decode()
+    assert re.search(r"registrum: uploading \S+-model 12\.0/12\.0 MiB \(100%\)", text)
+    assert "registrum: downloading big@champion 12.0/12.0 MiB (100%)" in text
+    assert (tmp_path / "out" / "model.bin").read_bytes() == (tmp_path / "model.bin").read_bytes()
+
+
+def test_no_progress_is_shown_off_a_terminal(target: Target, tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", ON_A_TERMINAL, str(tmp_path), target.store or ""],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "REGISTRUM_HOME": str(target.home)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "MiB (" not in done.stderr

@@ -1,7 +1,10 @@
+import hashlib
 import logging
+import os
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,6 +32,38 @@ def test_log_artifact_uploads_a_folder_once(target: Target, tmp_path: Path) -> N
     assert (first.version, again.version) == (1, 1)
     assert sorted(x.path for x in first.files) == ["a.csv", "sub/b.csv"]
     assert first.run_id == run.id and first.type == "predictions"
+
+
+def test_a_large_file_is_read_once_and_sent_once(
+    target: Target, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from registrum.client.http import HttpStore
+    from registrum.store.service import Store
+
+    monkeypatch.setattr(files, "STREAM_MIN", 4096)  # "large" from 4 KiB on, for the test
+    sent: list[str | None] = []
+    for cls in (Store, HttpStore):
+        real = cls.put_blob
+
+        def counted(self: Any, stream: Any, *, sha256: str | None = None, _real: Any = real) -> Any:
+            sent.append(sha256)
+            return _real(self, stream, sha256=sha256)
+
+        monkeypatch.setattr(cls, "put_blob", counted)
+    weights = tmp_path / "model.bin"
+    weights.write_bytes(os.urandom(50_000))
+    with registrum.init(project="p", store=target.store, capture_code=False) as run:
+        first = run.log_artifact(weights, name="model")
+        assert sent == [None]  # sent unhashed: the store hashed it on arrival
+        again = run.log_artifact(weights, name="model")  # unchanged: its digest is known
+        weights.write_bytes(os.urandom(50_000))
+        changed = run.log_artifact(weights, name="model")
+    assert first is not None and again is not None and changed is not None
+    [f] = first.files
+    assert f.sha256 == hashlib.sha256(b"".join(target.reader.read_blob(f.sha256))).hexdigest()
+    assert (first.version, again.version, changed.version) == (1, 1, 2)
+    assert sent == [None, None]  # the second log sent nothing
+    assert changed.files[0].sha256 == hashlib.sha256(weights.read_bytes()).hexdigest()
 
 
 def test_a_checkpoint_is_uploaded_in_the_background_even_if_deleted(

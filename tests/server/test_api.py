@@ -208,6 +208,21 @@ def test_blob_with_wrong_hash_is_rejected(api: tuple[str, requests.Session]) -> 
     error_of(s.put(f"{base}/blobs/not-a-sha", data=b"content"), 400, "invalid_argument")
 
 
+def test_blob_posted_without_a_digest_is_hashed_on_arrival(
+    api: tuple[str, requests.Session],
+) -> None:
+    base, s = api
+    data = bytes(range(256)) * 1024  # above the body limit: uploads are exempt from it
+    sha = hashlib.sha256(data).hexdigest()
+    for _ in range(2):  # the same content again is stored once
+        r = s.post(f"{base}/blobs", data=iter([data[:1000], data[1000:]]))
+        assert r.status_code == 201, r.text
+        assert r.json() == {"sha256": sha, "size": len(data)}
+    assert s.get(f"{base}/blobs/{sha}").content == data
+    r = s.post(f"{base}/blobs/missing", json={"sha256s": [sha]})
+    assert r.json() == {"missing": []}
+
+
 def test_alias_compare_and_set_over_http(api: tuple[str, requests.Session]) -> None:
     base, s = api
     run = new_run(api)

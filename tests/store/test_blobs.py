@@ -152,6 +152,29 @@ def test_streams_50_mib_in_bounded_memory(store: LocalBlobStore) -> None:
     assert peak < 8 * MiB, f"peak traced memory {peak / MiB:.1f} MiB"
 
 
+@pytest.mark.parametrize(
+    "size", [4 * MiB - 1, 4 * MiB, 4 * MiB + 1, 8 * MiB + 4095, 8 * MiB + 4096, 13 * MiB + 7]
+)
+def test_sizes_around_the_direct_write_block_round_trip(store: LocalBlobStore, size: int) -> None:
+    data = b"".join(generated(14))[:size]
+    with store.begin() as writer:
+        for start in range(0, size, 700_001):  # chunks that straddle every block edge
+            writer.write(data[start : start + 700_001])
+        info = writer.commit(hashlib.sha256(data).hexdigest())
+    assert info.size == size == store.size(info.sha256)
+    assert b"".join(store.iter_range(info.sha256)) == data
+    assert temp_files(store) == []
+
+
+def test_without_direct_writes_large_blobs_are_written_through_the_cache(
+    store: LocalBlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delattr(os, "O_DIRECT", raising=False)  # as on macOS
+    data = b"".join(generated(9))
+    info = store.put([data[:5_000_000], data[5_000_000:]])
+    assert b"".join(store.iter_range(info.sha256)) == data
+
+
 def test_put_file_streams_in_bounded_memory(store: LocalBlobStore, tmp_path: Path) -> None:
     source = tmp_path / "big.bin"
     with source.open("wb") as f:

@@ -3,7 +3,6 @@ JSON, streamed bodies, and error bodies mapped back to Registrum's errors."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Iterable, Iterator
@@ -112,25 +111,6 @@ def loads(content: bytes) -> Any:
         return orjson.loads(content)
     except ImportError:
         return json.loads(content)
-
-
-def hashed(
-    stream: BinaryIO | Iterable[bytes], spool: BinaryIO
-) -> tuple[str, BinaryIO | Iterable[bytes]]:
-    """The content's sha256, and a stream to read it again from the start
-    (the same stream rewound, or `spool` holding a copy)."""
-    h = hashlib.sha256()
-    if seekable(stream):
-        start = stream.tell()
-        for chunk in chunks(stream):
-            h.update(chunk)
-        stream.seek(start)
-        return h.hexdigest(), stream
-    for chunk in chunks(stream):
-        h.update(chunk)
-        spool.write(chunk)
-    spool.seek(0)
-    return h.hexdigest(), spool
 
 
 def seekable(stream: Any) -> TypeGuard[BinaryIO]:

@@ -1,4 +1,10 @@
-"""Files to and from the store: hashing, deduplicated parallel upload, verified download."""
+"""Files to and from the store: hashing, deduplicated parallel upload, verified download.
+
+A small file is hashed before it is sent, so content the store has is never sent again. A
+large one (`STREAM_MIN` and up) is read once: it is sent as it is read and the store hashes
+it on arrival, unless this process already knows its digest (a file it sent or hashed before,
+unchanged since: same inode, size and modification time, as with a hard-linked snapshot).
+"""
 
 from __future__ import annotations
 
@@ -19,19 +25,42 @@ from registrum.capture.fingerprint import hash_file
 from registrum.errors import HashMismatch, InvalidArgument
 
 _CHUNK = 1 << 20
+STREAM_MIN = 64 << 20  # files this large are hashed by the store on the way in
+_KNOWN_MAX = 4096
 
 log = logging.getLogger("registrum")
+_known: dict[tuple[int, int, int, int], str] = {}  # (device, inode, size, mtime) -> sha256
+_known_lock = threading.Lock()
+
+
+def _identity(stat: os.stat_result) -> tuple[int, int, int, int]:
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+def _remember(stat: os.stat_result, sha256: str) -> None:
+    with _known_lock:
+        if len(_known) >= _KNOWN_MAX:
+            _known.pop(next(iter(_known)))
+        _known[_identity(stat)] = sha256
 
 
 @dataclass(frozen=True)
 class LocalFile:
     path: str  # inside the artifact, with `/`
     source: Path
-    sha256: str
+    sha256: str | None  # None: a large file, hashed by the store as it arrives
     size: int
 
-    def manifest(self) -> dict[str, Any]:
-        return {"path": self.path, "sha256": self.sha256, "size": self.size}
+
+def local_file(path: str, source: Path) -> LocalFile:
+    """A file to upload, hashed now if it is small and its digest is not known already."""
+    stat = source.stat()
+    with _known_lock:
+        sha: str | None = _known.get(_identity(stat))
+    if sha is None and stat.st_size < STREAM_MIN:
+        sha, _ = hash_file(source)
+        _remember(stat, sha)
+    return LocalFile(path, source, sha, stat.st_size)
 
 
 def listing(path: str | os.PathLike[str]) -> list[tuple[str, Path]]:
@@ -49,12 +78,8 @@ def listing(path: str | os.PathLike[str]) -> list[tuple[str, Path]]:
 
 
 def collect(path: str | os.PathLike[str]) -> list[LocalFile]:
-    """The files of a file or a folder (recursively), hashed; a missing path raises at once."""
-    out = []
-    for rel, source in listing(path):
-        sha, size = hash_file(source)
-        out.append(LocalFile(rel, source, sha, size))
-    return out
+    """The files of a file or a folder (recursively); a missing path raises at once."""
+    return [local_file(rel, source) for rel, source in listing(path)]
 
 
 class Progress:
@@ -117,23 +142,39 @@ class _Counted(io.RawIOBase):
         super().close()
 
 
-def upload(transport: Any, files: list[LocalFile], *, label: str, workers: int = 4) -> None:
-    """Sends the blobs the store lacks (each once), in parallel, with a progress line."""
-    missing = set(transport.missing_blobs([f.sha256 for f in files]))
-    todo = list({f.sha256: f for f in files if f.sha256 in missing}.values())
+def upload(
+    transport: Any, files: list[LocalFile], *, label: str, workers: int = 4
+) -> list[dict[str, Any]]:
+    """Sends what the store lacks (each content once), in parallel, with a progress line, and
+    returns the manifest (path, sha256, size) of `files`."""
+    hashed = [f for f in files if f.sha256 is not None]
+    missing = set(transport.missing_blobs([f.sha256 for f in hashed])) if hashed else set()
+    todo = list({f.sha256: f for f in hashed if f.sha256 in missing}.values())
+    todo += [f for f in files if f.sha256 is None]
     progress = Progress(label, sum(f.size for f in todo))
+    sent: dict[Path, tuple[str, int]] = {}
 
     def send(f: LocalFile) -> None:
+        stat = f.source.stat()
         with _Counted(f.source, progress) as body:
-            transport.put_blob(body, sha256=f.sha256)
+            info = transport.put_blob(body, sha256=f.sha256)
+        if f.sha256 is None:
+            if _identity(f.source.stat()) == _identity(stat):
+                _remember(stat, info.sha256)
+            sent[f.source] = (info.sha256, info.size)
 
     if len(todo) <= 1:
         for f in todo:
             send(f)
-        return
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for future in [pool.submit(send, f) for f in todo]:
-            future.result()
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for future in [pool.submit(send, f) for f in todo]:
+                future.result()
+    manifest = []
+    for f in files:
+        sha, size = (f.sha256, f.size) if f.sha256 is not None else sent[f.source]
+        manifest.append({"path": f.path, "sha256": sha, "size": size})
+    return manifest
 
 
 def download(transport: Any, files: list[dict[str, Any]], dest: Path, *, label: str) -> Path:
@@ -182,7 +223,7 @@ def snapshot(source: Path, into: Path) -> dict[str, Any]:
 
 
 def _snapshotted(f: dict[str, Any]) -> LocalFile:
-    """A snapshot, hashed now; warns when its file changed since the snapshot was taken."""
+    """A snapshot to upload; warns when its file changed since the snapshot was taken."""
     source = Path(f["source"])
     stat = source.stat()
     if "mtime_ns" in f and (stat.st_size, stat.st_mtime_ns) != (f["size"], f["mtime_ns"]):
@@ -191,21 +232,20 @@ def _snapshotted(f: dict[str, Any]) -> LocalFile:
             "is uploaded",
             f["path"],
         )
-    sha, size = hash_file(source)
-    return LocalFile(f["path"], source, sha, size)
+    return local_file(f["path"], source)
 
 
 def deliver_artifact(transport: Any, args: dict[str, Any]) -> Any:
-    """The writer's side of a background artifact (a checkpoint): hash the snapshots, upload
-    what the store lacks, record the artifact (the same files again give the same version),
-    then drop the snapshots, unless the event keeps them for a registration still to come."""
+    """The writer's side of a background artifact (a checkpoint): upload the snapshots the
+    store lacks, record the artifact (the same files again give the same version), then drop
+    the snapshots, unless the event keeps them for a registration still to come."""
     files = [_snapshotted(f) for f in args["files"]]
-    upload(transport, files, label=f"uploading {args['name']}")
+    manifest = upload(transport, files, label=f"uploading {args['name']}")
     artifact = transport.create_artifact(
         args["project"],
         args["name"],
         type=args["type"],
-        files=[f.manifest() for f in files],
+        files=manifest,
         run_id=args["run_id"],
         metadata=args.get("metadata"),
     )

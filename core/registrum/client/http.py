@@ -6,7 +6,6 @@ so code (and the contract tests) run unchanged against either.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, BinaryIO
 
@@ -214,21 +213,19 @@ class HttpStore(w.Connection):
     def put_blob(
         self, stream: BinaryIO | Iterable[bytes], *, sha256: str | None = None
     ) -> BlobInfo:
-        """Uploads content unless the server has it already.
-
-        Without `sha256` the content is hashed first (spooled to a temporary
-        file if it cannot be re-read), so a stored blob is never sent again.
-        """
-        with tempfile.TemporaryFile() as spool:
-            if sha256 is None:
-                sha256, stream = w.hashed(stream, spool)
+        """Uploads content. With `sha256`, content the server has already is not sent again;
+        without, the content is sent once and the server hashes it on arrival."""
+        if sha256 is not None:
             try:
                 return BlobInfo(sha256=sha256, size=self.blob_size(sha256))
             except BlobNotFound:
                 pass
-            # A file goes with its Content-Length, read in blocks by the HTTP client;
-            # anything else goes chunked.
-            body = stream if w.seekable(stream) else w.chunks(stream)
+        # A file goes with its Content-Length, read in blocks by the HTTP client;
+        # anything else goes chunked.
+        body = stream if w.seekable(stream) else w.chunks(stream)
+        if sha256 is None:
+            data = self._json("POST", "/blobs", data=body)
+        else:
             data = self._json("PUT", f"/blobs/{w.sha(sha256)}", data=body)
         return BlobInfo(sha256=data["sha256"], size=data["size"])
 

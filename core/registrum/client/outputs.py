@@ -87,12 +87,12 @@ class RunOutputs:
             return None
         try:
             store = self._store()
-            f.upload(store, local, label=f"uploading {name}")
+            manifest = f.upload(store, local, label=f"uploading {name}")
             artifact: Artifact = store.create_artifact(
                 self.project,
                 name,
                 type=type,
-                files=[x.manifest() for x in local],
+                files=manifest,
                 run_id=self.id,
                 metadata=dict(metadata or {}),
             )

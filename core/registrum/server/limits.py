@@ -8,6 +8,13 @@ from registrum.errors import PayloadTooLarge
 from registrum.server.responses import error
 
 BLOB_PREFIX = "/api/v1/blobs/"
+BLOB_UPLOAD = "/api/v1/blobs"  # POST: content hashed by the server on arrival
+
+
+def _blob_upload(method: str, path: str) -> bool:
+    return (method == "PUT" and path.startswith(BLOB_PREFIX)) or (
+        method == "POST" and path.rstrip("/") == BLOB_UPLOAD
+    )
 
 
 class BodyLimit:
@@ -19,9 +26,7 @@ class BodyLimit:
         self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or (
-            scope["method"] == "PUT" and scope["path"].startswith(BLOB_PREFIX)
-        ):
+        if scope["type"] != "http" or _blob_upload(scope["method"], scope["path"]):
             await self.app(scope, receive, send)
             return
         for name, value in scope["headers"]:

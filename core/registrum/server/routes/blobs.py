@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from typing import Any
+
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
@@ -11,11 +15,46 @@ from registrum.server.deps import StoreDep
 from registrum.server.responses import JSON
 from registrum.server.routes._schemas import MissingBlobs
 from registrum.store import validation as v
-from registrum.store.blobs import parse_range
+from registrum.store.blobs import BlobInfo, parse_range
 
 router = APIRouter(tags=["blobs"])
 
-_FLUSH = 4 * 1024 * 1024  # bytes gathered before one write in a worker thread
+_FLUSH = 4 * 1024 * 1024  # bytes gathered before they go to a worker thread
+
+
+async def _receive(request: Request, store: Any, sha256: str | None) -> BlobInfo:
+    """Streams the request body into a new blob and publishes it. The chunks of one 4 MiB
+    stretch are hashed and written in a worker thread while the next stretch arrives, in
+    order, and never joined: no memory is allocated per stretch."""
+    writer = await run_in_threadpool(store.open_blob_writer)
+
+    def write(chunks: list[bytes]) -> None:
+        for chunk in chunks:
+            writer.write(chunk)
+
+    writing: asyncio.Future[None] | None = None
+    try:
+        pending: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            pending.append(chunk)
+            size += len(chunk)
+            if size >= _FLUSH:
+                if writing is not None:
+                    await writing
+                writing = asyncio.ensure_future(run_in_threadpool(write, pending))
+                pending, size = [], 0
+        if writing is not None:
+            await writing
+        await run_in_threadpool(write, pending)
+        info: BlobInfo = await run_in_threadpool(store.commit_blob, writer, sha256=sha256)
+        return info
+    finally:
+        if writing is not None and not writing.done():
+            writing.cancel()
+            with contextlib.suppress(BaseException):
+                await writing
+        writer.abort()
 
 
 @router.put("/blobs/{sha256}")
@@ -25,20 +64,17 @@ async def upload(sha256: str, request: Request, store: StoreDep) -> JSON:
     if await run_in_threadpool(store.blob_exists, sha256):
         size = await run_in_threadpool(store.blob_size, sha256)
         return JSON({"sha256": sha256, "size": size, "created": False})
-    writer = await run_in_threadpool(store.open_blob_writer)
-    try:
-        pending = bytearray()
-        async for chunk in request.stream():
-            pending += chunk
-            if len(pending) >= _FLUSH:
-                await run_in_threadpool(writer.write, bytes(pending))
-                pending.clear()
-        if pending:
-            await run_in_threadpool(writer.write, bytes(pending))
-        info = await run_in_threadpool(store.commit_blob, writer, sha256=sha256)
-    finally:
-        writer.abort()
+    info = await _receive(request, store, sha256)
     return JSON({"sha256": info.sha256, "size": info.size, "created": True}, status_code=201)
+
+
+@router.post("/blobs", status_code=201)
+async def upload_unhashed(request: Request, store: StoreDep) -> JSON:
+    """Streams the body into the blob store and answers with its sha256, hashed on arrival
+    (for a client that sends a large file without reading it twice). Content the store
+    has already is kept once."""
+    info = await _receive(request, store, None)
+    return JSON({"sha256": info.sha256, "size": info.size}, status_code=201)
 
 
 @router.head("/blobs/{sha256}")

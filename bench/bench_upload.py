@@ -1,0 +1,94 @@
+"""A large checkpoint uploaded with `run.log_artifact` to `registrum server`, against `cp`.
+
+Each round first copies the file with `cp` (to the same file system, then deletes the copy),
+then uploads it, so both meet the same page cache; every round changes the file's last bytes,
+so no upload is skipped as already stored. Reports the medians of the paired rounds and the
+client's RSS growth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from _common import print_platform, report, server
+
+import registrum
+
+
+def rss() -> float:
+    status = Path("/proc/self/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+)", status)[1]) / 1024  # type: ignore[index]
+
+
+def write_file(path: Path, size: int) -> None:
+    block = os.urandom(1 << 20)
+    with open(path, "wb") as out:
+        for _ in range(size >> 20):
+            out.write(block[:-8] + os.urandom(8))  # every MiB differs: no shortcut anywhere
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--gib", type=float, default=1.0, help="checkpoint size in GiB")
+    parser.add_argument("--rounds", type=int, default=5, help="paired cp/upload rounds")
+    args = parser.parse_args()
+    print_platform()
+    size = int(args.gib * (1 << 30))
+    cp_times, upload_times, growth = [], [], []
+    with tempfile.TemporaryDirectory(dir=".") as scratch:
+        folder = Path(scratch)
+        source = folder / "model.ckpt"
+        write_file(source, size)
+        with server(f"sqlite:///{folder}/r.db", folder / "blobs") as url:
+            os.environ["REGISTRUM_HOME"] = str(folder / "home")
+            run = registrum.init(project="bench", store=url, capture_environment=False)
+            for _ in range(args.rounds):
+                with open(source, "r+b") as f:
+                    f.seek(-8, os.SEEK_END)
+                    f.write(os.urandom(8))
+                began = time.perf_counter()
+                subprocess.run(["cp", source, folder / "copy.ckpt"], check=True)
+                cp_times.append(time.perf_counter() - began)
+                (folder / "copy.ckpt").unlink()
+
+                peak = base = rss()
+                done = threading.Event()
+
+                def watch() -> None:
+                    nonlocal peak
+                    while not done.wait(0.02):
+                        peak = max(peak, rss())
+
+                watcher = threading.Thread(target=watch)
+                watcher.start()
+                began = time.perf_counter()
+                run.log_artifact(source, name="checkpoint", type="checkpoint")
+                upload_times.append(time.perf_counter() - began)
+                done.set()
+                watcher.join()
+                growth.append(peak - base)
+            run.finish()
+    cp_s, upload_s = statistics.median(cp_times), statistics.median(upload_times)
+    ratio = cp_s / upload_s
+    report(
+        f"{args.gib:g} GiB checkpoint upload",
+        f"{size / upload_s / 2**20:,.0f} MiB/s",
+        ratio >= 0.7,
+        ">= 70% of cp",
+        f"  cp {size / cp_s / 2**20:,.0f} MiB/s, upload at {ratio:.0%} of it "
+        f"(medians of {args.rounds} paired rounds; cp {min(cp_times):.2f}-{max(cp_times):.2f} s, "
+        f"upload {min(upload_times):.2f}-{max(upload_times):.2f} s); "
+        f"client RSS +{max(growth):.0f} MiB (target <= 64)",
+    )
+
+
+if __name__ == "__main__":
+    main()
