@@ -29,12 +29,12 @@ demo: setup
 	$(BIN)/registrum demo
 
 test: setup postgres
-	$(BIN)/ruff check core tests bench examples
+	$(BIN)/ruff check core packages tests bench examples
 	$(BIN)/python -m pytest
 
 lint: setup
-	$(BIN)/ruff check core tests bench examples
-	$(BIN)/ruff format --check core tests bench examples
+	$(BIN)/ruff check core packages tests bench examples
+	$(BIN)/ruff format --check core packages tests bench examples
 	$(BIN)/mypy
 
 bench: setup postgres

@@ -1,4 +1,7 @@
-"""Client costs: `run.log` in the caller's thread, `import registrum`, points end to end."""
+"""Client costs: `run.log` in the caller's thread, `import registrum`, points end to end.
+
+The checkpoint upload has its own script, `bench_upload.py`.
+"""
 
 from __future__ import annotations
 
@@ -76,68 +79,15 @@ def end_to_end(points: int) -> None:
     )
 
 
-def checkpoint_upload(gib: float) -> None:
-    """A checkpoint of `gib` GiB uploaded with `run.log_artifact`, against a local `cp`."""
-    import re
-    import shutil
-    import threading
-
-    def rss() -> float:
-        status = Path("/proc/self/status").read_text()
-        return int(re.search(r"VmRSS:\s+(\d+)", status)[1]) / 1024  # type: ignore[index]
-
-    size = int(gib * (1 << 30))
-    with tempfile.TemporaryDirectory(dir=".") as folder:
-        source = Path(folder) / "model.ckpt"
-        block = os.urandom(1 << 20)
-        with open(source, "wb") as out:
-            for _ in range(size >> 20):
-                out.write(block[:-8] + os.urandom(8))  # every MiB differs: no dedup shortcut
-        began = time.perf_counter()
-        shutil.copyfile(source, Path(folder) / "copy.ckpt")
-        cp_s = time.perf_counter() - began
-        (Path(folder) / "copy.ckpt").unlink()
-        with server(f"sqlite:///{folder}/r.db", Path(folder) / "blobs") as url:
-            os.environ["REGISTRUM_HOME"] = str(Path(folder) / "home")
-            run = registrum.init(project="bench", store=url, capture_environment=False)
-            peak = base = rss()
-            done = threading.Event()
-
-            def watch() -> None:
-                nonlocal peak
-                while not done.wait(0.05):
-                    peak = max(peak, rss())
-
-            watcher = threading.Thread(target=watch)
-            watcher.start()
-            began = time.perf_counter()
-            run.log_artifact(source, name="checkpoint", type="checkpoint")
-            upload_s = time.perf_counter() - began
-            done.set()
-            watcher.join()
-            run.finish()
-    ratio = cp_s / upload_s
-    report(
-        f"{gib:g} GiB checkpoint upload",
-        f"{size / upload_s / 2**20:,.0f} MiB/s",
-        ratio >= 0.7,
-        ">= 70% of cp",
-        f"  cp {size / cp_s / 2**20:,.0f} MiB/s ({ratio:.0%}); client RSS +{peak - base:.0f} MiB "
-        "(target <= 64)",
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=1_000_000, help="run.log calls to time")
     parser.add_argument("--points", type=int, default=1_000_000, help="points sent end to end")
-    parser.add_argument("--gib", type=float, default=1.0, help="checkpoint size in GiB")
     args = parser.parse_args()
     print_platform()
     log_cost(args.calls)
     import_cost()
     end_to_end(args.points)
-    checkpoint_upload(args.gib)
 
 
 if __name__ == "__main__":

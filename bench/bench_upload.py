@@ -28,6 +28,11 @@ def rss() -> float:
     return int(re.search(r"VmRSS:\s+(\d+)", status)[1]) / 1024  # type: ignore[index]
 
 
+def watch_rss(done: threading.Event, peaks: list[float]) -> None:
+    while not done.wait(0.02):
+        peaks.append(rss())
+
+
 def write_file(path: Path, size: int) -> None:
     block = os.urandom(1 << 20)
     with open(path, "wb") as out:
@@ -59,22 +64,17 @@ def main() -> None:
                 cp_times.append(time.perf_counter() - began)
                 (folder / "copy.ckpt").unlink()
 
-                peak = base = rss()
+                base = rss()
+                peaks = [base]
                 done = threading.Event()
-
-                def watch() -> None:
-                    nonlocal peak
-                    while not done.wait(0.02):
-                        peak = max(peak, rss())
-
-                watcher = threading.Thread(target=watch)
+                watcher = threading.Thread(target=watch_rss, args=(done, peaks))
                 watcher.start()
                 began = time.perf_counter()
                 run.log_artifact(source, name="checkpoint", type="checkpoint")
                 upload_times.append(time.perf_counter() - began)
                 done.set()
                 watcher.join()
-                growth.append(peak - base)
+                growth.append(max(peaks) - base)
             run.finish()
     cp_s, upload_s = statistics.median(cp_times), statistics.median(upload_times)
     ratio = cp_s / upload_s
