@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import multiprocessing
@@ -164,6 +165,18 @@ def test_sizes_around_the_direct_write_block_round_trip(store: LocalBlobStore, s
     assert info.size == size == store.size(info.sha256)
     assert b"".join(store.iter_range(info.sha256)) == data
     assert temp_files(store) == []
+
+
+def test_a_large_blob_bypasses_the_page_cache(store: LocalBlobStore) -> None:
+    with store.begin() as writer:
+        writer.write(b"x" * 1000)
+        direct = os.O_DIRECT
+        assert not fcntl.fcntl(writer._fd, fcntl.F_GETFL) & direct  # type: ignore[attr-defined]
+        for chunk in generated(9, chunk=700_000 // 32 * 32):  # never block-aligned
+            writer.write(chunk)
+        flags = fcntl.fcntl(writer._fd, fcntl.F_GETFL)  # type: ignore[attr-defined]
+        writer.commit()
+    assert flags & direct
 
 
 def test_without_direct_writes_large_blobs_are_written_through_the_cache(

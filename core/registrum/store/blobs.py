@@ -168,6 +168,7 @@ class _LocalBlobWriter(BlobWriter):
         self._fd: int | None = os.open(self._temp, flags, 0o644)
         self._buffer = mmap.mmap(-1, _DIRECT_BLOCK)  # page-aligned, as O_DIRECT needs
         self._filled = 0
+        self._blocks = 0  # full blocks written
         self._direct = False
 
     def _open_fd(self) -> int:
@@ -189,8 +190,9 @@ class _LocalBlobWriter(BlobWriter):
                 self._write_block(fd)
 
     def _write_block(self, fd: int) -> None:
-        if self._size <= _DIRECT_BLOCK:  # the first full block: the blob is a large one
+        if not self._blocks:  # the first full block: the blob is a large one
             self._direct = _set_direct(fd, True)
+        self._blocks += 1
         try:
             _write_all(fd, memoryview(self._buffer))
         except OSError as exc:
