@@ -1,0 +1,328 @@
+"""`RegistrumCallback`: one Keras callback that records a whole `model.fit` in a run."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+import tempfile
+import threading
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import keras
+
+import registrum
+from registrum.client.settings import ClientSettings
+from registrum.errors import RegistrumError
+from registrum.store import validation
+from registrum_keras._describe import describe_fit, minimizes, signature
+
+CHECKPOINTS = ("best", "all", None)
+MODES = ("auto", "min", "max")
+FLAVOR = "keras"
+
+Hook = TypeVar("Hook", bound=Callable[..., None])
+
+
+def _guarded(hook: Hook) -> Hook:
+    """Runs a hook so that its failure becomes a warning and never reaches `fit`
+    (it raises under REGISTRUM_STRICT=1, so that no failure goes unseen in tests)."""
+
+    @functools.wraps(hook)
+    def guarded(self: RegistrumCallback, *args: Any, **kwargs: Any) -> None:
+        try:
+            hook(self, *args, **kwargs)
+        except Exception as exc:
+            self._failed(hook.__name__, exc)
+
+    return guarded  # type: ignore[return-value]
+
+
+class RegistrumCallback(keras.callbacks.Callback):  # type: ignore[misc]
+    """Records a `model.fit` in a Registrum run: params, metrics, checkpoints and the model.
+
+    Joins the active run (`registrum.active_run()`), or starts one at train begin
+    and finishes it at train end.
+
+    Args:
+        project: the project of a run it starts (`REGISTRUM_PROJECT`, else "default").
+        register_as: a model name: at train end the trained model is registered
+            under it. Without it the model is still logged as the run's candidate.
+        monitor: the epoch metric that decides which checkpoint is the best.
+        mode: "min" or "max" for `monitor`; "auto" tells from its name.
+        checkpoints: "best" saves and uploads a `.keras` checkpoint each time
+            `monitor` improves; "all" after every epoch; None saves none.
+        log_batches_every: also log the batch metrics (as `batch/<name>`) of every
+            this-many-th batch; None logs epochs only.
+        aliases: aliases the registered version gets.
+        **run_options: the options of `registrum.init` (name, config, tags,
+            job_type, parent, store, id, mode, ...) for a run it starts.
+    """
+
+    # The batch hook only hands numbers to the run, which takes them from any thread,
+    # so Keras may keep dispatching batch callbacks asynchronously.
+    async_safe = True
+
+    def __init__(
+        self,
+        project: str | None = None,
+        *,
+        register_as: str | None = None,
+        monitor: str = "val_loss",
+        mode: str = "auto",
+        checkpoints: str | None = "best",
+        log_batches_every: int | None = None,
+        aliases: Sequence[str] = (),
+        **run_options: Any,
+    ) -> None:
+        super().__init__()
+        try:
+            inspect.signature(registrum.init).bind(project, **run_options)
+        except TypeError as exc:
+            raise TypeError(f"RegistrumCallback: {exc}; see registrum.init") from None
+        if project is not None:
+            validation.name(project, "project name")
+        if register_as is not None:
+            validation.name(register_as, "model name")
+        if isinstance(aliases, str):
+            raise TypeError(f"aliases must be a list of names, not the string {aliases!r}")
+        for alias in aliases:
+            validation.alias(alias)
+        if not isinstance(monitor, str) or not monitor:
+            raise TypeError(f"monitor must be the name of an epoch metric, got {monitor!r}")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if checkpoints not in CHECKPOINTS:
+            raise ValueError(f"checkpoints must be one of {CHECKPOINTS}, got {checkpoints!r}")
+        if log_batches_every is not None and (
+            type(log_batches_every) is not int or log_batches_every < 1
+        ):
+            raise ValueError(
+                f"log_batches_every must be a positive int or None, got {log_batches_every!r}"
+            )
+        self.project = project
+        self.register_as = register_as
+        self.monitor = monitor
+        self.mode = mode
+        self.minimize = minimizes(monitor, mode)
+        self.checkpoints = checkpoints
+        self.log_batches_every = log_batches_every
+        self.aliases = list(aliases)
+        self.run_options = run_options
+        self.run_id: str | None = None  # the run the latest fit logged to
+        self._reset()
+
+    def _reset(self) -> None:
+        """Forgets everything a fit made; a callback holds only its options between fits."""
+        self._run: registrum.Run | None = None
+        self._owns_run = False
+        self._folder: tempfile.TemporaryDirectory[str] | None = None
+        self._best: float | None = None
+        self._best_epoch: int | None = None
+        self._last_metrics: dict[str, float] = {}
+        self._warned: set[str] = set()
+        self._batch_lock = threading.Lock()
+        self._epoch_first_step = 0
+        self._steps_done = 0
+
+    # Callbacks are copied and pickled (by model wrappers and process pools): only the
+    # options travel; the run, its files and the locks are made anew by each fit.
+    def __getstate__(self) -> dict[str, Any]:
+        options = (
+            "project",
+            "register_as",
+            "monitor",
+            "mode",
+            "minimize",
+            "checkpoints",
+            "log_batches_every",
+            "aliases",
+            "run_options",
+        )
+        return {name: getattr(self, name) for name in options}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        keras.callbacks.Callback.__init__(self)
+        self.__dict__.update(state)
+        self.run_id = None
+        self._reset()
+
+    # -- Keras hooks -----------------------------------------------------------------
+
+    @_guarded
+    def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
+        if self._run is not None:
+            self._end_run("failed")  # the previous fit raised before it reached its end
+        self._reset()
+        run = registrum.active_run()
+        if run is None:
+            run = registrum.init(self.project, **self.run_options)
+            self._owns_run = True
+        self._run, self.run_id = run, run.id
+        run.config.update(describe_fit(self.model, self.params))
+
+    @_guarded
+    def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        steps = (self.params or {}).get("steps")
+        self._epoch_first_step = epoch * steps if steps else self._steps_done
+
+    @_guarded
+    def on_train_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
+        if self._run is None or self.log_batches_every is None:
+            return
+        step = self._epoch_first_step + batch
+        with self._batch_lock:
+            self._steps_done = max(self._steps_done, step + 1)
+        if step % self.log_batches_every == 0 and logs:
+            self._run.log({f"batch/{k}": x for k, x in _numbers(logs).items()}, step=step)
+
+    @_guarded
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        if self._run is None:
+            return
+        metrics = _numbers(logs or {})
+        if "learning_rate" not in metrics:
+            rate = _learning_rate(self.model)
+            if rate is not None:
+                metrics["learning_rate"] = rate
+        self._run.log(metrics, step=epoch)
+        self._last_metrics = metrics
+        improved = self._track_best(epoch, metrics)
+        if self.checkpoints == "all" or (self.checkpoints == "best" and improved):
+            self._save_checkpoint(epoch, metrics)
+
+    @_guarded
+    def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
+        if self._run is None:
+            return
+        try:
+            self._log_model()
+        except Exception as exc:
+            self._failed("on_train_end", exc)
+        self._end_run("finished")
+
+    # -- what the hooks do ---------------------------------------------------------------
+
+    def _track_best(self, epoch: int, metrics: Mapping[str, float]) -> bool:
+        """Whether `monitor` improved this epoch; warns once when the epoch lacks it and
+        best checkpoints were asked for."""
+        value = metrics.get(self.monitor)
+        if value is None:
+            if self.checkpoints == "best" and "monitor" not in self._warned:
+                self._warned.add("monitor")
+                warnings.warn(
+                    f"registrum: {self.monitor!r} is not among the epoch metrics "
+                    f"({', '.join(sorted(metrics))}); no best checkpoint is chosen. "
+                    "Pass RegistrumCallback(monitor=...) or validation data to fit",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+            return False
+        if not math.isfinite(value):
+            return False
+        if self._best is not None and (
+            value >= self._best if self.minimize else value <= self._best
+        ):
+            return False
+        self._best, self._best_epoch = value, epoch
+        return True
+
+    def _save_checkpoint(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        """Saves the model and hands the file to the run, which uploads it in the background.
+        Each checkpoint gets a new file name: the run keeps a link to the file it was given."""
+        assert self._run is not None
+        if self._run.disabled:
+            return
+        path = self._scratch() / f"epoch-{epoch:04d}.keras"
+        self.model.save(path)
+        self._run.log_checkpoint(path, step=epoch, metrics=metrics)
+        path.unlink()
+
+    def _log_model(self) -> None:
+        """Logs the trained model (flavor "keras") and registers it when asked."""
+        assert self._run is not None
+        if self._run.disabled:
+            return
+        path = self._scratch() / "model.keras"
+        self.model.save(path)
+        metadata: dict[str, Any] = {
+            "keras_version": keras.__version__,
+            "backend": keras.backend.backend(),
+            "monitor": self.monitor,
+            "best": self._best,
+            "best_epoch": self._best_epoch,
+        }
+        model = self._run.log_model(path, flavor=FLAVOR, metadata=metadata)
+        if self.register_as is None:
+            return
+        metrics = dict(self._last_metrics)
+        if self._best is not None:
+            metrics[f"best_{self.monitor}"] = self._best
+        self._run.register_model(
+            self.register_as,
+            model=model,
+            flavor=FLAVOR,
+            metrics=metrics,
+            aliases=self.aliases,
+            signature=signature(self.model),
+        )
+
+    def _scratch(self) -> Path:
+        if self._folder is None:
+            self._folder = tempfile.TemporaryDirectory(prefix="registrum-keras-")
+        return Path(self._folder.name)
+
+    def _end_run(self, status: str) -> None:
+        """Finishes the run if this callback started it, and forgets the fit's state."""
+        run, owns, folder = self._run, self._owns_run, self._folder
+        self._run, self._folder = None, None
+        try:
+            if run is not None and owns:
+                run.finish(status)
+        finally:
+            if folder is not None:
+                folder.cleanup()
+
+    def _failed(self, hook: str, exc: Exception) -> None:
+        if self._strict():
+            self._end_run("failed")
+            raise exc
+        if hook not in self._warned:
+            self._warned.add(hook)
+            warnings.warn(
+                f"registrum: RegistrumCallback.{hook} failed; training goes on without it: "
+                f"{type(exc).__name__}: {exc}",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+
+    def _strict(self) -> bool:
+        if self._run is not None:
+            return self._run.settings.strict
+        try:
+            return ClientSettings.from_env().strict
+        except RegistrumError:
+            return False
+
+
+def _numbers(logs: Mapping[str, Any]) -> dict[str, float]:
+    """The numeric entries of Keras logs as floats (other callbacks may add anything).
+    `float()` takes Python and NumPy numbers and one-element tensors of every backend."""
+    numbers = {}
+    for key, value in logs.items():
+        if isinstance(value, str | bytes):
+            continue
+        try:
+            numbers[key] = float(value)
+        except (TypeError, ValueError):
+            continue
+    return numbers
+
+
+def _learning_rate(model: Any) -> float | None:
+    """The optimizer's current learning rate (a schedule's value at the current step)."""
+    rate = getattr(getattr(model, "optimizer", None), "learning_rate", None)
+    return None if rate is None else float(rate)
