@@ -221,6 +221,10 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("--store", default=None, help=store_help)
     download.set_defaults(handler=_download)
 
+    from registrum.cli_lineage import add_commands
+
+    add_commands(commands, runs, models, store_help)
+
     demo = commands.add_parser("demo", help="train a small model, track it, register it")
     demo.add_argument("--steps", type=int, default=200, help="training steps (default 200)")
     demo.add_argument("--store", default=None, help=store_help)

@@ -12,6 +12,7 @@ from registrum.client.transport import open_transport
 from registrum.entities import (
     UNSET,
     Artifact,
+    DatasetVersion,
     MetricHistory,
     ModelVersion,
     RegisteredModel,
@@ -116,6 +117,62 @@ class Client:
 
     def delete_alias(self, name: str, alias: str) -> None:
         self._store.delete_alias(name, alias)
+
+    # -- lineage and history -------------------------------------------------
+
+    def lineage(self, node: str, *, direction: str = "both", depth: int = 3) -> dict[str, Any]:
+        """The lineage graph around a node, as `{"start", "nodes", "edges", "truncated"}`.
+
+        `node` is `model:NAME/3` (or `NAME@3`, `NAME@alias`), `run:ID`, `dataset:NAME/2`
+        (`dataset:NAME` for every version), `artifact:PROJECT/NAME/1` or `code:COMMIT`;
+        `direction` is `up` (what it came from), `down` (what came from it) or `both`.
+        """
+        if ":" not in node and "@" in node:
+            node = "model:" + node
+        graph: dict[str, Any] = self._store.lineage(node, direction=direction, depth=depth)
+        return graph
+
+    def evaluations(self, name: str) -> dict[str, Any]:
+        """A model's evaluation history: for each version × dataset version × metric, the
+        latest value logged by a run that used the version (`use_model`), with that run.
+        `["evaluations"]` holds one dict per cell."""
+        history: dict[str, Any] = self._store.evaluations(name)
+        return history
+
+    def dataset_versions(self, project: str, name: str) -> list[DatasetVersion]:
+        """The versions of a dataset, newest first."""
+        versions: list[DatasetVersion] = self._store.list_datasets(project, name=name)
+        return versions
+
+    def diff_datasets(self, project: str, name: str, a: int | str, b: int | str) -> dict[str, Any]:
+        """How two versions of a dataset differ: fingerprint, rows and schema."""
+        diff: dict[str, Any] = self._store.diff_datasets(project, name, a, b)
+        return diff
+
+    def dataset_models(
+        self, project: str, name: str, *, version: int | str | None = None
+    ) -> list[dict[str, Any]]:
+        """The model versions trained (role `train`) on each version of a dataset."""
+        models: list[dict[str, Any]] = self._store.dataset_models(project, name, version=version)
+        return models
+
+    def code_version(self, run_id: str) -> dict[str, Any] | None:
+        """A run's git commit, branch, remote, dirty flag and uncommitted-diff blob."""
+        code: dict[str, Any] | None = self._store.get_code_version(run_id)
+        return code
+
+    def compare_code(self, run_a: str, run_b: str) -> dict[str, Any]:
+        """Two runs' code versions side by side, with a diff of their uncommitted diffs."""
+        compared: dict[str, Any] = self._store.compare_code(run_a, run_b)
+        return compared
+
+    def code_diff(self, run_id: str) -> str | None:
+        """The uncommitted diff a run was started with, or None."""
+        code = self.code_version(run_id)
+        if not code or not code.get("diff_sha256"):
+            return None
+        data = b"".join(self._store.read_blob(code["diff_sha256"]))
+        return data.decode("utf-8", errors="replace")
 
     def download(self, ref: str, out: str | Path) -> Path:
         """Downloads a model version's files into `out`, verified, with progress on a terminal."""

@@ -23,6 +23,7 @@ from registrum.entities import (
     RegisteredModel,
     Run,
     _Unset,
+    decode_float,
     decode_floats,
     decode_nonfinite,
     encode_floats,
@@ -331,6 +332,37 @@ class HttpStore(w.Connection):
         path = f"/projects/{w.project(project)}/datasets"
         items = self._pages(path, {"name": name}, limit, offset)
         return [DatasetVersion.from_dict(d) for d in items]
+
+    # -- questions across runs ------------------------------------------------
+
+    def lineage(self, node: str, *, direction: str = "both", depth: int = 3) -> dict[str, Any]:
+        params = {"node": node, "direction": direction, "depth": depth}
+        graph: dict[str, Any] = self._json("GET", "/lineage", params=params)
+        return graph
+
+    def evaluations(self, name: str) -> dict[str, Any]:
+        history: dict[str, Any] = self._json("GET", f"/models/{w.model(name)}/evaluations")
+        for cell in history["evaluations"]:
+            cell["value"] = decode_float(cell["value"]) if cell["value"] is not None else None
+        return history
+
+    def diff_datasets(self, project: str, name: str, a: int | str, b: int | str) -> dict[str, Any]:
+        path = f"/projects/{w.project(project)}/datasets/{w.name(name, 'dataset name')}/diff"
+        diff: dict[str, Any] = self._json("GET", path, params={"a": a, "b": b})
+        return diff
+
+    def dataset_models(
+        self, project: str, name: str, *, version: int | str | None = None
+    ) -> list[dict[str, Any]]:
+        path = f"/projects/{w.project(project)}/datasets/{w.name(name, 'dataset name')}/models"
+        params = {} if version is None else {"version": version}
+        items: list[dict[str, Any]] = self._json("GET", path, params=params)["items"]
+        return items
+
+    def compare_code(self, run_a: str, run_b: str) -> dict[str, Any]:
+        params = {"a": w.run(run_a), "b": w.run(run_b)}
+        compared: dict[str, Any] = self._json("GET", "/code/compare", params=params)
+        return compared
 
     # -- registry -------------------------------------------------------------
 

@@ -14,14 +14,14 @@ from registrum.store import schema as t
 from registrum.store import validation as v
 from registrum.store._base import now
 from registrum.store.blobs import BlobStore, LocalBlobStore
-from registrum.store.datasets import DatasetsMixin
 from registrum.store.db import default_home, make_engine, migrate
+from registrum.store.evaluations import EvaluationsMixin
+from registrum.store.lineage import LineageMixin
 from registrum.store.metrics import MetricsMixin
-from registrum.store.provenance import ProvenanceMixin
 from registrum.store.registry import RegistryMixin
 
 
-class Store(RegistryMixin, DatasetsMixin, MetricsMixin, ProvenanceMixin):
+class Store(RegistryMixin, EvaluationsMixin, LineageMixin, MetricsMixin):
     """Runs, metrics, artifacts, datasets and the model registry.
 
     One database and one blob store; every rule of the product lives here.

@@ -1,0 +1,190 @@
+"""Commands that answer questions across runs: lineage, evaluations, datasets, code versions."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _node_line(node: dict[str, Any]) -> str:
+    kind = node["kind"]
+    if kind == "run":
+        detail = f"{node['name'] or '-'} ({node['job_type'] or '-'}, {node['status']})"
+    elif kind == "model":
+        aliases = " @" + " @".join(node["aliases"]) if node["aliases"] else ""
+        detail = f"{node['label']}{aliases}"
+    elif kind == "dataset":
+        rows = f", {node['rows']:,} rows" if node.get("rows") is not None else ""
+        detail = f"{node['label']} (fingerprint {node['fingerprint'][:12]}{rows})"
+    elif kind == "code":
+        detail = f"branch {node['branch'] or '-'}, {node['remote'] or 'no remote'}"
+    else:
+        detail = f"{node['label']} ({node['type']})"
+    return f"{node['id']}  {detail}"
+
+
+def print_lineage(graph: dict[str, Any], print_: Callable[[str], None] = print) -> None:
+    """The graph as trees from its start nodes: upstream with `<-`, downstream with `->`."""
+    nodes = {n["id"]: n for n in graph["nodes"]}
+    parents: dict[str, list[tuple[str, str]]] = {}
+    children: dict[str, list[tuple[str, str]]] = {}
+    for e in graph["edges"]:
+        parents.setdefault(e["target"], []).append((e["source"], e["role"]))
+        children.setdefault(e["source"], []).append((e["target"], e["role"]))
+
+    def walk(
+        node: str, links: dict[str, list[tuple[str, str]]], arrow: str, depth: int, path: set[str]
+    ) -> None:
+        for other, role in sorted(links.get(node, [])):
+            cycle = " (shown above)" if other in path else ""
+            print_(f"{'    ' * depth}{arrow} {role}: {_node_line(nodes[other])}{cycle}")
+            if not cycle:
+                walk(other, links, arrow, depth + 1, path | {other})
+
+    for start in graph["start"]:
+        print_(_node_line(nodes[start]))
+        walk(start, parents, "<-", 1, {start})
+        walk(start, children, "->", 1, {start})
+    if graph["truncated"]:
+        print_("(the graph was cut at its size limit: ask for a smaller --depth)")
+
+
+def _lineage(args: argparse.Namespace) -> int:
+    from registrum.cli import _client
+
+    with _client(args) as client:
+        graph = client.lineage(args.node, direction=args.direction, depth=args.depth)
+    print_lineage(graph)
+    return 0
+
+
+def _models_evals(args: argparse.Namespace) -> int:
+    from registrum.cli import _client
+
+    with _client(args) as client:
+        history = client.evaluations(args.name)
+    if not history["evaluations"]:
+        print(f"{args.name}: no evaluations yet (runs that use_model a version and log metrics)")
+        return 0
+    labels = {d["id"]: f"{d['project']}/{d['name']} v{d['version']}" for d in history["datasets"]}
+    by_dataset: dict[Any, dict[tuple[int, str], dict[str, Any]]] = {}
+    for cell in history["evaluations"]:
+        by_dataset.setdefault(cell["dataset"], {})[cell["version"], cell["metric"]] = cell
+    for dataset, cells in by_dataset.items():
+        metrics = sorted({m for _, m in cells})
+        versions = sorted({ver for ver, _ in cells})
+        print(f"on {labels.get(dataset, 'no recorded dataset')}:")
+        print("  version  " + "  ".join(f"{m:>14}" for m in metrics))
+        for ver in versions:
+            values = [cells.get((ver, m)) for m in metrics]
+            shown = [f"{c['value']:>14.6g}" if c else f"{'-':>14}" for c in values]
+            print(f"  {ver:>7}  " + "  ".join(shown))
+    return 0
+
+
+def _runs_code(args: argparse.Namespace) -> int:
+    from registrum.cli import _client
+
+    with _client(args) as client:
+        if args.other is None:
+            code = client.code_version(args.run_id)
+            diff = client.code_diff(args.run_id) if code else None
+            if code is None:
+                print(f"run {args.run_id}: no code version recorded")
+                return 0
+            print(f"run {args.run_id}")
+            for field in ("commit", "branch", "remote", "dirty"):
+                print(f"  {field}: {code[field]}")
+            if diff:
+                print(f"  uncommitted diff ({len(diff.splitlines())} lines):")
+                print(diff if args.diff else "  (--diff prints it)")
+            return 0
+        compared = client.compare_code(args.run_id, args.other)
+    print(
+        f"code of {args.run_id} and {args.other}: "
+        f"{'the same' if compared['same_code'] else 'different'}"
+    )
+    for field, (a, b) in compared["differences"].items():
+        print(f"  {field}: {a}  ->  {b}")
+    if compared["diff_of_diffs"]:
+        print(compared["diff_of_diffs"])
+    return 0
+
+
+def _datasets_list(args: argparse.Namespace) -> int:
+    from registrum.cli import _client
+
+    with _client(args) as client:
+        versions = client.dataset_versions(args.project, args.name)
+        trained = {
+            d["version"]: d["models"] for d in client.dataset_models(args.project, args.name)
+        }
+    print(f"{'version':>7}  {'rows':>10}  {'fingerprint':<16}  models trained on it")
+    for d in versions:
+        models = ", ".join(f"{m['name']}@{m['version']}" for m in trained.get(d.version, []))
+        rows = "-" if d.rows is None else f"{d.rows:,}"
+        print(f"{d.version:>7}  {rows:>10}  {d.fingerprint[:16]:<16}  {models or '-'}")
+    return 0
+
+
+def _datasets_diff(args: argparse.Namespace) -> int:
+    from registrum.cli import _client
+
+    with _client(args) as client:
+        diff = client.diff_datasets(args.project, args.name, args.a, args.b)
+    a, b = diff["a"], diff["b"]
+    print(
+        f"{args.name} v{a['version']} -> v{b['version']}: "
+        f"{'same content' if diff['same_content'] else 'different content'}"
+    )
+    rows = diff["rows"]
+    print(f"  rows: {rows['a']} -> {rows['b']}")
+    for title in ("added", "removed"):
+        for key, value in diff["schema"][title].items():
+            print(f"  {title} {key}: {value}")
+    for key, (old, new) in diff["schema"]["changed"].items():
+        print(f"  changed {key}: {old} -> {new}")
+    return 0
+
+
+def add_commands(commands: Any, runs: Any, models: Any, store_help: str) -> None:
+    """Adds `lineage`, `models evals`, `runs code` and `datasets ...` to the parser."""
+    lineage = commands.add_parser(
+        "lineage", help="where a model, run or dataset came from and what came from it"
+    )
+    lineage.add_argument(
+        "node", help="NAME@VERSION, NAME@ALIAS, model:NAME/3, run:ID, dataset:NAME[/2], code:COMMIT"
+    )
+    lineage.add_argument("--direction", choices=["up", "down", "both"], default="both")
+    lineage.add_argument("--depth", type=int, default=3, help="steps to follow (default 3)")
+    lineage.add_argument("--store", default=None, help=store_help)
+    lineage.set_defaults(handler=_lineage)
+
+    evals = models.add_parser("evals", help="how every version did on each evaluation dataset")
+    evals.add_argument("name")
+    evals.add_argument("--store", default=None, help=store_help)
+    evals.set_defaults(handler=_models_evals)
+
+    code = runs.add_parser("code", help="a run's code version, or two runs' compared")
+    code.add_argument("run_id")
+    code.add_argument("other", nargs="?", default=None, help="a second run to compare with")
+    code.add_argument("--diff", action="store_true", help="print the uncommitted diff")
+    code.add_argument("--store", default=None, help=store_help)
+    code.set_defaults(handler=_runs_code)
+
+    datasets = commands.add_parser(
+        "datasets", help="dataset versions, their differences and the models trained on them"
+    ).add_subparsers(dest="action", required=True)
+    listing = datasets.add_parser("list", help="the versions of a dataset")
+    listing.add_argument("project")
+    listing.add_argument("name")
+    listing.add_argument("--store", default=None, help=store_help)
+    listing.set_defaults(handler=_datasets_list)
+    diff = datasets.add_parser("diff", help="how two versions differ")
+    for arg in ("project", "name", "a", "b"):
+        diff.add_argument(arg)
+    diff.add_argument("--store", default=None, help=store_help)
+    diff.set_defaults(handler=_datasets_diff)
