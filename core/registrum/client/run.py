@@ -49,6 +49,9 @@ def _number(key: str, value: Any) -> float:
         ) from None
 
 
+CAPTURE_TIMEOUT = 30.0  # seconds `finish` waits for the environment and code capture
+
+
 class Config(dict[str, Any]):
     """The run's params: a dict whose updates are recorded.
 
@@ -93,6 +96,7 @@ class Run(RunOutputs):
         self._finished = False
         self._token: contextvars.Token[Run | None] | None = None
         self._sampler: Any = None
+        self._capturing: threading.Thread | None = None  # environment and code capture
 
     @property
     def disabled(self) -> bool:
@@ -143,6 +147,8 @@ class Run(RunOutputs):
             self._sampler.stop()
         if self._writer is None:
             return
+        if self._capturing is not None:
+            self._capturing.join(CAPTURE_TIMEOUT)
         self._writer.submit("finish_run", status=status, end_time=time.time())
         wait = self.settings.flush_timeout if timeout is None else timeout
         delivered = self._writer.close(wait)

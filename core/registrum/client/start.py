@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 import sys
+import threading
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -84,7 +85,6 @@ def init(
             config=dict(config or {}),
             tags=tag_map,
         )
-        _capture(writer, environment=capture_environment, code=capture_code)
         writer.start()
     run = Run(
         run_id=run_id,
@@ -96,6 +96,17 @@ def init(
     )
     if writer is None:
         return _activate(run)
+    if capture_environment or capture_code:
+        # Off the caller's thread: listing the installed packages takes a good fraction of a
+        # second. `finish` waits for it, so the records precede the run's end.
+        run._capturing = threading.Thread(
+            target=_capture,
+            args=(writer,),
+            kwargs={"environment": capture_environment, "code": capture_code},
+            name=f"registrum-capture-{run_id[:8]}",
+            daemon=True,
+        )
+        run._capturing.start()
     if system_metrics:
         run._start_sampler(system_metrics)
     if settings.mode == "online" and not writer.flush(settings.init_timeout):
