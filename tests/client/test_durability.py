@@ -49,6 +49,22 @@ def test_an_offline_run_arrives_with_registrum_sync(
     assert "nothing to sync" in sync(target.home).stdout
 
 
+def test_registrum_sync_delivers_a_parent_before_its_child(
+    target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REGISTRUM_MODE", "offline")
+    parent_id, child_id = "f" * 32, "0" * 32  # the child's spool comes first by name
+    with registrum.init(project="p", id=parent_id, store=target.store) as parent:
+        child = registrum.init(project="p", id=child_id, parent=parent, store=target.store)
+        child.log({"x": 1.0})
+        child.finish()
+    out = sync(target.home)
+    assert f"run {child_id}" in out.stdout and f"run {parent_id}" in out.stdout
+    assert target.reader.get_run(child_id).parent_id == parent_id
+    assert target.reader.get_run(child_id).metrics["x"].count == 1
+    assert not list((target.home / "spool").iterdir())
+
+
 def test_a_run_started_while_the_server_is_down(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,5 +1,9 @@
 import math
+import os
+import subprocess
+import sys
 import threading
+import uuid
 from pathlib import Path
 
 import pytest
@@ -151,3 +155,53 @@ def test_bad_arguments_raise_at_construction(target: Target) -> None:
             run.log({"x": 1.0}, step="3")  # type: ignore[arg-type]
     with pytest.raises(InvalidArgument, match="finished"):
         run.set_tags({"late": "yes"})
+
+
+WRITER = """
+import sys, registrum
+with registrum.init(project="p", id=sys.argv[1], store=sys.argv[2] or None) as run:
+    for i in range(5000):
+        run.log({"from_child": float(i)}, step=i)
+"""
+
+
+def test_two_processes_on_one_machine_write_one_run(target: Target) -> None:
+    run_id = uuid.uuid4().hex
+    child = subprocess.Popen(
+        [sys.executable, "-c", WRITER, run_id, target.store or ""],
+        env={**os.environ, "REGISTRUM_HOME": str(target.home)},
+    )
+    with registrum.init(project="p", id=run_id, store=target.store) as run:
+        for i in range(5000):
+            run.log({"from_parent": float(i)}, step=i)
+    assert child.wait(timeout=120) == 0
+    stored = target.reader.get_run(run_id)
+    assert stored.metrics["from_parent"].count == stored.metrics["from_child"].count == 5000
+    assert not (target.home / "spool" / run_id).exists()
+
+
+def test_a_child_whose_parent_arrives_later_waits_for_it(
+    target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REGISTRUM_INIT_TIMEOUT", "0.3")
+    parent_id = uuid.uuid4().hex
+    child = registrum.init(project="p", parent=parent_id, store=target.store)
+    child.log({"x": 1.0})
+    with registrum.init(project="p", id=parent_id, store=target.store):
+        pass
+    child.finish(timeout=30)
+    assert target.reader.get_run(child.id).parent_id == parent_id
+
+
+def test_registered_versions_carry_tags_and_runs_list_their_artifacts(
+    target: Target, tmp_path: Path
+) -> None:
+    weights = tmp_path / "model.bin"
+    weights.write_bytes(b"w" * 100)
+    with registrum.init(project="p", store=target.store) as run:
+        run.log_artifact(weights, name="notes", type="notes")
+        version = run.register_model("m", path=weights, tags={"trial": 3})
+    assert version is not None and version.tags == {"trial": "3"}
+    with registrum.Client(store=target.store) as client:
+        assert [a.type for a in client.artifacts("p", run_id=run.id, type="model")] == ["model"]
+        assert len(client.artifacts("p", run_id=run.id)) == 2

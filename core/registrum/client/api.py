@@ -185,6 +185,23 @@ class Client:
         artifact: Artifact = self._store.get_artifact(project, name, version)
         return artifact
 
+    def artifacts(
+        self,
+        project: str,
+        *,
+        name: str | None = None,
+        run_id: str | None = None,
+        type: str | None = None,
+        limit: int | None = None,
+    ) -> list[Artifact]:
+        """Artifact versions of a project, newest first: of one name, one run, one type."""
+        found: list[Artifact] = self._store.list_artifacts(
+            project, name=name, run_id=run_id, limit=None if type else limit
+        )
+        if type is not None:
+            found = [a for a in found if a.type == type][:limit]
+        return found
+
     def download_artifact(
         self, project: str, name: str, out: str | Path, *, version: int | str = "latest"
     ) -> Path:

@@ -186,6 +186,7 @@ class RunOutputs:
         aliases: Sequence[str] = (),
         signature: Mapping[str, Any] | None = None,
         description: str | None = None,
+        tags: Mapping[str, Any] | None = None,
     ) -> ModelVersion | None:
         """Registers a model version from this run.
 
@@ -224,6 +225,7 @@ class RunOutputs:
             "aliases": list(aliases),
             "signature": dict(signature) if signature is not None else None,
             "description": description,
+            "tags": v.string_map(tags, "tags") if tags is not None else None,
         }
         if self._writer is None:
             return None

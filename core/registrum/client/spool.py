@@ -1,17 +1,21 @@
 """The per-run spool: each event is on local disk before it is sent, and removed once delivered.
 
-`$REGISTRUM_HOME/spool/<run_id>/` holds `meta.json` (where the run goes),
-`events/<n>.json` (one file per event, written atomically, replayed in order)
-and a `lock` file that the writing process holds: `registrum sync` delivers
-only spools whose lock it can take, that is, whose process is gone.
+`$REGISTRUM_HOME/spool/<run_id>/<writer>/` is the spool of one process writing
+the run (several processes, on one machine too, may write one run: ranks, sweep
+workers). It holds `meta.json` (where the run goes), `events/<n>.json` (one
+file per event, written atomically, replayed in order) and a `lock` file that
+the writing process holds: `registrum sync` delivers only spools whose lock it
+can take, that is, whose process is gone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -31,14 +35,20 @@ def _dumps(value: Any) -> bytes:
 class Spool:
     """The spool folder of one run."""
 
-    def __init__(self, root: Path, run_id: str) -> None:
-        self.path = root / run_id
+    def __init__(self, root: Path, run_id: str, writer: str | None = None) -> None:
+        self.run_id = run_id
+        self.path = root / run_id / (writer or uuid.uuid4().hex[:12])
         self.events = self.path / "events"
         self._lock: IO[bytes] | None = None
         self._next = 0
 
     def create(self, meta: dict[str, Any]) -> None:
-        self.events.mkdir(parents=True, exist_ok=True)
+        for _ in range(3):  # another writer of the run may remove the run's folder meanwhile
+            try:
+                self.events.mkdir(parents=True, exist_ok=True)
+                break
+            except FileNotFoundError:
+                continue
         self._write(self.path / "meta.json", _dumps(meta))
         self._next = self._last_number() + 1
 
@@ -100,6 +110,8 @@ class Spool:
             return
         self.unlock()
         shutil.rmtree(self.path, ignore_errors=True)
+        with contextlib.suppress(OSError):  # another writer of the run still has its spool
+            self.path.parent.rmdir()
 
     def _last_number(self) -> int:
         names = [p.stem for p in self.events.glob("*.json")] if self.events.exists() else []
@@ -114,7 +126,13 @@ class Spool:
 
 
 def spools(root: Path) -> list[Spool]:
-    """Every run spool under `root`."""
+    """Every spool under `root`, run by run."""
     if not root.exists():
         return []
-    return [Spool(root, p.name) for p in sorted(root.iterdir()) if (p / "meta.json").exists()]
+    return [
+        Spool(root, run.name, p.name)
+        for run in sorted(root.iterdir())
+        if run.is_dir()
+        for p in sorted(run.iterdir())
+        if (p / "meta.json").exists()
+    ]

@@ -24,22 +24,35 @@ def sync_spools(
     """Replays every spool under `root` whose writer is gone, oldest event first.
 
     Spools still held by a live process are skipped. `store` overrides where
-    each run was going. A spool that is fully delivered is removed.
+    each run was going. A spool that is fully delivered is removed. Spools that
+    stop short are tried again while another pass delivers more (a child run
+    waits for its parent's spool).
     """
-    results = []
-    for spool in spools(root):
-        if not spool.lock():
-            continue  # its process is alive and delivers it itself
-        try:
-            results.append(_sync_one(spool, home=home, store=store, token=token))
-        finally:
-            spool.unlock()
-    return results
+    results: dict[Path, SyncResult] = {}
+    pending = spools(root)
+    while pending:
+        progress, again = False, []
+        for spool in pending:
+            if not spool.lock():
+                continue  # its process is alive and delivers it itself
+            try:
+                result = _sync_one(spool, home=home, store=store, token=token)
+            finally:
+                spool.unlock()
+            earlier = results.get(spool.path)
+            if earlier is not None:
+                result.delivered += earlier.delivered
+            results[spool.path] = result
+            progress = progress or result.delivered > (earlier.delivered if earlier else 0)
+            if result.left:
+                again.append(spool)
+        pending = again if progress else []
+    return list(results.values())
 
 
 def _sync_one(spool: Spool, *, home: Path, store: str | None, token: str | None) -> SyncResult:
     meta = spool.meta()
-    run_id = str(meta.get("run_id", spool.path.name))
+    run_id = str(meta.get("run_id", spool.run_id))
     delivered = 0
     try:
         transport = open_transport(store or meta.get("store"), home=home, token=token)

@@ -20,7 +20,7 @@ from typing import Any
 
 from registrum.client.spool import Spool
 from registrum.entities import decode_floats, decode_nonfinite, encode_floats
-from registrum.errors import StoreError
+from registrum.errors import RunNotFound, StoreError, StoreUnavailable
 
 log = logging.getLogger("registrum")
 
@@ -70,6 +70,18 @@ def deliver(transport: Any, event: dict[str, Any]) -> None:
     elif op == "set_code_version" and args.get("diff"):
         info = transport.put_blob(iter([args.pop("diff").encode()]))
         args["diff_sha256"] = info.sha256
+    elif op == "create_run" and args.get("parent_id"):
+        try:
+            transport.create_run(**args)
+        except RunNotFound as exc:
+            if args["parent_id"] not in str(exc):
+                raise
+            # The parent's own writer (another process, or one still retrying) has not
+            # delivered it yet: wait for it as for a store that is down.
+            raise StoreUnavailable(
+                f"parent run {args['parent_id']} has not reached the store yet"
+            ) from exc
+        return
     args.pop("diff", None)
     getattr(transport, op)(**args)
 
@@ -114,7 +126,8 @@ class Writer:
         self._ops: list[dict[str, Any]] = []
         self._queue: deque[tuple[Path | None, dict[str, Any]]] = deque()
         self._disk_warned = False
-        self._last_seq = 0
+        self._last_us = 0
+        self._salt = random.getrandbits(8)  # several processes may write one run
         self._closing = False
         self._moving = False  # items taken from the buffers, not yet in the queue
         self._failing_since: float | None = None
@@ -198,8 +211,9 @@ class Writer:
         for start in range(0, len(points), BATCH_POINTS):
             chunk = points[start : start + BATCH_POINTS]
             keys, steps, values, times = (list(c) for c in zip(*chunk, strict=True))
-            seq = max(self._last_seq + 1, time.time_ns() // 1000)
-            self._last_seq = seq
+            # Unique per run across writers: microseconds, then this writer's own low bits.
+            self._last_us = max(self._last_us + 1, time.time_ns() // 1000)
+            seq = self._last_us << 8 | self._salt
             event = {
                 "op": "log_metrics",
                 "args": {
