@@ -81,17 +81,18 @@ def fit_seconds(
 def overhead(label: str, options: dict[str, Any], steps: int, epochs: int, pairs: int) -> None:
     """Runs `pairs` pairs of fits (which arm goes first alternates) after one warm-up pair."""
     samples: list[tuple[float, float, float]] = []  # without, with, inside the hooks
-    for i in range(pairs + 1):
-        with tempfile.TemporaryDirectory(prefix="registrum-bench-keras-") as tmp:
-            os.environ["REGISTRUM_HOME"] = str(Path(tmp) / "home")
+    # One store for every pair, made by the warm-up pair: a user's store already exists.
+    with tempfile.TemporaryDirectory(prefix="registrum-bench-keras-") as tmp:
+        os.environ["REGISTRUM_HOME"] = str(Path(tmp) / "home")
+        for i in range(pairs + 1):
             arms = {"without": None, "with": options}
             order = ("without", "with") if i % 2 else ("with", "without")
             seconds = {arm: fit_seconds(steps, epochs, arms[arm]) for arm in order}
-        (without, _), (with_, hooks) = seconds["without"], seconds["with"]
-        if i > 0:
-            samples.append((without, with_, sum(hooks.values())))
-            inside = ", ".join(f"{k} {x:.3f} s" for k, x in hooks.items() if x >= 0.001)
-            print(f"  pair {i}: without {without:.2f} s, with {with_:.2f} s ({inside})")
+            (without, _), (with_, hooks) = seconds["without"], seconds["with"]
+            if i > 0:
+                samples.append((without, with_, sum(hooks.values())))
+                inside = ", ".join(f"{k} {x:.3f} s" for k, x in hooks.items() if x >= 0.001)
+                print(f"  pair {i}: without {without:.2f} s, with {with_:.2f} s ({inside})")
     ratio = statistics.median(with_ / without - 1 for without, with_, _ in samples)
     in_hooks = statistics.median(hooks / without for without, _, hooks in samples)
     without = statistics.median(s[0] for s in samples)
