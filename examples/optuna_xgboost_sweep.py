@@ -65,7 +65,7 @@ def main() -> None:
     rmse = float(np.sqrt(np.mean((booster.predict(valid) - y_valid) ** 2)))
     print(f"reloaded, it scores the same: {bool(np.isclose(rmse, study.best_value, rtol=1e-4))}")
     where = client.settings.store or client.settings.home
-    print(f"look at it with: registrum runs {PROJECT}   (store: {where})")
+    print(f"look at it with: registrum runs list {PROJECT}   (store: {where})")
     client.close()
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import inspect
 import math
 import tempfile
 import threading
@@ -15,9 +14,7 @@ from typing import Any, TypeVar
 import keras
 
 import registrum
-from registrum.client.settings import ClientSettings
-from registrum.errors import RegistrumError
-from registrum.store import validation
+from registrum import integration
 from registrum_keras._describe import describe_fit, minimizes, signature
 
 CHECKPOINTS = ("best", "all", None)
@@ -79,18 +76,13 @@ class RegistrumCallback(keras.callbacks.Callback):  # type: ignore[misc]
         **run_options: Any,
     ) -> None:
         super().__init__()
-        try:
-            inspect.signature(registrum.init).bind(project, **run_options)
-        except TypeError as exc:
-            raise TypeError(f"RegistrumCallback: {exc}; see registrum.init") from None
-        if project is not None:
-            validation.name(project, "project name")
-        if register_as is not None:
-            validation.name(register_as, "model name")
-        if isinstance(aliases, str):
-            raise TypeError(f"aliases must be a list of names, not the string {aliases!r}")
-        for alias in aliases:
-            validation.alias(alias)
+        aliases = integration.check_options(
+            "RegistrumCallback",
+            project,
+            register_as=register_as,
+            aliases=aliases,
+            run_options=run_options,
+        )
         if not isinstance(monitor, str) or not monitor:
             raise TypeError(f"monitor must be the name of an epoch metric, got {monitor!r}")
         if mode not in MODES:
@@ -287,25 +279,10 @@ class RegistrumCallback(keras.callbacks.Callback):  # type: ignore[misc]
                 folder.cleanup()
 
     def _failed(self, hook: str, exc: Exception) -> None:
-        if self._strict():
+        if integration.strict(self._run):
             self._end_run("failed")
             raise exc
-        if hook not in self._warned:
-            self._warned.add(hook)
-            warnings.warn(
-                f"registrum: RegistrumCallback.{hook} failed; training goes on without it: "
-                f"{type(exc).__name__}: {exc}",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-
-    def _strict(self) -> bool:
-        if self._run is not None:
-            return self._run.settings.strict
-        try:
-            return ClientSettings.from_env().strict
-        except RegistrumError:
-            return False
+        integration.warn_once(self._warned, f"RegistrumCallback.{hook}", exc)
 
 
 def _numbers(logs: Mapping[str, Any]) -> dict[str, float]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -12,6 +11,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 import registrum
+from registrum import integration
 from registrum.store import validation
 from registrum_optuna._options import REGISTER, Options, guarded
 from registrum_optuna._sweep import Sweep, known_sweep, sweep_of
@@ -58,14 +58,9 @@ class RegistrumCallback:
         alias_objective: int | None = None,
         **run_options: Any,
     ) -> None:
-        try:
-            inspect.signature(registrum.init).bind(project, **run_options)
-        except TypeError as exc:
-            raise TypeError(f"RegistrumCallback: {exc}; see registrum.init") from None
-        if project is not None:
-            validation.name(project, "project name")
-        if register_as is not None:
-            validation.name(register_as, "model name")
+        integration.check_options(
+            "RegistrumCallback", project, register_as=register_as, run_options=run_options
+        )
         if alias is not None:
             validation.alias(alias)
         if register not in REGISTER:

@@ -12,8 +12,7 @@ from types import FrameType
 from typing import Any, TypeVar
 
 import registrum
-from registrum.client.settings import ClientSettings
-from registrum.errors import RegistrumError
+from registrum import integration
 from registrum_sklearn import _describe as describe
 from registrum_sklearn import _search as search
 from registrum_sklearn._persist import FLAVOR, save_model
@@ -64,7 +63,7 @@ class FitRecord:
         self.fold = fold
         self.run: registrum.Run | None = None
         self.owns_run = False
-        self.strict = _strict()
+        self.strict = integration.strict()
 
     def begin(self, estimator: Any) -> None:
         """Joins the active run, or starts one; a fold of a cross-validation starts a child
@@ -211,10 +210,3 @@ class FitRecord:
 
 def _is_search_type(estimator: Any) -> bool:
     return hasattr(estimator, "param_grid") or hasattr(estimator, "param_distributions")
-
-
-def _strict() -> bool:
-    try:
-        return ClientSettings.from_env().strict
-    except RegistrumError:
-        return False

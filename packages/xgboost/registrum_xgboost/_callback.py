@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import inspect
 import tempfile
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,10 +10,8 @@ from typing import Any
 import xgboost
 
 import registrum
-from registrum.client.settings import ClientSettings
+from registrum import integration
 from registrum.entities import encode_nonfinite
-from registrum.errors import RegistrumError
-from registrum.store import validation
 from registrum_xgboost._describe import (
     Training,
     best,
@@ -62,18 +58,13 @@ class RegistrumCallback(xgboost.callback.TrainingCallback):
         **run_options: Any,
     ) -> None:
         super().__init__()
-        try:
-            inspect.signature(registrum.init).bind(project, **run_options)
-        except TypeError as exc:
-            raise TypeError(f"RegistrumCallback: {exc}; see registrum.init") from None
-        if project is not None:
-            validation.name(project, "project name")
-        if register_as is not None:
-            validation.name(register_as, "model name")
-        if isinstance(aliases, str):
-            raise TypeError(f"aliases must be a list of names, not the string {aliases!r}")
-        for alias in aliases:
-            validation.alias(alias)
+        aliases = integration.check_options(
+            "RegistrumCallback",
+            project,
+            register_as=register_as,
+            aliases=aliases,
+            run_options=run_options,
+        )
         if not isinstance(log_feature_importance, bool):
             raise TypeError(
                 f"log_feature_importance must be True or False, got {log_feature_importance!r}"
@@ -253,25 +244,10 @@ class RegistrumCallback(xgboost.callback.TrainingCallback):
             run.finish(status)
 
     def _failed(self, hook: str, exc: Exception) -> None:
-        if self._strict():
+        if integration.strict(self._run):
             self._end_run("failed")
             raise exc
-        if hook not in self._warned:
-            self._warned.add(hook)
-            warnings.warn(
-                f"registrum: RegistrumCallback.{hook} failed; training goes on without it: "
-                f"{type(exc).__name__}: {exc}",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-
-    def _strict(self) -> bool:
-        if self._run is not None:
-            return self._run.settings.strict
-        try:
-            return ClientSettings.from_env().strict
-        except RegistrumError:
-            return False
+        integration.warn_once(self._warned, f"RegistrumCallback.{hook}", exc)
 
 
 class _FinalModel(xgboost.callback.TrainingCallback):
