@@ -150,6 +150,35 @@ def _datasets_diff(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit_list(args: argparse.Namespace) -> int:
+    from registrum.cli import _client, _when
+
+    with _client(args) as client:
+        events = client.audit(
+            project=args.project, action=args.event_action, actor=args.actor, limit=args.limit
+        )
+    for e in events:
+        print(
+            f"{e['id']:>7}  {_when(e['at'])}  {e['actor']:<24}  {e['action']:<22}  "
+            f"{e['entity_type']}:{e['entity_id']}"
+        )
+    return 0
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    from registrum.cli import _client
+
+    with _client(args) as client:
+        result = client.verify_audit()
+    if result["ok"]:
+        print(f"audit trail intact: {result['events']} events, every hash and link checks out")
+        return 0
+    print(f"audit trail BROKEN ({result['events']} events):")
+    for problem in result["problems"]:
+        print(f"  event {problem['id']}: {problem['problem']}")
+    return 1
+
+
 def add_commands(commands: Any, runs: Any, models: Any, store_help: str) -> None:
     """Adds `lineage`, `models evals`, `runs code` and `datasets ...` to the parser."""
     lineage = commands.add_parser(
@@ -174,6 +203,22 @@ def add_commands(commands: Any, runs: Any, models: Any, store_help: str) -> None
     code.add_argument("--diff", action="store_true", help="print the uncommitted diff")
     code.add_argument("--store", default=None, help=store_help)
     code.set_defaults(handler=_runs_code)
+
+    audit = commands.add_parser(
+        "audit", help="the audit trail: every change, who made it, and a check of its chain"
+    ).add_subparsers(dest="audit_command", required=True)
+    audit_list = audit.add_parser("list", help="events, newest first")
+    audit_list.add_argument("--project", default=None)
+    audit_list.add_argument(
+        "--action", dest="event_action", default=None, help='e.g. "alias.moved"'
+    )
+    audit_list.add_argument("--actor", default=None)
+    audit_list.add_argument("--limit", type=int, default=50)
+    audit_list.add_argument("--store", default=None, help=store_help)
+    audit_list.set_defaults(handler=_audit_list)
+    verify = audit.add_parser("verify", help="check every event's hash and link")
+    verify.add_argument("--store", default=None, help=store_help)
+    verify.set_defaults(handler=_audit_verify)
 
     datasets = commands.add_parser(
         "datasets", help="dataset versions, their differences and the models trained on them"

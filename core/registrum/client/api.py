@@ -174,6 +174,38 @@ class Client:
         data = b"".join(self._store.read_blob(code["diff_sha256"]))
         return data.decode("utf-8", errors="replace")
 
+    # -- audit ----------------------------------------------------------------
+
+    def audit(
+        self,
+        *,
+        project: str | None = None,
+        action: str | None = None,
+        entity_type: str | None = None,
+        entity_id: str | None = None,
+        actor: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int | None = 100,
+    ) -> list[dict[str, Any]]:
+        """Audit events, newest first: who did what to which entity, when, before and after."""
+        events: list[dict[str, Any]] = self._store.list_audit(
+            project=project,
+            action=action,
+            entity_type=entity_type,
+            entity_id=entity_id,
+            actor=actor,
+            since=since,
+            until=until,
+            limit=limit,
+        )
+        return events
+
+    def verify_audit(self) -> dict[str, Any]:
+        """Checks the audit chain: `{"ok", "events", "problems"}`."""
+        result: dict[str, Any] = self._store.verify_audit()
+        return result
+
     def download(self, ref: str, out: str | Path) -> Path:
         """Downloads a model version's files into `out`, verified, with progress on a terminal."""
         version = self.model_version(ref)

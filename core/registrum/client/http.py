@@ -364,6 +364,17 @@ class HttpStore(w.Connection):
         compared: dict[str, Any] = self._json("GET", "/code/compare", params=params)
         return compared
 
+    def list_audit(
+        self, *, limit: int | None = None, offset: int = 0, **filters: Any
+    ) -> list[dict[str, Any]]:
+        params = {k: x for k, x in filters.items() if x is not None}
+        items: list[dict[str, Any]] = self._pages("/audit", params, limit, offset)
+        return items
+
+    def verify_audit(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._json("GET", "/audit/verify")
+        return result
+
     # -- registry -------------------------------------------------------------
 
     def create_model(

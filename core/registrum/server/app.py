@@ -10,7 +10,16 @@ from fastapi import FastAPI
 from registrum import __version__
 from registrum.server import errors
 from registrum.server.limits import BodyLimit
-from registrum.server.routes import artifacts, blobs, lineage, metrics, models, projects, runs
+from registrum.server.routes import (
+    artifacts,
+    audit,
+    blobs,
+    lineage,
+    metrics,
+    models,
+    projects,
+    runs,
+)
 from registrum.server.settings import Settings
 from registrum.store import open_store
 
@@ -37,7 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     errors.install(app)
-    for module in (projects, runs, metrics, blobs, artifacts, models, lineage):
+    for module in (projects, runs, metrics, blobs, artifacts, models, lineage, audit):
         app.include_router(module.router, prefix="/api/v1")
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app

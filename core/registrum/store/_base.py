@@ -15,6 +15,7 @@ from sqlalchemy.exc import OperationalError
 from registrum.errors import InvalidArgument, ProjectNotFound, RunNotFound, StoreUnavailable
 from registrum.store import schema as t
 from registrum.store import validation as v
+from registrum.store.auditing import append_event
 from registrum.store.blobs import BlobStore
 from registrum.store.db import READONLY
 
@@ -89,14 +90,43 @@ class StoreBase:
             return int(found)
         if not create:
             raise ProjectNotFound(f"project {name!r} does not exist", project=name)
-        conn.execute(
+        # RETURNING, not rowcount: psycopg reports -1 for an INSERT's rowcount.
+        created = conn.execute(
             self._insert(t.projects)
             .values(name=name, created_at=now())
             .on_conflict_do_nothing(index_elements=["name"])
-        )
+            .returning(t.projects.c.id)
+        ).first()
+        if created is not None:
+            self._audit(conn, "project.created", "project", name, project=name)
         return int(
             conn.execute(select(t.projects.c.id).where(t.projects.c.name == name)).scalar_one()
         )
+
+    def _audit(
+        self,
+        conn: Connection,
+        action: str,
+        entity_type: str,
+        entity_id: Any,
+        *,
+        project: str | None = None,
+        before: Any = None,
+        after: Any = None,
+    ) -> None:
+        """Appends an audit event for a mutation, in the transaction that makes it."""
+        append_event(
+            conn, action, entity_type, entity_id, project=project, before=before, after=after
+        )
+
+    def _audit_run(
+        self, conn: Connection, row: Any, action: str, *, before: Any = None, after: Any = None
+    ) -> None:
+        """An audit event about a run (`row`, a runs row), in its project."""
+        project = conn.execute(
+            select(t.projects.c.name).where(t.projects.c.id == row.project_id)
+        ).scalar_one()
+        self._audit(conn, action, "run", row.id, project=project, before=before, after=after)
 
     def _run_row(self, conn: Connection, run_id: str) -> Any:
         row = conn.execute(select(t.runs).where(t.runs.c.id == run_id)).first()

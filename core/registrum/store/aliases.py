@@ -56,6 +56,9 @@ class AliasesMixin(RegistryReadMixin, StoreBase):
         with self._tx() as conn:
             model = self._model_row(conn, name)
             a = t.aliases.c
+            before = conn.execute(
+                select(a.version_id).where(a.model_id == model.id, a.alias == alias)
+            ).scalar()
             query = delete(t.aliases).where(a.model_id == model.id, a.alias == alias)
             if isinstance(expected_version, int):
                 query = query.where(
@@ -70,6 +73,7 @@ class AliasesMixin(RegistryReadMixin, StoreBase):
                         f"model {name!r} has no alias {alias!r}", model=name, alias=alias
                     )
                 raise AliasMoved(f"{name}@{alias} does not point at version {expected_version}")
+            self._audit_alias(conn, model.id, alias, before, None)
 
     # -- helpers -------------------------------------------------------------
 
@@ -85,6 +89,9 @@ class AliasesMixin(RegistryReadMixin, StoreBase):
     ) -> None:
         a = t.aliases.c
         stamp = now()
+        before = conn.execute(
+            select(a.version_id).where(a.model_id == model_id, a.alias == alias)
+        ).scalar()
         if isinstance(expected_id, _Unset):
             stmt = self._insert(t.aliases)
             conn.execute(
@@ -95,6 +102,7 @@ class AliasesMixin(RegistryReadMixin, StoreBase):
                     set_={"version_id": stmt.excluded.version_id, "updated_at": stamp},
                 )
             )
+            self._audit_alias(conn, model_id, alias, before, version_id)
             return
         if expected_id is None:
             # RETURNING, not rowcount: psycopg reports -1 for an INSERT's rowcount.
@@ -106,6 +114,7 @@ class AliasesMixin(RegistryReadMixin, StoreBase):
             ).first()
             if inserted is None:
                 raise AliasMoved(f"{label} already exists; expected it not to")
+            self._audit_alias(conn, model_id, alias, None, version_id)
             return
         done = conn.execute(
             update(t.aliases)
@@ -116,3 +125,35 @@ class AliasesMixin(RegistryReadMixin, StoreBase):
             raise AliasMoved(
                 f"{label} no longer points at the expected version; read it again and retry"
             )
+        self._audit_alias(conn, model_id, alias, expected_id, version_id)
+
+    def _audit_alias(
+        self,
+        conn: Connection,
+        model_id: int,
+        alias: str,
+        before_id: int | None,
+        after_id: int | None,
+    ) -> None:
+        """An `alias.moved` (or `alias.deleted`) event, with version numbers before and after."""
+        model = conn.execute(
+            select(t.registered_models.c.name, t.projects.c.name)
+            .join(t.projects, t.projects.c.id == t.registered_models.c.project_id)
+            .where(t.registered_models.c.id == model_id)
+        ).one()
+        numbers = {
+            i: conn.execute(
+                select(t.model_versions.c.version).where(t.model_versions.c.id == i)
+            ).scalar()
+            for i in (before_id, after_id)
+            if i is not None
+        }
+        self._audit(
+            conn,
+            "alias.moved" if after_id is not None else "alias.deleted",
+            "alias",
+            f"{model[0]}@{alias}",
+            project=model[1],
+            before=None if before_id is None else {"version": numbers[before_id]},
+            after=None if after_id is None else {"version": numbers[after_id]},
+        )

@@ -94,11 +94,14 @@ class ArtifactsMixin(StoreBase):
 
     def _record_blob(self, info: BlobInfo) -> None:
         with self._tx() as conn:
-            conn.execute(
+            created = conn.execute(
                 self._insert(t.blobs)
                 .values(sha256=info.sha256, size=info.size, created_at=now())
                 .on_conflict_do_nothing(index_elements=["sha256"])
-            )
+                .returning(t.blobs.c.sha256)
+            ).first()
+            if created is not None:
+                self._audit(conn, "blob.stored", "blob", info.sha256, after={"size": info.size})
 
     # -- artifacts ------------------------------------------------------------
 
@@ -202,7 +205,21 @@ class ArtifactsMixin(StoreBase):
                 for f in manifest
             ],
         )
-        return self._load_artifact(conn, int(artifact_id))
+        artifact = self._load_artifact(conn, int(artifact_id))
+        self._audit(
+            conn,
+            "artifact.created",
+            "artifact",
+            f"{project}/{name}/{artifact.version}",
+            project=project,
+            after={
+                "type": type,
+                "digest": digest,
+                "run_id": run_id,
+                "files": [f.to_dict() for f in manifest],
+            },
+        )
+        return artifact
 
     def get_artifact(self, project: str, name: str, version: int | str = "latest") -> Artifact:
         wanted = v.version(version)

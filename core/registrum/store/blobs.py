@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -12,6 +13,7 @@ import re
 import secrets
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -153,9 +155,10 @@ _ALIGN = 4096
 
 
 class _LocalBlobWriter(BlobWriter):
-    """Writes a temp file. Content passes through an aligned buffer; once a blob outgrows it,
+    """Writes a temp file. Content passes through aligned buffers; once a blob outgrows one,
     the file is written with O_DIRECT where the file system allows it, so a large checkpoint
-    costs no page-cache churn and little CPU, and its final fsync has little left to do."""
+    costs no page-cache churn and little CPU, and its final fsync has little left to do. A full
+    buffer is written on a thread of its own while the next one fills (and is hashed)."""
 
     def __init__(self, store: LocalBlobStore) -> None:
         self._store = store
@@ -167,9 +170,12 @@ class _LocalBlobWriter(BlobWriter):
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
         self._fd: int | None = os.open(self._temp, flags, 0o644)
         self._buffer = mmap.mmap(-1, _DIRECT_BLOCK)  # page-aligned, as O_DIRECT needs
+        self._spare: mmap.mmap | None = None  # the buffer being written, once there is one
         self._filled = 0
         self._blocks = 0  # full blocks written
         self._direct = False
+        self._writing: Future[None] | None = None
+        self._pool: ThreadPoolExecutor | None = None
 
     def _open_fd(self) -> int:
         if self._fd is None:
@@ -190,20 +196,36 @@ class _LocalBlobWriter(BlobWriter):
                 self._write_block(fd)
 
     def _write_block(self, fd: int) -> None:
+        """Hands the full buffer to the writing thread and goes on with the other one."""
         if not self._blocks:  # the first full block: the blob is a large one
             self._direct = _set_direct(fd, True)
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="registrum-blob")
+            self._spare = mmap.mmap(-1, _DIRECT_BLOCK)
         self._blocks += 1
+        self._wait()
+        assert self._pool is not None and self._spare is not None
+        full, self._buffer, self._spare = self._buffer, self._spare, self._buffer
+        self._writing = self._pool.submit(self._write_direct, fd, full)
+        self._filled = 0
+
+    def _write_direct(self, fd: int, block: mmap.mmap) -> None:
         try:
-            _write_all(fd, memoryview(self._buffer))
+            _write_all(fd, memoryview(block))
         except OSError as exc:
             if not (self._direct and exc.errno == errno.EINVAL):
                 raise
             self._direct = _set_direct(fd, False)  # a file system that refuses direct writes
-            _write_all(fd, memoryview(self._buffer))
-        self._filled = 0
+            _write_all(fd, memoryview(block))
+
+    def _wait(self) -> None:
+        """Waits for the block being written; its failure is raised here."""
+        if self._writing is not None:
+            writing, self._writing = self._writing, None
+            writing.result()
 
     def _flush_tail(self, fd: int) -> None:
         """Writes what the buffer holds: padded to the alignment under O_DIRECT, then cut."""
+        self._wait()
         if not self._filled:
             return
         if self._direct:
@@ -244,9 +266,15 @@ class _LocalBlobWriter(BlobWriter):
 
     def abort(self) -> None:
         if self._fd is not None:
+            with contextlib.suppress(Exception):  # a failed write was raised already, or moot
+                self._wait()
+            if self._pool is not None:
+                self._pool.shutdown()
             os.close(self._fd)
             self._fd = None
             self._buffer.close()
+            if self._spare is not None:
+                self._spare.close()
             self._temp.unlink(missing_ok=True)
 
 

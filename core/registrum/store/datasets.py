@@ -79,6 +79,15 @@ class DatasetsMixin(ArtifactsMixin, StoreBase):
                             )
                             .returning(d.id)
                         ).scalar_one()
+                        created = self._load_dataset(conn, int(found))
+                        self._audit(
+                            conn,
+                            "dataset.created",
+                            "dataset",
+                            f"{project}/{name}/{created.version}",
+                            project=project,
+                            after={"fingerprint": fingerprint, "rows": rows, "run_id": run_id},
+                        )
                     if run_id is not None:
                         self._add_input(conn, run_id, "dataset", int(found), role)
                     return self._load_dataset(conn, int(found))
@@ -148,11 +157,17 @@ class DatasetsMixin(ArtifactsMixin, StoreBase):
     def _add_input(
         self, conn: Connection, run_id: str, kind: str, target_id: int, role: str
     ) -> None:
-        conn.execute(
+        added = conn.execute(
             self._insert(t.run_inputs)
             .values(run_id=run_id, kind=kind, target_id=target_id, role=role, created_at=now())
             .on_conflict_do_nothing(index_elements=["run_id", "kind", "target_id", "role"])
-        )
+            .returning(t.run_inputs.c.id)
+        ).first()
+        if added is not None:
+            row = self._run_row(conn, run_id)
+            self._audit_run(
+                conn, row, "run.input_added", after={"kind": kind, "id": target_id, "role": role}
+            )
 
     def _load_dataset(self, conn: Connection, dataset_id: int) -> DatasetVersion:
         r = conn.execute(

@@ -146,6 +146,13 @@ class MetricsMixin(RunsMixin, StoreBase):
                 fresh[key_id] = _summarise(st, va, ti)
             conn.execute(t.metric_chunks.insert(), chunks)
             self._merge_summaries(conn, run_id, fresh)
+            keys_logged = sorted(groups)
+            self._audit_run(
+                conn,
+                row,
+                "metrics.logged",
+                after={"seq": seq, "points": n, "keys": keys_logged[:50], "key_count": len(groups)},
+            )
         return IngestResult(run_id=run_id, seq=seq, points=n, duplicate=False)
 
     def _merge_summaries(self, conn: Any, run_id: str, fresh: dict[int, dict[str, Any]]) -> None:

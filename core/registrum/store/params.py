@@ -100,6 +100,8 @@ class ParamsMixin(StoreBase):
         with self._tx() as conn:
             row = self._run_row(conn, run_id)
             self._write_params(conn, run_id, row.project_id, flat)
+            if flat:
+                self._audit_run(conn, row, "run.params_logged", after=flat)
         return flat
 
     def param_history(self, run_id: str, key: str) -> list[dict[str, Any]]:

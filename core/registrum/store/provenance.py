@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,7 +22,9 @@ class ProvenanceMixin(StoreBase):
             raise InvalidArgument("environment must be an object")
         data = json_text(environment, "environment")
         with self._tx() as conn:
-            self._run_row(conn, run_id)
+            row = self._run_row(conn, run_id)
+            digest = hashlib.sha256(data.encode()).hexdigest()
+            self._audit_run(conn, row, "run.environment_set", after={"sha256": digest})
             conn.execute(
                 self._insert(t.run_environments)
                 .values(run_id=run_id, data=data, updated_at=now())
@@ -73,7 +76,10 @@ class ProvenanceMixin(StoreBase):
             "updated_at": now(),
         }
         with self._tx() as conn:
-            self._run_row(conn, run_id)
+            row = self._run_row(conn, run_id)
+            self._audit_run(
+                conn, row, "run.code_set", after={k: x for k, x in values.items() if k != "data"}
+            )
             conn.execute(
                 self._insert(t.code_versions)
                 .values(run_id=run_id, **values)

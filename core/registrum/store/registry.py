@@ -81,7 +81,7 @@ class RegistryMixin(AliasesMixin, RunsMixin, StoreBase):
             raise AlreadyExists(f"model {name!r} already exists", model=name)
         project_id = self._project_id(conn, project, create=True)
         stamp = now()
-        return int(
+        model_id = int(
             conn.execute(
                 t.registered_models.insert()
                 .values(
@@ -95,6 +95,15 @@ class RegistryMixin(AliasesMixin, RunsMixin, StoreBase):
                 .returning(t.registered_models.c.id)
             ).scalar_one()
         )
+        self._audit(
+            conn,
+            "model.created",
+            "model",
+            name,
+            project=project,
+            after={"description": description},
+        )
+        return model_id
 
     def get_model(self, name: str) -> RegisteredModel:
         v.name(name, "model name")
@@ -131,6 +140,15 @@ class RegistryMixin(AliasesMixin, RunsMixin, StoreBase):
                 .values(**values)
             )
             self._write_tags(conn, t.model_tags, "model_id", row.id, tag_map)
+            self._audit(
+                conn,
+                "model.updated",
+                "model",
+                name,
+                project=self._project_name(conn, row.project_id),
+                before={"description": row.description},
+                after={"description": description, "tags": tag_map},
+            )
             return self._load_model(conn, row.id)
 
     def register_model_version(
@@ -289,6 +307,20 @@ class RegistryMixin(AliasesMixin, RunsMixin, StoreBase):
             ).scalar_one()
         )
         self._write_tags(conn, t.model_version_tags, "version_id", version_id, r.tags)
+        self._audit(
+            conn,
+            "model_version.created",
+            "model_version",
+            f"{r.name}@{number}",
+            project=project,
+            after={
+                "run_id": r.run_id,
+                "artifact_id": artifact_id,
+                "flavor": r.flavor,
+                "metrics": _metrics_json(metric_map),
+                "tags": r.tags,
+            },
+        )
         for alias in r.aliases:
             self._move_alias(conn, model_id, alias, version_id, UNSET)
         return self._load_version(conn, version_id)
@@ -329,4 +361,13 @@ class RegistryMixin(AliasesMixin, RunsMixin, StoreBase):
                 update(t.model_versions).where(t.model_versions.c.id == version_id).values(**values)
             )
             self._write_tags(conn, t.model_version_tags, "version_id", version_id, tag_map)
-            return self._load_version(conn, version_id)
+            version = self._load_version(conn, version_id)
+            self._audit(
+                conn,
+                "model_version.updated",
+                "model_version",
+                f"{name}@{version.version}",
+                project=version.project,
+                after={"description": description, "tags": tag_map},
+            )
+            return version

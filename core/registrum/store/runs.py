@@ -98,6 +98,16 @@ class RunsMixin(ParamsMixin, StoreBase):
                 )
             self._write_params(conn, run_id, project_id, flat)
             self._write_tags(conn, t.run_tags, "run_id", run_id, tag_map)
+            after = {**fields, "parent_id": parent_id, "params": flat, "tags": tag_map}
+            self._audit(
+                conn,
+                "run.created" if existing is None else "run.resumed",
+                "run",
+                run_id,
+                project=project,
+                before=None if existing is None else {"status": existing.status},
+                after={k: val for k, val in after.items() if val},
+            )
             return self._load_runs(conn, [run_id])[0]
 
     def get_run(self, run_id: str) -> Run:
@@ -118,9 +128,11 @@ class RunsMixin(ParamsMixin, StoreBase):
         if description is not None:
             values["description"] = v.optional_text(description, "description")
         with self._tx() as conn:
-            self._run_row(conn, run_id)
+            row = self._run_row(conn, run_id)
             if values:
                 conn.execute(update(t.runs).where(t.runs.c.id == run_id).values(**values))
+                before = {k: getattr(row, k) for k in values}
+                self._audit_run(conn, row, "run.updated", before=before, after=values)
             return self._load_runs(conn, [run_id])[0]
 
     def set_run_status(self, run_id: str, status: str, *, end_time: float | None = None) -> Run:
@@ -141,6 +153,13 @@ class RunsMixin(ParamsMixin, StoreBase):
                 update(t.runs)
                 .where(t.runs.c.id == run_id)
                 .values(status=status, end_time=ended, heartbeat_at=stamp)
+            )
+            self._audit_run(
+                conn,
+                row,
+                "run.status" if status == "running" else "run.finished",
+                before={"status": row.status, "end_time": row.end_time},
+                after={"status": status, "end_time": ended},
             )
             return self._load_runs(conn, [run_id])[0]
 
@@ -164,17 +183,30 @@ class RunsMixin(ParamsMixin, StoreBase):
         v.run_id(run_id)
         tag_map = v.string_map(tags, "tags")
         with self._tx() as conn:
-            self._run_row(conn, run_id)
+            row = self._run_row(conn, run_id)
+            before = self._tags_of(conn, run_id, list(tag_map))
             self._write_tags(conn, t.run_tags, "run_id", run_id, tag_map)
+            if tag_map:
+                self._audit_run(conn, row, "run.tags_set", before=before, after=tag_map)
 
     def delete_tag(self, run_id: str, key: str) -> None:
         v.run_id(run_id)
         v.key(key, "tag key")
         with self._tx() as conn:
-            self._run_row(conn, run_id)
+            row = self._run_row(conn, run_id)
+            before = self._tags_of(conn, run_id, [key])
             conn.execute(
                 delete(t.run_tags).where(t.run_tags.c.run_id == run_id, t.run_tags.c.key == key)
             )
+            if before:
+                self._audit_run(conn, row, "run.tag_deleted", before=before)
+
+    def _tags_of(self, conn: Connection, run_id: str, keys: list[str]) -> dict[str, str]:
+        rt = t.run_tags.c
+        rows = conn.execute(
+            select(rt.key, rt.value).where(rt.run_id == run_id, rt.key.in_(keys))
+        ).all()
+        return {k: val for k, val in rows}
 
     # -- helpers -------------------------------------------------------------
 

@@ -302,3 +302,31 @@ aliases = Table(
     Column("version_id", Integer, ForeignKey("model_versions.id"), nullable=False),
     Column("updated_at", Double, nullable=False),
 )
+
+# The audit trail (see store/audit.py): append-only, each event chained to the one before.
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("at", Double, nullable=False),
+    Column("actor", NAME, nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("entity_type", String(32), nullable=False),
+    Column("entity_id", String(512), nullable=False),
+    Column("project", NAME),
+    Column("before", Text),
+    Column("after", Text),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_audit_events_project", "project", "id"),
+    Index("ix_audit_events_entity", "entity_type", "entity_id"),
+)
+
+# One row (id 1): the last event's id and hash, locked while an event is appended.
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("last_id", BigInteger, nullable=False),
+    Column("last_hash", String(64), nullable=False),
+)

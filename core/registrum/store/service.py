@@ -13,6 +13,7 @@ from registrum.errors import AlreadyExists, StoreUnavailable
 from registrum.store import schema as t
 from registrum.store import validation as v
 from registrum.store._base import now
+from registrum.store.audit import AuditMixin
 from registrum.store.blobs import BlobStore, LocalBlobStore
 from registrum.store.db import default_home, make_engine, migrate
 from registrum.store.evaluations import EvaluationsMixin
@@ -21,7 +22,7 @@ from registrum.store.metrics import MetricsMixin
 from registrum.store.registry import RegistryMixin
 
 
-class Store(RegistryMixin, EvaluationsMixin, LineageMixin, MetricsMixin):
+class Store(RegistryMixin, EvaluationsMixin, LineageMixin, MetricsMixin, AuditMixin):
     """Runs, metrics, artifacts, datasets and the model registry.
 
     One database and one blob store; every rule of the product lives here.
@@ -36,6 +37,14 @@ class Store(RegistryMixin, EvaluationsMixin, LineageMixin, MetricsMixin):
                 raise AlreadyExists(f"project {name!r} already exists", project=name)
             conn.execute(
                 t.projects.insert().values(name=name, description=description, created_at=now())
+            )
+            self._audit(
+                conn,
+                "project.created",
+                "project",
+                name,
+                project=name,
+                after={"description": description},
             )
         return self.get_project(name)
 
