@@ -221,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("--store", default=None, help=store_help)
     download.set_defaults(handler=_download)
 
-    from registrum.cli_lineage import add_commands
+    from registrum.cli_governance import add_commands
 
     add_commands(commands, runs, models, store_help)
 

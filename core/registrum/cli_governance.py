@@ -1,4 +1,5 @@
-"""Commands that answer questions across runs: lineage, evaluations, datasets, code versions."""
+"""Commands that answer questions across runs (lineage, evaluations, datasets, code versions)
+and keep account of changes (the audit trail)."""
 
 from __future__ import annotations
 
