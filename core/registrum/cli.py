@@ -20,12 +20,27 @@ def _server(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    from registrum.cli_access import server_auth
     from registrum.errors import RegistrumError
     from registrum.store import open_store
 
-    settings = Settings(
-        store_url=args.store, blobs=args.blobs, max_body_bytes=args.max_body_mb * 1024 * 1024
-    )
+    access = server_auth(args)
+    if access is None:
+        return 2
+    try:
+        settings = Settings(
+            **access,
+            store_url=args.store,
+            blobs=args.blobs,
+            max_body_bytes=args.max_body_mb * 1024 * 1024,
+            webhook_senders=args.webhook_senders,
+            webhook_retry_delay=args.webhook_retry_delay,
+            webhook_max_attempts=args.webhook_attempts,
+            webhook_timeout=args.webhook_timeout,
+        )
+    except ValueError as exc:
+        print(f"registrum server: {exc}", file=sys.stderr)
+        return 2
     # Open (create, upgrade) the store once up front, so a wrong URL or an
     # unreachable database is one clear line, not a traceback from the server.
     try:
@@ -178,6 +193,34 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
     server.add_argument("--access-log", action="store_true", help="log every request")
+    from registrum.cli_access import add_commands as add_access_commands
+    from registrum.cli_access import add_server_options
+
+    add_server_options(server)
+    server.add_argument(
+        "--webhook-senders",
+        type=int,
+        default=4,
+        help="webhook deliveries sent at once; 0: this server delivers none (default 4)",
+    )
+    server.add_argument(
+        "--webhook-retry-delay",
+        type=float,
+        default=10.0,
+        help="seconds before a failed delivery's first retry, doubling after (default 10)",
+    )
+    server.add_argument(
+        "--webhook-attempts",
+        type=int,
+        default=8,
+        help="attempts before a delivery is marked failed (default 8)",
+    )
+    server.add_argument(
+        "--webhook-timeout",
+        type=float,
+        default=10.0,
+        help="seconds a webhook receiver has to connect and to answer (default 10)",
+    )
     server.set_defaults(handler=_server)
     sync = commands.add_parser(
         "sync", help="deliver the spooled data of runs that ran offline or whose process died"
@@ -224,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     from registrum.cli_governance import add_commands
 
     add_commands(commands, runs, models, store_help)
+    add_access_commands(commands, store_help)
 
     demo = commands.add_parser("demo", help="train a small model, track it, register it")
     demo.add_argument("--steps", type=int, default=200, help="training steps (default 200)")

@@ -180,8 +180,58 @@ def _audit_verify(args: argparse.Namespace) -> int:
     return 1
 
 
+def _webhooks_add(args: argparse.Namespace) -> int:
+    from registrum.cli import _client
+
+    with _client(args) as client:
+        hook = client.add_webhook(
+            args.url, args.event, project=args.project, model=args.model, secret=args.secret
+        )
+    scope = f"model {hook['model']}" if hook["model"] else f"project {hook['project']}"
+    print(f"webhook {hook['id']}: {', '.join(hook['events'])} of {scope} -> {hook['url']}")
+    print(f"secret (shown this once; receivers check signatures with it): {hook['secret']}")
+    return 0
+
+
+def _webhooks_list(args: argparse.Namespace) -> int:
+    from registrum.cli import _client
+
+    with _client(args) as client:
+        hooks = client.webhooks(project=args.project, model=args.model)
+    for hook in hooks:
+        scope = f"model:{hook['model']}" if hook["model"] else f"project:{hook['project']}"
+        print(f"{hook['id']}  {scope:<24}  {','.join(hook['events']):<40}  {hook['url']}")
+    return 0
+
+
+def _webhooks_remove(args: argparse.Namespace) -> int:
+    from registrum.cli import _client
+
+    with _client(args) as client:
+        client.remove_webhook(args.webhook_id)
+    print(f"removed webhook {args.webhook_id}")
+    return 0
+
+
+def _webhooks_deliveries(args: argparse.Namespace) -> int:
+    from registrum.cli import _client, _when
+
+    with _client(args) as client:
+        deliveries = client.webhook_deliveries(
+            args.webhook_id, status=args.status, limit=args.limit
+        )
+    for d in deliveries:
+        outcome = d["last_error"] or (f"HTTP {d['last_status']}" if d["last_status"] else "-")
+        print(
+            f"{d['id']:>7}  event {d['event_id']:<7}  {d['action']:<22}  {d['status']:<9}  "
+            f"{d['attempts']} attempt(s)  {_when(d['last_attempt_at'])}  {outcome}"
+        )
+    return 0
+
+
 def add_commands(commands: Any, runs: Any, models: Any, store_help: str) -> None:
-    """Adds `lineage`, `models evals`, `runs code` and `datasets ...` to the parser."""
+    """Adds `lineage`, `models evals`, `runs code`, `audit ...`, `datasets ...` and
+    `webhooks ...` to the parser."""
     lineage = commands.add_parser(
         "lineage", help="where a model, run or dataset came from and what came from it"
     )
@@ -234,3 +284,37 @@ def add_commands(commands: Any, runs: Any, models: Any, store_help: str) -> None
         diff.add_argument(arg)
     diff.add_argument("--store", default=None, help=store_help)
     diff.set_defaults(handler=_datasets_diff)
+
+    webhooks = commands.add_parser(
+        "webhooks", help="signed HTTP callbacks on a project's or a model's events"
+    ).add_subparsers(dest="webhooks_command", required=True)
+    add = webhooks.add_parser("add", help="subscribe a URL; prints its secret once")
+    add.add_argument("url", help="http(s) URL that receives the POSTs")
+    add.add_argument(
+        "--event",
+        action="append",
+        required=True,
+        help="run.finished, model_version.created, alias.moved, approval.requested or "
+        "approval.decided (repeat for several)",
+    )
+    scope = add.add_mutually_exclusive_group(required=True)
+    scope.add_argument("--project", default=None, help="every matching event of a project")
+    scope.add_argument("--model", default=None, help="the matching events of one model")
+    add.add_argument("--secret", default=None, help="signing secret (default: generated)")
+    add.add_argument("--store", default=None, help=store_help)
+    add.set_defaults(handler=_webhooks_add)
+    hooks_list = webhooks.add_parser("list", help="webhooks, of a project or a model")
+    hooks_list.add_argument("--project", default=None)
+    hooks_list.add_argument("--model", default=None)
+    hooks_list.add_argument("--store", default=None, help=store_help)
+    hooks_list.set_defaults(handler=_webhooks_list)
+    remove = webhooks.add_parser("remove", help="remove a webhook and its delivery log")
+    remove.add_argument("webhook_id")
+    remove.add_argument("--store", default=None, help=store_help)
+    remove.set_defaults(handler=_webhooks_remove)
+    log = webhooks.add_parser("deliveries", help="a webhook's delivery log, newest first")
+    log.add_argument("webhook_id")
+    log.add_argument("--status", choices=["pending", "delivered", "failed"], default=None)
+    log.add_argument("--limit", type=int, default=50)
+    log.add_argument("--store", default=None, help=store_help)
+    log.set_defaults(handler=_webhooks_deliveries)

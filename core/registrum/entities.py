@@ -304,3 +304,35 @@ ModelVersion._decoders = {
     "metrics": _each(decode_float),
     "params": _each(decode_nonfinite),
 }
+
+
+@dataclass(frozen=True)
+class User(Record):
+    id: int
+    name: str
+    server_admin: bool
+    disabled: bool
+    created_at: float
+
+
+@dataclass(frozen=True)
+class ApiToken(Record):
+    """An API token's record; `token`, the secret itself, is there only when it is created."""
+
+    id: int
+    user: str
+    name: str
+    prefix: str
+    created_at: float
+    expires_at: float | None
+    last_used_at: float | None
+    revoked_at: float | None
+    token: str | None = None
+
+
+@dataclass(frozen=True)
+class Membership(Record):
+    project: str
+    user: str
+    role: str
+    created_at: float

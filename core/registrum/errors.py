@@ -6,6 +6,8 @@ RegistrumError
 │   ├── InvalidName                        400 invalid_name
 │   ├── FilterSyntaxError                  400 invalid_filter
 │   └── HashMismatch                       400 hash_mismatch
+├── Unauthorized                           401 unauthorized
+├── Forbidden (PermissionError)            403 forbidden
 ├── NotFound (LookupError)                 404 not_found
 │   ├── ProjectNotFound                    404 project_not_found
 │   ├── RunNotFound                        404 run_not_found
@@ -80,6 +82,21 @@ class HashMismatch(InvalidArgument):
     """Uploaded content does not hash to the sha256 it was declared with."""
 
     code = "hash_mismatch"
+
+
+class Unauthorized(RegistrumError):
+    """The server needs a valid API token and the request had none, or one that is unknown,
+    expired or revoked, or whose user is disabled."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(RegistrumError, PermissionError):
+    """The signed-in user's role does not allow this operation."""
+
+    status = 403
+    code = "forbidden"
 
 
 class NotFound(RegistrumError, LookupError):

@@ -11,12 +11,15 @@ from registrum.client.settings import ClientSettings
 from registrum.client.transport import open_transport
 from registrum.entities import (
     UNSET,
+    ApiToken,
     Artifact,
     DatasetVersion,
+    Membership,
     MetricHistory,
     ModelVersion,
     RegisteredModel,
     Run,
+    User,
     _Unset,
 )
 
@@ -206,6 +209,50 @@ class Client:
         result: dict[str, Any] = self._store.verify_audit()
         return result
 
+    # -- webhooks -------------------------------------------------------------
+
+    def webhooks(
+        self, *, project: str | None = None, model: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Webhooks, oldest first: of a project (its model hooks too), of a model, or all.
+        Secrets are never shown again after `add_webhook`."""
+        hooks: list[dict[str, Any]] = self._store.list_webhooks(project=project, model=model)
+        return hooks
+
+    def add_webhook(
+        self,
+        url: str,
+        events: Sequence[str],
+        *,
+        project: str | None = None,
+        model: str | None = None,
+        secret: str | None = None,
+    ) -> dict[str, Any]:
+        """Subscribes `url` to `events` (`run.finished`, `model_version.created`,
+        `alias.moved`, `approval.requested`, `approval.decided`) of one project or one model.
+
+        Payloads are signed with HMAC-SHA256 under `secret` (generated when not given); the
+        result's `secret` is the only time it is shown.
+        """
+        hook: dict[str, Any] = self._store.create_webhook(
+            url, events, project=project, model=model, secret=secret
+        )
+        return hook
+
+    def remove_webhook(self, webhook_id: str) -> None:
+        """Removes a webhook and its delivery log."""
+        self._store.delete_webhook(webhook_id)
+
+    def webhook_deliveries(
+        self, webhook_id: str, *, status: str | None = None, limit: int | None = 100
+    ) -> list[dict[str, Any]]:
+        """A webhook's deliveries, newest event first: status (pending, delivered, failed),
+        attempts, the last HTTP status or error, and when."""
+        deliveries: list[dict[str, Any]] = self._store.list_deliveries(
+            webhook_id, status=status, limit=limit
+        )
+        return deliveries
+
     def download(self, ref: str, out: str | Path) -> Path:
         """Downloads a model version's files into `out`, verified, with progress on a terminal."""
         version = self.model_version(ref)
@@ -243,3 +290,58 @@ class Client:
     def _fetch(self, artifact: Artifact, out: Path, *, label: str) -> Path:
         manifest: list[dict[str, Any]] = [x.to_dict() for x in artifact.files]
         return f.download(self._store, manifest, out, label=label)
+
+    # -- access control ---------------------------------------------------------
+
+    def whoami(self) -> User:
+        """The user the token signs in as (embedded: the local user, who may do everything)."""
+        user: User = self._store.whoami()
+        return user
+
+    def users(self) -> list[User]:
+        """Every user (a server admin only)."""
+        users: list[User] = self._store.list_users()
+        return users
+
+    def add_user(self, name: str, *, server_admin: bool = False) -> User:
+        """A new user (a server admin only); give them a token with `create_token(user=...)`."""
+        user: User = self._store.create_user(name, server_admin=server_admin)
+        return user
+
+    def disable_user(self, name: str) -> User:
+        """Disables a user: their tokens stop working (a server admin only)."""
+        user: User = self._store.disable_user(name)
+        return user
+
+    def create_token(
+        self, *, name: str = "default", user: str | None = None, expires_at: float | None = None
+    ) -> ApiToken:
+        """A new API token for `user` (default: yourself); `.token` is the secret, shown only
+        in this answer."""
+        token: ApiToken = self._store.create_token(name=name, user=user, expires_at=expires_at)
+        return token
+
+    def tokens(self, *, user: str | None = None) -> list[ApiToken]:
+        """Your tokens, or `user`'s (a server admin), without their secrets."""
+        tokens: list[ApiToken] = self._store.list_tokens(user=user)
+        return tokens
+
+    def revoke_token(self, token_id: int) -> ApiToken:
+        """Revokes a token by id (see `tokens()`): it stops working at once."""
+        token: ApiToken = self._store.revoke_token(token_id)
+        return token
+
+    def members(self, project: str) -> list[Membership]:
+        """A project's members and their roles."""
+        members: list[Membership] = self._store.list_members(project)
+        return members
+
+    def add_member(self, project: str, user: str, role: str) -> Membership:
+        """Gives `user` a role (viewer, editor, reviewer, admin) on `project`, or changes it
+        (a project admin)."""
+        member: Membership = self._store.add_member(project, user, role)
+        return member
+
+    def remove_member(self, project: str, user: str) -> None:
+        """Takes `user`'s role on `project` away (a project admin)."""
+        self._store.remove_member(project, user)

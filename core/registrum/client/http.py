@@ -12,9 +12,11 @@ from typing import Any, BinaryIO
 from registrum.client import _wire as w
 from registrum.entities import (
     UNSET,
+    ApiToken,
     Artifact,
     DatasetVersion,
     IngestResult,
+    Membership,
     MetricHistory,
     MetricSummary,
     ModelVersion,
@@ -22,6 +24,7 @@ from registrum.entities import (
     Project,
     RegisteredModel,
     Run,
+    User,
     _Unset,
     decode_float,
     decode_floats,
@@ -445,3 +448,106 @@ class HttpStore(w.Connection):
         if isinstance(expected_version, int):
             params["expected_version"] = expected_version
         self._call("DELETE", f"/models/{w.model(name)}/aliases/{w.alias(alias)}", params=params)
+
+    # -- webhooks -------------------------------------------------------------
+
+    def create_webhook(
+        self,
+        url: str,
+        events: Sequence[str],
+        *,
+        project: str | None = None,
+        model: str | None = None,
+        secret: str | None = None,
+    ) -> dict[str, Any]:
+        body = {
+            "url": url,
+            "events": list(events) if isinstance(events, tuple) else events,
+            "project": project,
+            "model": model,
+            "secret": secret,
+        }
+        hook: dict[str, Any] = self._json("POST", "/webhooks", body=body)
+        return hook
+
+    def get_webhook(self, webhook_id: str) -> dict[str, Any]:
+        hook: dict[str, Any] = self._json("GET", self._webhook_path(webhook_id))
+        return hook
+
+    def list_webhooks(
+        self,
+        *,
+        project: str | None = None,
+        model: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        params = {"project": project, "model": model}
+        hooks: list[dict[str, Any]] = self._pages("/webhooks", params, limit, offset)
+        return hooks
+
+    def delete_webhook(self, webhook_id: str) -> None:
+        self._call("DELETE", self._webhook_path(webhook_id))
+
+    def list_deliveries(
+        self,
+        webhook_id: str,
+        *,
+        status: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        path = f"{self._webhook_path(webhook_id)}/deliveries"
+        deliveries: list[dict[str, Any]] = self._pages(path, {"status": status}, limit, offset)
+        return deliveries
+
+    def _webhook_path(self, webhook_id: Any) -> str:
+        """A webhook id as a path segment; an empty one would reach another route."""
+        if not isinstance(webhook_id, str) or not webhook_id:
+            from registrum.errors import InvalidArgument
+
+            raise InvalidArgument(
+                f"webhook id {webhook_id!r} is not valid: use the id create returned"
+            )
+        return f"/webhooks/{w.q(webhook_id)}"
+
+    # -- access control ---------------------------------------------------------
+
+    def whoami(self) -> User:
+        return User.from_dict(self._json("GET", "/me"))
+
+    def create_user(self, name: str, *, server_admin: bool = False) -> User:
+        body = {"name": name, "server_admin": server_admin}
+        return User.from_dict(self._json("POST", "/users", body=body))
+
+    def list_users(self) -> list[User]:
+        return [User.from_dict(u) for u in self._json("GET", "/users")["items"]]
+
+    def disable_user(self, name: str) -> User:
+        return User.from_dict(self._json("POST", f"/users/{w.name(name, 'user name')}/disable"))
+
+    def create_token(
+        self, *, name: str = "default", user: str | None = None, expires_at: float | None = None
+    ) -> ApiToken:
+        body = {"name": name, "user": user, "expires_at": expires_at}
+        return ApiToken.from_dict(self._json("POST", "/tokens", body=body))
+
+    def list_tokens(self, *, user: str | None = None) -> list[ApiToken]:
+        params = {} if user is None else {"user": user}
+        return [ApiToken.from_dict(x) for x in self._json("GET", "/tokens", params=params)["items"]]
+
+    def revoke_token(self, token_id: int) -> ApiToken:
+        v.integer(token_id, "token id", minimum=1)
+        return ApiToken.from_dict(self._json("DELETE", f"/tokens/{token_id}"))
+
+    def add_member(self, project: str, user: str, role: str) -> Membership:
+        path = f"/projects/{w.project(project)}/members/{w.name(user, 'user name')}"
+        return Membership.from_dict(self._json("PUT", path, body={"role": role}))
+
+    def list_members(self, project: str) -> list[Membership]:
+        items = self._json("GET", f"/projects/{w.project(project)}/members")["items"]
+        return [Membership.from_dict(m) for m in items]
+
+    def remove_member(self, project: str, user: str) -> None:
+        path = f"/projects/{w.project(project)}/members/{w.name(user, 'user name')}"
+        self._call("DELETE", path)

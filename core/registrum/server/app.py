@@ -9,8 +9,10 @@ from fastapi import FastAPI
 
 from registrum import __version__
 from registrum.server import errors
+from registrum.server.access import bootstrap_admin
 from registrum.server.limits import BodyLimit
 from registrum.server.routes import (
+    access,
     artifacts,
     audit,
     blobs,
@@ -19,8 +21,10 @@ from registrum.server.routes import (
     models,
     projects,
     runs,
+    webhooks,
 )
 from registrum.server.settings import Settings
+from registrum.server.webhooks import start_worker
 from registrum.store import open_store
 
 
@@ -31,9 +35,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.store = open_store(settings.store_url, blobs=settings.blobs)
+        if settings.auth:
+            bootstrap_admin(app.state.store, settings)
+        app.state.webhooks = None
         try:
+            app.state.webhooks = start_worker(app.state.store, settings)
             yield
         finally:
+            if app.state.webhooks is not None:
+                app.state.webhooks.stop()
             app.state.store.close()
 
     app = FastAPI(
@@ -48,5 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     for module in (projects, runs, metrics, blobs, artifacts, models, lineage, audit):
         app.include_router(module.router, prefix="/api/v1")
+    app.include_router(access.router, prefix="/api/v1")
+    app.include_router(webhooks.router, prefix="/api/v1")
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app

@@ -5,18 +5,44 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
+from registrum.errors import Unauthorized
 from registrum.store import Store
 from registrum.store.auditing import set_actor
+from registrum.store.principal import set_principal
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if not header:
+        raise Unauthorized("this server needs an API token: set REGISTRUM_TOKEN")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("send the API token as 'Authorization: Bearer TOKEN'")
+    return token.strip()
 
 
 async def get_store(request: Request) -> Store:
-    """The store, acting for the caller: the request's audit events name its address
-    (`anonymous@ADDRESS`; with access control, the signed-in user)."""
-    client = request.client.host if request.client else "unknown"
-    set_actor(f"anonymous@{client}")
+    """The store, acting for the caller. With access control on, the bearer token names the
+    user whose roles every call is checked against and whom audit events name (401 without
+    a valid token); off, audit events name the caller's address (`anonymous@ADDRESS`)."""
+    store: Store = request.app.state.store
+    if request.app.state.settings.auth:
+        principal = await run_in_threadpool(store.authenticate, _bearer(request))
+        set_principal(principal)
+        set_actor(principal.name)
+    else:
+        client = request.client.host if request.client else "unknown"
+        set_actor(f"anonymous@{client}")
+    return store
+
+
+async def get_public_store(request: Request) -> Store:
+    """The store for requests that need no token (health checks)."""
     store: Store = request.app.state.store
     return store
 
 
 StoreDep = Annotated[Store, Depends(get_store)]
+PublicStoreDep = Annotated[Store, Depends(get_public_store)]

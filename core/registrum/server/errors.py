@@ -29,7 +29,9 @@ def install(app: FastAPI) -> None:
     async def _registrum(_: Request, exc: RegistrumError) -> JSON:
         if exc.status >= 500:
             log.error("store error: %s", exc.message)
-        return JSON({"error": exc.to_dict()}, status_code=exc.status)
+        # A 401 names the scheme the server wants (RFC 9110).
+        headers = {"www-authenticate": "Bearer"} if exc.status == 401 else None
+        return JSON({"error": exc.to_dict()}, status_code=exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSON:

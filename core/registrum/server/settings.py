@@ -16,8 +16,39 @@ class Settings:
         blobs: folder of the local blob backend; None for the default beside the database.
         max_body_bytes: largest JSON request body; larger ones get 413.
             Blob uploads stream and are not limited by it.
+        webhook_senders: webhook deliveries sent at once; 0 runs no delivery worker in
+            this process (another server on the same database may deliver).
+        webhook_poll_interval: seconds between the worker's looks for new events.
+        webhook_retry_delay: seconds before a failed delivery's first retry; each further
+            retry waits twice as long.
+        webhook_max_attempts: attempts before a delivery is marked failed.
+        webhook_timeout: seconds a receiver has to connect, and then to answer.
+        auth: whether every request needs an API token (`Authorization: Bearer ...`) and
+            is checked against its user's roles; off, the server acts for anyone.
+        admin_token: with `auth`, the first server admin's token when the store has no user
+            yet (None: a fresh token is made and printed once).
+        admin_name: the first server admin's user name.
     """
 
     store_url: str | None = None
     blobs: Path | str | None = None
     max_body_bytes: int = 64 * 1024 * 1024
+    webhook_senders: int = 4
+    webhook_poll_interval: float = 1.0
+    webhook_retry_delay: float = 10.0
+    webhook_max_attempts: int = 8
+    webhook_timeout: float = 10.0
+    auth: bool = False
+    admin_token: str | None = None
+    admin_name: str = "admin"
+
+    def __post_init__(self) -> None:
+        from registrum.server.webhooks import check_options
+
+        check_options(
+            senders=self.webhook_senders,
+            poll_interval=self.webhook_poll_interval,
+            retry_delay=self.webhook_retry_delay,
+            max_attempts=self.webhook_max_attempts,
+            timeout=self.webhook_timeout,
+        )

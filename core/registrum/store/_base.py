@@ -12,12 +12,19 @@ from sqlalchemy import Connection, Engine, Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 
-from registrum.errors import InvalidArgument, ProjectNotFound, RunNotFound, StoreUnavailable
+from registrum.errors import (
+    Forbidden,
+    InvalidArgument,
+    ProjectNotFound,
+    RunNotFound,
+    StoreUnavailable,
+)
 from registrum.store import schema as t
 from registrum.store import validation as v
 from registrum.store.auditing import append_event
 from registrum.store.blobs import BlobStore
 from registrum.store.db import READONLY
+from registrum.store.principal import current_principal, rank
 
 # Attempts at a new version number (artifact, dataset, model version) when a
 # concurrent writer takes the one tried.
@@ -83,10 +90,16 @@ class StoreBase:
             return postgresql.insert(table)
         return sqlite.insert(table)
 
-    def _project_id(self, conn: Connection, name: str, *, create: bool = False) -> int:
+    def _project_id(
+        self, conn: Connection, name: str, *, create: bool = False, need: str | None = None
+    ) -> int:
+        """The id of project `name`; with `create`, made if new (its creator becomes its
+        admin); with `need`, the signed-in user must hold that role on it."""
         v.name(name, "project name")
         found = conn.execute(select(t.projects.c.id).where(t.projects.c.name == name)).scalar()
         if found is not None:
+            if need is not None:
+                self._require(conn, int(found), need, name=name)
             return int(found)
         if not create:
             raise ProjectNotFound(f"project {name!r} does not exist", project=name)
@@ -97,10 +110,74 @@ class StoreBase:
             .on_conflict_do_nothing(index_elements=["name"])
             .returning(t.projects.c.id)
         ).first()
+        project_id = int(
+            conn.execute(select(t.projects.c.id).where(t.projects.c.name == name)).scalar_one()
+        )
         if created is not None:
             self._audit(conn, "project.created", "project", name, project=name)
-        return int(
-            conn.execute(select(t.projects.c.id).where(t.projects.c.name == name)).scalar_one()
+            self._make_creator_admin(conn, project_id, name)
+        elif need is not None:
+            self._require(conn, project_id, need, name=name)
+        return project_id
+
+    # -- access control (rules in store/access.py) ---------------------------------
+
+    def _require(
+        self, conn: Connection, project_id: int, role: str, *, name: str | None = None
+    ) -> None:
+        """Raises `Forbidden` unless the signed-in user holds `role` or a higher one on the
+        project; a server admin and the embedded store (nobody signed in) hold every role."""
+        principal = current_principal()
+        if principal is None or principal.server_admin:
+            return
+        m = t.memberships.c
+        held = conn.execute(
+            select(m.role).where(m.project_id == project_id, m.user_id == principal.user_id)
+        ).scalar()
+        if held is not None and rank(held) >= rank(role):
+            return
+        name = name or self._project_name(conn, project_id)
+        has = f"is {held} of" if held else "is not a member of"
+        raise Forbidden(
+            f"user {principal.name!r} {has} project {name!r}; this needs {role}: "
+            f"ask a project admin (registrum members add {name} {principal.name} {role})",
+            project=name,
+            needed=role,
+        )
+
+    def _require_server_admin(self, what: str) -> None:
+        """Raises `Forbidden` unless a server admin (or the embedded store) is acting."""
+        principal = current_principal()
+        if principal is not None and not principal.server_admin:
+            raise Forbidden(
+                f"{what} needs a server admin; user {principal.name!r} is not one", needed="admin"
+            )
+
+    def _visible_projects(self, conn: Connection, role: str = "viewer") -> list[int] | None:
+        """Ids of the projects where the signed-in user holds `role` or higher; None: all."""
+        principal = current_principal()
+        if principal is None or principal.server_admin:
+            return None
+        m = t.memberships.c
+        rows = conn.execute(select(m.project_id, m.role).where(m.user_id == principal.user_id))
+        return [int(p) for p, held in rows if rank(held) >= rank(role)]
+
+    def _make_creator_admin(self, conn: Connection, project_id: int, name: str) -> None:
+        principal = current_principal()
+        if principal is None:
+            return
+        conn.execute(
+            t.memberships.insert().values(
+                project_id=project_id, user_id=principal.user_id, role="admin", created_at=now()
+            )
+        )
+        self._audit(
+            conn,
+            "member.added",
+            "membership",
+            f"{name}/{principal.name}",
+            project=name,
+            after={"role": "admin"},
         )
 
     def _audit(
@@ -128,10 +205,13 @@ class StoreBase:
         ).scalar_one()
         self._audit(conn, action, "run", row.id, project=project, before=before, after=after)
 
-    def _run_row(self, conn: Connection, run_id: str) -> Any:
+    def _run_row(self, conn: Connection, run_id: str, *, need: str | None = None) -> Any:
+        """A run's row; with `need`, the signed-in user must hold that role on its project."""
         row = conn.execute(select(t.runs).where(t.runs.c.id == run_id)).first()
         if row is None:
             raise RunNotFound(f"run {run_id!r} does not exist", run_id=run_id)
+        if need is not None:
+            self._require(conn, row.project_id, need)
         return row
 
     def _write_tags(

@@ -30,7 +30,7 @@ class AliasesMixin(RegistryReadMixin, StoreBase):
             v.integer(expected_version, "expected_version", minimum=1)
         try:
             with self._tx() as conn:
-                model = self._model_row(conn, name)
+                model = self._model_row(conn, name, need="editor")
                 version_id = self._resolve(conn, name, version)
                 expected_id: int | _Unset | None = expected_version
                 if isinstance(expected_version, int):
@@ -54,7 +54,7 @@ class AliasesMixin(RegistryReadMixin, StoreBase):
         v.name(name, "model name")
         v.alias(alias)
         with self._tx() as conn:
-            model = self._model_row(conn, name)
+            model = self._model_row(conn, name, need="editor")
             a = t.aliases.c
             before = conn.execute(
                 select(a.version_id).where(a.model_id == model.id, a.alias == alias)

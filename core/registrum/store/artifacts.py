@@ -10,11 +10,18 @@ from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 
 from registrum.entities import Artifact, ArtifactFile
-from registrum.errors import ArtifactNotFound, BlobNotFound, InvalidArgument, StoreError
+from registrum.errors import (
+    ArtifactNotFound,
+    BlobNotFound,
+    Forbidden,
+    InvalidArgument,
+    StoreError,
+)
 from registrum.store import schema as t
 from registrum.store import validation as v
 from registrum.store._base import RETRIES, StoreBase, json_object, loads, now
 from registrum.store.blobs import BlobInfo, BlobWriter
+from registrum.store.principal import current_principal
 
 
 def manifest_digest(files: Iterable[ArtifactFile]) -> str:
@@ -76,6 +83,10 @@ class ArtifactsMixin(StoreBase):
         self._record_blob(info)
         return info
 
+    # Blobs are content-addressed and shared by every project: any signed-in user may upload
+    # one, ask whether one exists and how large it is; reading one needs viewer on a project
+    # that holds it (in an artifact, or as a run's uncommitted code diff).
+
     def blob_exists(self, sha256: str) -> bool:
         return self.blobs.exists(v.sha256(sha256))
 
@@ -90,7 +101,38 @@ class ArtifactsMixin(StoreBase):
 
     def read_blob(self, sha256: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         """The bytes start..end (inclusive) of a blob, streamed in chunks."""
-        return self.blobs.iter_range(v.sha256(sha256), start, end)
+        v.sha256(sha256)
+        if current_principal() is not None:
+            with self._read() as conn:
+                self._require_blob(conn, sha256)
+        return self.blobs.iter_range(sha256, start, end)
+
+    def _require_blob(self, conn: Connection, sha256: str) -> None:
+        """Raises `Forbidden` unless the signed-in user may read a project holding the blob."""
+        visible = self._visible_projects(conn)
+        if visible is None:
+            return
+        f, a = t.artifact_files.c, t.artifacts.c
+        held = conn.execute(
+            select(a.id)
+            .join(t.artifact_files, f.artifact_id == a.id)
+            .where(f.sha256 == sha256, a.project_id.in_(visible))
+            .limit(1)
+        ).first()
+        if held is None:
+            c, r = t.code_versions.c, t.runs.c
+            held = conn.execute(
+                select(r.id)
+                .join(t.code_versions, c.run_id == r.id)
+                .where(c.diff_sha256 == sha256, r.project_id.in_(visible))
+                .limit(1)
+            ).first()
+        if held is None:
+            raise Forbidden(
+                f"blob {sha256} is in no project you can read; "
+                "ask a project admin for viewer on the project that holds it",
+                sha256=sha256,
+            )
 
     def _record_blob(self, info: BlobInfo) -> None:
         with self._tx() as conn:
@@ -167,9 +209,9 @@ class ArtifactsMixin(StoreBase):
         run_id: str | None,
         meta: str,
     ) -> Artifact:
-        project_id = self._project_id(conn, project, create=True)
+        project_id = self._project_id(conn, project, create=True, need="editor")
         if run_id is not None:
-            self._run_row(conn, run_id)
+            self._run_row(conn, run_id, need="editor")
         a = t.artifacts.c
         same = conn.execute(
             select(a.id)
@@ -224,7 +266,7 @@ class ArtifactsMixin(StoreBase):
     def get_artifact(self, project: str, name: str, version: int | str = "latest") -> Artifact:
         wanted = v.version(version)
         with self._read() as conn:
-            project_id = self._project_id(conn, project)
+            project_id = self._project_id(conn, project, need="viewer")
             found = self._version_id(conn, t.artifacts, project_id, name, wanted)
             if found is None:
                 raise ArtifactNotFound(
@@ -236,7 +278,7 @@ class ArtifactsMixin(StoreBase):
     def get_artifact_by_id(self, artifact_id: int) -> Artifact:
         v.integer(artifact_id, "artifact id", minimum=1)
         with self._read() as conn:
-            return self._load_artifact(conn, artifact_id)
+            return self._load_artifact(conn, artifact_id, need="viewer")
 
     def list_artifacts(
         self,
@@ -250,7 +292,7 @@ class ArtifactsMixin(StoreBase):
         """Artifact versions of a project, newest first, without their file lists;
         `limit`/`offset` select one page."""
         with self._read() as conn:
-            project_id = self._project_id(conn, project)
+            project_id = self._project_id(conn, project, need="viewer")
             a = t.artifacts.c
             query = select(t.artifacts).where(a.project_id == project_id)
             if name is not None:
@@ -261,7 +303,11 @@ class ArtifactsMixin(StoreBase):
             rows = conn.execute(self._window(query, limit, offset)).all()
             return [_artifact(r, project, []) for r in rows]
 
-    def _load_artifact(self, conn: Connection, artifact_id: int) -> Artifact:
+    def _load_artifact(
+        self, conn: Connection, artifact_id: int, *, need: str | None = None
+    ) -> Artifact:
+        """An artifact with its files; with `need`, the signed-in user must hold that role
+        on its project."""
         row = conn.execute(
             select(t.artifacts, t.projects.c.name.label("project"))
             .join(t.projects, t.projects.c.id == t.artifacts.c.project_id)
@@ -271,6 +317,8 @@ class ArtifactsMixin(StoreBase):
             raise ArtifactNotFound(
                 f"artifact {artifact_id} does not exist", artifact_id=artifact_id
             )
+        if need is not None:
+            self._require(conn, row.project_id, need, name=row.project)
         files = [
             ArtifactFile(path=f.path, sha256=f.sha256, size=int(f.size))
             for f in conn.execute(

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
-from registrum.errors import InvalidArgument
+from registrum.errors import Forbidden, InvalidArgument
 from registrum.store import schema as t
 from registrum.store._base import StoreBase, loads
 from registrum.store.auditing import GENESIS, content, event_hash
+from registrum.store.principal import current_principal
 
 
 class AuditMixin(StoreBase):
@@ -58,6 +59,7 @@ class AuditMixin(StoreBase):
             query = query.where(a.at < until)
         query = query.order_by(a.id.desc())
         with self._read() as conn:
+            query = self._audit_scope(conn, query, project)
             rows = conn.execute(self._window(query, limit, offset)).all()
         return [
             {
@@ -75,12 +77,32 @@ class AuditMixin(StoreBase):
             for r in rows
         ]
 
+    def _audit_scope(self, conn: Connection, query: Any, project: str | None) -> Any:
+        """A server admin reads every event; a project admin those of their projects."""
+        administered = self._visible_projects(conn, "admin")
+        if administered is None:
+            return query
+        if project is not None:
+            self._project_id(conn, project, need="admin")
+            return query
+        if not administered:
+            principal = current_principal()
+            name = principal.name if principal else ""
+            raise Forbidden(
+                f"the audit trail needs a server admin or a project admin; user {name!r} "
+                "is neither",
+                needed="admin",
+            )
+        names = select(t.projects.c.name).where(t.projects.c.id.in_(administered))
+        return query.where(t.audit_events.c.project.in_(names))
+
     def verify_audit(self) -> dict[str, Any]:
         """Checks the whole chain: every event's hash, every link, no gap, the head.
 
         Returns `{"ok", "events", "problems"}`; each problem names the event id and what is
         wrong with it (altered, missing, or the chain's end cut off).
         """
+        self._require_server_admin("verifying the audit trail")
         problems: list[dict[str, Any]] = []
         count = 0
         expected_id, prev = 1, GENESIS

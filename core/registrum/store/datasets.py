@@ -50,11 +50,11 @@ class DatasetsMixin(ArtifactsMixin, StoreBase):
         for _ in range(RETRIES):
             try:
                 with self._tx() as conn:
-                    project_id = self._project_id(conn, project, create=True)
+                    project_id = self._project_id(conn, project, create=True, need="editor")
                     if run_id is not None:
-                        self._run_row(conn, run_id)
+                        self._run_row(conn, run_id, need="editor")
                     if artifact_id is not None:
-                        self._load_artifact(conn, artifact_id)
+                        self._load_artifact(conn, artifact_id, need="viewer")
                     d = t.dataset_versions.c
                     found = conn.execute(
                         select(d.id).where(
@@ -98,7 +98,7 @@ class DatasetsMixin(ArtifactsMixin, StoreBase):
     def get_dataset(self, project: str, name: str, version: int | str = "latest") -> DatasetVersion:
         wanted = v.version(version)
         with self._read() as conn:
-            project_id = self._project_id(conn, project)
+            project_id = self._project_id(conn, project, need="viewer")
             found = self._version_id(conn, t.dataset_versions, project_id, name, wanted)
             if found is None:
                 raise DatasetNotFound(
@@ -111,7 +111,7 @@ class DatasetsMixin(ArtifactsMixin, StoreBase):
     ) -> list[DatasetVersion]:
         """Dataset versions by name, newest first; `limit`/`offset` select one page."""
         with self._read() as conn:
-            project_id = self._project_id(conn, project)
+            project_id = self._project_id(conn, project, need="viewer")
             d = t.dataset_versions.c
             query = select(d.id).where(d.project_id == project_id)
             if name is not None:
@@ -127,21 +127,15 @@ class DatasetsMixin(ArtifactsMixin, StoreBase):
             raise InvalidArgument(f"input kind {kind!r} is not one of {', '.join(INPUT_KINDS)}")
         v.integer(target_id, "target_id", minimum=1)
         v.name(role, "role")
-        table = {
-            "dataset": t.dataset_versions,
-            "model_version": t.model_versions,
-            "artifact": t.artifacts,
-        }[kind]
         with self._tx() as conn:
-            self._run_row(conn, run_id)
-            if conn.execute(select(table.c.id).where(table.c.id == target_id)).scalar() is None:
-                raise InvalidArgument(f"{kind} {target_id} does not exist")
+            self._run_row(conn, run_id, need="editor")
+            self._require_target(conn, kind, target_id)
             self._add_input(conn, run_id, kind, target_id, role)
 
     def run_inputs(self, run_id: str) -> list[dict[str, Any]]:
         v.run_id(run_id)
         with self._read() as conn:
-            self._run_row(conn, run_id)
+            self._run_row(conn, run_id, need="viewer")
             i = t.run_inputs.c
             rows = conn.execute(select(t.run_inputs).where(i.run_id == run_id).order_by(i.id))
             return [
@@ -153,6 +147,23 @@ class DatasetsMixin(ArtifactsMixin, StoreBase):
                 }
                 for r in rows
             ]
+
+    def _require_target(self, conn: Connection, kind: str, target_id: int) -> None:
+        """An input must exist, and the signed-in user must be able to read it."""
+        found = None
+        if kind == "model_version":
+            mv, m = t.model_versions.c, t.registered_models.c
+            found = conn.execute(
+                select(m.project_id)
+                .join(t.model_versions, mv.model_id == m.id)
+                .where(mv.id == target_id)
+            ).scalar()
+        else:
+            table = t.dataset_versions if kind == "dataset" else t.artifacts
+            found = conn.execute(select(table.c.project_id).where(table.c.id == target_id)).scalar()
+        if found is None:
+            raise InvalidArgument(f"{kind} {target_id} does not exist")
+        self._require(conn, int(found), "viewer")
 
     def _add_input(
         self, conn: Connection, run_id: str, kind: str, target_id: int, role: str

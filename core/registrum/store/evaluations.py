@@ -28,15 +28,19 @@ class EvaluationsMixin(DatasetsMixin, ProvenanceMixin, RegistryReadMixin, StoreB
         dataset is keyed by dataset None."""
         v.name(name, "model name")
         with self._read() as conn:
-            model = self._model_row(conn, name)
+            model = self._model_row(conn, name, need="viewer")
             mv, i, r = t.model_versions.c, t.run_inputs.c, t.runs.c
-            uses = conn.execute(
+            query = (
                 select(mv.version, i.run_id, r.status, r.job_type)
                 .join(t.run_inputs, (i.target_id == mv.id) & (i.kind == "model_version"))
                 .join(t.runs, r.id == i.run_id)
                 .where(mv.model_id == model.id)
                 .order_by(mv.version, r.start_time)
-            ).all()
+            )
+            visible = self._visible_projects(conn)
+            if visible is not None:  # evaluations run in projects the user cannot read are left out
+                query = query.where(r.project_id.in_(visible))
+            uses = conn.execute(query).all()
             datasets: dict[str, dict[str, Any]] = {}
             cells: dict[tuple[int, str | None, str], dict[str, Any]] = {}
             for version, run_id, status, job_type in uses:
@@ -143,7 +147,8 @@ class EvaluationsMixin(DatasetsMixin, ProvenanceMixin, RegistryReadMixin, StoreB
         v.name(name, "dataset name")
         wanted = None if version is None else v.version(version)
         with self._read() as conn:
-            project_id = self._project_id(conn, project)
+            project_id = self._project_id(conn, project, need="viewer")
+            visible = self._visible_projects(conn)
             d, i, mv = t.dataset_versions.c, t.run_inputs.c, t.model_versions.c
             query = select(d.id, d.version, d.fingerprint).where(
                 d.project_id == project_id, d.name == name
@@ -158,14 +163,17 @@ class EvaluationsMixin(DatasetsMixin, ProvenanceMixin, RegistryReadMixin, StoreB
                 raise DatasetNotFound(f"dataset {name!r} has no such version in {project!r}")
             out = []
             for dataset_id, number, fp in sorted(found, key=lambda row: row[1]):
-                models = conn.execute(
+                models_query = (
                     select(t.registered_models.c.name, mv.version, mv.run_id)
                     .join(t.registered_models, t.registered_models.c.id == mv.model_id)
                     .join(t.run_inputs, i.run_id == mv.run_id)
                     .where(i.kind == "dataset", i.target_id == dataset_id, i.role == "train")
                     .distinct()
                     .order_by(t.registered_models.c.name, mv.version)
-                ).all()
+                )
+                if visible is not None:  # models of projects the user cannot read are left out
+                    models_query = models_query.where(t.registered_models.c.project_id.in_(visible))
+                models = conn.execute(models_query).all()
                 out.append(
                     {
                         "version": number,

@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from registrum.errors import DatasetNotFound, InvalidArgument, NotFound
+from registrum.errors import DatasetNotFound, Forbidden, InvalidArgument, NotFound
 from registrum.store import schema as t
 from registrum.store import validation as v
 from registrum.store._base import StoreBase
@@ -49,6 +49,10 @@ class LineageMixin(RegistryReadMixin, StoreBase):
             raise InvalidArgument(f"depth must be at most {MAX_DEPTH}, got {depth}")
         with self._read() as conn:
             starts = self._start_nodes(conn, node)
+            visible = self._visible_projects(conn)
+            if visible is not None:
+                for start in starts:
+                    self._require_node(conn, start, visible)
             edges: set[Edge] = set()
             seen: set[str] = set(starts)
             truncated = False
@@ -70,6 +74,8 @@ class LineageMixin(RegistryReadMixin, StoreBase):
                         reached.add(other)
                         seen.add(other)
                         frontier.append((other, hops + 1))
+            if visible is not None:
+                seen, edges = self._readable(conn, seen, edges, starts, visible)
             edges = {e for e in edges if e[0] in seen and e[1] in seen}
             nodes = [self._describe(conn, n) for n in sorted(seen)]
         return {
@@ -78,6 +84,62 @@ class LineageMixin(RegistryReadMixin, StoreBase):
             "edges": [{"source": s, "target": d, "role": r} for s, d, r in sorted(edges)],
             "truncated": truncated,
         }
+
+    # -- what the signed-in user may see -------------------------------------------
+
+    def _node_project(self, conn: Connection, node: str) -> int | None:
+        """The project a node belongs to; None for a code commit (it belongs to its runs)."""
+        kind, _, ident = node.partition(":")
+        if kind == "run":
+            return int(
+                conn.execute(select(t.runs.c.project_id).where(t.runs.c.id == ident)).scalar_one()
+            )
+        if kind == "model":
+            name = ident.rpartition("/")[0]
+            m = t.registered_models.c
+            return int(conn.execute(select(m.project_id).where(m.name == name)).scalar_one())
+        if kind in ("dataset", "artifact"):
+            project = ident.split("/")[0]
+            return int(
+                conn.execute(
+                    select(t.projects.c.id).where(t.projects.c.name == project)
+                ).scalar_one()
+            )
+        return None
+
+    def _require_node(self, conn: Connection, node: str, visible: list[int]) -> None:
+        project_id = self._node_project(conn, node)
+        if project_id is not None:
+            self._require(conn, project_id, "viewer")
+            return
+        c, r = t.code_versions.c, t.runs.c
+        seen_by_user = conn.execute(
+            select(r.id)
+            .join(t.code_versions, c.run_id == r.id)
+            .where(c.commit == node.partition(":")[2], r.project_id.in_(visible))
+            .limit(1)
+        ).first()
+        if seen_by_user is None:
+            raise Forbidden(
+                f"{node} was recorded only by runs of projects you cannot read; "
+                "ask a project admin for viewer"
+            )
+
+    def _readable(
+        self,
+        conn: Connection,
+        seen: set[str],
+        edges: set[Edge],
+        starts: list[str],
+        visible: list[int],
+    ) -> tuple[set[str], set[Edge]]:
+        """The nodes and edges left once those of projects the user cannot read are dropped;
+        a code commit stays while it links to a node that stays."""
+        allowed = set(visible)
+        kept = {n for n in seen if self._node_project(conn, n) in allowed}
+        linked = {n for e in edges for n in e[:2] if e[0] in kept or e[1] in kept}
+        kept |= {n for n in seen if n.startswith("code:") and (n in linked or n in starts)}
+        return kept, {e for e in edges if e[0] in kept and e[1] in kept}
 
     # -- parsing a node id into the nodes it stands for ----------------------------
 

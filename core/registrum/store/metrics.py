@@ -114,6 +114,7 @@ class MetricsMixin(RunsMixin, StoreBase):
             ).first()
             if row is None:
                 raise RunNotFound(f"run {run_id!r} does not exist", run_id=run_id)
+            self._require(conn, row.project_id, "editor")
             # RETURNING, not rowcount: psycopg reports -1 for an INSERT's rowcount.
             inserted = conn.execute(
                 self._insert(t.metric_batches)
@@ -233,7 +234,7 @@ class MetricsMixin(RunsMixin, StoreBase):
         if max_points is not None:
             v.integer(max_points, "max_points", minimum=2)
         with self._read() as conn:
-            row = self._run_row(conn, run_id)
+            row = self._run_row(conn, run_id, need="viewer")
             ids = self._key_ids(conn, row.project_id, [key], create=False)
             chunks = self._read_chunks(conn, run_id, ids[key]) if key in ids else []
         if not chunks:

@@ -98,7 +98,7 @@ class ParamsMixin(StoreBase):
         v.run_id(run_id)
         flat = flatten(params)
         with self._tx() as conn:
-            row = self._run_row(conn, run_id)
+            row = self._run_row(conn, run_id, need="editor")
             self._write_params(conn, run_id, row.project_id, flat)
             if flat:
                 self._audit_run(conn, row, "run.params_logged", after=flat)
@@ -108,7 +108,7 @@ class ParamsMixin(StoreBase):
         """Every value a param took, oldest first: [{"value", "logged_at"}]."""
         v.run_id(run_id)
         with self._read() as conn:
-            row = self._run_row(conn, run_id)
+            row = self._run_row(conn, run_id, need="viewer")
             ids = self._key_ids(conn, row.project_id, [key], create=False)
             if key not in ids:
                 return []

@@ -22,7 +22,7 @@ class ProvenanceMixin(StoreBase):
             raise InvalidArgument("environment must be an object")
         data = json_text(environment, "environment")
         with self._tx() as conn:
-            row = self._run_row(conn, run_id)
+            row = self._run_row(conn, run_id, need="editor")
             digest = hashlib.sha256(data.encode()).hexdigest()
             self._audit_run(conn, row, "run.environment_set", after={"sha256": digest})
             conn.execute(
@@ -36,7 +36,7 @@ class ProvenanceMixin(StoreBase):
     def get_environment(self, run_id: str) -> dict[str, Any] | None:
         v.run_id(run_id)
         with self._read() as conn:
-            self._run_row(conn, run_id)
+            self._run_row(conn, run_id, need="viewer")
             text = conn.execute(
                 select(t.run_environments.c.data).where(t.run_environments.c.run_id == run_id)
             ).scalar()
@@ -76,7 +76,7 @@ class ProvenanceMixin(StoreBase):
             "updated_at": now(),
         }
         with self._tx() as conn:
-            row = self._run_row(conn, run_id)
+            row = self._run_row(conn, run_id, need="editor")
             self._audit_run(
                 conn, row, "run.code_set", after={k: x for k, x in values.items() if k != "data"}
             )
@@ -89,7 +89,7 @@ class ProvenanceMixin(StoreBase):
     def get_code_version(self, run_id: str) -> dict[str, Any] | None:
         v.run_id(run_id)
         with self._read() as conn:
-            self._run_row(conn, run_id)
+            self._run_row(conn, run_id, need="viewer")
             row = conn.execute(
                 select(t.code_versions).where(t.code_versions.c.run_id == run_id)
             ).first()

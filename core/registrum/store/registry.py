@@ -75,11 +75,11 @@ class RegistryMixin(AliasesMixin, RunsMixin, StoreBase):
     def _create_model(
         self, conn: Connection, name: str, project: str, description: str | None
     ) -> int:
+        project_id = self._project_id(conn, project, create=True, need="editor")
         if conn.execute(
             select(t.registered_models.c.id).where(t.registered_models.c.name == name)
         ).scalar():
             raise AlreadyExists(f"model {name!r} already exists", model=name)
-        project_id = self._project_id(conn, project, create=True)
         stamp = now()
         model_id = int(
             conn.execute(
@@ -108,7 +108,7 @@ class RegistryMixin(AliasesMixin, RunsMixin, StoreBase):
     def get_model(self, name: str) -> RegisteredModel:
         v.name(name, "model name")
         with self._read() as conn:
-            return self._load_model(conn, self._model_row(conn, name).id)
+            return self._load_model(conn, self._model_row(conn, name, need="viewer").id)
 
     def list_models(
         self, *, project: str | None = None, limit: int | None = None, offset: int = 0
@@ -118,8 +118,13 @@ class RegistryMixin(AliasesMixin, RunsMixin, StoreBase):
             query = select(t.registered_models.c.id).order_by(t.registered_models.c.name)
             if project is not None:
                 query = query.where(
-                    t.registered_models.c.project_id == self._project_id(conn, project)
+                    t.registered_models.c.project_id
+                    == self._project_id(conn, project, need="viewer")
                 )
+            else:
+                visible = self._visible_projects(conn)
+                if visible is not None:
+                    query = query.where(t.registered_models.c.project_id.in_(visible))
             query = self._window(query, limit, offset)
             return [self._load_model(conn, int(i)) for i in conn.execute(query).scalars()]
 
@@ -130,7 +135,7 @@ class RegistryMixin(AliasesMixin, RunsMixin, StoreBase):
         v.optional_text(description, "description")
         tag_map = v.string_map(tags, "tags")
         with self._tx() as conn:
-            row = self._model_row(conn, name)
+            row = self._model_row(conn, name, need="editor")
             values: dict[str, Any] = {"updated_at": now()}
             if description is not None:
                 values["description"] = description
@@ -238,6 +243,7 @@ class RegistryMixin(AliasesMixin, RunsMixin, StoreBase):
         m = t.registered_models.c
         run = None
         if r.run_id is not None:
+            self._run_row(conn, r.run_id, need="viewer")
             found = self._load_runs(conn, [r.run_id])
             if not found:
                 raise RunNotFound(f"run {r.run_id!r} does not exist", run_id=r.run_id)
@@ -246,6 +252,7 @@ class RegistryMixin(AliasesMixin, RunsMixin, StoreBase):
         # A model lives in one project; a new one takes the given project or the run's.
         if row is not None:
             project: str | None = self._project_name(conn, row.project_id)
+            self._require(conn, row.project_id, "editor", name=project)
         else:
             project = r.project or (run.project if run else None)
         if row is None:
@@ -271,7 +278,7 @@ class RegistryMixin(AliasesMixin, RunsMixin, StoreBase):
             ).id
         else:
             assert r.artifact_id is not None
-            artifact_id = self._load_artifact(conn, r.artifact_id).id
+            artifact_id = self._load_artifact(conn, r.artifact_id, need="viewer").id
         metric_map = r.metrics
         params_text = r.params_text
         if run is not None and not metric_map:
@@ -329,7 +336,7 @@ class RegistryMixin(AliasesMixin, RunsMixin, StoreBase):
         """Resolves `name`, `name@latest`, `name@3` or `name@alias`."""
         name, wanted = v.model_ref(ref)
         with self._read() as conn:
-            return self._load_version(conn, self._resolve(conn, name, wanted))
+            return self._load_version(conn, self._resolve(conn, name, wanted, need="viewer"))
 
     def list_model_versions(
         self, name: str, *, limit: int | None = None, offset: int = 0
@@ -337,7 +344,7 @@ class RegistryMixin(AliasesMixin, RunsMixin, StoreBase):
         """A model's versions, newest first; `limit`/`offset` select one page."""
         v.name(name, "model name")
         with self._read() as conn:
-            model = self._model_row(conn, name)
+            model = self._model_row(conn, name, need="viewer")
             query = (
                 select(t.model_versions.c.id)
                 .where(t.model_versions.c.model_id == model.id)
@@ -353,7 +360,7 @@ class RegistryMixin(AliasesMixin, RunsMixin, StoreBase):
         v.optional_text(description, "description")
         tag_map = v.string_map(tags, "tags")
         with self._tx() as conn:
-            version_id = self._resolve(conn, name, wanted)
+            version_id = self._resolve(conn, name, wanted, need="editor")
             values: dict[str, Any] = {"updated_at": now()}
             if description is not None:
                 values["description"] = description

@@ -14,12 +14,15 @@ from registrum.store.artifacts import ArtifactsMixin
 
 
 class RegistryReadMixin(ArtifactsMixin, StoreBase):
-    def _model_row(self, conn: Connection, name: str) -> Any:
+    def _model_row(self, conn: Connection, name: str, *, need: str | None = None) -> Any:
+        """A model's row; with `need`, the signed-in user must hold that role on its project."""
         row = conn.execute(
             select(t.registered_models).where(t.registered_models.c.name == name)
         ).first()
         if row is None:
             raise ModelNotFound(f"model {name!r} does not exist", model=name)
+        if need is not None:
+            self._require(conn, row.project_id, need)
         return row
 
     def _version_id_or_none(self, conn: Connection, model_id: int, version: int) -> int | None:
@@ -29,8 +32,10 @@ class RegistryReadMixin(ArtifactsMixin, StoreBase):
         ).scalar()
         return None if found is None else int(found)
 
-    def _resolve(self, conn: Connection, name: str, wanted: int | str | None) -> int:
-        model = self._model_row(conn, name)
+    def _resolve(
+        self, conn: Connection, name: str, wanted: int | str | None, *, need: str | None = None
+    ) -> int:
+        model = self._model_row(conn, name, need=need)
         mv = t.model_versions.c
         if isinstance(wanted, int):
             found = self._version_id_or_none(conn, model.id, wanted)

@@ -65,9 +65,9 @@ class RunsMixin(ParamsMixin, StoreBase):
         flat = flatten(config or {})
         tag_map = v.string_map(tags, "tags")
         with self._tx() as conn:
-            project_id = self._project_id(conn, project, create=True)
+            project_id = self._project_id(conn, project, create=True, need="editor")
             if parent_id is not None:
-                self._run_row(conn, parent_id)
+                self._run_row(conn, parent_id, need="viewer")
             existing = conn.execute(select(t.runs).where(t.runs.c.id == run_id)).first()
             stamp = now()
             if existing is None:
@@ -113,6 +113,7 @@ class RunsMixin(ParamsMixin, StoreBase):
     def get_run(self, run_id: str) -> Run:
         v.run_id(run_id)
         with self._read() as conn:
+            self._run_row(conn, run_id, need="viewer")
             runs = self._load_runs(conn, [run_id])
         if not runs:
             raise RunNotFound(f"run {run_id!r} does not exist", run_id=run_id)
@@ -128,7 +129,7 @@ class RunsMixin(ParamsMixin, StoreBase):
         if description is not None:
             values["description"] = v.optional_text(description, "description")
         with self._tx() as conn:
-            row = self._run_row(conn, run_id)
+            row = self._run_row(conn, run_id, need="editor")
             if values:
                 conn.execute(update(t.runs).where(t.runs.c.id == run_id).values(**values))
                 before = {k: getattr(row, k) for k in values}
@@ -142,7 +143,7 @@ class RunsMixin(ParamsMixin, StoreBase):
         if end_time is not None:
             v.number(end_time, "end_time")
         with self._tx() as conn:
-            row = self._run_row(conn, run_id)
+            row = self._run_row(conn, run_id, need="editor")
             if status not in TRANSITIONS[row.status]:
                 raise InvalidTransition(
                     f"run {run_id!r} is {row.status}; it cannot become {status}", run_id=run_id
@@ -173,6 +174,7 @@ class RunsMixin(ParamsMixin, StoreBase):
     def heartbeat(self, run_id: str) -> None:
         v.run_id(run_id)
         with self._tx() as conn:
+            self._run_row(conn, run_id, need="editor")
             result = conn.execute(
                 update(t.runs).where(t.runs.c.id == run_id).values(heartbeat_at=now())
             )
@@ -183,7 +185,7 @@ class RunsMixin(ParamsMixin, StoreBase):
         v.run_id(run_id)
         tag_map = v.string_map(tags, "tags")
         with self._tx() as conn:
-            row = self._run_row(conn, run_id)
+            row = self._run_row(conn, run_id, need="editor")
             before = self._tags_of(conn, run_id, list(tag_map))
             self._write_tags(conn, t.run_tags, "run_id", run_id, tag_map)
             if tag_map:
@@ -193,7 +195,7 @@ class RunsMixin(ParamsMixin, StoreBase):
         v.run_id(run_id)
         v.key(key, "tag key")
         with self._tx() as conn:
-            row = self._run_row(conn, run_id)
+            row = self._run_row(conn, run_id, need="editor")
             before = self._tags_of(conn, run_id, [key])
             conn.execute(
                 delete(t.run_tags).where(t.run_tags.c.run_id == run_id, t.run_tags.c.key == key)

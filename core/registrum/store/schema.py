@@ -330,3 +330,153 @@ audit_head = Table(
     Column("last_id", BigInteger, nullable=False),
     Column("last_hash", String(64), nullable=False),
 )
+
+# Webhooks (see store/webhooks.py): subscriptions, the worker's place in the audit trail, and
+# one delivery per (hook, event). The secret is kept as given: the worker signs with it.
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", ID, primary_key=True),
+    # The project the hook belongs to; for a hook on a model, the model's project.
+    Column("project", NAME, nullable=False),
+    Column("model", NAME),
+    Column("url", String(2048), nullable=False),
+    Column("events", Text, nullable=False),
+    Column("secret", String(256), nullable=False),
+    # The audit event that created the hook: it is sent only events after it.
+    Column("since_event", BigInteger, nullable=False),
+    Column("created_by", NAME, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Index("ix_webhooks_project", "project"),
+    Index("ix_webhooks_model", "model"),
+)
+
+# One row (id 1): the last audit event the delivery worker has matched to hooks.
+webhook_cursor = Table(
+    "webhook_cursor",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("last_event_id", BigInteger, nullable=False),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("webhook_id", ID, ForeignKey("webhooks.id"), nullable=False),
+    Column("event_id", BigInteger, nullable=False),
+    Column("action", String(64), nullable=False),
+    # pending, delivered or failed (every attempt used)
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", Double),
+    Column("last_attempt_at", Double),
+    Column("last_status", Integer),
+    Column("last_error", Text),
+    Column("delivered_at", Double),
+    Column("created_at", Double, nullable=False),
+    UniqueConstraint("webhook_id", "event_id"),
+    Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+)
+
+# Access control (see store/access.py): users, their API tokens (only a sha256 of each is
+# kept), and their roles per project.
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", NAME, nullable=False, unique=True),
+    Column("server_admin", Boolean, nullable=False),
+    Column("disabled", Boolean, nullable=False),
+    Column("created_at", Double, nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("name", NAME, nullable=False),
+    Column("prefix", String(16), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", Double, nullable=False),
+    Column("expires_at", Double),
+    Column("last_used_at", Double),
+    Column("revoked_at", Double),
+    Index("ix_api_tokens_user", "user_id"),
+)
+
+memberships = Table(
+    "memberships",
+    metadata,
+    Column("project_id", Integer, ForeignKey("projects.id"), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id"), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("created_at", Double, nullable=False),
+    Index("ix_memberships_user", "user_id"),
+)
+
+# Promotion with approval (see store/approvals.py): a model's policy, the requests to move its
+# protected aliases, each reviewer's vote, and the history of every alias move.
+model_policies = Table(
+    "model_policies",
+    metadata,
+    Column("model_id", Integer, ForeignKey("registered_models.id"), primary_key=True),
+    Column("protected", Text, nullable=False),  # JSON list of alias names
+    Column("approver_role", String(16), nullable=False),
+    Column("approvals_needed", Integer, nullable=False),
+    Column("allow_self_approval", Boolean, nullable=False),
+    Column("gates", Text, nullable=False),  # JSON list of gate objects
+    Column("updated_by", NAME, nullable=False),
+    Column("updated_at", Double, nullable=False),
+)
+
+promotion_requests = Table(
+    "promotion_requests",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_id", Integer, ForeignKey("registered_models.id"), nullable=False),
+    Column("alias", String(128), nullable=False),
+    Column("version", Integer, nullable=False),
+    # The version the alias pointed at when the request opened (None: unset); the move is a
+    # compare-and-set against it.
+    Column("from_version", Integer),
+    # open, approved, rejected or cancelled
+    Column("state", String(16), nullable=False),
+    Column("requested_by", NAME, nullable=False),
+    Column("comment", Text),
+    Column("created_at", Double, nullable=False),
+    Column("decided_by", NAME),
+    Column("decided_at", Double),
+    Column("decision_comment", Text),
+    Column("gates", Text),  # JSON: the gate results recorded at the decision
+    Index("ix_promotion_requests_model", "model_id", "state"),
+)
+
+promotion_votes = Table(
+    "promotion_votes",
+    metadata,
+    Column("request_id", Integer, ForeignKey("promotion_requests.id"), primary_key=True),
+    Column("voter", NAME, primary_key=True),
+    Column("decision", String(16), nullable=False),  # approve or reject
+    Column("comment", Text),
+    Column("at", Double, nullable=False),
+)
+
+alias_history = Table(
+    "alias_history",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("model_id", Integer, ForeignKey("registered_models.id"), nullable=False),
+    Column("alias", String(128), nullable=False),
+    Column("from_version", Integer),
+    Column("to_version", Integer),  # None: the alias was deleted
+    Column("actor", NAME, nullable=False),
+    Column("at", Double, nullable=False),
+    Column("request_id", Integer),
+    Index("ix_alias_history_model", "model_id", "alias"),
+)

@@ -13,6 +13,7 @@ from registrum.errors import AlreadyExists, StoreUnavailable
 from registrum.store import schema as t
 from registrum.store import validation as v
 from registrum.store._base import now
+from registrum.store.access import AccessMixin
 from registrum.store.audit import AuditMixin
 from registrum.store.blobs import BlobStore, LocalBlobStore
 from registrum.store.db import default_home, make_engine, migrate
@@ -20,9 +21,18 @@ from registrum.store.evaluations import EvaluationsMixin
 from registrum.store.lineage import LineageMixin
 from registrum.store.metrics import MetricsMixin
 from registrum.store.registry import RegistryMixin
+from registrum.store.webhooks import WebhooksMixin
 
 
-class Store(RegistryMixin, EvaluationsMixin, LineageMixin, MetricsMixin, AuditMixin):
+class Store(
+    RegistryMixin,
+    EvaluationsMixin,
+    LineageMixin,
+    MetricsMixin,
+    AuditMixin,
+    WebhooksMixin,
+    AccessMixin,
+):
     """Runs, metrics, artifacts, datasets and the model registry.
 
     One database and one blob store; every rule of the product lives here.
@@ -35,9 +45,11 @@ class Store(RegistryMixin, EvaluationsMixin, LineageMixin, MetricsMixin, AuditMi
             found = conn.execute(select(t.projects.c.id).where(t.projects.c.name == name)).scalar()
             if found is not None:
                 raise AlreadyExists(f"project {name!r} already exists", project=name)
-            conn.execute(
-                t.projects.insert().values(name=name, description=description, created_at=now())
-            )
+            project_id = conn.execute(
+                t.projects.insert()
+                .values(name=name, description=description, created_at=now())
+                .returning(t.projects.c.id)
+            ).scalar_one()
             self._audit(
                 conn,
                 "project.created",
@@ -46,11 +58,12 @@ class Store(RegistryMixin, EvaluationsMixin, LineageMixin, MetricsMixin, AuditMi
                 project=name,
                 after={"description": description},
             )
+            self._make_creator_admin(conn, int(project_id), name)
         return self.get_project(name)
 
     def get_project(self, name: str) -> Project:
         with self._read() as conn:
-            project_id = self._project_id(conn, name)
+            project_id = self._project_id(conn, name, need="viewer")
             r = conn.execute(select(t.projects).where(t.projects.c.id == project_id)).one()
         return Project(id=r.id, name=r.name, description=r.description, created_at=r.created_at)
 
@@ -58,6 +71,9 @@ class Store(RegistryMixin, EvaluationsMixin, LineageMixin, MetricsMixin, AuditMi
         """Projects by name; `limit`/`offset` select one page."""
         with self._read() as conn:
             query = select(t.projects).order_by(t.projects.c.name)
+            visible = self._visible_projects(conn)
+            if visible is not None:
+                query = query.where(t.projects.c.id.in_(visible))
             rows = conn.execute(self._window(query, limit, offset)).all()
         return [
             Project(id=r.id, name=r.name, description=r.description, created_at=r.created_at)
@@ -77,7 +93,7 @@ class Store(RegistryMixin, EvaluationsMixin, LineageMixin, MetricsMixin, AuditMi
         from registrum.store.search import search_run_ids
 
         with self._read() as conn:
-            project_id = self._project_id(conn, project)
+            project_id = self._project_id(conn, project, need="viewer")
             ids, next_cursor = search_run_ids(
                 conn, project_id, filter=filter, order_by=order_by, limit=limit, cursor=cursor
             )

@@ -1,0 +1,202 @@
+"""Commands for access control (`registrum users|tokens|members`) and the server's switch."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import sys
+import time
+from typing import Any
+
+from registrum.store.principal import ROLES
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is only reachable from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def add_server_options(server: argparse.ArgumentParser) -> None:
+    server.add_argument(
+        "--auth",
+        action="store_true",
+        help="require an API token on every request and check each user's project roles; "
+        "on first start a server admin is made, with the token REGISTRUM_ADMIN_TOKEN or "
+        "a fresh one printed once",
+    )
+    server.add_argument(
+        "--admin-name",
+        default="admin",
+        help="user name of the first server admin (default admin)",
+    )
+    server.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow listening on a non-loopback address without --auth (anyone who reaches "
+        "the port may read and change everything)",
+    )
+
+
+def server_auth(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The access-control settings of `registrum server`; None (after one line on stderr)
+    when it must not start: a non-loopback address without --auth or --insecure."""
+    if not args.auth and not args.insecure and not is_loopback(args.host):
+        print(
+            f"registrum server: refusing to listen on {args.host} without access control; "
+            "add --auth (API tokens and project roles) or --insecure (anyone who reaches "
+            "the port may read and change everything)",
+            file=sys.stderr,
+        )
+        return None
+    return {
+        "auth": bool(args.auth),
+        "admin_token": os.environ.get("REGISTRUM_ADMIN_TOKEN") or None,
+        "admin_name": args.admin_name,
+    }
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from registrum.cli import _client
+
+    return _client(args)
+
+
+def _when(stamp: float | None) -> str:
+    from registrum.cli import _when
+
+    return _when(stamp)
+
+
+def _users_add(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        user = client.add_user(args.name, server_admin=args.server_admin)
+    kind = "server admin" if user.server_admin else "user"
+    print(f"added {kind} {user.name}; make a token: registrum tokens create --user {user.name}")
+    return 0
+
+
+def _users_list(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        users = client.users()
+    print(f"{'name':<32}  {'server admin':<12}  {'disabled':<8}  created")
+    for u in users:
+        admin, off = "yes" if u.server_admin else "-", "yes" if u.disabled else "-"
+        print(f"{u.name:<32}  {admin:<12}  {off:<8}  {_when(u.created_at)}")
+    return 0
+
+
+def _users_disable(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        client.disable_user(args.name)
+    print(f"disabled {args.name}: their tokens no longer work")
+    return 0
+
+
+def _tokens_create(args: argparse.Namespace) -> int:
+    expires = None if args.expires_in_days is None else time.time() + args.expires_in_days * 86400
+    with _client(args) as client:
+        token = client.create_token(name=args.name, user=args.user, expires_at=expires)
+    until = f", expires {_when(token.expires_at)}" if token.expires_at else ""
+    print(f"token {token.id} ({token.name}) for {token.user}{until}; shown this once:")
+    print(token.token)
+    return 0
+
+
+def _tokens_list(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        tokens = client.tokens(user=args.user)
+    print(f"{'id':>5}  {'user':<20}  {'name':<16}  {'prefix':<12}  {'expires':<16}  state")
+    stamp = time.time()
+    for k in tokens:
+        if k.revoked_at is not None:
+            state = "revoked"
+        elif k.expires_at is not None and k.expires_at <= stamp:
+            state = "expired"
+        else:
+            state = f"active, last used {_when(k.last_used_at)}"
+        print(
+            f"{k.id:>5}  {k.user:<20}  {k.name:<16}  {k.prefix:<12}  "
+            f"{_when(k.expires_at):<16}  {state}"
+        )
+    return 0
+
+
+def _tokens_revoke(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        client.revoke_token(args.id)
+    print(f"revoked token {args.id}")
+    return 0
+
+
+def _members_add(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        member = client.add_member(args.project, args.user, args.role)
+    print(f"{member.user} is {member.role} of {member.project}")
+    return 0
+
+
+def _members_list(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        members = client.members(args.project)
+    print(f"{'user':<32}  {'role':<8}  since")
+    for m in members:
+        print(f"{m.user:<32}  {m.role:<8}  {_when(m.created_at)}")
+    return 0
+
+
+def _members_remove(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        client.remove_member(args.project, args.user)
+    print(f"removed {args.user} from {args.project}")
+    return 0
+
+
+def add_commands(commands: Any, store_help: str) -> None:
+    """Adds `users`, `tokens` and `members` to the `registrum` command."""
+
+    def leaf(group: Any, name: str, help: str, handler: Any) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = group.add_parser(name, help=help)
+        parser.add_argument("--store", default=None, help=store_help)
+        parser.set_defaults(handler=handler)
+        return parser
+
+    users = commands.add_parser(
+        "users", help="add, list and disable users (a server admin)"
+    ).add_subparsers(dest="action", required=True)
+    add = leaf(users, "add", "add a user", _users_add)
+    add.add_argument("name")
+    add.add_argument("--server-admin", action="store_true", help="may do everything")
+    leaf(users, "list", "list users", _users_list)
+    leaf(
+        users, "disable", "disable a user: their tokens stop working", _users_disable
+    ).add_argument("name")
+
+    tokens = commands.add_parser(
+        "tokens", help="create, list and revoke API tokens"
+    ).add_subparsers(dest="action", required=True)
+    create = leaf(tokens, "create", "a new token, printed once", _tokens_create)
+    create.add_argument("--user", default=None, help="whose token (default: yours)")
+    create.add_argument("--name", default="default", help="what it is for, e.g. ci")
+    create.add_argument("--expires-in-days", type=float, default=None, help="default: never")
+    leaf(tokens, "list", "tokens, without their secrets", _tokens_list).add_argument(
+        "--user", default=None, help="whose tokens (default: yours)"
+    )
+    leaf(tokens, "revoke", "revoke a token by id", _tokens_revoke).add_argument("id", type=int)
+
+    members = commands.add_parser("members", help="give users roles on a project").add_subparsers(
+        dest="action", required=True
+    )
+    member_add = leaf(members, "add", "give a user a role, or change it", _members_add)
+    member_add.add_argument("project")
+    member_add.add_argument("user")
+    member_add.add_argument("role", choices=ROLES)
+    leaf(members, "list", "a project's members", _members_list).add_argument("project")
+    remove = leaf(members, "remove", "take a user's role away", _members_remove)
+    remove.add_argument("project")
+    remove.add_argument("user")
