@@ -268,6 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_commands(commands, runs, models, store_help)
     add_access_commands(commands, store_help)
+    from registrum.cli_approvals import add_commands as add_approval_commands
+
+    add_approval_commands(commands, models, store_help)
 
     demo = commands.add_parser("demo", help="train a small model, track it, register it")
     demo.add_argument("--steps", type=int, default=200, help="training steps (default 200)")

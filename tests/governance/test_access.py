@@ -248,6 +248,8 @@ NEEDS: dict[str, set[str]] = {
     "admin": {"padmin", "server"},
     "server": {"server"},
     "owner": {"editor", "server"},
+    "reviewer": {"reviewer", "padmin", "server"},
+    "requester": {"editor", "padmin", "server"},  # who opened the request, or an admin
 }
 
 
@@ -284,6 +286,11 @@ class World:
         editor.register_model_version("m", project="p", run_id=run.id, files=[self.file])
         editor.set_alias("m", "champion", 1)
         editor.set_alias("m", "tmp", 1)
+        padmin.set_policy("m", protected=["production"])
+        self.requests = {
+            action: editor.request_promotion("m", "production", 1)["id"]
+            for action in ("approve", "reject", "cancel")
+        }
         self.revocable = editor.create_token(name="spare").id
         hook = padmin.create_webhook("http://127.0.0.1:9/hook", ["run.finished"], project="p")
         self.hook = hook["id"]
@@ -400,6 +407,30 @@ def requests_for(w: World) -> dict[str, tuple[str, dict[str, Any]]]:
         "GET /api/v1/webhooks/{webhook_id}": ("admin", {"webhook_id": w.hook}),
         "DELETE /api/v1/webhooks/{webhook_id}": ("admin", {"webhook_id": w.doomed_hook}),
         "GET /api/v1/webhooks/{webhook_id}/deliveries": ("admin", {"webhook_id": w.hook}),
+        "PUT /api/v1/models/{name}/policy": (
+            "admin",
+            {"name": "m", "json": {"protected": ["production"]}},
+        ),
+        "GET /api/v1/models/{name}/policy": ("viewer", {"name": "m"}),
+        "POST /api/v1/models/{name}/requests": (
+            "editor",
+            {"name": "m", "json": {"alias": "production", "version": 1}},
+        ),
+        "GET /api/v1/models/{name}/requests": ("viewer", {"name": "m"}),
+        "GET /api/v1/models/{name}/aliases/history": ("viewer", {"name": "m"}),
+        "GET /api/v1/requests/{request_id}": ("viewer", {"request_id": w.requests["approve"]}),
+        "POST /api/v1/requests/{request_id}/approve": (
+            "reviewer",
+            {"request_id": w.requests["approve"], "json": {"comment": "ok"}},
+        ),
+        "POST /api/v1/requests/{request_id}/reject": (
+            "reviewer",
+            {"request_id": w.requests["reject"], "json": {}},
+        ),
+        "POST /api/v1/requests/{request_id}/cancel": (
+            "requester",
+            {"request_id": w.requests["cancel"]},
+        ),
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import getpass
 import importlib.metadata
 import os
@@ -163,8 +164,14 @@ def _is_number(text: str) -> bool:
 def _packages() -> dict[str, str]:
     """Map each installed distribution's normalised name to its version.
 
-    The first distribution found on ``sys.path`` wins, as it does for imports.
+    The first distribution found on ``sys.path`` wins, as it does for imports. Listed once
+    per process (the scan takes a good fraction of a second): later runs get a copy.
     """
+    return dict(_installed())
+
+
+@functools.lru_cache(maxsize=1)
+def _installed() -> dict[str, str]:
     found: dict[str, str] = {}
     for dist in importlib.metadata.distributions():
         name_version = _name_version(dist)

@@ -253,6 +253,78 @@ class Client:
         )
         return deliveries
 
+    # -- promotion with approval ------------------------------------------------
+
+    def set_policy(
+        self,
+        name: str,
+        *,
+        protected: Sequence[str] = (),
+        approver_role: str = "reviewer",
+        approvals_needed: int = 1,
+        allow_self_approval: bool = False,
+        gates: Sequence[dict[str, Any]] = (),
+    ) -> dict[str, Any]:
+        """Sets a model's policy (needs project admin): the aliases it protects, who approves
+        moves, how many approvals they need, and gates, e.g.
+        `{"type": "evaluation", "fingerprint": F, "metric": "acc", "direction": "higher"}`
+        or `{"type": "tags", "tags": ["validated"]}`."""
+        result: dict[str, Any] = self._store.set_policy(
+            name,
+            protected=list(protected),
+            approver_role=approver_role,
+            approvals_needed=approvals_needed,
+            allow_self_approval=allow_self_approval,
+            gates=list(gates),
+        )
+        return result
+
+    def policy(self, name: str) -> dict[str, Any]:
+        """A model's policy (the default, nothing protected, if none was set)."""
+        result: dict[str, Any] = self._store.get_policy(name)
+        return result
+
+    def request_promotion(
+        self, name: str, alias: str, version: int, *, comment: str | None = None
+    ) -> dict[str, Any]:
+        """Opens a request to point protected alias `alias` at `version`; the answer shows
+        which gates pass now."""
+        result: dict[str, Any] = self._store.request_promotion(
+            name, alias, version, comment=comment
+        )
+        return result
+
+    def requests(
+        self, name: str, *, state: str | None = None, alias: str | None = None
+    ) -> list[dict[str, Any]]:
+        """A model's promotion requests, newest first."""
+        result: list[dict[str, Any]] = self._store.list_requests(name, state=state, alias=alias)
+        return result
+
+    def request(self, request_id: int) -> dict[str, Any]:
+        """One promotion request, with its votes and gates."""
+        result: dict[str, Any] = self._store.get_request(request_id)
+        return result
+
+    def approve(self, request_id: int, *, comment: str | None = None) -> dict[str, Any]:
+        """Approves a request; the last approval needed moves the alias if every gate passes."""
+        result: dict[str, Any] = self._store.approve_request(request_id, comment=comment)
+        return result
+
+    def reject(self, request_id: int, *, comment: str | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = self._store.reject_request(request_id, comment=comment)
+        return result
+
+    def cancel_request(self, request_id: int, *, comment: str | None = None) -> dict[str, Any]:
+        """Withdraws a request (its requester, or a project admin)."""
+        result: dict[str, Any] = self._store.cancel_request(request_id, comment=comment)
+        return result
+
+    def alias_history(self, name: str, alias: str | None = None) -> list[dict[str, Any]]:
+        """Every move of a model's aliases (or of one), oldest first."""
+        result: list[dict[str, Any]] = self._store.alias_history(name, alias)
+        return result
+
     def download(self, ref: str, out: str | Path) -> Path:
         """Downloads a model version's files into `out`, verified, with progress on a terminal."""
         version = self.model_version(ref)

@@ -511,6 +511,70 @@ class HttpStore(w.Connection):
             )
         return f"/webhooks/{w.q(webhook_id)}"
 
+    # -- promotion with approval ------------------------------------------------
+
+    def set_policy(self, name: str, **policy: Any) -> dict[str, Any]:
+        for key in ("protected", "gates"):
+            if isinstance(policy.get(key), tuple):
+                policy[key] = list(policy[key])
+        result: dict[str, Any] = self._json("PUT", f"/models/{w.model(name)}/policy", body=policy)
+        return result
+
+    def get_policy(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._json("GET", f"/models/{w.model(name)}/policy")
+        return result
+
+    def request_promotion(
+        self, name: str, alias: str, version: int, *, comment: str | None = None
+    ) -> dict[str, Any]:
+        body = {"alias": alias, "version": version, "comment": comment}
+        result: dict[str, Any] = self._json("POST", f"/models/{w.model(name)}/requests", body=body)
+        return result
+
+    def list_requests(
+        self,
+        name: str,
+        *,
+        state: str | None = None,
+        alias: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        params = {"state": state, "alias": alias}
+        items: list[dict[str, Any]] = self._pages(
+            f"/models/{w.model(name)}/requests", params, limit, offset
+        )
+        return items
+
+    def get_request(self, request_id: int) -> dict[str, Any]:
+        v.integer(request_id, "request id", minimum=1)
+        result: dict[str, Any] = self._json("GET", f"/requests/{request_id}")
+        return result
+
+    def approve_request(self, request_id: int, *, comment: str | None = None) -> dict[str, Any]:
+        return self._request_action(request_id, "approve", comment)
+
+    def reject_request(self, request_id: int, *, comment: str | None = None) -> dict[str, Any]:
+        return self._request_action(request_id, "reject", comment)
+
+    def cancel_request(self, request_id: int, *, comment: str | None = None) -> dict[str, Any]:
+        return self._request_action(request_id, "cancel", comment)
+
+    def alias_history(
+        self, name: str, alias: str | None = None, *, limit: int | None = None, offset: int = 0
+    ) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self._pages(
+            f"/models/{w.model(name)}/aliases/history", {"alias": alias}, limit, offset
+        )
+        return items
+
+    def _request_action(self, request_id: int, action: str, comment: str | None) -> dict[str, Any]:
+        v.integer(request_id, "request id", minimum=1)
+        result: dict[str, Any] = self._json(
+            "POST", f"/requests/{request_id}/{action}", body={"comment": comment}
+        )
+        return result
+
     # -- access control ---------------------------------------------------------
 
     def whoami(self) -> User:

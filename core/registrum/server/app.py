@@ -13,6 +13,7 @@ from registrum.server.access import bootstrap_admin
 from registrum.server.limits import BodyLimit
 from registrum.server.routes import (
     access,
+    approvals,
     artifacts,
     audit,
     blobs,
@@ -60,5 +61,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(access.router, prefix="/api/v1")
     app.include_router(webhooks.router, prefix="/api/v1")
+    app.include_router(approvals.router, prefix="/api/v1")
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app

@@ -6,10 +6,11 @@ from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from registrum.entities import UNSET, ModelVersion, _Unset
-from registrum.errors import AliasMoved, AliasNotFound
+from registrum.errors import AliasMoved, AliasNotFound, Conflict
 from registrum.store import schema as t
 from registrum.store import validation as v
-from registrum.store._base import StoreBase, now
+from registrum.store._base import StoreBase, loads, now
+from registrum.store.auditing import current_actor
 from registrum.store.registry_read import RegistryReadMixin
 
 
@@ -31,6 +32,7 @@ class AliasesMixin(RegistryReadMixin, StoreBase):
         try:
             with self._tx() as conn:
                 model = self._model_row(conn, name, need="editor")
+                self._refuse_protected(conn, model.id, name, alias, version)
                 version_id = self._resolve(conn, name, version)
                 expected_id: int | _Unset | None = expected_version
                 if isinstance(expected_version, int):
@@ -55,6 +57,7 @@ class AliasesMixin(RegistryReadMixin, StoreBase):
         v.alias(alias)
         with self._tx() as conn:
             model = self._model_row(conn, name, need="editor")
+            self._refuse_protected(conn, model.id, name, alias, None)
             a = t.aliases.c
             before = conn.execute(
                 select(a.version_id).where(a.model_id == model.id, a.alias == alias)
@@ -77,6 +80,30 @@ class AliasesMixin(RegistryReadMixin, StoreBase):
 
     # -- helpers -------------------------------------------------------------
 
+    def _refuse_protected(
+        self, conn: Connection, model_id: int, name: str, alias: str, version: int | None
+    ) -> None:
+        """Raises `Conflict` when the model's policy protects `alias`: it moves only through an
+        approved promotion request (store/approvals.py)."""
+        protected = conn.execute(
+            select(t.model_policies.c.protected).where(t.model_policies.c.model_id == model_id)
+        ).scalar()
+        if protected is None or alias not in loads(protected):
+            return
+        how = (
+            f"request the move: client.request_promotion({name!r}, {alias!r}, {version}) "
+            f"or registrum requests open {name} {alias} {version}"
+            if version is not None
+            else "ask a project admin to unprotect it first (registrum policy set)"
+        )
+        raise Conflict(
+            f"{name}@{alias} is protected by the model's policy and moves only through an "
+            f"approved request: {how}",
+            model=name,
+            alias=alias,
+            approval_required=True,
+        )
+
     def _move_alias(
         self,
         conn: Connection,
@@ -86,6 +113,7 @@ class AliasesMixin(RegistryReadMixin, StoreBase):
         expected_id: int | _Unset | None,
         *,
         label: str = "",
+        request_id: int | None = None,
     ) -> None:
         a = t.aliases.c
         stamp = now()
@@ -102,7 +130,7 @@ class AliasesMixin(RegistryReadMixin, StoreBase):
                     set_={"version_id": stmt.excluded.version_id, "updated_at": stamp},
                 )
             )
-            self._audit_alias(conn, model_id, alias, before, version_id)
+            self._audit_alias(conn, model_id, alias, before, version_id, request_id)
             return
         if expected_id is None:
             # RETURNING, not rowcount: psycopg reports -1 for an INSERT's rowcount.
@@ -114,7 +142,7 @@ class AliasesMixin(RegistryReadMixin, StoreBase):
             ).first()
             if inserted is None:
                 raise AliasMoved(f"{label} already exists; expected it not to")
-            self._audit_alias(conn, model_id, alias, None, version_id)
+            self._audit_alias(conn, model_id, alias, None, version_id, request_id)
             return
         done = conn.execute(
             update(t.aliases)
@@ -125,7 +153,7 @@ class AliasesMixin(RegistryReadMixin, StoreBase):
             raise AliasMoved(
                 f"{label} no longer points at the expected version; read it again and retry"
             )
-        self._audit_alias(conn, model_id, alias, expected_id, version_id)
+        self._audit_alias(conn, model_id, alias, expected_id, version_id, request_id)
 
     def _audit_alias(
         self,
@@ -134,8 +162,10 @@ class AliasesMixin(RegistryReadMixin, StoreBase):
         alias: str,
         before_id: int | None,
         after_id: int | None,
+        request_id: int | None = None,
     ) -> None:
-        """An `alias.moved` (or `alias.deleted`) event, with version numbers before and after."""
+        """An `alias.moved` (or `alias.deleted`) event, with version numbers before and after,
+        and the move kept in the alias history (with the request that approved it, if any)."""
         model = conn.execute(
             select(t.registered_models.c.name, t.projects.c.name)
             .join(t.projects, t.projects.c.id == t.registered_models.c.project_id)
@@ -155,5 +185,18 @@ class AliasesMixin(RegistryReadMixin, StoreBase):
             f"{model[0]}@{alias}",
             project=model[1],
             before=None if before_id is None else {"version": numbers[before_id]},
-            after=None if after_id is None else {"version": numbers[after_id]},
+            after=None
+            if after_id is None
+            else {"version": numbers[after_id], **({"request": request_id} if request_id else {})},
+        )
+        conn.execute(
+            t.alias_history.insert().values(
+                model_id=model_id,
+                alias=alias,
+                from_version=numbers.get(before_id) if before_id is not None else None,
+                to_version=numbers.get(after_id) if after_id is not None else None,
+                actor=current_actor(),
+                at=now(),
+                request_id=request_id,
+            )
         )

@@ -329,6 +329,8 @@ class RegistryMixin(AliasesMixin, RunsMixin, StoreBase):
             },
         )
         for alias in r.aliases:
+            # A protected alias fails the whole registration: nothing is kept half-done.
+            self._refuse_protected(conn, model_id, r.name, alias, number)
             self._move_alias(conn, model_id, alias, version_id, UNSET)
         return self._load_version(conn, version_id)
 

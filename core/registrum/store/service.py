@@ -14,6 +14,7 @@ from registrum.store import schema as t
 from registrum.store import validation as v
 from registrum.store._base import now
 from registrum.store.access import AccessMixin
+from registrum.store.approvals import ApprovalsMixin
 from registrum.store.audit import AuditMixin
 from registrum.store.blobs import BlobStore, LocalBlobStore
 from registrum.store.db import default_home, make_engine, migrate
@@ -25,6 +26,7 @@ from registrum.store.webhooks import WebhooksMixin
 
 
 class Store(
+    ApprovalsMixin,
     RegistryMixin,
     EvaluationsMixin,
     LineageMixin,

@@ -1,0 +1,178 @@
+"""Commands for promotion with approval: `registrum policy`, `registrum requests` and
+`registrum models aliases-history`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from registrum.store.principal import ROLES
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from registrum.cli import _client
+
+    return _client(args)
+
+
+def _when(stamp: float | None) -> str:
+    from registrum.cli import _when
+
+    return _when(stamp)
+
+
+def _policy_set(args: argparse.Namespace) -> int:
+    gates = [json.loads(g) for g in args.gate]
+    if args.require_tag:
+        gates.append({"type": "tags", "tags": args.require_tag})
+    with _client(args) as client:
+        policy = client.set_policy(
+            args.name,
+            protected=args.protect,
+            approver_role=args.approver_role,
+            approvals_needed=args.approvals,
+            allow_self_approval=args.allow_self_approval,
+            gates=gates,
+        )
+    _print_policy(policy)
+    return 0
+
+
+def _policy_show(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        _print_policy(client.policy(args.name))
+    return 0
+
+
+def _print_policy(policy: dict[str, Any]) -> None:
+    protected = ", ".join(policy["protected"]) or "(none)"
+    print(f"model {policy['model']}: protected aliases {protected}")
+    self_ok = "may" if policy["allow_self_approval"] else "may not"
+    print(
+        f"approvals: {policy['approvals_needed']} by {policy['approver_role']} or higher; "
+        f"requesters {self_ok} approve their own request"
+    )
+    for gate in policy["gates"]:
+        print(f"gate: {json.dumps(gate, sort_keys=True)}")
+
+
+def _requests_open(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        request = client.request_promotion(
+            args.name, args.alias, args.version, comment=args.comment
+        )
+    _print_request(request)
+    return 0
+
+
+def _requests_list(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        requests = client.requests(args.name, state=args.state)
+    print(f"{'id':>5}  {'alias':<16}  {'move':<9}  {'state':<9}  {'votes':<5}  {'by':<16}  opened")
+    for r in requests:
+        move = f"{r['from_version'] or '-'}->{r['version']}"
+        votes = f"{r['approvals']}/{r['approvals_needed']}"
+        print(
+            f"{r['id']:>5}  {r['alias']:<16}  {move:<9}  {r['state']:<9}  {votes:<5}  "
+            f"{r['requested_by']:<16}  {_when(r['created_at'])}"
+        )
+    return 0
+
+
+def _requests_show(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        _print_request(client.request(args.id))
+    return 0
+
+
+def _requests_decide(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        act = {"approve": client.approve, "reject": client.reject, "cancel": client.cancel_request}
+        _print_request(act[args.action](args.id, comment=args.comment))
+    return 0
+
+
+def _print_request(r: dict[str, Any]) -> None:
+    print(
+        f"request {r['id']}: {r['model']}@{r['alias']} {r['from_version'] or '(unset)'} -> "
+        f"{r['version']}, {r['state']}, {r['approvals']}/{r['approvals_needed']} approvals"
+    )
+    print(f"opened by {r['requested_by']} {_when(r['created_at'])}: {r['comment'] or ''}")
+    for vote in r["votes"]:
+        print(
+            f"  {vote['decision']} by {vote['voter']} {_when(vote['at'])}: {vote['comment'] or ''}"
+        )
+    if r["decided_by"]:
+        print(f"{r['state']} by {r['decided_by']} {_when(r['decided_at'])}")
+    for g in r["gates"]:
+        print(f"  gate {'pass' if g['passed'] else 'FAIL'}: {g['detail']}")
+
+
+def _aliases_history(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        moves = client.alias_history(args.name, args.alias)
+    print(f"{'when':<16}  {'alias':<16}  {'from':>5}  {'to':>5}  {'by':<20}  request")
+    for m in moves:
+        before = "-" if m["from_version"] is None else m["from_version"]
+        after = "-" if m["to_version"] is None else m["to_version"]
+        print(
+            f"{_when(m['at']):<16}  {m['alias']:<16}  {before:>5}  {after:>5}  "
+            f"{m['actor']:<20}  {m['request_id'] or '-'}"
+        )
+    return 0
+
+
+def add_commands(commands: Any, models: Any, store_help: str) -> None:
+    """Adds `policy`, `requests` and `models aliases-history` to the `registrum` command."""
+
+    def leaf(group: Any, name: str, help: str, handler: Any) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = group.add_parser(name, help=help)
+        parser.add_argument("--store", default=None, help=store_help)
+        parser.set_defaults(handler=handler)
+        return parser
+
+    policy = commands.add_parser(
+        "policy", help="a model's protected aliases, approvers and gates"
+    ).add_subparsers(dest="action", required=True)
+    set_ = leaf(policy, "set", "replace a model's policy (project admin)", _policy_set)
+    set_.add_argument("name")
+    set_.add_argument("--protect", action="append", default=[], help="alias (repeat)")
+    set_.add_argument("--approver-role", default="reviewer", choices=ROLES[1:])
+    set_.add_argument("--approvals", type=int, default=1, help="approvals needed (default 1)")
+    set_.add_argument("--allow-self-approval", action="store_true")
+    set_.add_argument(
+        "--gate",
+        action="append",
+        default=[],
+        help='a gate as JSON, e.g. \'{"dataset": "test", "metric": "acc"}\' (repeat)',
+    )
+    set_.add_argument("--require-tag", action="append", default=[], help="tag key (repeat)")
+    leaf(policy, "show", "a model's policy", _policy_show).add_argument("name")
+
+    requests = commands.add_parser(
+        "requests", help="open, list and decide promotion requests"
+    ).add_subparsers(dest="action", required=True)
+    opened = leaf(requests, "open", "request moving a protected alias", _requests_open)
+    opened.add_argument("name")
+    opened.add_argument("alias")
+    opened.add_argument("version", type=int)
+    opened.add_argument("--comment", default=None)
+    listed = leaf(requests, "list", "a model's requests, newest first", _requests_list)
+    listed.add_argument("name")
+    listed.add_argument("--state", default=None, help="open, approved, rejected or cancelled")
+    leaf(requests, "show", "one request: votes and gates", _requests_show).add_argument(
+        "id", type=int
+    )
+    for action, help in (
+        ("approve", "approve a request; the last approval needed moves the alias"),
+        ("reject", "reject a request"),
+        ("cancel", "withdraw a request (its requester or a project admin)"),
+    ):
+        decide = leaf(requests, action, help, _requests_decide)
+        decide.add_argument("id", type=int)
+        decide.add_argument("--comment", default=None)
+
+    history = leaf(models, "aliases-history", "every move of a model's aliases", _aliases_history)
+    history.add_argument("name")
+    history.add_argument("--alias", default=None)

@@ -1,0 +1,615 @@
+"""Promotion with approval: a model's policy protects aliases, which then move only through a
+request that enough reviewers approve and whose gates pass; every alias move is kept.
+
+A policy names the protected aliases, the role that may approve (default reviewer), how many
+approvals a request needs (default 1), whether requesters may approve their own request
+(default no), and gates. Moving a protected alias directly (`set_alias`, `aliases=` at
+registration) raises `Conflict` and says to request the move. A request remembers the version
+the alias pointed at when it opened; the approval that completes it moves the alias as a
+compare-and-set against that version, in the transaction that marks the request approved, so
+two concurrent approvals move the alias once. Voters are told apart by the acting user's name
+(the embedded store's one user is `local`).
+
+Gates, checked before the approval that would complete a request:
+
+* `{"type": "evaluation", "dataset": "test", "metric": "acc", "direction": "higher",
+  "tolerance": None}` (or `"fingerprint": F` instead of, or as well as, a dataset name): the
+  candidate has an evaluation on that data; with a metric, its value there beats the version
+  the alias points at now, on the same dataset version (with a tolerance, it may be worse by at
+  most that much). Without a metric, any evaluation on that data passes.
+* `{"type": "tags", "tags": {"validated": "true", "reviewed": None}}` (or a list of keys): the
+  candidate has these tags (None: with any value).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from registrum.errors import AliasNotFound, Conflict, Forbidden, InvalidArgument, NotFound
+from registrum.store import schema as t
+from registrum.store import validation as v
+from registrum.store._base import StoreBase, dumps, loads, now
+from registrum.store.auditing import current_actor
+from registrum.store.evaluations import EvaluationsMixin
+from registrum.store.principal import ROLES
+from registrum.store.registry import RegistryMixin
+
+STATES = ("open", "approved", "rejected", "cancelled")
+DEFAULT_POLICY: dict[str, Any] = {
+    "protected": [],
+    "approver_role": "reviewer",
+    "approvals_needed": 1,
+    "allow_self_approval": False,
+    "gates": [],
+}
+
+
+class ApprovalsMixin(RegistryMixin, EvaluationsMixin, StoreBase):
+    # -- policy ----------------------------------------------------------------------
+
+    def set_policy(
+        self,
+        name: str,
+        *,
+        protected: Sequence[str] = (),
+        approver_role: str = "reviewer",
+        approvals_needed: int = 1,
+        allow_self_approval: bool = False,
+        gates: Sequence[Mapping[str, Any]] = (),
+    ) -> dict[str, Any]:
+        """Sets (replaces) a model's policy; needs admin on the model's project."""
+        v.name(name, "model name")
+        if isinstance(protected, str) or not isinstance(protected, Sequence):
+            raise InvalidArgument("protected must be a list of alias names, e.g. ['champion']")
+        aliases = sorted({v.alias(a) for a in protected})
+        if approver_role not in ROLES[1:]:
+            raise InvalidArgument(
+                f"approver_role {approver_role!r} must be one of {', '.join(ROLES[1:])}"
+            )
+        needed = v.integer(approvals_needed, "approvals_needed", minimum=1)
+        if not isinstance(allow_self_approval, bool):
+            raise InvalidArgument("allow_self_approval must be true or false")
+        if isinstance(gates, (str, Mapping)) or not isinstance(gates, Sequence):
+            raise InvalidArgument("gates must be a list of gate objects")
+        checked = [_gate(g, i) for i, g in enumerate(gates)]
+        policy = {
+            "protected": aliases,
+            "approver_role": approver_role,
+            "approvals_needed": needed,
+            "allow_self_approval": allow_self_approval,
+            "gates": checked,
+        }
+        with self._tx() as conn:
+            model = self._model_row(conn, name, need="admin")
+            before = self._policy(conn, model.id)
+            values = {
+                "protected": dumps(aliases),
+                "approver_role": approver_role,
+                "approvals_needed": needed,
+                "allow_self_approval": allow_self_approval,
+                "gates": dumps(checked),
+                "updated_by": current_actor(),
+                "updated_at": now(),
+            }
+            stmt = self._insert(t.model_policies)
+            conn.execute(
+                stmt.values(model_id=model.id, **values).on_conflict_do_update(
+                    index_elements=["model_id"], set_=values
+                )
+            )
+            self._audit(
+                conn,
+                "policy.updated",
+                "model",
+                name,
+                project=self._project_name(conn, model.project_id),
+                before=before,
+                after=policy,
+            )
+            return {"model": name, **self._policy(conn, model.id)}
+
+    def get_policy(self, name: str) -> dict[str, Any]:
+        """A model's policy; a model without one has the default (nothing protected)."""
+        v.name(name, "model name")
+        with self._read() as conn:
+            model = self._model_row(conn, name, need="viewer")
+            return {"model": name, **self._policy(conn, model.id)}
+
+    # -- requests --------------------------------------------------------------------
+
+    def request_promotion(
+        self, name: str, alias: str, version: int, *, comment: str | None = None
+    ) -> dict[str, Any]:
+        """Opens a request to point protected `alias` at `version`; needs editor."""
+        v.name(name, "model name")
+        v.alias(alias)
+        v.integer(version, "version", minimum=1)
+        v.optional_text(comment, "comment")
+        with self._tx() as conn:
+            model = self._model_row(conn, name, need="editor")
+            self._resolve(conn, name, version)
+            policy = self._policy(conn, model.id)
+            if alias not in policy["protected"]:
+                raise InvalidArgument(
+                    f"{name}@{alias} is not protected by the model's policy: move it directly "
+                    f"(client.set_alias({name!r}, {alias!r}, {version}))"
+                )
+            current = self._alias_version(conn, model.id, alias)
+            if current == version:
+                raise InvalidArgument(f"{name}@{alias} already points at version {version}")
+            request_id = conn.execute(
+                t.promotion_requests.insert()
+                .values(
+                    model_id=model.id,
+                    alias=alias,
+                    version=version,
+                    from_version=current,
+                    state="open",
+                    requested_by=current_actor(),
+                    comment=comment,
+                    created_at=now(),
+                )
+                .returning(t.promotion_requests.c.id)
+            ).scalar_one()
+            self._audit(
+                conn,
+                "approval.requested",
+                "promotion_request",
+                str(request_id),
+                project=self._project_name(conn, model.project_id),
+                after={
+                    "model": name,
+                    "alias": alias,
+                    "version": version,
+                    "from_version": current,
+                    "comment": comment,
+                },
+            )
+            record = self._request_record(conn, int(request_id))
+        record["gates"] = self._evaluate_gates(name, policy["gates"], alias, version)
+        return record
+
+    def list_requests(
+        self,
+        name: str,
+        *,
+        state: str | None = None,
+        alias: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        """A model's promotion requests, newest first; open ones show their gates live."""
+        v.name(name, "model name")
+        if state is not None and state not in STATES:
+            raise InvalidArgument(f"state {state!r} is not one of {', '.join(STATES)}")
+        r = t.promotion_requests.c
+        with self._read() as conn:
+            model = self._model_row(conn, name, need="viewer")
+            query = select(r.id).where(r.model_id == model.id).order_by(r.id.desc())
+            if state is not None:
+                query = query.where(r.state == state)
+            if alias is not None:
+                query = query.where(r.alias == v.alias(alias))
+            ids = conn.execute(self._window(query, limit, offset)).scalars().all()
+            records = [self._request_record(conn, int(i)) for i in ids]
+            gates = self._policy(conn, model.id)["gates"]
+        return [self._with_live_gates(rec, gates) for rec in records]
+
+    def get_request(self, request_id: int) -> dict[str, Any]:
+        """One promotion request, with its votes and its gates (live while it is open)."""
+        v.integer(request_id, "request id", minimum=1)
+        with self._read() as conn:
+            row = self._request_row(conn, request_id)
+            self._require(conn, row.project_id, "viewer")
+            record = self._request_record(conn, request_id)
+            gates = self._policy(conn, row.model_id)["gates"]
+        return self._with_live_gates(record, gates)
+
+    def approve_request(self, request_id: int, *, comment: str | None = None) -> dict[str, Any]:
+        """Approves a request (needs the policy's approver role); the approval that reaches the
+        policy's count moves the alias, if every gate passes (`Conflict` names those that
+        fail, and nothing changes)."""
+        return self._decide(request_id, "approve", comment)
+
+    def reject_request(self, request_id: int, *, comment: str | None = None) -> dict[str, Any]:
+        """Rejects a request (needs the policy's approver role); the alias stays."""
+        return self._decide(request_id, "reject", comment)
+
+    def cancel_request(self, request_id: int, *, comment: str | None = None) -> dict[str, Any]:
+        """Cancels an open request: its requester, or an admin of the model's project."""
+        return self._decide(request_id, "cancel", comment)
+
+    def alias_history(
+        self, name: str, alias: str | None = None, *, limit: int | None = None, offset: int = 0
+    ) -> list[dict[str, Any]]:
+        """Every move of a model's aliases (or of one), oldest first: who, when, from which
+        version to which (None: unset or deleted), and the request that approved it."""
+        v.name(name, "model name")
+        h = t.alias_history.c
+        with self._read() as conn:
+            model = self._model_row(conn, name, need="viewer")
+            query = select(t.alias_history).where(h.model_id == model.id).order_by(h.id)
+            if alias is not None:
+                query = query.where(h.alias == v.alias(alias))
+            rows = conn.execute(self._window(query, limit, offset)).all()
+        return [
+            {
+                "model": name,
+                "alias": r.alias,
+                "from_version": r.from_version,
+                "to_version": r.to_version,
+                "actor": r.actor,
+                "at": r.at,
+                "request_id": r.request_id,
+            }
+            for r in rows
+        ]
+
+    # -- deciding --------------------------------------------------------------------
+
+    def _decide(self, request_id: int, action: str, comment: str | None) -> dict[str, Any]:
+        v.integer(request_id, "request id", minimum=1)
+        v.optional_text(comment, "comment")
+        # Gates are read first, outside the write transaction; the move itself is a
+        # compare-and-set against the version they were compared with.
+        with self._read() as conn:
+            row = self._request_row(conn, request_id)
+            self._require(conn, row.project_id, "viewer")
+            policy = self._policy(conn, row.model_id)
+        gates = self._evaluate_gates(row.model, policy["gates"], row.alias, row.version)
+        actor = current_actor()
+        r = t.promotion_requests.c
+        with self._tx() as conn:
+            # The row lock (PostgreSQL) or the write lock (SQLite) serialises decisions.
+            locked = conn.execute(
+                select(t.promotion_requests).where(r.id == request_id).with_for_update()
+            ).one()
+            policy = self._policy(conn, row.model_id)
+            project = self._project_name(conn, row.project_id)
+            if action == "cancel":
+                if actor != locked.requested_by:
+                    self._require(conn, row.project_id, "admin", name=project)
+            else:
+                self._require(conn, row.project_id, policy["approver_role"], name=project)
+            if locked.state != "open":
+                raise Conflict(
+                    f"request {request_id} is already {locked.state}; open a new request "
+                    f"to move {row.model}@{row.alias}",
+                    request_id=request_id,
+                    state=locked.state,
+                )
+            self_approval = action == "approve" and actor == locked.requested_by
+            if self_approval and not policy["allow_self_approval"]:
+                raise Forbidden(
+                    f"{actor!r} opened request {request_id} and may not approve it: "
+                    "another approver must, or a project admin can allow self-approval "
+                    "in the model's policy",
+                    needed=policy["approver_role"],
+                )
+            if action != "cancel":
+                self._vote(conn, request_id, actor, action, comment)
+            record = self._request_record(conn, request_id)
+            if action == "approve" and record["approvals"] < policy["approvals_needed"]:
+                self._audit(
+                    conn,
+                    "approval.voted",
+                    "promotion_request",
+                    str(request_id),
+                    project=project,
+                    after={"model": row.model, "alias": row.alias, "vote": "approve"},
+                )
+                record["gates"] = gates
+                return record
+            failing = [g for g in gates if not g["passed"]]
+            if action == "approve" and failing:
+                raise Conflict(
+                    f"request {request_id} has its approvals but gates fail: "
+                    + "; ".join(g["detail"] for g in failing)
+                    + ". Fix these, then approve again",
+                    request_id=request_id,
+                    gates=gates,
+                )
+            state = {"approve": "approved", "reject": "rejected", "cancel": "cancelled"}[action]
+            done = conn.execute(
+                update(t.promotion_requests)
+                .where(r.id == request_id, r.state == "open")
+                .values(
+                    state=state,
+                    decided_by=actor,
+                    decided_at=now(),
+                    decision_comment=comment,
+                    gates=dumps(gates),
+                )
+            ).rowcount
+            if done != 1:
+                raise Conflict(f"request {request_id} was decided concurrently; read it again")
+            if state == "approved":
+                self._approve_move(conn, locked, row.model, request_id)
+            self._audit(
+                conn,
+                "approval.decided",
+                "promotion_request",
+                str(request_id),
+                project=project,
+                before={"state": "open"},
+                after={
+                    "model": row.model,
+                    "alias": row.alias,
+                    "version": row.version,
+                    "decision": state,
+                    "comment": comment,
+                    "gates": gates,
+                },
+            )
+            return self._request_record(conn, request_id)
+
+    def _vote(
+        self, conn: Connection, request_id: int, actor: str, action: str, comment: str | None
+    ) -> None:
+        c = t.promotion_votes.c
+        voted = conn.execute(
+            select(c.decision).where(c.request_id == request_id, c.voter == actor)
+        ).scalar()
+        if voted is not None:
+            raise Conflict(f"{actor!r} already voted {voted} on request {request_id}")
+        conn.execute(
+            t.promotion_votes.insert().values(
+                request_id=request_id,
+                voter=actor,
+                decision=action,
+                comment=comment,
+                at=now(),
+            )
+        )
+
+    def _approve_move(self, conn: Connection, locked: Any, name: str, request_id: int) -> None:
+        """Points the alias at the requested version, only if it still points where it did
+        when the request opened."""
+        version_id = self._version_id_or_none(conn, locked.model_id, locked.version)
+        if version_id is None:  # versions are never deleted; kept for a clear error
+            raise NotFound(f"model {name!r} has no version {locked.version}")
+        expected: int | None = None
+        if locked.from_version is not None:
+            expected = self._version_id_or_none(conn, locked.model_id, locked.from_version)
+        self._move_alias(
+            conn,
+            locked.model_id,
+            locked.alias,
+            version_id,
+            expected,
+            label=f"{name}@{locked.alias} (request {request_id}: open a new request)",
+            request_id=request_id,
+        )
+
+    # -- gates -----------------------------------------------------------------------
+
+    def _with_live_gates(self, record: dict[str, Any], gates: list[Any]) -> dict[str, Any]:
+        if record["state"] == "open":
+            record["gates"] = self._evaluate_gates(
+                record["model"], gates, record["alias"], record["version"]
+            )
+        return record
+
+    def _evaluate_gates(
+        self, name: str, gates: list[dict[str, Any]], alias: str, version: int
+    ) -> list[dict[str, Any]]:
+        """Each gate with `passed` and a `detail` that says why."""
+        if not gates:
+            return []
+        candidate = self.get_model_version(f"{name}@{version}")
+        try:
+            current: int | None = self.get_model_version(f"{name}@{alias}").version
+        except AliasNotFound:
+            current = None
+        history = None
+        if any(g["type"] == "evaluation" for g in gates):
+            history = self.evaluations(name)
+        out = []
+        for gate in gates:
+            if gate["type"] == "tags":
+                passed, detail = _tags_gate(gate, candidate.tags, version)
+            else:
+                assert history is not None
+                passed, detail = _evaluation_gate(gate, history, version, current)
+            out.append({"gate": gate, "passed": passed, "detail": detail})
+        return out
+
+    # -- reading ---------------------------------------------------------------------
+
+    def _policy(self, conn: Connection, model_id: int) -> dict[str, Any]:
+        row = conn.execute(
+            select(t.model_policies).where(t.model_policies.c.model_id == model_id)
+        ).first()
+        if row is None:
+            return {**DEFAULT_POLICY, "protected": [], "gates": []}
+        return {
+            "protected": loads(row.protected),
+            "approver_role": row.approver_role,
+            "approvals_needed": row.approvals_needed,
+            "allow_self_approval": bool(row.allow_self_approval),
+            "gates": loads(row.gates),
+        }
+
+    def _alias_version(self, conn: Connection, model_id: int, alias: str) -> int | None:
+        a, mv = t.aliases.c, t.model_versions.c
+        found = conn.execute(
+            select(mv.version)
+            .join(t.aliases, a.version_id == mv.id)
+            .where(a.model_id == model_id, a.alias == alias)
+        ).scalar()
+        return None if found is None else int(found)
+
+    def _request_row(self, conn: Connection, request_id: int) -> Any:
+        r, m = t.promotion_requests.c, t.registered_models.c
+        row = conn.execute(
+            select(r.id, r.model_id, r.alias, r.version, m.project_id, m.name.label("model"))
+            .join(t.registered_models, m.id == r.model_id)
+            .where(r.id == request_id)
+        ).first()
+        if row is None:
+            raise NotFound(
+                f"promotion request {request_id} does not exist: list a model's requests with "
+                "registrum requests list MODEL",
+                request_id=request_id,
+            )
+        return row
+
+    def _request_record(self, conn: Connection, request_id: int) -> dict[str, Any]:
+        r, m = t.promotion_requests, t.registered_models.c
+        row = conn.execute(
+            select(r, m.name.label("model"), t.projects.c.name.label("project"))
+            .join(t.registered_models, m.id == r.c.model_id)
+            .join(t.projects, t.projects.c.id == m.project_id)
+            .where(r.c.id == request_id)
+        ).one()
+        c = t.promotion_votes.c
+        votes = [
+            {"voter": x.voter, "decision": x.decision, "comment": x.comment, "at": x.at}
+            for x in conn.execute(
+                select(t.promotion_votes).where(c.request_id == request_id).order_by(c.at)
+            )
+        ]
+        policy = self._policy(conn, row.model_id)
+        return {
+            "id": row.id,
+            "model": row.model,
+            "project": row.project,
+            "alias": row.alias,
+            "version": row.version,
+            "from_version": row.from_version,
+            "state": row.state,
+            "requested_by": row.requested_by,
+            "comment": row.comment,
+            "created_at": row.created_at,
+            "decided_by": row.decided_by,
+            "decided_at": row.decided_at,
+            "decision_comment": row.decision_comment,
+            "votes": votes,
+            "approvals": sum(1 for x in votes if x["decision"] == "approve"),
+            "approvals_needed": policy["approvals_needed"],
+            "gates": loads(row.gates) or [],
+        }
+
+
+# -- gates ---------------------------------------------------------------------------------
+
+
+def _gate(gate: Any, index: int) -> dict[str, Any]:
+    """A gate checked and normalised; an unusable one is an `InvalidArgument` saying why."""
+    where = f"gates[{index}]"
+    if not isinstance(gate, Mapping):
+        raise InvalidArgument(f"{where} must be an object, e.g. {{'type': 'tags', ...}}")
+    kind = gate.get("type", "tags" if "tags" in gate else "evaluation")
+    if kind == "tags":
+        extra = set(gate) - {"type", "tags"}
+        tags = gate.get("tags")
+        if isinstance(tags, Sequence) and not isinstance(tags, str):
+            tags = {v.key(k, "tag key"): None for k in tags}
+        if not isinstance(tags, Mapping) or not tags:
+            raise InvalidArgument(f"{where}: tags must be a non-empty list of keys or object")
+        for k, x in tags.items():
+            v.key(k, "tag key")
+            if x is not None and not isinstance(x, str):
+                raise InvalidArgument(f"{where}: tag {k!r} must map to a string or null")
+        if extra:
+            raise InvalidArgument(f"{where}: unknown fields {sorted(extra)}")
+        return {"type": "tags", "tags": dict(tags)}
+    if kind != "evaluation":
+        raise InvalidArgument(f"{where}: type {kind!r} must be 'evaluation' or 'tags'")
+    extra = set(gate) - {"type", "dataset", "fingerprint", "metric", "direction", "tolerance"}
+    if extra:
+        raise InvalidArgument(f"{where}: unknown fields {sorted(extra)}")
+    dataset, fingerprint = gate.get("dataset"), gate.get("fingerprint")
+    if dataset is None and fingerprint is None:
+        raise InvalidArgument(f"{where}: name the data: a dataset name, a fingerprint, or both")
+    if dataset is not None:
+        v.name(dataset, "dataset name")
+    if fingerprint is not None and (not isinstance(fingerprint, str) or not fingerprint):
+        raise InvalidArgument(f"{where}: fingerprint must be a non-empty string")
+    metric = gate.get("metric")
+    if metric is not None:
+        v.key(metric, "metric name")
+    direction = gate.get("direction", "higher")
+    if direction not in ("higher", "lower"):
+        raise InvalidArgument(f"{where}: direction must be 'higher' or 'lower' (is better)")
+    tolerance = gate.get("tolerance")
+    if tolerance is not None:
+        tolerance = v.number(tolerance, "tolerance")
+        if not math.isfinite(tolerance) or tolerance < 0:
+            raise InvalidArgument(f"{where}: tolerance must be a finite number >= 0")
+    return {
+        "type": "evaluation",
+        "dataset": dataset,
+        "fingerprint": fingerprint,
+        "metric": metric,
+        "direction": direction,
+        "tolerance": tolerance,
+    }
+
+
+def _tags_gate(gate: dict[str, Any], tags: Mapping[str, str], version: int) -> tuple[bool, str]:
+    missing = [
+        k if want is None else f"{k}={want}"
+        for k, want in gate["tags"].items()
+        if k not in tags or (want is not None and tags[k] != want)
+    ]
+    if missing:
+        return False, f"version {version} lacks tags {', '.join(missing)}"
+    return True, f"version {version} has tags {', '.join(sorted(gate['tags']))}"
+
+
+def _evaluation_gate(
+    gate: dict[str, Any], history: dict[str, Any], version: int, current: int | None
+) -> tuple[bool, str]:
+    datasets = {
+        d["id"]: d
+        for d in history["datasets"]
+        if (gate["dataset"] is None or d["name"] == gate["dataset"])
+        and (gate["fingerprint"] is None or d["fingerprint"] == gate["fingerprint"])
+    }
+    data = gate["dataset"] or f"fingerprint {gate['fingerprint']}"
+    metric = gate["metric"]
+
+    def values(of: int) -> dict[str, float]:
+        return {
+            c["dataset"]: c["value"]
+            for c in history["evaluations"]
+            if c["version"] == of
+            and c["dataset"] in datasets
+            and (metric is None or c["metric"] == metric)
+            and c["value"] is not None
+            and not math.isnan(c["value"])
+        }
+
+    mine = values(version)
+    what = f"{metric} on {data}" if metric else f"an evaluation on {data}"
+    if not mine:
+        return False, f"version {version} has no {what}: evaluate it (use_model, use_dataset)"
+    if metric is None:
+        return True, f"version {version} has {what}"
+    if current is None or current == version:
+        return True, f"version {version} has {what}; no current version to beat"
+    theirs = values(current)
+    shared = sorted(set(mine) & set(theirs), key=lambda d: datasets[d]["version"])
+    if not shared:
+        return False, (
+            f"version {current} (current) has no {metric} on the dataset versions version "
+            f"{version} was evaluated on ({data}): evaluate both on the same data"
+        )
+    on = shared[-1]
+    a, b = mine[on], theirs[on]
+    sign = 1.0 if gate["direction"] == "higher" else -1.0
+    tolerance = gate["tolerance"]
+    better = sign * (a - b) > 0
+    passed = better if tolerance is None else sign * (a - b) >= -tolerance
+    where = f"{datasets[on]['name']} v{datasets[on]['version']}"
+    verdict = "beats" if better else "does not beat"
+    allowance = "" if tolerance is None else f" (tolerance {tolerance:g})"
+    return passed, (
+        f"{metric} on {where}: version {version} {a:g} {verdict} version {current} "
+        f"{b:g}{allowance}, {gate['direction']} is better"
+    )
