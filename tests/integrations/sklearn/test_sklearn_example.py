@@ -1,35 +1,17 @@
 """`examples/sklearn_example.py` runs as users run it: embedded, or against REGISTRUM_URL."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-from targets import Target
+from targets import Target, run_example
 
 pytest.importorskip("sklearn")
 pytest.importorskip("skops")
 
-EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "sklearn_example.py"
-
 
 def test_the_sklearn_example_tunes_registers_and_reloads(target: Target) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRUM_")}
-    env["REGISTRUM_HOME"] = str(target.home)
-    if target.store is not None:
-        env["REGISTRUM_URL"] = target.store
-    out = subprocess.run(
-        [sys.executable, str(EXAMPLE)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
-    assert "reloaded, it predicts the same: True" in out.stdout
-    run_id = out.stdout.split()[1].rstrip(":")
+    out = run_example("sklearn_example.py", target)
+    assert "reloaded, it predicts the same: True" in out
+    run_id = out.split()[1].rstrip(":")
     run = target.reader.get_run(run_id)
     version = target.reader.get_model_version("sklearn-example-classifier@candidate")
     candidates = target.reader.search_runs("sklearn-example", filter=f"parent_id = '{run_id}'")

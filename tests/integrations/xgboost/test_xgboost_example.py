@@ -1,36 +1,18 @@
 """`examples/xgboost_example.py` runs as users run it: embedded, or against REGISTRUM_URL."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-from targets import Target
+from targets import Target, run_example
 
 pytest.importorskip("xgboost")
 pytest.importorskip("sklearn")
 pytest.importorskip("pandas")
 
-EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "xgboost_example.py"
-
 
 def test_the_xgboost_example_trains_registers_and_reloads(target: Target) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRUM_")}
-    env["REGISTRUM_HOME"] = str(target.home)
-    if target.store is not None:
-        env["REGISTRUM_URL"] = target.store
-    out = subprocess.run(
-        [sys.executable, str(EXAMPLE)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
-    assert "reloaded, it predicts the same: True" in out.stdout
-    run_id = out.stdout.split()[1].rstrip(":")
+    out = run_example("xgboost_example.py", target)
+    assert "reloaded, it predicts the same: True" in out
+    run_id = out.split()[1].rstrip(":")
     run = target.reader.get_run(run_id)
     version = target.reader.get_model_version("xgboost-example-classifier@candidate")
     assert run.status == "finished" and run.project == "xgboost-example"
