@@ -21,7 +21,8 @@ RegistrumError
 ├── Conflict                               409 conflict
 │   ├── AlreadyExists                      409 already_exists
 │   ├── InvalidTransition                  409 invalid_transition
-│   └── AliasMoved                         409 alias_moved
+│   ├── AliasMoved                         409 alias_moved
+│   └── ApprovalRequired                   409 approval_required
 ├── PayloadTooLarge                        413 payload_too_large
 ├── RangeNotSatisfiable                    416 range_not_satisfiable
 └── StoreError                             500 store_error
@@ -163,6 +164,13 @@ class AliasMoved(Conflict):
     """A compare-and-set alias move lost: the alias no longer points where expected."""
 
     code = "alias_moved"
+
+
+class ApprovalRequired(Conflict):
+    """The alias is protected by the model's policy: it did not move; a move opens a
+    promotion request (`request_id`) that reviewers approve."""
+
+    code = "approval_required"
 
 
 class PayloadTooLarge(RegistrumError):

@@ -18,7 +18,7 @@ import registrum
 from conftest import BACKENDS, backend_params
 from registrum.cli import main
 from registrum.client.http import HttpStore
-from registrum.errors import Conflict, Forbidden, InvalidArgument
+from registrum.errors import ApprovalRequired, Conflict, Forbidden, InvalidArgument
 from registrum.server import Settings
 from registrum.store.principal import Principal, signed_in_as
 from registrum.store.service import Store
@@ -76,11 +76,18 @@ def test_two_approvals_move_a_protected_alias_and_history_keeps_every_move(local
         policy = local.set_policy("m", protected=["champion"], approvals_needed=2)
     assert policy["approver_role"] == "reviewer" and not policy["allow_self_approval"]
     with team.as_("editor"):
-        with pytest.raises(Conflict, match="request_promotion"):
-            local.set_alias("m", "champion", 2)
-        with pytest.raises(Conflict, match="protected"):
-            local.register_model_version("m", files=blob(local, b"w4"), aliases=["champion"])
-        assert local.get_model("m").latest_version == 3  # the registration kept nothing
+        with pytest.raises(ApprovalRequired, match="opened request") as opened:
+            local.set_alias("m", "champion", 2)  # does not move: opens a request for the move
+        by_move = local.get_request(opened.value.context["request_id"])
+        assert (by_move["state"], by_move["version"], by_move["from_version"]) == ("open", 2, 1)
+        assert by_move["requested_by"] == "editor"
+        assert local.get_model_version("m@champion").version == 1
+        local.cancel_request(by_move["id"])
+        fourth = local.register_model_version("m", files=blob(local, b"w4"), aliases=["champion"])
+        assert fourth.version == 4 and "champion" not in fourth.aliases  # registered, not moved
+        [by_registration] = local.list_requests("m", state="open")
+        assert (by_registration["version"], by_registration["alias"]) == (4, "champion")
+        local.cancel_request(by_registration["id"])
         local.set_alias("m", "staging", 2)  # unprotected: moves directly
         with pytest.raises(InvalidArgument, match="not protected"):
             local.request_promotion("m", "staging", 3)
@@ -316,8 +323,9 @@ def test_roles_over_http_and_the_cli(
             editor.set_policy("m", protected=["champion"])
         stores["padmin"].set_policy("m", protected=["champion"], gates=[{"tags": ["qa"]}])
         assert stores["viewer"].get_policy("m")["protected"] == ["champion"]
-        with pytest.raises(Conflict, match="request_promotion"):
+        with pytest.raises(ApprovalRequired, match="opened request") as opened:
             editor.set_alias("m", "champion", 2)
+        editor.cancel_request(opened.value.context["request_id"])
         with pytest.raises(Forbidden):
             stores["viewer"].request_promotion("m", "champion", 2)
         request = editor.request_promotion("m", "champion", 2, comment="ship it")
@@ -327,6 +335,18 @@ def test_roles_over_http_and_the_cli(
         with pytest.raises(Conflict, match="gates fail"):
             stores["reviewer"].approve_request(request["id"])
         editor.update_model_version("m@2", tags={"qa": "passed"})
+
+        monkeypatch.setenv("REGISTRUM_TOKEN", tokens["editor"])
+        assert (
+            main(["requests", "open", "m", "champion", "2", "--comment", "cli", "--store", url])
+            == 0
+        )
+        from_cli = editor.list_requests("m", state="open")[0]
+        assert (
+            from_cli["comment"] == "cli" and f"request {from_cli['id']}" in capsys.readouterr().out
+        )
+        assert main(["requests", "cancel", str(from_cli["id"]), "--store", url]) == 0
+        capsys.readouterr()
 
         monkeypatch.setenv("REGISTRUM_TOKEN", tokens["reviewer"])
         assert main(["requests", "list", "m", "--store", url]) == 0
@@ -343,7 +363,12 @@ def test_roles_over_http_and_the_cli(
         assert stores["viewer"].get_request(request["id"])["state"] == "approved"
         events = stores["padmin"].list_audit(project="p")
         decided = [e for e in events if e["action"] == "approval.decided"]
-        assert [(e["actor"], e["after"]["model"]) for e in decided] == [("reviewer", "m")]
+        assert [(e["actor"], e["after"]["decision"]) for e in decided] == [
+            ("reviewer", "approved"),
+            ("editor", "cancelled"),  # the request opened with the CLI
+            ("editor", "cancelled"),  # the request the direct move opened
+        ]
+        assert {e["after"]["model"] for e in decided} == {"m"}
     finally:
         for store in stores.values():
             store.close()

@@ -287,6 +287,34 @@ def test_a_model_hook_gets_the_events_of_that_model_only(tmp_path: Path) -> None
     assert all(r.signed for r in receiver.received)
 
 
+def test_a_model_hook_gets_its_approval_requests_and_decisions(tmp_path: Path) -> None:
+    receiver = Receiver()
+    with (
+        receiver.running(),
+        running_server(fast(tmp_path)) as url,
+        connected(url) as (client, store),
+    ):
+        run = store.create_run("p", name="r")
+        store.register_model_version("m", run_id=run.id, files=FILES, aliases=["champion"])
+        store.register_model_version("m", run_id=run.id, files=FILES)
+        hook = client.add_webhook(
+            receiver.url, ["approval.requested", "approval.decided"], model="m"
+        )
+        receiver.secret = hook["secret"]
+        store.set_policy("m", protected=["champion"], allow_self_approval=True)
+        request = store.request_promotion("m", "champion", 2, comment="better")
+        store.approve_request(request["id"])
+        deliveries = wait_until(lambda: settled(client, hook["id"], 2))
+    payloads = sorted(receiver.payloads(), key=lambda p: p["event_id"])
+    assert [(p["action"], p["model"]) for p in payloads] == [
+        ("approval.requested", "m"),
+        ("approval.decided", "m"),
+    ]
+    assert payloads[1]["after"]["decision"] == "approved"
+    assert all(d["status"] == "delivered" for d in deliveries)
+    assert all(r.signed for r in receiver.received)
+
+
 def test_a_project_hook_gets_the_events_of_that_project_only(tmp_path: Path) -> None:
     receiver = Receiver()
     with (

@@ -6,7 +6,7 @@ from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from registrum.entities import UNSET, ModelVersion, _Unset
-from registrum.errors import AliasMoved, AliasNotFound, Conflict
+from registrum.errors import AliasMoved, AliasNotFound, ApprovalRequired
 from registrum.store import schema as t
 from registrum.store import validation as v
 from registrum.store._base import StoreBase, loads, now
@@ -83,8 +83,8 @@ class AliasesMixin(RegistryReadMixin, StoreBase):
     def _refuse_protected(
         self, conn: Connection, model_id: int, name: str, alias: str, version: int | None
     ) -> None:
-        """Raises `Conflict` when the model's policy protects `alias`: it moves only through an
-        approved promotion request (store/approvals.py)."""
+        """Raises `ApprovalRequired` when the model's policy protects `alias`: it moves only
+        through an approved promotion request (store/approvals.py)."""
         protected = conn.execute(
             select(t.model_policies.c.protected).where(t.model_policies.c.model_id == model_id)
         ).scalar()
@@ -96,12 +96,11 @@ class AliasesMixin(RegistryReadMixin, StoreBase):
             if version is not None
             else "ask a project admin to unprotect it first (registrum policy set)"
         )
-        raise Conflict(
+        raise ApprovalRequired(
             f"{name}@{alias} is protected by the model's policy and moves only through an "
             f"approved request: {how}",
             model=name,
             alias=alias,
-            approval_required=True,
         )
 
     def _move_alias(

@@ -29,7 +29,16 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
-from registrum.errors import AliasNotFound, Conflict, Forbidden, InvalidArgument, NotFound
+from registrum.entities import UNSET, ModelVersion, _Unset
+from registrum.errors import (
+    AliasMoved,
+    AliasNotFound,
+    ApprovalRequired,
+    Conflict,
+    Forbidden,
+    InvalidArgument,
+    NotFound,
+)
 from registrum.store import schema as t
 from registrum.store import validation as v
 from registrum.store._base import StoreBase, dumps, loads, now
@@ -50,6 +59,63 @@ DEFAULT_POLICY: dict[str, Any] = {
 
 class ApprovalsMixin(RegistryMixin, EvaluationsMixin, StoreBase):
     # -- policy ----------------------------------------------------------------------
+
+    def set_alias(
+        self, name: str, alias: str, version: int, *, expected_version: int | _Unset | None = UNSET
+    ) -> ModelVersion:
+        """Points `alias` at `version` (see `AliasesMixin.set_alias`). A protected alias does
+        not move: the call opens a promotion request for the move and raises
+        `ApprovalRequired` naming it (`request_id`)."""
+        try:
+            return super().set_alias(name, alias, version, expected_version=expected_version)
+        except ApprovalRequired:
+            pass
+        if not isinstance(expected_version, _Unset):
+            with self._read() as conn:
+                current = self._alias_version(conn, self._model_row(conn, name).id, alias)
+            if current != expected_version:
+                raise AliasMoved(
+                    f"{name}@{alias} points at version {current}, not {expected_version}; "
+                    "read it again and retry"
+                ) from None
+        raise self._opened(name, alias, version, "opened by a move of the alias")
+
+    def register_model_version(self, name: str, **fields: Any) -> ModelVersion:
+        """Registers a version (see `RegistryMixin.register_model_version`). Aliases the
+        model's policy protects are not set: a promotion request is opened for each, and the
+        version is returned without them."""
+        aliases = fields.get("aliases") or ()
+        if isinstance(aliases, str):
+            aliases = [aliases]
+        protected: set[str] = set()
+        if aliases:
+            with self._read() as conn:
+                model = conn.execute(
+                    select(t.registered_models.c.id).where(t.registered_models.c.name == name)
+                ).scalar()
+                if model is not None:
+                    protected = set(self._policy(conn, int(model))["protected"])
+        fields["aliases"] = [a for a in aliases if a not in protected]
+        version = super().register_model_version(name, **fields)
+        for alias in aliases:
+            if alias in protected:
+                self.request_promotion(
+                    name, alias, version.version, comment="opened by the registration"
+                )
+        return version
+
+    def _opened(self, name: str, alias: str, version: int, comment: str) -> ApprovalRequired:
+        request = self.request_promotion(name, alias, version, comment=comment)
+        needed = request.get("approvals_needed")
+        return ApprovalRequired(
+            f"{name}@{alias} is protected by the model's policy: it did not move; the move "
+            f"opened request {request['id']}, which moves it once approved"
+            + (f" ({needed} approval(s) needed)" if needed else "")
+            + f": registrum requests show {request['id']}",
+            model=name,
+            alias=alias,
+            request_id=request["id"],
+        )
 
     def set_policy(
         self,
