@@ -36,3 +36,15 @@ def run_example(name: str, target: Target, *, timeout: float = 300) -> str:
         check=True,
     )
     return done.stdout
+
+
+def sync(home: Path) -> subprocess.CompletedProcess[str]:
+    """`registrum sync` in a process of its own, over the spools under `home`; a failure raises."""
+    return subprocess.run(
+        [sys.executable, "-m", "registrum.cli", "sync"],
+        env={**os.environ, "REGISTRUM_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )

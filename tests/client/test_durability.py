@@ -15,19 +15,7 @@ import registrum
 from registrum.client.http import HttpStore
 from registrum.errors import ModelNotFound, RunNotFound
 from serving import free_port, server_process
-from targets import Target
-
-
-def sync(home: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "REGISTRUM_HOME": str(home)}
-    return subprocess.run(
-        [sys.executable, "-m", "registrum.cli", "sync"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
+from targets import Target, sync
 
 
 def test_an_offline_run_arrives_with_registrum_sync(

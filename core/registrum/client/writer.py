@@ -74,7 +74,7 @@ def deliver(transport: Any, event: dict[str, Any]) -> None:
         try:
             transport.create_run(**args)
         except RunNotFound as exc:
-            if args["parent_id"] not in str(exc):
+            if exc.context.get("run_id") != args["parent_id"]:
                 raise
             # The parent's own writer (another process, or one still retrying) has not
             # delivered it yet: wait for it as for a store that is down.

@@ -1,8 +1,5 @@
 """A fit while the store is down: training is untouched and everything arrives later."""
 
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,6 +9,7 @@ import pytest
 
 from registrum.client.http import HttpStore
 from serving import free_port, server_process
+from targets import sync
 
 keras = pytest.importorskip("keras")
 pytest.importorskip("tensorflow")
@@ -52,13 +50,7 @@ def test_the_server_down_for_the_whole_fit(
     assert (home / "spool" / callback.run_id).is_dir()
 
     with server_process(tmp_path / "srv", port=port) as server:
-        subprocess.run(
-            [sys.executable, "-m", "registrum.cli", "sync"],
-            env={**os.environ, "REGISTRUM_HOME": str(home)},
-            capture_output=True,
-            timeout=120,
-            check=True,
-        )
+        sync(home)
         reader = HttpStore(server.root)
         run = reader.get_run(callback.run_id)
         for key, values in history.history.items():

@@ -1,11 +1,8 @@
 import copy
 import csv
 import math
-import os
 import pickle
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +22,7 @@ import registrum
 from registrum.capture.fingerprint import fingerprint
 from registrum.client.http import HttpStore
 from serving import free_port, server_process
-from targets import Target
+from targets import Target, sync
 
 STEPS_PER_EPOCH = 4  # 64 samples in batches of 16
 
@@ -270,15 +267,7 @@ def test_the_store_down_for_the_whole_fit(tmp_path: Path, monkeypatch: pytest.Mo
     assert run_id is not None and (tmp_path / "home" / "spool" / run_id).exists()
 
     with server_process(tmp_path / "srv", port=port) as server:
-        env = {**os.environ, "REGISTRUM_HOME": str(tmp_path / "home")}
-        out = subprocess.run(
-            [sys.executable, "-m", "registrum.cli", "sync"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=True,
-        )
+        out = sync(tmp_path / "home")
         assert f"run {run_id}" in out.stdout
         reader = HttpStore(server.root)
         run = reader.get_run(run_id)

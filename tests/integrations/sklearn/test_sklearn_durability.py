@@ -1,8 +1,5 @@
 """A fit while the store is down: the fit is untouched and everything arrives later."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +15,7 @@ from sklearn.model_selection import GridSearchCV
 
 from registrum.client.http import HttpStore
 from serving import free_port, server_process
+from targets import sync
 
 
 def test_a_search_fitted_while_the_store_is_down_arrives_after_sync(
@@ -45,13 +43,7 @@ def test_a_search_fitted_while_the_store_is_down_arrives_after_sync(
     assert (home / "spool" / tracked.run_id_).is_dir()
 
     with server_process(tmp_path / "srv", port=port) as server:
-        subprocess.run(
-            [sys.executable, "-m", "registrum.cli", "sync"],
-            env={**os.environ, "REGISTRUM_HOME": str(home)},
-            capture_output=True,
-            timeout=120,
-            check=True,
-        )
+        sync(home)
         reader = HttpStore(server.root)
         run = reader.get_run(tracked.run_id_)
         candidates = reader.search_runs("offline", filter=f"parent_id = '{run.id}'").items

@@ -1,8 +1,5 @@
 """A training while the store is down: XGBoost is untouched and everything arrives later."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +7,7 @@ import pytest
 
 from registrum.client.http import HttpStore
 from serving import free_port, server_process
+from targets import sync
 
 xgb = pytest.importorskip("xgboost")
 pytest.importorskip("sklearn")
@@ -47,13 +45,7 @@ def test_the_server_down_for_the_whole_training(
     assert (home / "spool" / callback.run_id).is_dir()
 
     with server_process(tmp_path / "srv", port=port) as server:
-        subprocess.run(
-            [sys.executable, "-m", "registrum.cli", "sync"],
-            env={**os.environ, "REGISTRUM_HOME": str(home)},
-            capture_output=True,
-            timeout=120,
-            check=True,
-        )
+        sync(home)
         reader = HttpStore(server.root)
         run = reader.get_run(callback.run_id)
         logged = reader.metric_history(run.id, "validation_0-logloss")
