@@ -6,7 +6,6 @@ import atexit
 import contextvars
 import re
 import threading
-import time
 import uuid
 import weakref
 from collections.abc import Mapping
@@ -17,7 +16,6 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 import registrum
-from registrum.errors import InvalidArgument, RunNotFound, StoreUnavailable
 from registrum_optuna import _describe as d
 from registrum_optuna._options import NAMESPACE, Options, guarded, trial_run_id, warn
 from registrum_optuna._promote import best_trials, is_best, register
@@ -59,9 +57,9 @@ def _run_name(text: str) -> str | None:
 class Sweep:
     """A study's sweep in this process, shared by its threads and by copies of its callback.
 
-    The sweep run is held open by one process per machine (the run's spool is taken by
-    one process); another process's trials name it as their parent, and it takes the
-    sweep run when that is free again, so the last summary is always written.
+    Every process optimizing the study holds the sweep run open (each writes it through a
+    spool of its own) and names it as its trials' parent; whichever ends last writes the
+    summary with the most trials.
     """
 
     def __init__(self, run_id: str, options: Options, study: optuna.Study) -> None:
@@ -72,7 +70,6 @@ class Sweep:
         self.lock = threading.Lock()
         self.run: registrum.Run | None = None
         self._context = contextvars.Context()
-        self.parent_seen = False
         self.ended = False
         self.trials: dict[int, registrum.Run] = {}  # open trial runs, by trial number
         self.closed: set[int] = set()  # trials whose run this process finished
@@ -82,15 +79,12 @@ class Sweep:
 
     # -- the sweep run -------------------------------------------------------------
 
-    def attach(self) -> registrum.Run | None:
-        """The sweep run, opened here unless another process on this machine holds it."""
+    def attach(self) -> registrum.Run:
+        """The sweep run, opened (or resumed) in this process on first use."""
         with self.lock:
             if self.run is None:
                 context = contextvars.copy_context()
-                try:
-                    self.run = context.run(self._open)
-                except InvalidArgument:
-                    return None
+                self.run = context.run(self._open)
                 self._context = context
                 _exit_hook()
             return self.run
@@ -103,46 +97,20 @@ class Sweep:
         tags = {"optuna.study": self.study.study_name, **dict(options.pop("tags", None) or {})}
         options.setdefault("name", _run_name(self.study.study_name))
         options.setdefault("job_type", "sweep")
-        run = registrum.init(self.options.project, config=config, tags=tags, id=self.id, **options)
-        self.parent_seen = True
-        return run
+        return registrum.init(self.options.project, config=config, tags=tags, id=self.id, **options)
 
-    def ensure_parent(self) -> None:
-        """Makes sure the sweep run exists before a trial names it as its parent: a
-        process that cannot hold it waits (up to REGISTRUM_INIT_TIMEOUT) for the one
-        that does to create it."""
-        if self.attach() is not None or self.parent_seen:
-            return
-        client = self.client()
-        deadline = time.monotonic() + client.settings.init_timeout
-        while True:
-            try:
-                client.run(self.id)
-            except RunNotFound:
-                if time.monotonic() < deadline:
-                    time.sleep(0.05)
-                    continue
-            except StoreUnavailable:
-                pass
-            self.parent_seen = True
-            return
-
-    def log_summary(self) -> int | None:
-        """Logs the summary if this process holds the sweep run; returns the number of ended
-        trials it counted (the step: the summary with the most trials is the last one)."""
-        run = self.attach()
-        if run is None:
-            return None
+    def log_summary(self) -> int:
+        """Logs the summary; returns the number of ended trials it counted (the step: the
+        summary with the most trials is the last one)."""
         ended, metrics = d.summary(self.study, self.names)
-        run.log(metrics, step=ended)
+        self.attach().log(metrics, step=ended)
         return ended
 
     def add_search_space(self, trial: FrozenTrial) -> None:
         """Adds the trial's distributions to the sweep run's search space."""
         new = {k: x for k, x in d.distributions(trial).items() if self.search_space.get(k) != x}
-        run = self.attach()
-        if new and run is not None:
-            run.config.update({"search_space": new})
+        if new:
+            self.attach().config.update({"search_space": new})
             self.search_space.update(new)
 
     def end(self) -> None:
@@ -156,19 +124,13 @@ class Sweep:
                 if trial.number in self.closed:
                     with guarded(self.options, f"register trial {trial.number}"):
                         register(self, trial, None)
-        # A trial that ended in another process while this one held the sweep run is
-        # counted after the release: the other process could not write the summary then.
-        while True:
-            logged = None
-            with guarded(self.options, "record the sweep summary"):
-                logged = self.log_summary()
-            with self.lock:
-                run, self.run = self.run, None
-            if run is None:
-                break
+        # A trial that ends in another process later is summed up by that process, at its end.
+        with guarded(self.options, "record the sweep summary"):
+            self.log_summary()
+        with self.lock:
+            run, self.run = self.run, None
+        if run is not None:
             self._context.run(run.finish)
-            if logged is None or d.summary(self.study, self.names)[0] == logged:
-                break
         with self.lock:
             client, self._client = self._client, None
         if client is not None:
@@ -178,7 +140,7 @@ class Sweep:
 
     def open_trial(self, trial: optuna.Trial) -> registrum.Run:
         """Starts the trial's run in the calling thread (or resumes it, in another process)."""
-        self.ensure_parent()
+        self.attach()  # the parent, before a trial names it
         self.ended = False
         run = self._start_trial(trial.number, dict(trial.params))
         with self.lock:
@@ -217,7 +179,7 @@ class Sweep:
                 return
             self.closed.add(trial.number)
             run = self.trials.pop(trial.number, None)
-        self.ensure_parent()
+        self.attach()  # the parent, before a trial names it
         self.ended = False
         if run is None:
             run = self._start_trial(trial.number, trial.params)
