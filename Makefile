@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup demo test postgres lint bench clean
+.PHONY: setup chromium vendor-ui demo test postgres lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,17 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[all,dev]"
 	touch $@
 
+# The web UI's browser tests drive Debian's chromium (never a downloaded browser).
+chromium:
+	@command -v chromium >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
 setup: $(VENV)/.installed
+
+# Copies the UI's front-end libraries from npm into the package (needs npm; the copies
+# are committed, so nothing else needs npm).
+vendor-ui:
+	bash ui/vendor.sh
 
 # The tests use the PostgreSQL server at 127.0.0.1:5432; start it if it is down.
 postgres:
@@ -28,7 +38,7 @@ postgres:
 demo: setup
 	$(BIN)/registrum demo
 
-test: setup postgres
+test: setup chromium postgres
 	$(BIN)/ruff check core packages tests bench examples
 	$(BIN)/python -m pytest
 

@@ -59,6 +59,38 @@ def _server(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ui(args: argparse.Namespace) -> int:
+    """The web UI over the embedded store (REGISTRUM_HOME), on loopback only."""
+    try:
+        import uvicorn
+
+        from registrum.server import Settings, create_app
+    except ImportError as exc:
+        print(
+            f"registrum ui needs the server extra ({exc.name} is missing): "
+            'pip install "registrum[server]"',
+            file=sys.stderr,
+        )
+        return 2
+    from registrum.errors import RegistrumError
+    from registrum.store import open_store
+
+    settings = Settings(store_url=args.store, blobs=args.blobs)
+    try:
+        open_store(settings.store_url, blobs=settings.blobs).close()
+    except (RegistrumError, OSError) as exc:
+        print(f"registrum ui: {exc}", file=sys.stderr)
+        return 2
+    url = f"http://127.0.0.1:{args.port}/"
+    print(f"Registrum UI at {url} (Ctrl+C to stop)", flush=True)
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(url)
+    uvicorn.run(create_app(settings), host="127.0.0.1", port=args.port, log_level="warning")
+    return 0
+
+
 def _sync(args: argparse.Namespace) -> int:
     from registrum.client.settings import ClientSettings
     from registrum.client.sync import sync_spools
@@ -222,6 +254,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds a webhook receiver has to connect and to answer (default 10)",
     )
     server.set_defaults(handler=_server)
+    ui = commands.add_parser("ui", help="browse the embedded store in the web UI (loopback)")
+    ui.add_argument("--port", type=int, default=8766, help="port on 127.0.0.1 (default 8766)")
+    ui.add_argument(
+        "--store", default=None, help="database URL (default: the store under REGISTRUM_HOME)"
+    )
+    ui.add_argument("--blobs", default=None, help="artifact blobs folder (default: beside it)")
+    ui.add_argument("--open", action="store_true", help="open the UI in a web browser")
+    ui.set_defaults(handler=_ui)
+
     sync = commands.add_parser(
         "sync", help="deliver the spooled data of runs that ran offline or whose process died"
     )

@@ -25,6 +25,7 @@ from registrum.server.routes import (
     webhooks,
 )
 from registrum.server.settings import Settings
+from registrum.server.ui import mount_ui
 from registrum.server.webhooks import start_worker
 from registrum.store import open_store
 
@@ -62,5 +63,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(access.router, prefix="/api/v1")
     app.include_router(webhooks.router, prefix="/api/v1")
     app.include_router(approvals.router, prefix="/api/v1")
+    mount_ui(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app
