@@ -336,6 +336,11 @@ def requests_for(w: World) -> dict[str, tuple[str, dict[str, Any]]]:
         ),
         "GET /api/v1/runs/{run_id}/metrics": ("viewer", {}),
         "GET /api/v1/runs/{run_id}/metrics/{key}": ("viewer", {"key": "loss"}),
+        "GET /api/v1/metrics/histories": (
+            "viewer",
+            {"params": {"run_id": w.run, "key": "loss", "max_points": 100}},
+        ),
+        "GET /api/v1/projects/{project}/keys": ("viewer", p),
         "PUT /api/v1/blobs/{sha256}": ("user", {"sha256": w.sha, "data": b"model weights"}),
         "POST /api/v1/blobs": ("user", {"data": b"anything"}),
         "HEAD /api/v1/blobs/{sha256}": ("user", {"sha256": w.sha}),

@@ -127,6 +127,22 @@ class AccessMixin(StoreBase):
         with self._read() as conn:
             return _user(self._user_row(conn, principal.name))
 
+    def my_roles(self) -> dict[str, str]:
+        """The signed-in user's role in each project they are a member of, by project name
+        (embedded: none; the local user holds every role as a server admin)."""
+        principal = current_principal()
+        if principal is None:
+            return {}
+        m, p = t.memberships.c, t.projects.c
+        with self._read() as conn:
+            rows = conn.execute(
+                select(p.name, m.role)
+                .join(t.projects, p.id == m.project_id)
+                .where(m.user_id == principal.user_id)
+                .order_by(p.name)
+            ).all()
+        return {name: role for name, role in rows}
+
     def bootstrap_admin(self, *, name: str = "admin", token: str | None = None) -> str | None:
         """Makes the first server admin, with a token, when the store has no user yet.
 

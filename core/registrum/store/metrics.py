@@ -17,6 +17,10 @@ from registrum.store._base import StoreBase, now
 from registrum.store.runs import RunsMixin
 
 MAX_BATCH = 1_000_000
+# Bounds of one `metric_histories` call (the charts of a run page or a comparison).
+MAX_HISTORY_RUNS = 50
+MAX_HISTORY_KEYS = 200
+MAX_HISTORY_POINTS = 100_000
 _STEP = np.dtype("<i8")
 _FLOAT = np.dtype("<f8")
 _NUMBER = (int, float)
@@ -239,27 +243,73 @@ class MetricsMixin(RunsMixin, StoreBase):
             chunks = self._read_chunks(conn, run_id, ids[key]) if key in ids else []
         if not chunks:
             raise MetricNotFound(f"run {run_id!r} has no metric {key!r}", run_id=run_id, key=key)
-        steps = _concat([ch[0] for ch in chunks], _STEP)
-        values = _concat([ch[1] for ch in chunks], _FLOAT)
-        times = _concat([ch[2] for ch in chunks], _FLOAT)
-        if len(steps) > 1 and not bool(np.all(steps[1:] >= steps[:-1])):
-            order = np.argsort(steps, kind="stable")
-            steps, values, times = steps[order], values[order], times[order]
-        total = len(steps)
-        downsampled = max_points is not None and total > max_points
-        if downsampled:
-            assert max_points is not None
-            keep = _minmax_indices(values, max_points // 2)
-            steps, values, times = steps[keep], values[keep], times[keep]
-        return MetricHistory(
-            run_id=run_id,
-            key=key,
-            steps=steps,
-            values=values,
-            timestamps=times,
-            total=total,
-            downsampled=downsampled,
-        )
+        return _history(run_id, key, chunks, max_points)
+
+    def metric_histories(
+        self, run_ids: Sequence[str], keys: Sequence[str], *, max_points: int
+    ) -> tuple[list[MetricHistory], list[dict[str, str]]]:
+        """The downsampled histories of every run × key, read in one transaction (for charts).
+
+        Returns the histories found, in the order of `run_ids` then `keys`, and the
+        `{"run_id", "key"}` pairs where the run has no such metric. Each history is
+        what `metric_history(run_id, key, max_points=max_points)` returns.
+        """
+        if isinstance(run_ids, str) or not isinstance(run_ids, Sequence) or not run_ids:
+            raise InvalidArgument("run_ids must be a non-empty list of run ids")
+        if isinstance(keys, str) or not isinstance(keys, Sequence) or not keys:
+            raise InvalidArgument("keys must be a non-empty list of metric names")
+        if len(run_ids) > MAX_HISTORY_RUNS:
+            raise InvalidArgument(f"at most {MAX_HISTORY_RUNS} runs at once, got {len(run_ids)}")
+        if len(keys) > MAX_HISTORY_KEYS:
+            raise InvalidArgument(f"at most {MAX_HISTORY_KEYS} keys at once, got {len(keys)}")
+        v.integer(max_points, "max_points", minimum=2)
+        if max_points > MAX_HISTORY_POINTS:
+            raise InvalidArgument(
+                f"max_points must be at most {MAX_HISTORY_POINTS} for several series at "
+                f"once, got {max_points}; fetch one full series with its own request"
+            )
+        run_ids = list(dict.fromkeys(v.run_id(r) for r in run_ids))
+        keys = list(dict.fromkeys(v.key(k, "metric key") for k in keys))
+        found: list[MetricHistory] = []
+        missing: list[dict[str, str]] = []
+        with self._read() as conn:
+            rows = [self._run_row(conn, run_id, need="viewer") for run_id in run_ids]
+            for row in rows:
+                ids = self._key_ids(conn, row.project_id, keys, create=False)
+                for key in keys:
+                    # One series at a time: only its raw points are ever held in memory.
+                    chunks = self._read_chunks(conn, row.id, ids[key]) if key in ids else []
+                    if chunks:
+                        found.append(_history(row.id, key, chunks, max_points))
+                    else:
+                        missing.append({"run_id": row.id, "key": key})
+        return found, missing
+
+
+def _history(run_id: str, key: str, chunks: list[Any], max_points: int | None) -> MetricHistory:
+    """A series from its chunks: ordered by step, then cut to `max_points` (min and max per
+    bucket) when it is longer."""
+    steps = _concat([ch[0] for ch in chunks], _STEP)
+    values = _concat([ch[1] for ch in chunks], _FLOAT)
+    times = _concat([ch[2] for ch in chunks], _FLOAT)
+    if len(steps) > 1 and not bool(np.all(steps[1:] >= steps[:-1])):
+        order = np.argsort(steps, kind="stable")
+        steps, values, times = steps[order], values[order], times[order]
+    total = len(steps)
+    downsampled = max_points is not None and total > max_points
+    if downsampled:
+        assert max_points is not None
+        keep = _minmax_indices(values, max_points // 2)
+        steps, values, times = steps[keep], values[keep], times[keep]
+    return MetricHistory(
+        run_id=run_id,
+        key=key,
+        steps=steps,
+        values=values,
+        timestamps=times,
+        total=total,
+        downsampled=downsampled,
+    )
 
 
 def _concat(parts: list[bytes], dtype: np.dtype[Any]) -> np.ndarray[Any, Any]:

@@ -210,6 +210,33 @@ class RunsMixin(ParamsMixin, StoreBase):
         ).all()
         return {k: val for k, val in rows}
 
+    def project_keys(self, project: str) -> dict[str, list[str]]:
+        """The param, metric and tag keys the project's runs have:
+        `{"params": [...], "metrics": [...], "tags": [...]}`, each sorted."""
+        from registrum.store.search_keys import project_keys
+
+        with self._read() as conn:
+            project_id = self._project_id(conn, project, need="viewer")
+            return project_keys(conn, project_id)
+
+    def run_counts(self, projects: Sequence[str]) -> dict[str, int]:
+        """How many runs each of these projects holds; projects the signed-in user may not
+        see, or that do not exist, are left out."""
+        from registrum.store.search_keys import run_counts
+
+        names = list(dict.fromkeys(projects))
+        if not names:
+            return {}
+        with self._read() as conn:
+            p = t.projects.c
+            query = select(p.id, p.name).where(p.name.in_(names))
+            visible = self._visible_projects(conn)
+            if visible is not None:
+                query = query.where(p.id.in_(visible))
+            ids = {int(pid): str(name) for pid, name in conn.execute(query)}
+            counts = run_counts(conn, list(ids))
+        return {name: counts.get(pid, 0) for pid, name in ids.items()}
+
     # -- helpers -------------------------------------------------------------
 
     def _load_runs(self, conn: Connection, ids: Sequence[str]) -> list[Run]:

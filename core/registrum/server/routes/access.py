@@ -31,7 +31,9 @@ class SetMember(Body):
 
 @router.get("/me")
 def whoami(store: StoreDep) -> JSON:
-    return JSON(store.whoami())
+    """The signed-in user, with `roles`: their role in each project they are a member of
+    (a server admin, and the local user of a server without auth, holds every role)."""
+    return JSON({**store.whoami().to_dict(), "roles": store.my_roles()})
 
 
 @router.get("/users")

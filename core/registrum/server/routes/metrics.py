@@ -7,15 +7,15 @@ server above a few hundred thousand points a second.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from registrum.entities import decode_floats
+from registrum.entities import MetricHistory, decode_floats
 from registrum.errors import InvalidArgument
 from registrum.server.deps import StoreDep
 from registrum.server.responses import JSON
@@ -76,13 +76,13 @@ def summaries(run_id: str, store: StoreDep) -> JSON:
     return JSON({k: m.to_dict() for k, m in store.metric_summaries(run_id).items()})
 
 
-@router.get("/runs/{run_id}/metrics/{key:path}")
-def history(run_id: str, key: str, store: StoreDep, max_points: int | None = None) -> Response:
-    h = store.metric_history(run_id, key, max_points=max_points)
+def _history_body(h: MetricHistory) -> dict[str, Any]:
+    """A history for JSON: numpy arrays as they are (orjson writes them fast), non-finite
+    values as their markers."""
     values = h.values
     if not bool(np.isfinite(values).all()):
         values = h.to_dict()["values"]
-    body = {
+    return {
         "run_id": h.run_id,
         "key": h.key,
         "total": h.total,
@@ -91,6 +91,29 @@ def history(run_id: str, key: str, store: StoreDep, max_points: int | None = Non
         "values": values,
         "timestamps": h.timestamps,
     }
+
+
+def _numpy_json(body: Any) -> Response:
     return Response(
         orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json"
     )
+
+
+@router.get("/metrics/histories")
+def histories(
+    store: StoreDep,
+    run_id: Annotated[list[str], Query(description="a run id; repeat for several runs")],
+    key: Annotated[list[str], Query(description="a metric key; repeat for several keys")],
+    max_points: Annotated[int, Query(description="points per series at most (2-100000)")] = 1000,
+) -> Response:
+    """Several downsampled series at once, every `run_id` × `key` (the charts of a run page
+    or a comparison): `{"items": [history, ...], "missing": [{"run_id", "key"}, ...]}`,
+    each history as `GET /runs/{run_id}/metrics/{key}?max_points=...` answers it; a run
+    without one of the keys is listed in `missing`."""
+    found, missing = store.metric_histories(run_id, key, max_points=max_points)
+    return _numpy_json({"items": [_history_body(h) for h in found], "missing": missing})
+
+
+@router.get("/runs/{run_id}/metrics/{key:path}")
+def history(run_id: str, key: str, store: StoreDep, max_points: int | None = None) -> Response:
+    return _numpy_json(_history_body(store.metric_history(run_id, key, max_points=max_points)))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 
 from registrum import __version__
@@ -20,8 +22,19 @@ def health(store: PublicStoreDep) -> JSON:
 
 
 @router.get("/projects")
-def list_projects(store: StoreDep, limit: Limit = 100, cursor: Cursor = None) -> JSON:
-    return page(lambda n, at: store.list_projects(limit=n, offset=at), limit, cursor)
+def list_projects(
+    store: StoreDep, limit: Limit = 100, cursor: Cursor = None, run_counts: bool = False
+) -> JSON:
+    """Projects by name; with `run_counts=true` each also says how many runs it holds (`runs`)."""
+    if not run_counts:
+        return page(lambda n, at: store.list_projects(limit=n, offset=at), limit, cursor)
+
+    def counted(n: int, at: int) -> list[dict[str, Any]]:
+        projects = store.list_projects(limit=n, offset=at)
+        counts = store.run_counts([p.name for p in projects])
+        return [{**p.to_dict(), "runs": counts.get(p.name, 0)} for p in projects]
+
+    return page(counted, limit, cursor)
 
 
 @router.post("/projects", status_code=201)

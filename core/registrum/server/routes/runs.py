@@ -127,3 +127,10 @@ def list_runs(
 ) -> JSON:
     page = store.search_runs(project, filter=filter, order_by=order_by, limit=limit, cursor=cursor)
     return JSON({"items": records(page.items), "next_cursor": page.next_cursor})
+
+
+@router.get("/projects/{project}/keys")
+def project_keys(project: str, store: StoreDep) -> JSON:
+    """The keys runs of the project have, for choosing columns and writing filters:
+    `{"params": [...], "metrics": [...], "tags": [...]}`."""
+    return JSON(store.project_keys(project))

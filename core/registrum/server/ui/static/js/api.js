@@ -55,7 +55,7 @@ export async function api(path, { method = "GET", query = {}, body, quiet401 = f
     parsed = { detail: text };
   }
   if (!response.ok) {
-    const detail = parsed && (parsed.detail ?? parsed.error ?? parsed.message);
+    const detail = parsed && (parsed.detail ?? parsed.error?.message ?? parsed.error ?? parsed.message);
     const message = typeof detail === "string" ? detail : JSON.stringify(detail ?? parsed);
     if (response.status === 401 && !quiet401 && !location.hash.startsWith("#/signin")) {
       location.hash = `#/signin?next=${encodeURIComponent(location.hash || "#/")}`;
