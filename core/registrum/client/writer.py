@@ -25,7 +25,9 @@ from registrum.errors import RunNotFound, StoreError, StoreUnavailable
 log = logging.getLogger("registrum")
 
 BATCH_POINTS = 10_000
-FLUSH_INTERVAL = 0.2
+# Points reach the spool and the store this often (or sooner, with anything else sent, a
+# flush, or a full batch): each batch costs the store a transaction, whatever its size.
+FLUSH_INTERVAL = 1.0
 OPS = (
     "create_run",
     "log_metrics",
@@ -122,6 +124,8 @@ class Writer:
         self.strict = strict
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
+        self._progress = threading.Condition(self._lock)  # notified after each pass of the loop
+        self._flushing = 0  # callers waiting in `flush`: the loop does not wait while any do
         self._points: list[tuple[str, int, float, float]] = []
         self._ops: list[dict[str, Any]] = []
         self._queue: deque[tuple[Path | None, dict[str, Any]]] = deque()
@@ -158,16 +162,18 @@ class Writer:
         """Waits until everything logged so far is delivered; False on timeout."""
         deadline = time.monotonic() + timeout
         with self._lock:
+            self._flushing += 1
             self._wake.notify()
-        while time.monotonic() < deadline:
-            with self._lock:
-                idle = not (self._points or self._ops or self._moving or self._queue)
-            if idle:
+            try:
+                while self._points or self._ops or self._moving or self._queue:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or not self._thread.is_alive():
+                        return False
+                    # The writer notifies after each pass; the cap notices one that died.
+                    self._progress.wait(min(remaining, 0.1))
                 return True
-            if not self._thread.is_alive():
-                return False
-            time.sleep(0.01)
-        return False
+            finally:
+                self._flushing -= 1
 
     def close(self, timeout: float) -> bool:
         """Delivers what it can within `timeout`, then stops; True if nothing is left."""
@@ -187,7 +193,7 @@ class Writer:
         while True:
             with self._lock:
                 if not self._closing and not self._ops and len(self._points) < BATCH_POINTS:
-                    self._wake.wait(FLUSH_INTERVAL)
+                    self._wake.wait(self._pause())
                 points, self._points = self._points, []
                 ops, self._ops = self._ops, []
                 closing = self._closing
@@ -200,10 +206,21 @@ class Writer:
                     self._deliver()
             except Exception as exc:
                 self._fail(exc)
+            with self._lock:
+                self._progress.notify_all()
             if closing:
                 with self._lock:
                     if not self._points and not self._ops:
                         return
+
+    def _pause(self) -> float:
+        """How long the loop may wait for more (under the lock): while a flush waits, not at
+        all, unless what is left cannot be sent before the retry after an outage."""
+        if not self._flushing:
+            return FLUSH_INTERVAL
+        if self._points or (self._queue and time.monotonic() >= self._retry_at):
+            return 0.0
+        return min(FLUSH_INTERVAL, max(0.01, self._retry_at - time.monotonic()))
 
     def _spool(
         self, points: list[tuple[str, int, float, float]], ops: list[dict[str, Any]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -89,6 +90,11 @@ class StoreBase:
         if self.engine.dialect.name == "postgresql":
             return postgresql.insert(table)
         return sqlite.insert(table)
+
+    def _upsert(self, table: Table, keys: tuple[str, ...], columns: tuple[str, ...]) -> Any:
+        """INSERT ... ON CONFLICT (`keys`) DO UPDATE SET each of `columns` to the new row's:
+        made once per dialect (building `excluded` costs more than running the statement)."""
+        return _upsert(self.engine.dialect.name, table, keys, columns)
 
     def _project_id(
         self, conn: Connection, name: str, *, create: bool = False, need: str | None = None
@@ -220,11 +226,8 @@ class StoreBase:
         """Upserts `tags` of the row `owner_id` in a tag table keyed by (`owner`, key)."""
         if not tags:
             return
-        stmt = self._insert(table)
         conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[owner, "key"], set_={"value": stmt.excluded.value}
-            ),
+            self._upsert(table, (owner, "key"), ("value",)),
             [{owner: owner_id, "key": k, "value": val} for k, val in tags.items()],
         )
 
@@ -289,3 +292,11 @@ class StoreBase:
             return {}
         rows = conn.execute(select(t.keys.c.id, t.keys.c.name).where(t.keys.c.id.in_(ids)))
         return {int(r.id): r.name for r in rows}
+
+
+@functools.cache
+def _upsert(dialect: str, table: Table, keys: tuple[str, ...], columns: tuple[str, ...]) -> Any:
+    stmt = (postgresql if dialect == "postgresql" else sqlite).insert(table)
+    return stmt.on_conflict_do_update(
+        index_elements=list(keys), set_={c: stmt.excluded[c] for c in columns}
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import functools
 import hashlib
 import json
 import time
@@ -10,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from registrum.store import schema as t
 
@@ -82,11 +83,8 @@ def append_event(
 ) -> None:
     """Appends one event to the chain inside `conn`'s transaction, under a lock on the head
     row (PostgreSQL), so concurrent writers take turns."""
-    head = t.audit_head.c
-    query = select(head.last_id, head.last_hash).where(head.id == 1)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    last_id, last_hash = conn.execute(query).one()
+    read_head, insert_event, move_head = _statements(conn.dialect.name)
+    last_id, last_hash = conn.execute(read_head).one()
     values = {
         "id": int(last_id) + 1,
         "at": time.time(),
@@ -99,7 +97,21 @@ def append_event(
         "after": canonical(after),
     }
     digest = event_hash(last_hash, content(_Values(values)))
-    conn.execute(t.audit_events.insert().values(**values, prev_hash=last_hash, hash=digest))
-    conn.execute(
-        update(t.audit_head).where(head.id == 1).values(last_id=values["id"], last_hash=digest)
+    conn.execute(insert_event, {**values, "prev_hash": last_hash, "hash": digest})
+    conn.execute(move_head, {"new_id": values["id"], "new_hash": digest})
+
+
+@functools.cache
+def _statements(dialect: str) -> tuple[Any, Any, Any]:
+    """Reading the head (locked on PostgreSQL), adding an event, moving the head: built once,
+    with parameters bound at execution."""
+    head = t.audit_head.c
+    read_head = select(head.last_id, head.last_hash).where(head.id == 1)
+    if dialect == "postgresql":
+        read_head = read_head.with_for_update()
+    move_head = (
+        update(t.audit_head)
+        .where(head.id == 1)
+        .values(last_id=bindparam("new_id"), last_hash=bindparam("new_hash"))
     )
+    return read_head, t.audit_events.insert(), move_head

@@ -7,10 +7,13 @@ writes, fails at once under a concurrent writer instead of waiting.
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import threading
 import time
+import weakref
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +27,65 @@ _MIGRATIONS = Path(__file__).parent / "migrations"
 # deferred transaction, which does not wait for (or block) writers.
 READONLY = "registrum_readonly"
 _migrate_lock = threading.Lock()
+# Engines by URL, kept after their stores close (disposed: no connection stays open), so
+# that a process opening a store per run (the embedded client does) keeps the engine's
+# compiled SQL; compiling the statements again for each run costs more than the run's writes.
+_engines: OrderedDict[str, Engine] = OrderedDict()
+_engines_lock = threading.Lock()
+# The SQLite file each kept engine opened (its identity), to tell when it was replaced.
+_files: weakref.WeakKeyDictionary[Engine, tuple[int, int]] = weakref.WeakKeyDictionary()
+KEPT_ENGINES = 16
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for a `sqlite:///...` or `postgresql+psycopg://...` URL."""
+    """An engine for a `sqlite:///...` or `postgresql+psycopg://...` URL: the one this
+    process made before for the same URL, if any (an in-memory database gets its own, and a
+    SQLite file replaced since gets a new one)."""
+    with _engines_lock:
+        engine = _engines.get(url)
+        if engine is not None:
+            _engines.move_to_end(url)
+    if engine is not None:
+        if engine.dialect.name != "sqlite":
+            return engine
+        database = Path(str(engine.url.database)).expanduser()
+        database.parent.mkdir(parents=True, exist_ok=True)
+        opened = _files.get(engine)
+        if opened is None or opened == _identity(engine):
+            return engine
+        engine.dispose()  # the file was deleted or replaced: its connections are stale
+    engine = _new_engine(url)
+    if engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:"):
+        return engine
+    with _engines_lock:
+        _engines[url] = engine
+        while len(_engines) > KEPT_ENGINES:
+            _, dropped = _engines.popitem(last=False)
+            dropped.dispose()
+    return engine
+
+
+def release(engine: Engine) -> None:
+    """What closing a store does to its engine: a kept SQLite engine keeps its idle
+    connections for the next store of the same file; any other closes them."""
+    with _engines_lock:
+        kept = any(x is engine for x in _engines.values())
+    if not (kept and engine.dialect.name == "sqlite"):
+        engine.dispose()
+
+
+def _identity(engine: Engine) -> tuple[int, int] | None:
+    """The SQLite file's (device, inode): which file the engine's connections have open."""
+    if engine.dialect.name != "sqlite" or not engine.url.database:
+        return None
+    try:
+        stat = os.stat(Path(engine.url.database).expanduser())
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+def _new_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
     except Exception as exc:
@@ -95,21 +153,29 @@ def migrate(engine: Engine) -> None:
     advisory lock), so the first migrates and the rest find it done.
     """
     from alembic.runtime.migration import MigrationContext
+
+    head = _head()
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision() == head
+        conn.rollback()
+    if not current:
+        with _migrate_lock, engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(7403911)"))
+            if MigrationContext.configure(conn).get_current_revision() != head:
+                _upgrade(conn, "head")
+    identity = _identity(engine)
+    if identity is not None:
+        _files[engine] = identity
+
+
+@functools.cache
+def _head() -> str | None:
+    """The newest revision of the migrations that ship with this package (reading them
+    compiles every migration script, so once per process)."""
     from alembic.script import ScriptDirectory
 
-    script = ScriptDirectory(str(_MIGRATIONS))
-    head = script.get_current_head()
-    with engine.connect() as conn:
-        if MigrationContext.configure(conn).get_current_revision() == head:
-            conn.rollback()
-            return
-        conn.rollback()
-    with _migrate_lock, engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(7403911)"))
-        if MigrationContext.configure(conn).get_current_revision() == head:
-            return
-        _upgrade(conn, "head")
+    return ScriptDirectory(str(_MIGRATIONS)).get_current_head()
 
 
 def _upgrade(conn: Connection, revision: str) -> None:

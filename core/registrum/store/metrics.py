@@ -180,24 +180,8 @@ class MetricsMixin(RunsMixin, StoreBase):
                 new["max_value"] = _pick(max, prev.max_value, new["max_value"])
                 new["points"] += prev.points
             rows.append({"run_id": run_id, "key_id": key_id, **new})
-        stmt = self._insert(s)
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["run_id", "key_id"],
-                set_={
-                    c: stmt.excluded[c]
-                    for c in (
-                        "last_value",
-                        "last_step",
-                        "last_time",
-                        "min_value",
-                        "max_value",
-                        "points",
-                    )
-                },
-            ),
-            rows,
-        )
+        columns = ("last_value", "last_step", "last_time", "min_value", "max_value", "points")
+        conn.execute(self._upsert(s, ("run_id", "key_id"), columns), rows)
 
     def _read_chunks(self, conn: Any, run_id: str, key_id: int) -> list[Any]:
         """(steps, values, times) bytes of each chunk, in logging order."""

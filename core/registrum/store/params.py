@@ -147,17 +147,8 @@ class ParamsMixin(StoreBase):
             changed.append({"run_id": run_id, "key_id": ids[key], "updated_at": stamp, **columns})
         if not changed:
             return
-        stmt = self._insert(t.params)
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["run_id", "key_id"],
-                set_={
-                    c: stmt.excluded[c]
-                    for c in ("value_type", "value_json", "value_num", "value_str", "updated_at")
-                },
-            ),
-            changed,
-        )
+        updated = ("value_type", "value_json", "value_num", "value_str", "updated_at")
+        conn.execute(self._upsert(t.params, ("run_id", "key_id"), updated), changed)
         conn.execute(
             t.param_history.insert(),
             [

@@ -17,7 +17,7 @@ from registrum.store.access import AccessMixin
 from registrum.store.approvals import ApprovalsMixin
 from registrum.store.audit import AuditMixin
 from registrum.store.blobs import BlobStore, LocalBlobStore
-from registrum.store.db import default_home, make_engine, migrate
+from registrum.store.db import default_home, make_engine, migrate, release
 from registrum.store.evaluations import EvaluationsMixin
 from registrum.store.lineage import LineageMixin
 from registrum.store.metrics import MetricsMixin
@@ -103,7 +103,7 @@ class Store(
         return Page(items=runs, next_cursor=next_cursor)
 
     def close(self) -> None:
-        self.engine.dispose()
+        release(self.engine)
 
 
 def open_store(url: str | None = None, *, blobs: str | Path | BlobStore | None = None) -> Store:
