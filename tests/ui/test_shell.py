@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -32,3 +34,13 @@ def test_sign_in_with_a_token_and_out(ui_server: Any, page: Any) -> None:
     assert page.inner_text("#whoami").startswith("admin")
     page.click("#signout")
     page.wait_for_url("**/#/signin")
+
+
+def test_the_vendored_library_is_the_version_npm_pins() -> None:
+    root = Path(__file__).resolve().parents[2]
+    pinned = json.loads((root / "ui" / "package.json").read_text())["dependencies"]["uplot"]
+    locked = json.loads((root / "ui" / "package-lock.json").read_text())
+    assert locked["packages"]["node_modules/uplot"]["version"] == pinned
+    vendored = root / "core" / "registrum" / "server" / "ui" / "static" / "vendor"
+    first_line = (vendored / "uPlot.iife.min.js").read_text().splitlines()[0]
+    assert f"(v{pinned})" in first_line

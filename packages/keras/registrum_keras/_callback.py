@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import tempfile
 import threading
+import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -20,6 +22,11 @@ from registrum_keras._describe import describe_fit, minimizes, signature
 CHECKPOINTS = ("best", "all", None)
 MODES = ("auto", "min", "max")
 FLAVOR = "keras"
+# Writing best checkpoints may take at most this share of the fit's time so far; an
+# improvement that comes sooner is kept in memory and written later (at the latest at
+# train end), so short epochs do not pay for a save each and the best is never lost.
+CHECKPOINT_SHARE = 0.01
+FIRST_SAVE_GUESS = 0.05  # seconds
 
 Hook = TypeVar("Hook", bound=Callable[..., None])
 
@@ -50,8 +57,11 @@ class RegistrumCallback(keras.callbacks.Callback):  # type: ignore[misc]
             under it. Without it the model is still logged as the run's candidate.
         monitor: the epoch metric that decides which checkpoint is the best.
         mode: "min" or "max" for `monitor`; "auto" tells from its name.
-        checkpoints: "best" saves and uploads a `.keras` checkpoint each time
-            `monitor` improves; "all" after every epoch; None saves none.
+        checkpoints: "best" saves and uploads a `.keras` checkpoint of each
+            improvement of `monitor`, taking at most 1% of the fit's time: an
+            improvement that comes sooner is kept in memory and written later, at
+            the latest at train end, so the best is always uploaded; "all" after
+            every epoch; None saves none.
         log_batches_every: also log the batch metrics (as `batch/<name>`) of every
             this-many-th batch; None logs epochs only.
         aliases: aliases the registered version gets.
@@ -119,6 +129,12 @@ class RegistrumCallback(keras.callbacks.Callback):  # type: ignore[misc]
         self._batch_lock = threading.Lock()
         self._epoch_first_step = 0
         self._steps_done = 0
+        self._began = time.perf_counter()
+        self._saving = 0.0  # seconds spent writing checkpoints in this fit
+        self._pending: _Snapshot | None = None  # the best, not yet written
+        self._last_epoch: int | None = None
+        self._saves = 0
+        self._last_save = 0.0
 
     # Callbacks are copied and pickled (by model wrappers and process pools): only the
     # options travel; the run, its files and the locks are made anew by each fit.
@@ -182,9 +198,19 @@ class RegistrumCallback(keras.callbacks.Callback):  # type: ignore[misc]
                 metrics["learning_rate"] = rate
         self._run.log(metrics, step=epoch)
         self._last_metrics = metrics
+        self._last_epoch = epoch
         improved = self._track_best(epoch, metrics)
-        if self.checkpoints == "all" or (self.checkpoints == "best" and improved):
+        if self._run.disabled:
+            return
+        if self.checkpoints == "all":
             self._save_checkpoint(epoch, metrics)
+        elif self.checkpoints == "best" and improved:
+            spent = time.perf_counter() - self._began
+            if self._saving + self._save_cost() <= CHECKPOINT_SHARE * spent:
+                self._pending = None
+                self._save_checkpoint(epoch, metrics)
+            else:
+                self._pending = _Snapshot.take(self.model, epoch, metrics)
 
     @_guarded
     def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
@@ -222,16 +248,43 @@ class RegistrumCallback(keras.callbacks.Callback):  # type: ignore[misc]
         self._best, self._best_epoch = value, epoch
         return True
 
+    def _save_cost(self) -> float:
+        """What the next checkpoint will take to write: the last one's time, and before the
+        first a guess at the least a `.keras` file takes."""
+        return self._last_save if self._saves else FIRST_SAVE_GUESS
+
     def _save_checkpoint(self, epoch: int, metrics: Mapping[str, float]) -> None:
         """Saves the model and hands the file to the run, which uploads it in the background.
         Each checkpoint gets a new file name: the run keeps a link to the file it was given."""
         assert self._run is not None
-        if self._run.disabled:
-            return
+        began = time.perf_counter()
         path = self._scratch() / f"epoch-{epoch:04d}.keras"
         self.model.save(path)
         self._run.log_checkpoint(path, step=epoch, metrics=metrics)
         path.unlink()
+        self._last_save = time.perf_counter() - began
+        self._saving += self._last_save
+        self._saves += 1
+
+    def _write_pending(self, final: Path) -> None:
+        """Writes the best checkpoint that was kept in memory. When the model still holds its
+        weights (the best was the last epoch), the trained model's file is that checkpoint."""
+        assert self._run is not None
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        if pending.matches(self.model):
+            path = self._scratch() / f"epoch-{pending.epoch:04d}.keras"
+            os.link(final, path)
+            self._run.log_checkpoint(path, step=pending.epoch, metrics=pending.metrics)
+            path.unlink()
+            return
+        now = _Snapshot.take(self.model, -1, {})
+        pending.restore(self.model)
+        try:
+            self._save_checkpoint(pending.epoch, pending.metrics)
+        finally:
+            now.restore(self.model)
 
     def _log_model(self) -> None:
         """Logs the trained model (flavor "keras") and registers it when asked."""
@@ -240,6 +293,7 @@ class RegistrumCallback(keras.callbacks.Callback):  # type: ignore[misc]
             return
         path = self._scratch() / "model.keras"
         self.model.save(path)
+        self._write_pending(path)
         metadata: dict[str, Any] = {
             "keras_version": keras.__version__,
             "backend": keras.backend.backend(),
@@ -283,6 +337,38 @@ class RegistrumCallback(keras.callbacks.Callback):  # type: ignore[misc]
             self._end_run("failed")
             raise exc
         integration.warn_once(self._warned, f"RegistrumCallback.{hook}", exc)
+
+
+class _Snapshot:
+    """A copy of a model's weights and optimizer state in memory, at the end of an epoch."""
+
+    def __init__(
+        self, epoch: int, metrics: Mapping[str, float], weights: list[Any], slots: list[Any]
+    ) -> None:
+        self.epoch, self.metrics = epoch, dict(metrics)
+        self.weights, self.slots = weights, slots
+
+    @classmethod
+    def take(cls, model: Any, epoch: int, metrics: Mapping[str, float]) -> _Snapshot:
+        optimizer = getattr(model, "optimizer", None)
+        slots = [keras.ops.convert_to_numpy(v) for v in getattr(optimizer, "variables", [])]
+        return cls(epoch, metrics, model.get_weights(), slots)
+
+    def matches(self, model: Any) -> bool:
+        """Whether the model holds exactly these weights now."""
+        import numpy as np
+
+        now = model.get_weights()
+        return len(now) == len(self.weights) and all(
+            a.shape == b.shape and np.array_equal(a, b)
+            for a, b in zip(now, self.weights, strict=True)
+        )
+
+    def restore(self, model: Any) -> None:
+        model.set_weights(self.weights)
+        optimizer = getattr(model, "optimizer", None)
+        for variable, value in zip(getattr(optimizer, "variables", []), self.slots, strict=False):
+            variable.assign(value)
 
 
 def _numbers(logs: Mapping[str, Any]) -> dict[str, float]:

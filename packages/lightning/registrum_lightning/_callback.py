@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import tempfile
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -63,6 +64,20 @@ class RegistrumCallback(pl.Callback):
             parent, store, id, mode, ...) for a run it starts.
     """
 
+    # Lightning calls a callback's hook only when it is callable, and every call costs a few
+    # microseconds: the per-batch hooks this callback has no use for are not offered.
+    on_train_batch_end = None  # type: ignore[assignment]
+    on_before_backward = None  # type: ignore[assignment]
+    on_after_backward = None  # type: ignore[assignment]
+    on_before_optimizer_step = None  # type: ignore[assignment]
+    on_before_zero_grad = None  # type: ignore[assignment]
+    on_validation_batch_start = None  # type: ignore[assignment]
+    on_validation_batch_end = None  # type: ignore[assignment]
+    on_test_batch_start = None  # type: ignore[assignment]
+    on_test_batch_end = None  # type: ignore[assignment]
+    on_predict_batch_start = None  # type: ignore[assignment]
+    on_predict_batch_end = None  # type: ignore[assignment]
+
     def __init__(
         self,
         project: str | None = None,
@@ -104,9 +119,11 @@ class RegistrumCallback(pl.Callback):
         self._trainer: pl.Trainer | None = None
         self._seen_files: dict[str, tuple[int, int, int]] = {}
         self._lr_step = -1
-        self._rates: dict[str, float] = {}
+        self._rates: list[float] = []
         self._described: set[str] = set()
         self._warned: set[str] = set()
+        self._fingerprinting: list[threading.Thread] = []
+        self._fingerprint_errors: list[Exception] = []
 
     # Callbacks are copied and pickled (DDP spawn, model wrappers, sweeps): only the
     # options and run ids travel; the run and the trainer stay with the process.
@@ -160,15 +177,15 @@ class RegistrumCallback(pl.Callback):
         logs metrics at: a schedule is recorded step by step, a constant rate costs little."""
         if self._run is None:
             return
-        step = _logger_step(trainer)
+        step = trainer.fit_loop.epoch_loop._batches_that_stepped
         if step == self._lr_step:  # batches accumulated into one step share their rate
             return
         self._lr_step = step
-        rates = _capture.learning_rates(trainer)
+        groups = [float(g["lr"]) for o in trainer.optimizers for g in o.param_groups]
         logging_step = (step + 1) % trainer.log_every_n_steps == 0  # type: ignore[attr-defined]
-        if rates != self._rates or logging_step:
-            self._rates = rates
-            self._run.log(rates, step=step)
+        if groups != self._rates or logging_step:
+            self._rates = groups
+            self._run.log(_capture.learning_rates(trainer), step=int(step))
 
     @_guarded
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -279,10 +296,15 @@ class RegistrumCallback(pl.Callback):
                     self._run.config.update(params)
 
     def _end(self, status: str) -> None:
-        run, owned = self._run, self._owns_run
+        run, owned, threads = self._run, self._owns_run, self._fingerprinting
+        errors = self._fingerprint_errors
         self._reset()
+        for thread in threads:  # the datasets are recorded before the run ends
+            thread.join()
         if run is not None and owned:
             run.finish(status)
+        if errors:
+            self._failed("use_dataset", errors[0])
 
     def _use_datasets(self, role: str, dataloaders: Any) -> None:
         """Records the datasets behind a stage's dataloaders, once per run: array-backed ones
@@ -291,13 +313,34 @@ class RegistrumCallback(pl.Callback):
             return
         self._described.add(role)
         found = list(_capture.loaders(dataloaders))
+        parts: list[tuple[Any, str]] = []
         for i, loader in enumerate(found):
             name = role if len(found) == 1 else f"{role}-{i}"
             self._run.config.update({"data": {name: _capture.description(loader.dataset)}})
             arrays = _capture.arrays(loader.dataset) or []
-            for j, array in enumerate(arrays):
-                part = name if len(arrays) == 1 else f"{name}.{j}"
-                self._run.use_dataset(array, name=part, role=role)
+            parts += [
+                (a, name if len(arrays) == 1 else f"{name}.{j}") for j, a in enumerate(arrays)
+            ]
+        if parts:
+            # Hashing the data (which releases the GIL) overlaps the first steps of training.
+            thread = threading.Thread(
+                target=self._fingerprint,
+                args=(self._run, parts, role),
+                name=f"registrum-datasets-{role}",
+                daemon=True,
+            )
+            thread.start()
+            self._fingerprinting.append(thread)
+
+    def _fingerprint(self, run: registrum.Run, parts: list[tuple[Any, str]], role: str) -> None:
+        for array, name in parts:
+            try:
+                run.use_dataset(array, name=name, role=role)
+            except Exception as exc:
+                if integration.strict(run):
+                    self._fingerprint_errors.append(exc)  # raised by `_end`
+                else:
+                    integration.warn_once(self._warned, "RegistrumCallback.use_dataset", exc)
 
     def _checkpoints_to_upload(self, checkpoint_callback: ModelCheckpoint) -> list[str]:
         """The files `checkpoints` asks for among those written since the last look."""
