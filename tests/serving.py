@@ -49,6 +49,37 @@ def running_server(settings: Settings) -> Iterator[str]:
         yield url
 
 
+ADMIN_TOKEN = "rgm_test-admin-token-0123456789abcdef"
+
+
+@contextmanager
+def auth_server(
+    folder: Path, users: tuple[str, ...], **settings: Any
+) -> Iterator[tuple[str, Any, dict[str, str]]]:
+    """A server with auth on a fresh SQLite store under `folder`, with `users` made by the
+    first admin (token ADMIN_TOKEN, under "admin"). Yields the URL, an HttpStore signed in as
+    the admin, and every user's token by name."""
+    from contextlib import closing
+
+    from registrum.client.http import HttpStore
+
+    config = Settings(
+        store_url=f"sqlite:///{folder}/db.sqlite",
+        blobs=folder / "blobs",
+        auth=True,
+        admin_token=ADMIN_TOKEN,
+        **settings,
+    )
+    with running_server(config) as url, closing(HttpStore(url, token=ADMIN_TOKEN)) as admin:
+        tokens = {"admin": ADMIN_TOKEN}
+        for name in users:
+            admin.create_user(name)
+            made = admin.create_token(user=name)
+            assert made.token is not None
+            tokens[name] = made.token
+        yield url, admin, tokens
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

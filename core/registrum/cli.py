@@ -8,20 +8,29 @@ from collections.abc import Sequence
 from typing import Any
 
 
-def _server(args: argparse.Namespace) -> int:
+def _has_server_extra(command: str) -> bool:
+    """Whether the server extra is installed; if not, says how to get it."""
     try:
-        import uvicorn
-
-        from registrum.server import Settings, create_app
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
     except ImportError as exc:
         print(
-            f"registrum server needs the server extra ({exc.name} is missing): "
+            f"registrum {command} needs the server extra ({exc.name} is missing): "
             'pip install "registrum[server]"',
             file=sys.stderr,
         )
+        return False
+    return True
+
+
+def _server(args: argparse.Namespace) -> int:
+    if not _has_server_extra("server"):
         return 2
+    import uvicorn
+
     from registrum.cli_access import server_auth
     from registrum.errors import RegistrumError
+    from registrum.server import Settings, create_app
     from registrum.store import open_store
 
     access = server_auth(args)
@@ -61,18 +70,12 @@ def _server(args: argparse.Namespace) -> int:
 
 def _ui(args: argparse.Namespace) -> int:
     """The web UI over the embedded store (REGISTRUM_HOME), on loopback only."""
-    try:
-        import uvicorn
-
-        from registrum.server import Settings, create_app
-    except ImportError as exc:
-        print(
-            f"registrum ui needs the server extra ({exc.name} is missing): "
-            'pip install "registrum[server]"',
-            file=sys.stderr,
-        )
+    if not _has_server_extra("ui"):
         return 2
+    import uvicorn
+
     from registrum.errors import RegistrumError
+    from registrum.server import Settings, create_app
     from registrum.store import open_store
 
     settings = Settings(store_url=args.store, blobs=args.blobs)

@@ -19,13 +19,10 @@ from conftest import BACKENDS, backend_params
 from registrum.cli import main
 from registrum.client.http import HttpStore
 from registrum.errors import ApprovalRequired, Conflict, Forbidden, InvalidArgument
-from registrum.server import Settings
 from registrum.store.principal import Principal, signed_in_as
 from registrum.store.service import Store
 from registrum.store.webhooks import event_model
-from serving import running_server
-
-ADMIN_TOKEN = "rgm_test-admin-token-approvals-0123"
+from serving import auth_server
 
 
 @pytest.fixture(params=backend_params(["sqlite", "postgres"]))
@@ -281,20 +278,9 @@ def test_an_evaluation_gate_blocks_a_worse_candidate_and_passes_a_better_one(
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    settings = Settings(
-        store_url=f"sqlite:///{tmp_path}/r.db",
-        blobs=tmp_path / "blobs",
-        auth=True,
-        admin_token=ADMIN_TOKEN,
-        webhook_senders=0,
-    )
-    with running_server(settings) as url, closing(HttpStore(url, token=ADMIN_TOKEN)) as admin:
-        tokens = {"server": ADMIN_TOKEN}
-        for name in ("padmin", "editor", "reviewer", "viewer"):
-            admin.create_user(name)
-            made = admin.create_token(user=name)
-            assert made.token is not None
-            tokens[name] = made.token
+    users = ("padmin", "editor", "reviewer", "viewer")
+    with auth_server(tmp_path, users, webhook_senders=0) as (url, _, tokens):
+        tokens["server"] = tokens.pop("admin")
         with closing(HttpStore(url, token=tokens["padmin"])) as padmin:
             padmin.create_project("p")
             for name in ("editor", "reviewer", "viewer"):

@@ -12,26 +12,13 @@ import requests
 
 from registrum.client.http import HttpStore
 from registrum.server import Settings
-from serving import running_server
-
-ADMIN_TOKEN = "rgm_test-admin-token-ui-models-0123"
+from serving import auth_server, running_server
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    settings = Settings(
-        store_url=f"sqlite:///{tmp_path}/db.sqlite",
-        blobs=tmp_path / "blobs",
-        auth=True,
-        admin_token=ADMIN_TOKEN,
-    )
-    with running_server(settings) as url, closing(HttpStore(url, token=ADMIN_TOKEN)) as admin:
-        tokens = {"admin": ADMIN_TOKEN}
-        for name in ("padmin", "reviewer", "viewer", "outsider"):
-            admin.create_user(name)
-            made = admin.create_token(user=name)
-            assert made.token is not None
-            tokens[name] = made.token
+    users = ("padmin", "reviewer", "viewer", "outsider")
+    with auth_server(tmp_path, users) as (url, _, tokens):
         with closing(HttpStore(url, token=tokens["padmin"])) as padmin:
             padmin.create_project("p")
             padmin.create_project("q")

@@ -5,20 +5,15 @@ in the service layer on both databases and over a real server with and without a
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from registrum.client.http import HttpStore
 from registrum.errors import ProjectNotFound
-from registrum.server import Settings
 from registrum.store import open_store
-from serving import running_server
-
-ADMIN_TOKEN = "rgm_test-admin-token-ui-runs-0123456"
+from serving import auth_server
 
 
 def fill(store: Any) -> None:
@@ -74,18 +69,7 @@ def test_run_counts(opened: Any) -> None:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    settings = Settings(
-        store_url=f"sqlite:///{tmp_path}/db.sqlite",
-        blobs=tmp_path / "blobs",
-        auth=True,
-        admin_token=ADMIN_TOKEN,
-    )
-    with running_server(settings) as url, closing(HttpStore(url, token=ADMIN_TOKEN)) as admin:
-        tokens = {"admin": ADMIN_TOKEN}
-        admin.create_user("viewer")
-        made = admin.create_token(user="viewer")
-        assert made.token is not None
-        tokens["viewer"] = made.token
+    with auth_server(tmp_path, ("viewer",)) as (url, admin, tokens):
         run = admin.create_run("a", config={"lr": 0.1}, tags={"team": "x"})
         admin.log_metrics(run.id, seq=0, keys=["acc"], steps=[1], values=[0.9])
         admin.create_run("a")

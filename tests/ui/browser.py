@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 
 def open_page(page: Any, url: str) -> Any:
@@ -15,3 +20,18 @@ def open_page(page: Any, url: str) -> Any:
 def wait_ready(page: Any) -> Any:
     page.wait_for_selector("main#page[data-ready=true]", state="attached")
     return page
+
+
+@contextmanager
+def tracking(home: Path, token: str | None = None) -> Iterator[None]:
+    """The environment of a script that tracks runs: its own REGISTRUM_HOME, strict (a
+    failure raises), the store given to `registrum.init`, and `token`, if any."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("REGISTRUM_HOME", str(home))
+        env.setenv("REGISTRUM_STRICT", "1")
+        env.delenv("REGISTRUM_URL", raising=False)
+        if token is None:
+            env.delenv("REGISTRUM_TOKEN", raising=False)
+        else:
+            env.setenv("REGISTRUM_TOKEN", token)
+        yield

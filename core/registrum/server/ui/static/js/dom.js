@@ -156,3 +156,19 @@ export function table(columns, rows, { empty = "Nothing yet.", cls = "" } = {}) 
     ),
   );
 }
+
+// Wires previous / next buttons over cursor pages: `state.chain` holds the cursors of the
+// pages before the one shown, `current()` is the page shown ({next_cursor, ...}), and
+// `reload()` shows the page the chain now leads to.
+export function pageThrough(state, prev, next, current, reload) {
+  prev.addEventListener("click", () => {
+    state.chain = state.chain.slice(0, -1);
+    reload();
+  });
+  next.addEventListener("click", () => {
+    const cursor = current().next_cursor;
+    if (!cursor) return;
+    state.chain = [...state.chain, cursor];
+    reload();
+  });
+}

@@ -4,7 +4,7 @@
 
 import { setQuery } from "../app.js";
 import { api, session } from "../api.js";
-import { clear, errorBox, fmtNum, fmtTime, h, link, route } from "../dom.js";
+import { clear, errorBox, fmtNum, fmtTime, h, link, pageThrough, route } from "../dom.js";
 
 const PAGE_SIZE = 50;
 const TEXT_FILTERS = [
@@ -197,15 +197,7 @@ export default async function render(root, params, query) {
       form.requestSubmit();
     } }, "Clear")));
 
-  prev.addEventListener("click", () => {
-    state.chain = state.chain.slice(0, -1);
-    reload();
-  });
-  next.addEventListener("click", () => {
-    if (!page.next_cursor) return;
-    state.chain = [...state.chain, page.next_cursor];
-    reload();
-  });
+  pageThrough(state, prev, next, () => page, reload);
 
   root.append(
     h("h1", {}, "Audit log"),

@@ -9,7 +9,9 @@
 
 import { setQuery } from "../app.js";
 import { ApiError, api } from "../api.js";
-import { badge, clear, errorBox, fmtDuration, fmtNum, fmtTime, fmtValue, h, link, route } from "../dom.js";
+import {
+  badge, clear, errorBox, fmtDuration, fmtNum, fmtTime, fmtValue, h, link, pageThrough, route,
+} from "../dom.js";
 
 const PAGE_SIZE = 50;
 const DEFAULT_KEYS = 3; // params and metrics shown when no columns were chosen
@@ -314,15 +316,7 @@ export default async function render(root, params, query) {
     return Object.assign(details, { sync: () => keys && fill() });
   }
 
-  prev.addEventListener("click", () => {
-    state.chain = state.chain.slice(0, -1);
-    reload();
-  });
-  next.addEventListener("click", () => {
-    if (!page.next_cursor) return;
-    state.chain = [...state.chain, page.next_cursor];
-    reload();
-  });
+  pageThrough(state, prev, next, () => page, reload);
   compare.addEventListener("click", () => {
     location.hash = `#/compare?runs=${[...selected].map(encodeURIComponent).join(",")}`;
   });

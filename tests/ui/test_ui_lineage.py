@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import pytest
-from browser import open_page, wait_ready
+from browser import open_page, tracking, wait_ready
 
 import registrum
 
@@ -33,11 +33,7 @@ def world(ui_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     world = World(server.url)
     train = np.arange(100, dtype=np.float64).reshape(50, 2)
     weights = tmp / "w.bin"
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("REGISTRUM_HOME", str(tmp / "home"))
-        env.setenv("REGISTRUM_STRICT", "1")
-        env.delenv("REGISTRUM_URL", raising=False)
-        env.delenv("REGISTRUM_TOKEN", raising=False)
+    with tracking(tmp / "home"):
 
         def start(name: str, job_type: str) -> registrum.Run:
             return registrum.init(

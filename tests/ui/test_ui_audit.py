@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from browser import open_page, wait_ready
+from browser import open_page, tracking, wait_ready
 
 import registrum
 
@@ -27,10 +27,7 @@ class World:
 def world(ui_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     server = ui_server()
     world = World(server.url)
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("REGISTRUM_HOME", str(tmp_path_factory.mktemp("audit-home")))
-        env.setenv("REGISTRUM_STRICT", "1")
-        env.delenv("REGISTRUM_URL", raising=False)
+    with tracking(tmp_path_factory.mktemp("audit-home")):
         for project, count in (("alpha", RUNS_A), ("beta", 2)):
             for i in range(count):
                 run = registrum.init(

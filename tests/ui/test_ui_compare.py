@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from browser import open_page, wait_ready
+from browser import open_page, tracking, wait_ready
 
 import registrum
 
@@ -40,11 +40,7 @@ def world(ui_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     server = ui_server()
     tmp = tmp_path_factory.mktemp("compare")
     options = {"store": server.url, "capture_code": False, "capture_environment": False}
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("REGISTRUM_HOME", str(tmp / "home"))
-        env.setenv("REGISTRUM_STRICT", "1")
-        env.delenv("REGISTRUM_URL", raising=False)
-        env.delenv("REGISTRUM_TOKEN", raising=False)
+    with tracking(tmp / "home"):
         parent = registrum.init(project=PROJECT, name="lr-sweep", job_type="sweep", **options)
         runs = []
         for i, lr in enumerate(LRS):

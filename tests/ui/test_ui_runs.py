@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import requests
-from browser import open_page, wait_ready
+from browser import open_page, tracking, wait_ready
 
 import registrum
 from serving import free_port
@@ -45,10 +45,7 @@ class World:
 def world(ui_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     server = ui_server()
     world = World(server.url)
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("REGISTRUM_HOME", str(tmp_path_factory.mktemp("runs-home")))
-        env.setenv("REGISTRUM_STRICT", "1")
-        env.delenv("REGISTRUM_URL", raising=False)
+    with tracking(tmp_path_factory.mktemp("runs-home")):
         client = server.client()
         client.create_project(PROJECT, description="image classifiers")
         client.close()

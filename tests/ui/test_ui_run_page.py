@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from browser import open_page, wait_ready
+from browser import open_page, tracking, wait_ready
 
 import registrum
 
@@ -40,11 +40,7 @@ class World:
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     tmp = tmp_path_factory.mktemp("run-page")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("REGISTRUM_HOME", str(tmp / "home"))
-        env.setenv("REGISTRUM_STRICT", "1")
-        env.delenv("REGISTRUM_URL", raising=False)
-        env.delenv("REGISTRUM_TOKEN", raising=False)
+    with tracking(tmp / "home"):
         yield tmp
 
 

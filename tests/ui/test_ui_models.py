@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from browser import open_page, wait_ready
+from browser import open_page, tracking, wait_ready
 
 import registrum
 
@@ -64,11 +64,7 @@ def world(ui_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             tokens[name] = admin.create_token(user=name).token
             admin.add_member(PROJECT, name, role)
     world = World(server.url, tokens)
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("REGISTRUM_HOME", str(tmp / "home"))
-        env.setenv("REGISTRUM_TOKEN", tokens["editor"])
-        env.setenv("REGISTRUM_STRICT", "1")
-        env.delenv("REGISTRUM_URL", raising=False)
+    with tracking(tmp / "home", tokens["editor"]):
         build(world, tmp)
     with closing(server.client()) as admin:
         admin.set_policy(MODEL, protected=["production"], approver_role="reviewer")
