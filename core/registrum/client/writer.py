@@ -216,7 +216,7 @@ class Writer:
     def _pause(self) -> float:
         """How long the loop may wait for more (under the lock): while a flush waits, not at
         all, unless what is left cannot be sent before the retry after an outage."""
-        if not self._flushing:
+        if not self._flushing or self.offline:
             return FLUSH_INTERVAL
         if self._points or (self._queue and time.monotonic() >= self._retry_at):
             return 0.0

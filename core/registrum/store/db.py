@@ -27,9 +27,10 @@ _MIGRATIONS = Path(__file__).parent / "migrations"
 # deferred transaction, which does not wait for (or block) writers.
 READONLY = "registrum_readonly"
 _migrate_lock = threading.Lock()
-# Engines by URL, kept after their stores close (disposed: no connection stays open), so
-# that a process opening a store per run (the embedded client does) keeps the engine's
-# compiled SQL; compiling the statements again for each run costs more than the run's writes.
+# Engines by URL, kept after their stores close, so that a process opening a store per run
+# (the embedded client does) keeps the engine's compiled SQL, and for SQLite its idle
+# connections: compiling the statements again for each run costs more than the run's
+# writes. A PostgreSQL engine's connections close with its store.
 _engines: OrderedDict[str, Engine] = OrderedDict()
 _engines_lock = threading.Lock()
 # The SQLite file each kept engine opened (its identity), to tell when it was replaced.

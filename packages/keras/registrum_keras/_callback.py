@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -132,7 +133,6 @@ class RegistrumCallback(keras.callbacks.Callback):  # type: ignore[misc]
         self._began = time.perf_counter()
         self._saving = 0.0  # seconds spent writing checkpoints in this fit
         self._pending: _Snapshot | None = None  # the best, not yet written
-        self._last_epoch: int | None = None
         self._saves = 0
         self._last_save = 0.0
 
@@ -198,7 +198,6 @@ class RegistrumCallback(keras.callbacks.Callback):  # type: ignore[misc]
                 metrics["learning_rate"] = rate
         self._run.log(metrics, step=epoch)
         self._last_metrics = metrics
-        self._last_epoch = epoch
         improved = self._track_best(epoch, metrics)
         if self._run.disabled:
             return
@@ -275,7 +274,10 @@ class RegistrumCallback(keras.callbacks.Callback):  # type: ignore[misc]
             return
         if pending.matches(self.model):
             path = self._scratch() / f"epoch-{pending.epoch:04d}.keras"
-            os.link(final, path)
+            try:
+                os.link(final, path)
+            except OSError:  # a file system without hard links
+                shutil.copyfile(final, path)
             self._run.log_checkpoint(path, step=pending.epoch, metrics=pending.metrics)
             path.unlink()
             return

@@ -325,20 +325,26 @@ class RegistrumCallback(pl.Callback):
             # Hashing the data (which releases the GIL) overlaps the first steps of training.
             thread = threading.Thread(
                 target=self._fingerprint,
-                args=(self._run, parts, role),
+                args=(self._run, parts, role, self._fingerprint_errors),
                 name=f"registrum-datasets-{role}",
                 daemon=True,
             )
             thread.start()
             self._fingerprinting.append(thread)
 
-    def _fingerprint(self, run: registrum.Run, parts: list[tuple[Any, str]], role: str) -> None:
+    def _fingerprint(
+        self,
+        run: registrum.Run,
+        parts: list[tuple[Any, str]],
+        role: str,
+        errors: list[Exception],
+    ) -> None:
         for array, name in parts:
             try:
                 run.use_dataset(array, name=name, role=role)
             except Exception as exc:
                 if integration.strict(run):
-                    self._fingerprint_errors.append(exc)  # raised by `_end`
+                    errors.append(exc)  # raised by `_end`
                 else:
                     integration.warn_once(self._warned, "RegistrumCallback.use_dataset", exc)
 
