@@ -120,6 +120,8 @@ class RegistrumCallback(pl.Callback):
         self._seen_files: dict[str, tuple[int, int, int]] = {}
         self._lr_step = -1
         self._rates: list[float] = []
+        self._in_epoch = False
+        self._epoch_rates: dict[str, float] = {}
         self._described: set[str] = set()
         self._warned: set[str] = set()
         self._fingerprinting: list[threading.Thread] = []
@@ -168,6 +170,27 @@ class RegistrumCallback(pl.Callback):
                 self._newly_written(checkpoint)  # files of a fit this one resumes are not new
         self._use_datasets("train", trainer.train_dataloader)
         self._use_datasets("val", trainer.val_dataloaders)
+        # Unless a scheduler steps per batch (or the module steps its own), the rates change
+        # only between epochs: they are read at each epoch's start, and Lightning is not
+        # asked to call this callback at every batch (each call costs microseconds).
+        per_batch = not pl_module.automatic_optimization or any(
+            config.interval == "step" for config in trainer.lr_scheduler_configs
+        )
+        if per_batch:
+            self.__dict__.pop("on_train_batch_start", None)
+        else:
+            self.on_train_batch_start = None  # type: ignore[assignment]
+
+    @_guarded
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._in_epoch = True
+        if "on_train_batch_start" in self.__dict__:  # the rates change between epochs only
+            self._epoch_rates = _capture.learning_rates(trainer)
+            self._log_rates(trainer, logging_step=False)
+
+    @_guarded
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._in_epoch = False
 
     @_guarded
     def on_train_batch_start(
@@ -175,17 +198,8 @@ class RegistrumCallback(pl.Callback):
     ) -> None:
         """The learning rates at every step where one changed, and at every step Lightning
         logs metrics at: a schedule is recorded step by step, a constant rate costs little."""
-        if self._run is None:
-            return
         step = trainer.fit_loop.epoch_loop._batches_that_stepped
-        if step == self._lr_step:  # batches accumulated into one step share their rate
-            return
-        self._lr_step = step
-        groups = [float(g["lr"]) for o in trainer.optimizers for g in o.param_groups]
-        logging_step = (step + 1) % trainer.log_every_n_steps == 0  # type: ignore[attr-defined]
-        if groups != self._rates or logging_step:
-            self._rates = groups
-            self._run.log(_capture.learning_rates(trainer), step=int(step))
+        self._log_rates(trainer, logging_step=(step + 1) % trainer.log_every_n_steps == 0)  # type: ignore[attr-defined]
 
     @_guarded
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -231,9 +245,36 @@ class RegistrumCallback(pl.Callback):
 
     @_guarded
     def log_metrics(self, metrics: Mapping[str, float], step: int | None) -> None:
-        """Everything the module logs with `self.log`, at Lightning's step."""
-        if self._run is not None:
-            self._run.log(metrics, step=step)
+        """Everything the module logs with `self.log`, at Lightning's step; and, when the
+        rates are read per epoch, the rates at a training step Lightning logs at."""
+        if self._run is None:
+            return
+        self._run.log(metrics, step=step)
+        trainer = self._trainer
+        if (
+            self._in_epoch
+            and "on_train_batch_start" in self.__dict__
+            and trainer is not None
+            and trainer.training
+            and step is not None
+            and step != self._lr_step
+        ):
+            # The epoch's rates (a scheduler stepped at the epoch's last batch already set
+            # the next epoch's): at a training step Lightning logs at.
+            self._lr_step = step
+            self._run.log(self._epoch_rates, step=step)
+
+    def _log_rates(self, trainer: pl.Trainer, *, logging_step: bool) -> None:
+        """Logs the learning rates at the current step when they changed, or when it is a
+        step Lightning logs at; once a step (batches accumulated into one share it)."""
+        step = trainer.fit_loop.epoch_loop._batches_that_stepped
+        if self._run is None or step == self._lr_step:
+            return
+        groups = [float(g["lr"]) for o in trainer.optimizers for g in o.param_groups]
+        if groups != self._rates or logging_step:
+            self._lr_step = step
+            self._rates = groups
+            self._run.log(_capture.learning_rates(trainer), step=int(step))
 
     @_guarded
     def after_save_checkpoint(self, checkpoint_callback: ModelCheckpoint) -> None:

@@ -206,6 +206,40 @@ def test_the_learning_rate_is_recorded_where_it_changes_and_at_logging_steps(
     assert sorted(stored(target.reader, callback.run_id, "train_loss_step")) == [4, 9]
 
 
+class EpochScheduled(Regressor):
+    """A rate that no scheduler changes (`gamma` None), or one halved every epoch."""
+
+    def __init__(self, gamma: float | None) -> None:
+        super().__init__()
+        self.gamma = gamma
+
+    def configure_optimizers(self) -> Any:
+        optimizer = torch.optim.Adam(self.parameters(), lr=0.05)
+        if self.gamma is None:
+            return optimizer
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=self.gamma)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler}}
+
+
+@pytest.mark.parametrize("target", ["embedded"], indirect=True)
+@pytest.mark.parametrize("gamma", [None, 0.5], ids=["constant", "per-epoch"])
+def test_rates_that_change_between_epochs_only_are_read_per_epoch(
+    target: Target, tmp_path: Path, gamma: float | None
+) -> None:
+    """No per-batch hook then: the rate of each epoch, at its first step when it changed and
+    at the steps Lightning logs at (4 steps an epoch; 5 and 10 are logged)."""
+    callback = RegistrumCallback(project="p")
+    fit = trainer(tmp_path, [callback], log_every_n_steps=5)
+    fit.fit(EpochScheduled(gamma), datamodule=Data())
+    assert callback.on_train_batch_start is None  # Lightning did not call it at every batch
+    rates = stored(target.reader, callback.run_id, "lr")
+    if gamma is None:
+        assert rates == {0: 0.05, 4: 0.05, 9: 0.05}
+    else:
+        assert rates == {0: 0.05, 4: 0.025, 8: 0.0125, 9: 0.0125}
+    assert sorted(stored(target.reader, callback.run_id, "train_loss_step")) == [4, 9]
+
+
 @pytest.mark.parametrize("target", ["embedded"], indirect=True)
 def test_load_model_refuses_a_model_of_another_flavor(target: Target, tmp_path: Path) -> None:
     weights = tmp_path / "model.bin"
