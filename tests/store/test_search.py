@@ -193,7 +193,7 @@ def matches(node: Node | None, run: Run) -> bool:
     texts = [v.text for v in node.values]
     numbers = [v.number for v in node.values]
     if kind == "attribute":
-        return compare(op, run.attrs[key], numbers if node.field.numeric else texts)
+        return compare(op, attribute(run, key), numbers if node.field.numeric else texts)
     if kind == "tag":
         return compare(op, run.tags.get(key), texts)
     if kind == "metric":
@@ -211,10 +211,18 @@ def matches(node: Node | None, run: Run) -> bool:
     return hit if op == "in" else (num is not None or text is not None) and not hit
 
 
+def attribute(run: Run, key: str) -> Any:
+    """A run attribute as the search sees it: duration is the end time minus the start."""
+    if key == "duration":
+        end = run.attrs["end_time"]
+        return None if end is None else end - run.attrs["start_time"]
+    return run.attrs[key]
+
+
 def sort_classes(kind: str, key: str, run: Run) -> tuple[int, Any]:
     """(class, value): lower classes first; the last class lacks the value."""
     if kind == "attribute":
-        value = run.attrs[key]
+        value = attribute(run, key)
         return (0, value) if value is not None else (1, None)
     if kind == "tag":
         return (0, run.tags[key]) if key in run.tags else (1, None)
@@ -476,6 +484,8 @@ FILTERS = [
     "start_time <= 1100",
     "start_time > '1970-01-01T00:20:00'",
     "end_time > 1300",
+    "duration > 250",
+    "duration <= 100 or status = 'running'",
     f"id = '{RUNS[5].id}'",
     f"id in ('{RUNS[5].id}', '{RUNS[6].id}', 'nosuchrun')",
     f"parent_id = '{parent_with_children()}'",
@@ -523,6 +533,9 @@ ORDERS: list[Any] = [
     "-name",
     "end_time",
     "-end_time",
+    "duration",
+    "-duration",
+    "duration, -metrics.acc",
     "status",
     "start_time",
     "-id",

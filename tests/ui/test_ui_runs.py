@@ -187,6 +187,22 @@ def test_sorting_by_a_metric_orders_the_rows_by_its_values(world: World, page: A
     assert row_ids(page) == [world.ids[n] for n in sorted(RUNS)]
 
 
+def test_sorting_by_duration_orders_the_rows_as_the_store_does(world: World, page: Any) -> None:
+    from contextlib import closing
+
+    from registrum.client.http import HttpStore
+
+    open_page(page, f"{world.url}/#/projects/{PROJECT}")
+    page.click("table#runs th[data-col='duration']")
+    wait_ready(page)
+    assert "sort=duration" in page.url
+    with closing(HttpStore(world.url)) as store:
+        ordered = store.search_runs(PROJECT, order_by=["duration"], limit=50).items
+    assert row_ids(page) == [run.id for run in ordered]
+    ends = [(run.end_time or 0) - run.start_time for run in ordered if run.end_time]
+    assert ends == sorted(ends)
+
+
 def test_choosing_a_metric_column_shows_its_values(world: World, page: Any) -> None:
     open_page(page, f"{world.url}/#/projects/{PROJECT}")
     assert page.locator("th[data-col='metrics.val_loss']").count() == 0

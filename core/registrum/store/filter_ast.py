@@ -9,7 +9,7 @@ from typing import Literal
 FieldKind = Literal["metric", "param", "tag", "attribute"]
 ValueKind = Literal["number", "string", "bool"]
 
-NUMBER_ATTRIBUTES = ("start_time", "end_time")
+NUMBER_ATTRIBUTES = ("start_time", "end_time", "duration")  # duration: end minus start
 STRING_ATTRIBUTES = ("status", "name", "job_type", "user", "host", "id", "parent_id")
 ATTRIBUTES = STRING_ATTRIBUTES + NUMBER_ATTRIBUTES
 COMPARISON_OPS = ("=", "!=", "<", "<=", ">", ">=")
@@ -35,7 +35,7 @@ class Field:
 
     @property
     def numeric(self) -> bool:
-        """Whether the field only holds numbers (metrics, start and end time)."""
+        """Whether the field only holds numbers (metrics, start and end time, duration)."""
         return self.kind == "metric" or (self.kind == "attribute" and self.key in NUMBER_ATTRIBUTES)
 
 

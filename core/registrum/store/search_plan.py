@@ -13,7 +13,7 @@ from sqlalchemy.sql.expression import Join
 
 from registrum.store import schema as t
 from registrum.store.filter_ast import Field, OrderKey
-from registrum.store.search_predicates import Pred
+from registrum.store.search_predicates import Pred, attribute_column
 
 
 class _DrivingJoin(Join):
@@ -216,8 +216,8 @@ def _rest_components(
 ) -> list[Component]:
     f, desc = key.field, key.descending
     if f.kind == "attribute":
-        column = t.runs.c[f.key]
-        return [Component(column, desc, bool(column.nullable), "num" if f.numeric else "str")]
+        column, nullable = attribute_column(f.key)
+        return [Component(column, desc, nullable, "num" if f.numeric else "str")]
     if f.kind == "tag":
         tag = t.run_tags.alias()
         outer.append((tag, and_(tag.c.run_id == t.runs.c.id, tag.c.key == f.key)))
@@ -245,9 +245,9 @@ def _rest_components(
 def _lead_segments(lead: OrderKey, key_ids: dict[str, int]) -> list[Segment]:
     f, desc = lead.field, lead.descending
     if f.kind == "attribute":
-        column = t.runs.c[f.key]
+        column, nullable = attribute_column(f.key)
         head = Component(column, desc, False, "num" if f.numeric else "str")
-        if not column.nullable:
+        if not nullable:
             return [Segment(head=head, slot=0)]
         return [
             Segment(head=head, where=[column.is_not(None)], slot=0),

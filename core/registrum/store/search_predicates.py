@@ -94,9 +94,9 @@ class FilterCompiler:
     def comparison(self, c: Comparison) -> Pred:
         kind, key = c.field.kind, c.field.key
         if kind == "attribute":
-            column = t.runs.c[key]
+            column, nullable = attribute_column(key)
             pred = self.attribute(column, c)
-            return and_(column.is_not(None), pred) if column.nullable else pred
+            return and_(column.is_not(None), pred) if nullable else pred
         if kind == "tag":
             tag = t.run_tags.alias()
             pred = self.compare(tag.c.value, c.op, _texts(c.values))
@@ -189,3 +189,12 @@ class FilterCompiler:
 def _texts(values: tuple[Value, ...]) -> list[str]:
     """Tags and text attributes compare as text: a number as typed, booleans as true/false."""
     return [v.text for v in values]
+
+
+def attribute_column(key: str) -> tuple[Any, bool]:
+    """The SQL of a run attribute, and whether it may be NULL: a column of runs, or for
+    `duration` the end time minus the start time (NULL while the run has not ended)."""
+    if key == "duration":
+        return t.runs.c.end_time - t.runs.c.start_time, True
+    column = t.runs.c[key]
+    return column, bool(column.nullable)

@@ -22,13 +22,12 @@ const KINDS = { params: "param", metrics: "metric", tags: "tag" };
 const EXAMPLES = "metrics.val_loss < 0.3 and params.lr = 0.001 · status = 'failed' · "
   + "tags.team in ('vision', 'nlp') · name like 'bert%'";
 
-// The columns every table has; `order` is the field the server sorts by (none for duration,
-// which is worked out from two fields).
+// The columns every table has; `order` is the field the server sorts by.
 const FIXED = [
   { id: "name", label: "Name", order: "name", cell: nameCell },
   { id: "status", label: "Status", order: "status", cell: (run) => badge(run.status) },
   { id: "started", label: "Started", order: "start_time", cell: (run) => fmtTime(run.start_time) },
-  { id: "duration", label: "Duration", order: null, num: true, cell: durationCell },
+  { id: "duration", label: "Duration", order: "duration", num: true, cell: durationCell },
 ];
 
 function nameCell(run) {
