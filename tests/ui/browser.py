@@ -12,13 +12,18 @@ import pytest
 
 def open_page(page: Any, url: str) -> Any:
     """Goes to `url` and waits until the page has rendered with its data
-    (`main#page[data-ready=true]`)."""
+    (see `wait_ready`)."""
     page.goto(url)
     return wait_ready(page)
 
 
 def wait_ready(page: Any) -> Any:
-    page.wait_for_selector("main#page[data-ready=true]", state="attached")
+    """Waits until the page for the current address has rendered with its data (the router
+    marks `main#page` ready, with the address it rendered)."""
+    page.wait_for_function(
+        "() => { const m = document.querySelector('main#page');"
+        " return !!m && m.dataset.ready === 'true' && m.dataset.route === location.hash; }"
+    )
     return page
 
 

@@ -49,6 +49,7 @@ export function setQuery(query) {
   if (hash !== location.hash) {
     quietHash = hash;
     history.replaceState(null, "", hash);
+    document.getElementById("page").dataset.route = hash;
   }
 }
 
@@ -70,6 +71,13 @@ function showUser() {
   );
 }
 
+// Tells the page has loaded its data, and for which address (tests wait on both, so that
+// a page still showing the previous address is not taken for the next one).
+function markReady(root) {
+  root.dataset.route = location.hash;
+  root.dataset.ready = "true";
+}
+
 export async function render() {
   if (quietHash !== null && quietHash === location.hash) {
     quietHash = null;
@@ -83,7 +91,7 @@ export async function render() {
   const target = parse(location.hash);
   if (!target) {
     root.append(errorBox(new Error(`No page at ${location.hash}`)));
-    root.dataset.ready = "true";
+    markReady(root);
     return;
   }
   if (session.auth && !session.me && target.page !== "signin") {
@@ -105,7 +113,7 @@ export async function render() {
     root.append(errorBox(err));
   }
   // Tests and users alike can tell a page has finished loading its data.
-  if (ticket === rendering) root.dataset.ready = "true";
+  if (ticket === rendering) markReady(root);
 }
 
 async function start() {
