@@ -72,4 +72,5 @@ def main(*, store: str | None = None, steps: int = 200) -> int:
     print("  registrum runs list demo --order-by=-metrics.test/acc")
     print("  registrum models show demo-classifier")
     print("  registrum download demo-classifier@candidate ./model")
+    print("  registrum ui            # the same in the web UI, at http://127.0.0.1:8766/")
     return 0
