@@ -184,7 +184,7 @@ class RegistrumCallback(pl.Callback):
     @_guarded
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._in_epoch = True
-        if "on_train_batch_start" in self.__dict__:  # the rates change between epochs only
+        if self._rates_per_epoch:
             self._epoch_rates = _capture.learning_rates(trainer)
             self._log_rates(trainer, logging_step=False)
 
@@ -198,8 +198,8 @@ class RegistrumCallback(pl.Callback):
     ) -> None:
         """The learning rates at every step where one changed, and at every step Lightning
         logs metrics at: a schedule is recorded step by step, a constant rate costs little."""
-        step = trainer.fit_loop.epoch_loop._batches_that_stepped
-        self._log_rates(trainer, logging_step=(step + 1) % trainer.log_every_n_steps == 0)  # type: ignore[attr-defined]
+        every = trainer.log_every_n_steps  # type: ignore[attr-defined]
+        self._log_rates(trainer, logging_step=(_logger_step(trainer) + 1) % every == 0)
 
     @_guarded
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -253,7 +253,7 @@ class RegistrumCallback(pl.Callback):
         trainer = self._trainer
         if (
             self._in_epoch
-            and "on_train_batch_start" in self.__dict__
+            and self._rates_per_epoch
             and trainer is not None
             and trainer.training
             and step is not None
@@ -264,17 +264,23 @@ class RegistrumCallback(pl.Callback):
             self._lr_step = step
             self._run.log(self._epoch_rates, step=step)
 
+    @property
+    def _rates_per_epoch(self) -> bool:
+        """Whether this fit reads the rates once an epoch (`on_train_start` then took the
+        per-batch hook away)."""
+        return "on_train_batch_start" in self.__dict__
+
     def _log_rates(self, trainer: pl.Trainer, *, logging_step: bool) -> None:
         """Logs the learning rates at the current step when they changed, or when it is a
         step Lightning logs at; once a step (batches accumulated into one share it)."""
-        step = trainer.fit_loop.epoch_loop._batches_that_stepped
+        step = _logger_step(trainer)
         if self._run is None or step == self._lr_step:
             return
         groups = [float(g["lr"]) for o in trainer.optimizers for g in o.param_groups]
         if groups != self._rates or logging_step:
             self._lr_step = step
             self._rates = groups
-            self._run.log(_capture.learning_rates(trainer), step=int(step))
+            self._run.log(_capture.learning_rates(trainer), step=step)
 
     @_guarded
     def after_save_checkpoint(self, checkpoint_callback: ModelCheckpoint) -> None:

@@ -167,6 +167,14 @@ export class Chart {
   }
 }
 
+// A uPlot made elsewhere (minichart.js): destroyed like these charts once its page is gone.
+export function track(plot, container) {
+  sweep();
+  const entry = { container, destroy: () => { plot.destroy(); live.delete(entry); } };
+  live.add(entry);
+  return plot;
+}
+
 // Charts whose page is gone: their uPlot still listens on window until destroyed.
 function sweep() {
   for (const chart of live) if (!chart.container.isConnected) chart.destroy();

@@ -5,9 +5,8 @@
 //   container.series        [{label, points: [[x, y], ...]}] as received
 //   container.dataset.points  the same, as JSON
 
+import { color, track } from "./chart.js";
 import { h, num } from "./dom.js";
-
-const COLORS = ["#2f5bd3", "#d9480f", "#16794a", "#7048e8", "#a15c07", "#c2255c"];
 
 // x values the chart draws: the sorted union of every series' x.
 function xValues(series) {
@@ -56,14 +55,14 @@ export function lineChart(container, series, { xLabel = "", xFormat = String, he
       { label: xLabel || "x" },
       ...series.map((s, i) => ({
         label: s.label,
-        stroke: COLORS[i % COLORS.length],
+        stroke: color(i),
         width: 2,
-        points: { show: true, size: 7, fill: COLORS[i % COLORS.length] },
+        points: { show: true, size: 7, fill: color(i) },
         spanGaps: true,
       })),
     ],
   };
   // One x value has no range: widen it so the lone point sits in the middle.
   if (xs.length === 1) opts.scales.x.range = () => [xs[0] - 1, xs[0] + 1];
-  return new uPlot(opts, aligned(series, xs), container);
+  return track(new uPlot(opts, aligned(series, xs), container), container);
 }
