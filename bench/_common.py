@@ -1,4 +1,5 @@
-"""What the benches share: a `registrum server` subprocess, scratch databases, RSS, result lines."""
+"""What the benches share: a `registrum server` subprocess, scratch databases, RSS, result lines,
+and the time a callback takes inside a fit."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -142,3 +145,70 @@ def print_platform() -> None:
 def report(label: str, figure: str, ok: bool, target: str, extra: str = "") -> None:
     """Prints `label: figure (target ...) [ok]`, `[MISSED]` where not `ok`, then `extra`."""
     print(f"{label}: {figure} (target {target}) [{'ok' if ok else 'MISSED'}]{extra}", flush=True)
+
+
+class BackgroundCpu:
+    """The CPU seconds taken so far by the threads whose names start with `prefix` (a run's
+    writer, its environment capture, dataset fingerprints): those alive read through their
+    CPU clocks, those ended by the time they took. Only threads started after it is made
+    are counted (it wraps `threading.Thread.run`)."""
+
+    def __init__(self, prefix: str = "registrum") -> None:
+        self._lock = threading.Lock()
+        self._clocks: dict[int, int] = {}  # thread ident -> its CPU clock, while it runs
+        self._ended = 0.0
+        original = threading.Thread.run
+        tracker = self
+
+        def run(thread: threading.Thread) -> None:
+            if not thread.name.startswith(prefix):
+                return original(thread)
+            ident = threading.get_ident()
+            with tracker._lock:
+                tracker._clocks[ident] = time.pthread_getcpuclockid(ident)
+            try:
+                return original(thread)
+            finally:
+                with tracker._lock:  # the thread still runs: its clock stays valid until now
+                    del tracker._clocks[ident]
+                    tracker._ended += time.thread_time()
+
+        threading.Thread.run = run  # type: ignore[method-assign, assignment]
+
+    def seconds(self) -> float:
+        with self._lock:
+            return self._ended + sum(time.clock_gettime(c) for c in self._clocks.values())
+
+
+def timed_hooks(cls: type, names: Sequence[str], background: BackgroundCpu) -> type:
+    """A subclass of the callback class `cls` whose hooks `names` add up, on the instance,
+    the seconds they take (`spent`, per hook) and the background CPU seconds that passed
+    meanwhile (`background_inside`, already inside the hooks' time when they wait for it)."""
+
+    def timed(name: str) -> Callable[..., Any]:
+        hook = getattr(cls, name)
+
+        def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+            wall, cpu = time.perf_counter(), background.seconds()
+            try:
+                return hook(self, *args, **kwargs)
+            finally:
+                self.spent[name] = self.spent.get(name, 0.0) + time.perf_counter() - wall
+                self.background_inside += background.seconds() - cpu
+
+        return run
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        cls.__init__(self, *args, **kwargs)  # type: ignore[misc]
+        self.spent, self.background_inside = {}, 0.0
+
+    members = {name: timed(name) for name in names}
+    return type(f"Timed{cls.__name__}", (cls,), {"__init__": init, **members})
+
+
+def attributed(fit_seconds: float, inside: float, background: float) -> float:
+    """The share a callback adds to a fit, measured within the fit: the seconds inside its
+    hooks plus its threads' CPU seconds outside them, over the fit's time less the hooks'.
+    Its threads' CPU counts in full, as if the training waited for all of it (on a second
+    core it mostly does not); the framework's calls into the callback are not in it."""
+    return (inside + background) / (fit_seconds - inside)

@@ -131,10 +131,17 @@ class RegistrumCallback(keras.callbacks.Callback):  # type: ignore[misc]
         self._epoch_first_step = 0
         self._steps_done = 0
         self._began = time.perf_counter()
-        self._saving = 0.0  # seconds spent writing checkpoints in this fit
+        self._saving = 0.0  # seconds spent writing (or copying) checkpoints in this fit
         self._pending: _Snapshot | None = None  # the best, not yet written
         self._saves = 0
         self._last_save = 0.0
+        # Without batch logging the batch hook has nothing to do: Keras is handed the base
+        # class's, which does nothing, instead of a call into this callback at every batch.
+        if self.log_batches_every is None:
+            base = keras.callbacks.Callback.on_train_batch_end
+            self.on_train_batch_end = base.__get__(self)  # type: ignore[method-assign]
+        else:
+            self.__dict__.pop("on_train_batch_end", None)
 
     # Callbacks are copied and pickled (by model wrappers and process pools): only the
     # options travel; the run, its files and the locks are made anew by each fit.
@@ -209,7 +216,9 @@ class RegistrumCallback(keras.callbacks.Callback):  # type: ignore[misc]
                 self._pending = None
                 self._save_checkpoint(epoch, metrics)
             else:
+                began = time.perf_counter()
                 self._pending = _Snapshot.take(self.model, epoch, metrics)
+                self._saving += time.perf_counter() - began  # copies count in the share too
 
     @_guarded
     def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:

@@ -419,6 +419,17 @@ def test_copies_carry_the_options_only(
     assert [v.version for v in target.reader.list_model_versions("tiny")] == [3, 2, 1]
 
 
+def test_without_batch_logging_keras_is_handed_no_batch_hook_of_its_own() -> None:
+    """Keras calls every callback's batch hook at every batch: without `log_batches_every`
+    it gets the base class's, which does nothing, also in a copy of the callback."""
+    quiet = RegistrumCallback("p")
+    for callback in (quiet, copy.deepcopy(quiet), pickle.loads(pickle.dumps(quiet))):
+        assert callback.on_train_batch_end.__func__ is keras.callbacks.Callback.on_train_batch_end
+    batched = RegistrumCallback("p", log_batches_every=3)
+    for callback in (batched, pickle.loads(pickle.dumps(batched))):
+        assert callback.on_train_batch_end.__func__ is RegistrumCallback.on_train_batch_end
+
+
 @pytest.mark.parametrize("target", ["embedded"], indirect=True)
 def test_load_model_refuses_another_flavor(target: Target, tmp_path: Any) -> None:
     weights = tmp_path / "model.bin"
