@@ -106,8 +106,8 @@ def overhead(label: str, options: dict[str, Any], steps: int, epochs: int, pairs
                     f"  pair {i}: without {without:.2f} s, with {with_:.2f} s "
                     f"({inside}; its threads {threads:.3f} s)"
                 )
-    ratio = statistics.median(with_ / without - 1 for without, with_, _, _ in samples)
     spread = sorted(with_ / without - 1 for without, with_, _, _ in samples)
+    ratio = statistics.median(spread)
     without = statistics.median(s[0] for s in samples)
     report(
         f"RegistrumCallback overhead, {label}, {steps:,} steps in {epochs} epochs",
