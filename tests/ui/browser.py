@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+import registrum
+
 
 def open_page(page: Any, url: str) -> Any:
     """Goes to `url` and waits until the page has rendered with its data
@@ -40,3 +42,16 @@ def tracking(home: Path, token: str | None = None) -> Iterator[None]:
         else:
             env.setenv("REGISTRUM_TOKEN", token)
         yield
+
+
+def start_run(store: str, project: str, name: str | None = None, **options: Any) -> registrum.Run:
+    """A run on `store` made through the client, without the environment and code captures
+    (which the pages under test do not need, and which take time)."""
+    return registrum.init(
+        project=project,
+        name=name,
+        store=store,
+        capture_environment=False,
+        capture_code=False,
+        **options,
+    )

@@ -9,9 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from browser import open_page, tracking, wait_ready
-
-import registrum
+from browser import open_page, start_run, tracking, wait_ready
 
 RUNS_A = 20  # each run adds several events (created, metrics, finished): over one page in all
 
@@ -30,14 +28,7 @@ def world(ui_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     with tracking(tmp_path_factory.mktemp("audit-home")):
         for project, count in (("alpha", RUNS_A), ("beta", 2)):
             for i in range(count):
-                run = registrum.init(
-                    project=project,
-                    name=f"{project}-{i}",
-                    config={"i": i},
-                    store=server.url,
-                    capture_environment=False,
-                    capture_code=False,
-                )
+                run = start_run(server.url, project, f"{project}-{i}", config={"i": i})
                 run.log({"loss": 1.0 / (i + 1)}, step=1)
                 run.finish("failed" if i == 1 else "finished")
                 world.runs.setdefault(project, []).append(run.id)

@@ -11,9 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from browser import open_page, tracking, wait_ready
-
-import registrum
+from browser import open_page, start_run, tracking, wait_ready
 
 PROJECT = "sweeps"
 LRS = (0.1, 0.01, 0.001)
@@ -39,22 +37,19 @@ def world(ui_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     logging loss over 200 steps and acc every 20."""
     server = ui_server()
     tmp = tmp_path_factory.mktemp("compare")
-    options = {"store": server.url, "capture_code": False, "capture_environment": False}
     with tracking(tmp / "home"):
-        parent = registrum.init(project=PROJECT, name="lr-sweep", job_type="sweep", **options)
+        parent = start_run(server.url, PROJECT, "lr-sweep", job_type="sweep")
         runs = []
         for i, lr in enumerate(LRS):
             config = {"lr": lr, "batch_size": 32, "optimizer": "adam" if i else "sgd"}
-            with registrum.init(
-                project=PROJECT, name=f"trial-{i}", config=config, parent=parent, **options
-            ) as run:
+            with start_run(server.url, PROJECT, f"trial-{i}", config=config, parent=parent) as run:
                 for step in range(200):
                     run.log({"loss": (1 + i) * math.exp(-step / 60) + 0.1 * i}, step=step)
                     if step % 20 == 0:
                         run.log({"acc": 0.5 + step / (500 + 100 * i)}, step=step)
                 runs.append(run.id)
         parent.finish()
-        with registrum.init(project=PROJECT, name="lonely", **options) as lonely:
+        with start_run(server.url, PROJECT, "lonely") as lonely:
             lonely.log({"loss": 1.0})
         yield World(server.url, parent.id, runs, lonely.id)  # the spool stays under tmp
 
@@ -160,12 +155,10 @@ def test_a_sweep_compares_a_parents_children(world: World, page: Any) -> None:
 
 
 def test_a_large_sweep_plots_every_child_and_tables_ten(world: World, page: Any) -> None:
-    options = {"store": world.url, "capture_code": False, "capture_environment": False}
-    with registrum.init(project=PROJECT, name="big-sweep", **options) as parent:
+    with start_run(world.url, PROJECT, "big-sweep") as parent:
         for i in range(12):
-            with registrum.init(
-                project=PROJECT, config={"lr": 10.0**-i, "depth": i % 3}, parent=parent, **options
-            ) as child:
+            config = {"lr": 10.0**-i, "depth": i % 3}
+            with start_run(world.url, PROJECT, config=config, parent=parent) as child:
                 child.log({"loss": 1.0 / (i + 1)})
     open_page(page, f"{world.url}/#/compare?parent={parent.id}")
     assert page.inner_text("h1") == "Sweep big-sweep: 12 child runs"

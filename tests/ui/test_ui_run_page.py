@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from browser import open_page, tracking, wait_ready
+from browser import open_page, start_run, tracking, wait_ready
 
 import registrum
 
@@ -83,14 +83,8 @@ def world(ui_server: Any, home: Path) -> World:
         )
     children = []
     for lr in (0.01, 0.1):
-        with registrum.init(
-            project=PROJECT,
-            name=f"child-lr{lr}",
-            config={"lr": lr},
-            parent=run,
-            store=server.url,
-            capture_code=False,
-            capture_environment=False,
+        with start_run(
+            server.url, PROJECT, f"child-lr{lr}", config={"lr": lr}, parent=run
         ) as child:
             child.log({"loss": lr})
             children.append(child.id)
@@ -101,13 +95,7 @@ def world(ui_server: Any, home: Path) -> World:
 @pytest.fixture(scope="module")
 def million(world: World, ui_server: Any) -> str:
     """A run with a 1,000,000-point series, logged through the client."""
-    with registrum.init(
-        project=PROJECT,
-        name="long",
-        store=world.url,
-        capture_code=False,
-        capture_environment=False,
-    ) as run:
+    with start_run(world.url, PROJECT, "long") as run:
         log = run.log
         for step in range(1_000_000):
             log({"signal": math.sin(step / 5000) + (5.0 if step == 777_777 else 0.0)}, step=step)
@@ -292,13 +280,7 @@ def test_a_million_point_series_draws_from_a_downsampled_series(
 
 def test_odd_series_draw_without_errors(world: World, page: Any) -> None:
     """All NaN, infinities, one point, negative values under a log scale, smoothing."""
-    with registrum.init(
-        project=PROJECT,
-        name="odd",
-        store=world.url,
-        capture_code=False,
-        capture_environment=False,
-    ) as run:
+    with start_run(world.url, PROJECT, "odd") as run:
         for step in range(5):
             run.log({"all_nan": math.nan, "negative": -1.0 - step}, step=step)
             run.log({"infinite": math.inf if step % 2 else float(step)}, step=step)

@@ -16,9 +16,8 @@ from typing import Any
 
 import pytest
 import requests
-from browser import open_page, tracking, wait_ready
+from browser import open_page, start_run, tracking, wait_ready
 
-import registrum
 from serving import free_port
 
 PROJECT = "vision"
@@ -50,28 +49,18 @@ def world(ui_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         client.create_project(PROJECT, description="image classifiers")
         client.close()
         for name, (lr, optimizer, acc, loss, status) in RUNS.items():
-            run = start(world, PROJECT, name, {"lr": lr, "optimizer": optimizer, "batch": 32})
+            config = {"lr": lr, "optimizer": optimizer, "batch": 32}
+            run = start_run(world.url, PROJECT, name, config=config)
             # Four metrics: the table shows the first three by name (epoch_time, train_loss,
             # val_acc) until val_loss is chosen.
             run.log({"epoch_time": 10.0, "train_loss": loss / 2, "val_acc": acc, "val_loss": loss})
             run.finish(status)
             world.ids[name] = run.id
         for i in range(PAGED_RUNS):
-            run = start(world, PAGED, f"p-{i:02d}", {"i": i})
+            run = start_run(world.url, PAGED, f"p-{i:02d}", config={"i": i})
             run.finish()
             world.paged.append(run.id)
     yield world
-
-
-def start(world: World, project: str, name: str, config: dict[str, Any]) -> registrum.Run:
-    return registrum.init(
-        project=project,
-        name=name,
-        config=config,
-        store=world.url,
-        capture_environment=False,
-        capture_code=False,
-    )
 
 
 def row_ids(page: Any) -> list[str]:
