@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import DBAPIError
 
 from registrum.errors import InvalidArgument
 
@@ -156,10 +157,7 @@ def migrate(engine: Engine) -> None:
     from alembic.runtime.migration import MigrationContext
 
     head = _head()
-    with engine.connect() as conn:
-        current = MigrationContext.configure(conn).get_current_revision() == head
-        conn.rollback()
-    if not current:
+    if not _at(engine, head):
         with _migrate_lock, engine.begin() as conn:
             if engine.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(7403911)"))
@@ -168,6 +166,22 @@ def migrate(engine: Engine) -> None:
     identity = _identity(engine)
     if identity is not None:
         _files[engine] = identity
+
+
+# What alembic reads to tell the revision, as one statement the engine compiles once:
+# alembic's own check makes a table object each time, which the engine's compiled SQL keeps.
+_REVISION = text("SELECT version_num FROM alembic_version")
+
+
+def _at(engine: Engine, head: str | None) -> bool:
+    """Whether the database is at revision `head`; False where it has no revision table."""
+    with engine.connect() as conn:
+        try:
+            revisions = conn.execute(_REVISION).scalars().all()
+        except DBAPIError:  # no revision table yet; the connection rolls back as it closes
+            return False
+        conn.rollback()
+    return revisions == [head]
 
 
 @functools.cache
