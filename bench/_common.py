@@ -1,12 +1,16 @@
 """What the benches share: a `registrum server` subprocess, scratch databases, RSS, result lines,
-and the time a callback takes inside a fit."""
+the time a callback takes inside a fit, and fits run in pairs side by side on one core."""
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import http.client
+import multiprocessing
+import multiprocessing.connection
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -14,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
@@ -206,9 +210,125 @@ def timed_hooks(cls: type, names: Sequence[str], background: BackgroundCpu) -> t
     return type(f"Timed{cls.__name__}", (cls,), {"__init__": init, **members})
 
 
-def attributed(fit_seconds: float, inside: float, background: float) -> float:
-    """The share a callback adds to a fit, measured within the fit: the seconds inside its
-    hooks plus its threads' CPU seconds outside them, over the fit's time less the hooks'.
-    Its threads' CPU counts in full, as if the training waited for all of it (on a second
-    core it mostly does not); the framework's calls into the callback are not in it."""
-    return (inside + background) / (fit_seconds - inside)
+def settle() -> None:
+    """Before each fit: collects what earlier fits left (TensorFlow keeps the graphs of every
+    model it traced), then freezes what the process holds out of the garbage collector's
+    reach. A full collection walks every object not frozen; unfrozen, the heap grows by each
+    fit, and a full collection, which falls into whichever fit reaches its threshold, takes
+    tens of milliseconds. Frozen, the collections in a fit walk what that fit made."""
+    gc.collect()
+    gc.freeze()
+
+
+class Fit(NamedTuple):
+    """One fit of a callback bench, and where its time went."""
+
+    wall: float  # seconds the fit takes, from the call to its return
+    cpu: float  # the process's CPU seconds meanwhile, every thread
+    inside: float  # seconds inside the callback's hooks (0 without it)
+    background: float  # CPU seconds of the run's threads outside the hooks
+
+
+def _fit_worker(
+    setup: Callable[[], None],
+    fit: Callable[[str], Fit],
+    home: str,
+    core: int,
+    conn: multiprocessing.connection.Connection,
+    barrier: Any,
+) -> None:
+    """Runs the fits it is sent, each when the other worker is ready to run its own."""
+    os.sched_setaffinity(0, {core})
+    os.environ["REGISTRUM_HOME"] = home
+    setup()
+    while (arm := conn.recv()) is not None:
+        barrier.wait()
+        conn.send(fit(arm))
+
+
+class SideBySide:
+    """Two worker processes on one core, each with a store of its own, that run the two fits
+    of a pair at the same time: whatever the machine's speed does meanwhile, it does to both.
+    Each fit is timed by its process's CPU time, which counts every thread, so the run's
+    background threads count in full, as if the training waited for all of them.
+
+    Fits run one after the other on a shared machine differ by more than a callback costs
+    (two fits of the same work, minutes apart, by 10 to 40% on a 2-core VM); fits run side
+    by side on one core, within a point or two.
+
+    `setup` runs once in each worker and `fit(arm)` runs a fit and returns its `Fit`; both
+    are importable functions (the workers are spawned)."""
+
+    def __init__(
+        self,
+        setup: Callable[[], None],
+        fit: Callable[[str], Fit],
+        folder: Path,
+        core: int = 0,
+    ) -> None:
+        context = multiprocessing.get_context("spawn")  # the frameworks' threads do not fork
+        # Held here: a worker that starts after the parent dropped it finds no semaphores.
+        self._barrier = barrier = context.Barrier(2)
+        self._conns = []
+        self._workers = []
+        for i in range(2):
+            ours, theirs = context.Pipe()
+            home = str(folder / f"home-{i}")
+            worker = context.Process(
+                target=_fit_worker,
+                args=(setup, fit, home, core, theirs, barrier),
+                daemon=True,
+            )
+            worker.start()
+            self._conns.append(ours)
+            self._workers.append(worker)
+
+    def pairs(self, arm: str, count: int, label: str = "") -> list[tuple[Fit, Fit]]:
+        """`count` pairs of a fit without and a fit with `arm`, side by side (which worker runs
+        `arm` alternates), after two warm-up pairs, in which each worker runs each arm once.
+        Prints each pair."""
+        samples = []
+        for i in range(count + 2):
+            arms = (arm, "without") if i % 2 else ("without", arm)
+            for conn, a in zip(self._conns, arms, strict=True):
+                conn.send(a)
+            fits = dict(zip(arms, (conn.recv() for conn in self._conns), strict=True))
+            without, with_ = fits["without"], fits[arm]
+            if i >= 2:
+                samples.append((without, with_))
+            inside = (
+                f" (inside its hooks {with_.inside * 1000:.0f} ms, "
+                f"its threads {with_.background * 1000:.0f} ms)"
+                if with_.inside
+                else ""
+            )
+            print(
+                f"  {label}{'pair ' + str(i - 1) if i >= 2 else 'warm-up'}: CPU time without "
+                f"{without.cpu:.2f} s, {arm} {with_.cpu:.2f} s, "
+                f"{(with_.cpu / without.cpu - 1) * 100:+.1f}%{inside}",
+                flush=True,
+            )
+        return samples
+
+    def close(self) -> None:
+        for conn in self._conns:
+            conn.send(None)
+        for worker in self._workers:
+            worker.join(timeout=30)
+
+    def __enter__(self) -> SideBySide:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def added(
+    samples: Sequence[tuple[Fit, Fit]], *, threads: bool = True
+) -> tuple[float, float, float]:
+    """The median, lowest and highest, over pairs, of the CPU time of the fit with relative to
+    the fit without. With `threads` False, the fit with counts without its run's threads'
+    CPU time outside the hooks: what it adds where those threads have a core of their own
+    (the training still waits for them inside the hooks, and for the interpreter's lock)."""
+    ratios = sorted((w.cpu - (0.0 if threads else w.background)) / o.cpu - 1 for o, w in samples)
+    return statistics.median(ratios), ratios[0], ratios[-1]

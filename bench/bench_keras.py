@@ -1,29 +1,48 @@
 """Keras callback overhead: a small MLP fitted for 2,000 steps on CPU, with and without
-RegistrumCallback (embedded store, registering the model), median of paired runs; once with
-the default best checkpoints, once without checkpoints. Also the share measured within each
-fit with the callback: the time inside its hooks plus its threads' CPU time, which the noise
-of a shared machine does not blur as it blurs two fits apart. TensorFlow runs on one
-thread, and the objects made before the measured pairs are frozen out of the garbage
-collector's full collections (see `settle`)."""
+RegistrumCallback (embedded store, registering the model), median of 5 paired runs; once with
+the default best checkpoints, once without checkpoints.
+
+The two fits of a pair run at the same time on one core, each in a process of its own, and
+each is timed by its process's CPU time (see `_common.SideBySide`): the run's background
+threads count in full. Beside the figure: the time inside the callback's hooks and its
+threads' CPU time. TensorFlow runs on one thread, the callback's clock reads the process's
+CPU time (see `setup`), and the objects made before each fit are frozen out of the garbage
+collector's full collections (see `_common.settle`)."""
 
 from __future__ import annotations
 
 import argparse
-import gc
+import functools
 import os
 import statistics
 import tempfile
 import time
+import types
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
 
-from _common import BackgroundCpu, attributed, print_platform, report, timed_hooks
+from _common import (
+    BackgroundCpu,
+    Fit,
+    SideBySide,
+    added,
+    print_platform,
+    report,
+    settle,
+    timed_hooks,
+)
 
 FEATURES = 32
 BATCH = 32
 HOOKS = ("on_train_begin", "on_epoch_begin", "on_train_batch_end", "on_epoch_end", "on_train_end")
+# The callback's options in each arm; None fits without it.
+ARMS: dict[str, dict[str, Any] | None] = {
+    "without": None,
+    "with": {},
+    "with, no checkpoints": {"checkpoints": None},
+}
 
 
 BACKGROUND = BackgroundCpu()
@@ -37,13 +56,9 @@ def timed_callback(options: dict[str, Any]) -> Any:
     return timed("bench", register_as="bench-mlp", **options)
 
 
-def fit_seconds(
-    steps: int, epochs: int, options: dict[str, Any] | None
-) -> tuple[float, dict[str, float], float]:
-    """Seconds `model.fit` takes for `steps` steps in `epochs` epochs, each followed by a
-    validation pass, from the call to its return; the seconds inside each of the callback's
-    hooks (with `options` for it; None fits without it); and its threads' CPU seconds
-    outside the hooks."""
+def fit_seconds(steps: int, epochs: int, arm: str) -> Fit:
+    """How long `model.fit` takes for `steps` steps in `epochs` epochs, each followed by a
+    validation pass, with `arm`, and where the time went."""
     import keras
     import numpy as np
 
@@ -60,8 +75,10 @@ def fit_seconds(
         ]
     )
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse", metrics=["mae"])
+    options = ARMS[arm]
     callbacks = [] if options is None else [timed_callback(options)]
-    began, background = time.perf_counter(), BACKGROUND.seconds()
+    settle()
+    wall, cpu, background = time.perf_counter(), time.process_time(), BACKGROUND.seconds()
     model.fit(
         x,
         x.sum(axis=1, keepdims=True),
@@ -71,60 +88,46 @@ def fit_seconds(
         callbacks=callbacks,
         verbose=0,
     )
-    seconds, background = time.perf_counter() - began, BACKGROUND.seconds() - background
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    background = BACKGROUND.seconds() - background
     if not callbacks:
-        return seconds, {}, background
-    return seconds, callbacks[0].spent, background - callbacks[0].background_inside
+        return Fit(wall, cpu, 0.0, background)
+    timed = callbacks[0]
+    return Fit(wall, cpu, sum(timed.spent.values()), background - timed.background_inside)
 
 
-def settle() -> None:
-    """After the warm-up: collects, then freezes what the process holds (mostly TensorFlow's
-    objects) out of the garbage collector's reach. A full collection walks them all, takes
-    0.3 s here and falls into whichever fit reaches its threshold, with or without the
-    callback; frozen, later collections take milliseconds."""
-    gc.collect()
-    gc.freeze()
+def setup() -> None:
+    """Once in each worker: TensorFlow on one thread, as the Lightning bench runs torch on one,
+    and the callback's clock on the process's CPU time.
+
+    The callback lets best checkpoints take 1% of the fit's time by its clock, and sharing a
+    core doubles a fit's wall time: by the wall clock, it would write checkpoints that it
+    does not write in the same fit alone. The process's CPU time is what the wall clock reads
+    for this fit alone, which keeps one core busy."""
+    import tensorflow as tf
+    from registrum_keras import _callback
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    _callback.time = types.SimpleNamespace(perf_counter=time.process_time)  # type: ignore[attr-defined, assignment]
 
 
-def overhead(label: str, options: dict[str, Any], steps: int, epochs: int, pairs: int) -> None:
-    """Runs `pairs` pairs of fits (which arm goes first alternates) after one warm-up pair."""
-    samples: list[tuple[float, float, float, float]] = []  # without, with, hooks, threads
-    # One store for every pair, made by the warm-up pair: a user's store already exists.
-    with tempfile.TemporaryDirectory(prefix="registrum-bench-keras-") as tmp:
-        os.environ["REGISTRUM_HOME"] = str(Path(tmp) / "home")
-        for i in range(pairs + 1):
-            arms = {"without": None, "with": options}
-            order = ("without", "with") if i % 2 else ("with", "without")
-            seconds = {arm: fit_seconds(steps, epochs, arms[arm]) for arm in order}
-            (without, _, _), (with_, hooks, threads) = seconds["without"], seconds["with"]
-            if i == 0:
-                settle()
-            if i > 0:
-                samples.append((without, with_, sum(hooks.values()), threads))
-                inside = ", ".join(f"{k} {x:.3f} s" for k, x in hooks.items() if x >= 0.001)
-                print(
-                    f"  pair {i}: without {without:.2f} s, with {with_:.2f} s "
-                    f"({inside}; its threads {threads:.3f} s)"
-                )
-    spread = sorted(with_ / without - 1 for without, with_, _, _ in samples)
-    ratio = statistics.median(spread)
-    without = statistics.median(s[0] for s in samples)
+def overhead(fits: SideBySide, arm: str, label: str, steps: int, epochs: int, pairs: int) -> None:
+    """`pairs` pairs of fits without and with `arm`, side by side, after two warm-up pairs."""
+    samples = fits.pairs(arm, pairs)
+    ratio, low, high = added(samples)
     report(
         f"RegistrumCallback overhead, {label}, {steps:,} steps in {epochs} epochs",
         f"{ratio * 100:+.1f}%",
         ratio <= 0.03,
         "<= 3%",
-        f"  (pairs from {spread[0] * 100:+.1f}% to {spread[-1] * 100:+.1f}%; "
-        f"median fit {without:.2f} s without)",
-    )
-    within = statistics.median(attributed(w, hooks, th) for _, w, hooks, th in samples)
-    report(
-        "  measured within each fit: inside its hooks plus its threads' CPU",
-        f"{within * 100:.1f}%",
-        within <= 0.03,
-        "<= 3%",
-        f"  (median {statistics.median(s[2] for s in samples) * 1000:.0f} ms inside, "
-        f"{statistics.median(s[3] for s in samples) * 1000:.0f} ms CPU outside)",
+        f"  (median of {len(samples)} pairs side by side, from {low * 100:+.1f}% to "
+        f"{high * 100:+.1f}%; median fit {statistics.median(o.cpu for o, _ in samples):.2f} s "
+        f"of CPU without; with it, "
+        f"{statistics.median(w.inside for _, w in samples) * 1000:.0f} ms inside its hooks "
+        f"and {statistics.median(w.background for _, w in samples) * 1000:.0f} ms of its "
+        "threads' CPU outside them; with those threads on a core of their own, "
+        f"{added(samples, threads=False)[0] * 100:+.1f}%)",
     )
 
 
@@ -138,16 +141,19 @@ def main() -> None:
         parser.error("--steps must be a multiple of --epochs")
     print_platform()
     import keras
-    import tensorflow as tf
-
-    # One thread for TensorFlow, as the Lightning bench runs torch on one: the figure then
-    # does not swing with whatever else the machine runs.
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
 
     print(f"keras {keras.__version__}, backend {keras.backend.backend()}", flush=True)
-    overhead("best checkpoints", {}, args.steps, args.epochs, args.pairs)
-    overhead("no checkpoints", {"checkpoints": None}, args.steps, args.epochs, args.pairs)
+    fit = functools.partial(fit_seconds, args.steps, args.epochs)
+    # A store exists in each worker before its measured pairs, made by the warm-up pairs: a
+    # user's store already exists.
+    with (
+        tempfile.TemporaryDirectory(prefix="registrum-bench-keras-") as tmp,
+        SideBySide(setup, fit, Path(tmp)) as fits,
+    ):
+        overhead(fits, "with", "best checkpoints", args.steps, args.epochs, args.pairs)
+        overhead(
+            fits, "with, no checkpoints", "no checkpoints", args.steps, args.epochs, args.pairs
+        )
 
 
 if __name__ == "__main__":

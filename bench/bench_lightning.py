@@ -1,41 +1,41 @@
 """Lightning callback overhead: a small MLP fitted for 2,000 steps on CPU, with and without
-RegistrumCallback (embedded store, registering the model), median of paired runs.
+RegistrumCallback (embedded store, registering the model), median of 5 paired runs.
 
-Torch runs on one thread, so that the figure does not swing with whatever else the machine
-runs. Beside the figure: the share measured within each fit with the callback (the time
-inside its hooks plus its threads' CPU time, which the noise of a shared machine does not
-blur as it blurs two fits apart), the process CPU time (every thread, the run's writer
-included), the cost of a callback and a logger that do nothing (what Lightning itself
-charges for any callback and logger), and the cost once per fit (from fits of one step);
-each from pairs of its own. The objects made before the measured pairs are frozen out of
-the garbage collector's full collections (see `settle`).
+The two fits of a pair run at the same time on one core, each in a process of its own, and
+each is timed by its process's CPU time (see `_common.SideBySide`): the run's background
+threads count in full. Torch runs on one thread. Beside the figure: the time inside the
+callback's hooks and its threads' CPU time; the cost of a callback and a logger that do
+nothing (what Lightning itself charges for any callback and logger); and the cost once per
+fit (from fits of one step); each from pairs of its own. The objects made before each fit
+are frozen out of the garbage collector's full collections (see `_common.settle`).
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
+import functools
 import logging
-import os
 import statistics
 import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-from _common import BackgroundCpu, attributed, print_platform, report, timed_hooks
+from _common import (
+    BackgroundCpu,
+    Fit,
+    SideBySide,
+    added,
+    print_platform,
+    report,
+    settle,
+    timed_hooks,
+)
 
 FEATURES = 32
 BATCH = 32
 BACKGROUND = BackgroundCpu()
-
-
-class Fit(NamedTuple):
-    wall: float  # seconds `trainer.fit` takes, from the call to its return
-    cpu: float  # the process's CPU seconds meanwhile, every thread
-    inside: float  # seconds inside the callback's hooks (0 without it)
-    background: float  # CPU seconds of the run's threads outside the hooks
 
 
 def timed_callback() -> Any:
@@ -49,8 +49,13 @@ def timed_callback() -> Any:
     return timed_hooks(RegistrumCallback, own, BACKGROUND)(project="bench", register_as="bench-mlp")
 
 
-def fit_seconds(steps: int, arm: str, folder: Path) -> Fit:
+def fit_seconds(steps: int, arm: str) -> Fit:
     """How long `trainer.fit` takes for `steps` steps with `arm`, and where the time went."""
+    with tempfile.TemporaryDirectory(prefix="registrum-bench-fit-") as folder:
+        return _fit(steps, arm, Path(folder))
+
+
+def _fit(steps: int, arm: str, folder: Path) -> Fit:
     import lightning.pytorch as pl
     import torch
     from lightning.pytorch.loggers import Logger
@@ -105,6 +110,7 @@ def fit_seconds(steps: int, arm: str, folder: Path) -> Fit:
         callbacks=callbacks,
     )
     torch.manual_seed(0)
+    settle()
     wall, cpu, background = time.perf_counter(), time.process_time(), BACKGROUND.seconds()
     trainer.fit(MLP(), data)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
@@ -116,86 +122,52 @@ def fit_seconds(steps: int, arm: str, folder: Path) -> Fit:
     return Fit(wall, cpu, inside, background - timed.background_inside)  # type: ignore[attr-defined]
 
 
-def settle() -> None:
-    """After a warm-up: collects, then freezes what the process holds (torch's and
-    Lightning's objects) out of the garbage collector's reach, so that a full collection,
-    which would walk them all, does not fall at random into one fit of a pair."""
-    gc.collect()
-    gc.freeze()
+def setup() -> None:
+    """Once in each worker: torch on one thread, and Lightning's notices (devices, tips,
+    worker counts) silenced, which are not what this measures."""
+    import lightning.pytorch
+    import torch
 
-
-def paired(steps: int, arm: str, pairs: int, folder: Path) -> list[tuple[Fit, Fit]]:
-    """`pairs` pairs of fits without and with `arm` (which goes first alternates), after one
-    warm-up pair: the fit without, then the fit with, per pair."""
-    samples = []
-    for i in range(pairs + 1):
-        order = ("without", arm) if i % 2 else (arm, "without")
-        fits = {a: fit_seconds(steps, a, folder / f"{a}-{steps}-{i}") for a in order}
-        if i == 0:
-            settle()
-        else:
-            samples.append((fits["without"], fits[arm]))
-        with_ = fits[arm]
-        inside = (
-            f" (inside its hooks {with_.inside:.3f} s, its threads {with_.background:.3f} s)"
-            if with_.inside
-            else ""
-        )
-        print(
-            "  {} {}: without {:.2f} s, {} {:.2f} s{}".format(
-                "pair" if i else "warm-up", i, fits["without"].wall, arm, with_.wall, inside
-            ),
-            flush=True,
-        )
-    return samples
+    torch.set_num_threads(1)
+    logging.getLogger(lightning.pytorch.__name__).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module="lightning")
 
 
 def overhead(steps: int, pairs: int) -> None:
-    """Paired fits with and without the callback, then the same for a callback and a logger
+    """Pairs of fits with and without the callback, then the same for a callback and a logger
     that do nothing (what Lightning charges for any), then for fits of one step (the cost
-    once per fit). Each comparison is its own series of pairs: a third kind of fit between
-    the two compared shifts their times by more than what is measured."""
-    # One store for every fit, made by the warm-up pair: a user's store already exists
-    # (making one, with its schema, is a one-time cost of about 0.2 s).
-    with tempfile.TemporaryDirectory(prefix="registrum-bench-lightning-") as tmp:
-        os.environ["REGISTRUM_HOME"] = str(Path(tmp) / "home")
-        full = paired(steps, "with", pairs, Path(tmp))
-        print("a callback and a logger that do nothing:", flush=True)
-        nothing = paired(steps, "do-nothing", pairs, Path(tmp))
-        once = paired(1, "with", pairs, Path(tmp))
+    once per fit). A store exists in each worker before its measured pairs, made by the
+    warm-up pairs: a user's store already exists (making one is a one-time cost of 0.2 s)."""
+    with (
+        tempfile.TemporaryDirectory(prefix="registrum-bench-lightning-") as tmp,
+        SideBySide(setup, functools.partial(fit_seconds, steps), Path(tmp)) as fits,
+    ):
+        full = fits.pairs("with", pairs)
+        nothing = fits.pairs("do-nothing", pairs, "a callback and a logger that do nothing, ")
+    with (
+        tempfile.TemporaryDirectory(prefix="registrum-bench-lightning-") as tmp,
+        SideBySide(setup, functools.partial(fit_seconds, 1), Path(tmp)) as fits,
+    ):
+        once = fits.pairs("with", pairs, "one step, ")
 
-    def added(samples: list[tuple[Fit, Fit]], cpu: bool = False) -> float:
-        """The median, over pairs, of the fit time with relative to the fit without."""
-        if cpu:
-            return statistics.median(with_.cpu / without.cpu - 1 for without, with_ in samples)
-        return statistics.median(with_.wall / without.wall - 1 for without, with_ in samples)
-
-    ratio = added(full)
-    spread = sorted(with_.wall / without.wall - 1 for without, with_ in full)
+    ratio, low, high = added(full)
     report(
         f"RegistrumCallback overhead, {steps:,} steps",
         f"{ratio * 100:+.1f}%",
         ratio <= 0.03,
         "<= 3%",
-        f"  (pairs from {spread[0] * 100:+.1f}% to {spread[-1] * 100:+.1f}%; "
-        f"CPU time {added(full, cpu=True) * 100:+.1f}%; "
-        f"median fit {statistics.median(without.wall for without, _ in full):.2f} s without)",
-    )
-    within = statistics.median(attributed(w.wall, w.inside, w.background) for _, w in full)
-    report(
-        "  measured within each fit: inside its hooks plus its threads' CPU",
-        f"{within * 100:.1f}%",
-        within <= 0.03,
-        "<= 3%",
-        f"  (median {statistics.median(w.inside for _, w in full) * 1000:.0f} ms inside, "
-        f"{statistics.median(w.background for _, w in full) * 1000:.0f} ms CPU outside; "
-        f"other threads' CPU without it "
-        f"{statistics.median(o.background for o, _ in full) * 1000:.0f} ms)",
+        f"  (median of {len(full)} pairs side by side, from {low * 100:+.1f}% to "
+        f"{high * 100:+.1f}%; median fit {statistics.median(o.cpu for o, _ in full):.2f} s "
+        f"of CPU without; with it, {statistics.median(w.inside for _, w in full) * 1000:.0f} "
+        f"ms inside its hooks and "
+        f"{statistics.median(w.background for _, w in full) * 1000:.0f} ms of its threads' "
+        "CPU outside them; with those threads on a core of their own, "
+        f"{added(full, threads=False)[0] * 100:+.1f}%)",
     )
     print(
-        f"  a callback and a logger that do nothing: {added(nothing) * 100:+.1f}%; "
+        f"  a callback and a logger that do nothing: {added(nothing)[0] * 100:+.1f}%; "
         "once per fit (run start, final model, finish): "
-        f"{statistics.median(w.wall - o.wall for o, w in once) * 1000:+.0f} ms",
+        f"{statistics.median(w.cpu - o.cpu for o, w in once) * 1000:+.0f} ms of CPU",
         flush=True,
     )
 
@@ -206,13 +178,6 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=5)
     args = parser.parse_args()
     print_platform()
-    import lightning.pytorch
-    import torch
-
-    torch.set_num_threads(1)
-    # Lightning's notices (devices, tips, worker counts) are not what this measures.
-    logging.getLogger(lightning.pytorch.__name__).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", module="lightning")
     overhead(args.steps, args.pairs)
 
 
