@@ -253,8 +253,8 @@ class SideBySide:
     background threads count in full, as if the training waited for all of them.
 
     Fits run one after the other on a shared machine differ by more than a callback costs
-    (two fits of the same work, minutes apart, by 10 to 40% on a 2-core VM); fits run side
-    by side on one core, within a point or two.
+    (two fits of the same work, seconds apart, by up to 50% either way on a 2-core VM);
+    fits run side by side on one core, by a point or two.
 
     `setup` runs once in each worker and `fit(arm)` runs a fit and returns its `Fit`; both
     are importable functions (the workers are spawned)."""
@@ -328,7 +328,8 @@ def added(
 ) -> tuple[float, float, float]:
     """The median, lowest and highest, over pairs, of the CPU time of the fit with relative to
     the fit without. With `threads` False, the fit with counts without its run's threads'
-    CPU time outside the hooks: what it adds where those threads have a core of their own
-    (the training still waits for them inside the hooks, and for the interpreter's lock)."""
+    CPU time outside the hooks: what it adds where those threads have a core of their own.
+    Their work that the training waits for inside the hooks still counts; the training's
+    waits for the interpreter's lock while they hold it do not."""
     ratios = sorted((w.cpu - (0.0 if threads else w.background)) / o.cpu - 1 for o, w in samples)
     return statistics.median(ratios), ratios[0], ratios[-1]
