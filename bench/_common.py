@@ -229,6 +229,19 @@ class Fit(NamedTuple):
     background: float  # CPU seconds of the run's threads outside the hooks
 
 
+def measure(fit: Callable[[], object], timed: Any, background: BackgroundCpu) -> Fit:
+    """Runs `fit` after `settle` and tells where its time went. `timed` is the callback it
+    fits with, made by `timed_hooks` with `background`, or None for a fit without one."""
+    settle()
+    wall, cpu, before = time.perf_counter(), time.process_time(), background.seconds()
+    fit()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    threads = background.seconds() - before
+    if timed is None:
+        return Fit(wall, cpu, 0.0, threads)
+    return Fit(wall, cpu, sum(timed.spent.values()), threads - timed.background_inside)
+
+
 def _fit_worker(
     setup: Callable[[], None],
     fit: Callable[[str], Fit],

@@ -28,9 +28,9 @@ from _common import (
     Fit,
     SideBySide,
     added,
+    measure,
     print_platform,
     report,
-    settle,
     timed_hooks,
 )
 
@@ -77,23 +77,19 @@ def fit_seconds(steps: int, epochs: int, arm: str) -> Fit:
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse", metrics=["mae"])
     options = ARMS[arm]
     callbacks = [] if options is None else [timed_callback(options)]
-    settle()
-    wall, cpu, background = time.perf_counter(), time.process_time(), BACKGROUND.seconds()
-    model.fit(
-        x,
-        x.sum(axis=1, keepdims=True),
-        batch_size=BATCH,
-        epochs=epochs,
-        validation_data=(x_val, x_val.sum(axis=1, keepdims=True)),
-        callbacks=callbacks,
-        verbose=0,
+    return measure(
+        lambda: model.fit(
+            x,
+            x.sum(axis=1, keepdims=True),
+            batch_size=BATCH,
+            epochs=epochs,
+            validation_data=(x_val, x_val.sum(axis=1, keepdims=True)),
+            callbacks=callbacks,
+            verbose=0,
+        ),
+        callbacks[0] if callbacks else None,
+        BACKGROUND,
     )
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    background = BACKGROUND.seconds() - background
-    if not callbacks:
-        return Fit(wall, cpu, 0.0, background)
-    timed = callbacks[0]
-    return Fit(wall, cpu, sum(timed.spent.values()), background - timed.background_inside)
 
 
 def setup() -> None:

@@ -17,7 +17,6 @@ import functools
 import logging
 import statistics
 import tempfile
-import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -27,9 +26,9 @@ from _common import (
     Fit,
     SideBySide,
     added,
+    measure,
     print_platform,
     report,
-    settle,
     timed_hooks,
 )
 
@@ -110,16 +109,8 @@ def _fit(steps: int, arm: str, folder: Path) -> Fit:
         callbacks=callbacks,
     )
     torch.manual_seed(0)
-    settle()
-    wall, cpu, background = time.perf_counter(), time.process_time(), BACKGROUND.seconds()
-    trainer.fit(MLP(), data)
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    background = BACKGROUND.seconds() - background
-    if arm != "with":
-        return Fit(wall, cpu, 0.0, background)
-    timed = callbacks[0]
-    inside = sum(timed.spent.values())  # type: ignore[attr-defined]
-    return Fit(wall, cpu, inside, background - timed.background_inside)  # type: ignore[attr-defined]
+    timed = callbacks[0] if arm == "with" else None
+    return measure(lambda: trainer.fit(MLP(), data), timed, BACKGROUND)
 
 
 def setup() -> None:
