@@ -40,6 +40,8 @@ def test_environment_and_code_are_recorded(target: Target, tmp_path: Path) -> No
     assert environment["python"]["version"].startswith(f"{sys.version_info.major}.")
     assert "numpy" in environment["packages"]
     assert environment["command"][0].endswith("train.py")
+    with registrum.Client(store=target.store) as client:
+        assert client.environment(run_id) == environment
     code = target.reader.get_code_version(run_id)
     assert code["commit"] == git(repo, "rev-parse", "HEAD")
     assert code["branch"] == "main" and code["dirty"] is True
@@ -54,6 +56,8 @@ def test_capture_can_be_switched_off(target: Target) -> None:
         run.log({"x": 1.0})
     assert target.reader.get_environment(run.id) is None
     assert target.reader.get_code_version(run.id) is None
+    with registrum.Client(store=target.store) as client:
+        assert client.environment(run.id) is None
 
 
 def test_system_metrics_are_sampled_when_asked(target: Target) -> None:

@@ -159,6 +159,12 @@ class Client:
         models: list[dict[str, Any]] = self._store.dataset_models(project, name, version=version)
         return models
 
+    def environment(self, run_id: str) -> dict[str, Any] | None:
+        """Where a run ran, as `registrum.init` recorded it: Python, OS, host, CPUs, memory,
+        GPUs, installed packages, command line; None where it recorded none."""
+        environment: dict[str, Any] | None = self._store.get_environment(run_id)
+        return environment
+
     def code_version(self, run_id: str) -> dict[str, Any] | None:
         """A run's git commit, branch, remote, dirty flag and uncommitted-diff blob."""
         code: dict[str, Any] | None = self._store.get_code_version(run_id)
