@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import tempfile
 import threading
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -435,8 +436,19 @@ class RegistrumCallback(pl.Callback):
     ) -> None:
         """Logs the final checkpoint as the run's model and registers it under `register_as`."""
         assert self._run is not None
+        module_class = _capture.class_path(type(pl_module))
+        if "<locals>" in module_class.split(".") and "local class" not in self._warned:
+            self._warned.add("local class")
+            warnings.warn(
+                f"registrum: {type(pl_module).__qualname__} is defined inside a function, "
+                "where registrum_lightning.load_model cannot import it from; the model is "
+                "logged, and loads with its class's load_from_checkpoint. Define the module "
+                "at the top level of a module to load it by name",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         metadata: dict[str, Any] = {
-            "module_class": _capture.class_path(type(pl_module)),
+            "module_class": module_class,
             "checkpoint": path.name,
             "epoch": trainer.current_epoch,
             "global_step": trainer.global_step,

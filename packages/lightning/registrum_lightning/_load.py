@@ -57,6 +57,12 @@ def load_model(
 
 def _import(path: str) -> type[pl.LightningModule]:
     """The class at `module.Qualified.Name`."""
+    if "<locals>" in path.split("."):
+        raise ImportError(
+            f"cannot import {path}: the class was defined inside a function. Define the "
+            "LightningModule at the top level of a module to load it with load_model, or "
+            "rebuild it with YourModule.load_from_checkpoint(path) from the downloaded version"
+        )
     module_name, _, qualname = path.rpartition(".")
     while module_name:
         try:

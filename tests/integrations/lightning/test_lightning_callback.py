@@ -402,6 +402,29 @@ def test_without_checkpoints_the_final_weights_are_the_model(
         assert torch.equal(load_model("reg@1")(x), model.eval()(x))
 
 
+@pytest.mark.parametrize("target", ["embedded"], indirect=True)
+def test_a_module_defined_in_a_function_is_logged_with_a_warning(
+    target: Target, tmp_path: Path
+) -> None:
+    class Local(Regressor):
+        pass
+
+    callback = RegistrumCallback(project="p", register_as="local")
+    model = Local()
+    with pytest.warns(RuntimeWarning, match="Local is defined inside a function"):
+        trainer(tmp_path, [callback], enable_checkpointing=False).fit(model, datamodule=Data())
+    version = target.reader.get_model_version("local@1")
+    assert version.artifact.metadata["module_class"].endswith("<locals>.Local")
+    with pytest.raises(ImportError, match="the class was defined inside a function"):
+        load_model("local@1")
+    with registrum.Client() as client:
+        folder = client.download("local@1", tmp_path / "local")
+    rebuilt = Local.load_from_checkpoint(folder / version.artifact.metadata["checkpoint"])
+    x = torch.randn(8, 4)
+    with torch.no_grad():
+        assert torch.equal(rebuilt(x), model.eval()(x))
+
+
 def test_an_active_run_is_joined_and_left_open(target: Target, tmp_path: Path) -> None:
     callback = RegistrumCallback(project="ignored", store=target.store)
     with registrum.init(project="p", config={"study": "s1"}, store=target.store) as run:
