@@ -346,3 +346,22 @@ def added(
     waits for the interpreter's lock while they hold it do not."""
     ratios = sorted((w.cpu - (0.0 if threads else w.background)) / o.cpu - 1 for o, w in samples)
     return statistics.median(ratios), ratios[0], ratios[-1]
+
+
+def report_overhead(label: str, samples: Sequence[tuple[Fit, Fit]]) -> None:
+    """Prints a callback's overhead (`added`) against the 3% target, with the spread of the
+    pairs, the fit without, and where the time with the callback went."""
+    ratio, low, high = added(samples)
+    report(
+        label,
+        f"{ratio * 100:+.1f}%",
+        ratio <= 0.03,
+        "<= 3%",
+        f"  (median of {len(samples)} pairs side by side, from {low * 100:+.1f}% to "
+        f"{high * 100:+.1f}%; median fit {statistics.median(o.cpu for o, _ in samples):.2f} s "
+        f"of CPU without; with it, "
+        f"{statistics.median(w.inside for _, w in samples) * 1000:.0f} ms inside its hooks "
+        f"and {statistics.median(w.background for _, w in samples) * 1000:.0f} ms of its "
+        "threads' CPU outside them; with those threads on a core of their own, "
+        f"{added(samples, threads=False)[0] * 100:+.1f}%)",
+    )

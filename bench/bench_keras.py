@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import statistics
 import tempfile
 import time
 import types
@@ -27,10 +26,9 @@ from _common import (
     BackgroundCpu,
     Fit,
     SideBySide,
-    added,
     measure,
     print_platform,
-    report,
+    report_overhead,
     timed_hooks,
 )
 
@@ -111,19 +109,8 @@ def setup() -> None:
 def overhead(fits: SideBySide, arm: str, label: str, steps: int, epochs: int, pairs: int) -> None:
     """`pairs` pairs of fits without and with `arm`, side by side, after two warm-up pairs."""
     samples = fits.pairs(arm, pairs)
-    ratio, low, high = added(samples)
-    report(
-        f"RegistrumCallback overhead, {label}, {steps:,} steps in {epochs} epochs",
-        f"{ratio * 100:+.1f}%",
-        ratio <= 0.03,
-        "<= 3%",
-        f"  (median of {len(samples)} pairs side by side, from {low * 100:+.1f}% to "
-        f"{high * 100:+.1f}%; median fit {statistics.median(o.cpu for o, _ in samples):.2f} s "
-        f"of CPU without; with it, "
-        f"{statistics.median(w.inside for _, w in samples) * 1000:.0f} ms inside its hooks "
-        f"and {statistics.median(w.background for _, w in samples) * 1000:.0f} ms of its "
-        "threads' CPU outside them; with those threads on a core of their own, "
-        f"{added(samples, threads=False)[0] * 100:+.1f}%)",
+    report_overhead(
+        f"RegistrumCallback overhead, {label}, {steps:,} steps in {epochs} epochs", samples
     )
 
 

@@ -28,7 +28,7 @@ from _common import (
     added,
     measure,
     print_platform,
-    report,
+    report_overhead,
     timed_hooks,
 )
 
@@ -141,20 +141,7 @@ def overhead(steps: int, pairs: int) -> None:
     ):
         once = fits.pairs("with", pairs, "one step, ")
 
-    ratio, low, high = added(full)
-    report(
-        f"RegistrumCallback overhead, {steps:,} steps",
-        f"{ratio * 100:+.1f}%",
-        ratio <= 0.03,
-        "<= 3%",
-        f"  (median of {len(full)} pairs side by side, from {low * 100:+.1f}% to "
-        f"{high * 100:+.1f}%; median fit {statistics.median(o.cpu for o, _ in full):.2f} s "
-        f"of CPU without; with it, {statistics.median(w.inside for _, w in full) * 1000:.0f} "
-        f"ms inside its hooks and "
-        f"{statistics.median(w.background for _, w in full) * 1000:.0f} ms of its threads' "
-        "CPU outside them; with those threads on a core of their own, "
-        f"{added(full, threads=False)[0] * 100:+.1f}%)",
-    )
+    report_overhead(f"RegistrumCallback overhead, {steps:,} steps", full)
     print(
         f"  a callback and a logger that do nothing: {added(nothing)[0] * 100:+.1f}%; "
         "once per fit (run start, final model, finish): "
