@@ -437,7 +437,7 @@ class RegistrumCallback(pl.Callback):
         """Logs the final checkpoint as the run's model and registers it under `register_as`."""
         assert self._run is not None
         module_class = _capture.class_path(type(pl_module))
-        if "<locals>" in module_class.split(".") and "local class" not in self._warned:
+        if _capture.defined_in_a_function(module_class) and "local class" not in self._warned:
             self._warned.add("local class")
             warnings.warn(
                 f"registrum: {type(pl_module).__qualname__} is defined inside a function, "

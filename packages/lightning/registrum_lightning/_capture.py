@@ -52,6 +52,12 @@ def class_path(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+def defined_in_a_function(path: str) -> bool:
+    """Whether the class at `class_path` was defined inside a function, where no import
+    reaches it."""
+    return "<locals>" in path.split(".")
+
+
 def hparams(obj: Any) -> dict[str, Any]:
     """The saved hyperparameters of a LightningModule or LightningDataModule."""
     saved = getattr(obj, "hparams", None)

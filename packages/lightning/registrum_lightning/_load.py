@@ -9,6 +9,7 @@ from typing import Any
 import lightning.pytorch as pl
 
 import registrum
+from registrum_lightning import _capture
 from registrum_lightning._callback import FLAVOR
 
 
@@ -57,7 +58,7 @@ def load_model(
 
 def _import(path: str) -> type[pl.LightningModule]:
     """The class at `module.Qualified.Name`."""
-    if "<locals>" in path.split("."):
+    if _capture.defined_in_a_function(path):
         raise ImportError(
             f"cannot import {path}: the class was defined inside a function. Define the "
             "LightningModule at the top level of a module to load it with load_model, or "
