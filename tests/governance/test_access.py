@@ -18,10 +18,10 @@ import pytest
 import requests
 from sqlalchemy import text, update
 
-from conftest import BACKENDS, backend_params
+from backends import BACKENDS, backend_params
 from registrum.cli import main
 from registrum.client.http import HttpStore
-from registrum.errors import Conflict, Forbidden, NotFound, Unauthorized
+from registrum.errors import BlobNotFound, Conflict, Forbidden, NotFound, Unauthorized
 from registrum.server import Settings, create_app
 from registrum.store import schema as t
 from registrum.store.principal import signed_in_as
@@ -202,7 +202,8 @@ def test_blobs_lineage_and_evaluations_show_only_readable_projects(local: Store)
             "m", project="p", run_id=train.id, files=[blob(local, b"secret weights")]
         )
     with team.as_("outsider"):
-        with pytest.raises(Forbidden, match="no project you can read"):
+        # Answered as if the blob were not stored: a 403 would confirm that it is.
+        with pytest.raises(BlobNotFound, match="is not stored"):
             local.read_blob(version.artifact.files[0].sha256)
         with pytest.raises(Forbidden):
             local.lineage(f"run:{train.id}")
@@ -250,7 +251,11 @@ NEEDS: dict[str, set[str]] = {
     "owner": {"editor", "server"},
     "reviewer": {"reviewer", "padmin", "server"},
     "requester": {"editor", "padmin", "server"},  # who opened the request, or an admin
+    # A blob by hash: who can read a project that references it (or uploaded it); to anyone
+    # else it is not there (404), since a 403 would confirm that it is stored.
+    "reader": {"viewer", "editor", "reviewer", "padmin", "server"},
 }
+DENIED = {"reader": "404"}  # what a signed-in caller without the right gets; else 403
 
 
 class World:
@@ -278,6 +283,10 @@ class World:
         editor.log_metrics(run.id, seq=0, keys=["loss"], steps=[0], values=[1.0])
         diff = editor.put_blob(io.BytesIO(b"diff --git"))
         editor.set_code_version(run.id, commit="abc123", diff_sha256=diff.sha256)
+        # A run whose code the matrix leaves alone, for the blob-by-hash cases.
+        self.coded = editor.create_run("p", name="coded").id
+        editor.set_code_version(self.coded, commit="abc123", diff_sha256=diff.sha256)
+        self.diff = diff.sha256
         self.file = blob(editor, b"model weights")
         self.sha = self.file["sha256"]
         artifact = editor.create_artifact("p", "a", type="data", files=[self.file], run_id=run.id)
@@ -292,9 +301,9 @@ class World:
             for action in ("approve", "reject", "cancel")
         }
         self.revocable = editor.create_token(name="spare").id
-        hook = padmin.create_webhook("http://127.0.0.1:9/hook", ["run.finished"], project="p")
+        hook = padmin.create_webhook("https://hooks.test/hook", ["run.finished"], project="p")
         self.hook = hook["id"]
-        other = padmin.create_webhook("http://127.0.0.1:9/other", ["alias.moved"], project="p")
+        other = padmin.create_webhook("https://hooks.test/other", ["alias.moved"], project="p")
         self.doomed_hook = other["id"]
         self.run, self.artifact = run.id, artifact.id
         for client in (admin, padmin, editor):
@@ -341,10 +350,11 @@ def requests_for(w: World) -> dict[str, tuple[str, dict[str, Any]]]:
             {"params": {"run_id": w.run, "key": "loss", "max_points": 100}},
         ),
         "GET /api/v1/projects/{project}/keys": ("viewer", p),
-        "PUT /api/v1/blobs/{sha256}": ("user", {"sha256": w.sha, "data": b"model weights"}),
+        # Bytes of the caller's own: uploading p's would (rightly) let it read them after.
+        "PUT /api/v1/blobs/{sha256}": ("user", {"sha256": OWN_SHA, "data": OWN_BYTES}),
         "POST /api/v1/blobs": ("user", {"data": b"anything"}),
-        "HEAD /api/v1/blobs/{sha256}": ("user", {"sha256": w.sha}),
-        "GET /api/v1/blobs/{sha256}": ("viewer", {"sha256": w.sha}),
+        "HEAD /api/v1/blobs/{sha256}": ("reader", {"sha256": w.sha}),
+        "GET /api/v1/blobs/{sha256}": ("reader", {"sha256": w.sha}),
         "POST /api/v1/blobs/missing": ("user", {"json": {"sha256s": [w.sha]}}),
         "POST /api/v1/projects/{project}/artifacts": (
             "editor",
@@ -391,6 +401,8 @@ def requests_for(w: World) -> dict[str, tuple[str, dict[str, Any]]]:
         "GET /api/v1/code/compare": ("viewer", {"params": {"a": run, "b": run}}),
         "GET /api/v1/audit": ("admin", {"params": {"project": "p"}}),
         "GET /api/v1/audit/verify": ("server", {}),
+        "POST /api/v1/audit/verify": ("server", {"json": {"anchors": []}}),
+        "GET /api/v1/audit/anchor": ("server", {}),
         "GET /api/v1/me": ("user", {}),
         "GET /api/v1/users": ("server", {}),
         "POST /api/v1/users": ("server", {"json": {"name": "newcomer"}}),
@@ -406,7 +418,7 @@ def requests_for(w: World) -> dict[str, tuple[str, dict[str, Any]]]:
         "DELETE /api/v1/projects/{project}/members/{user}": ("admin", {**p, "user": "temp"}),
         "POST /api/v1/webhooks": (
             "admin",
-            {"json": {"url": "http://127.0.0.1:9/h", "events": ["alias.moved"], "model": "m"}},
+            {"json": {"url": "https://hooks.test/h", "events": ["alias.moved"], "model": "m"}},
         ),
         "GET /api/v1/webhooks": ("admin", {"params": {"project": "p"}}),
         "GET /api/v1/webhooks/{webhook_id}": ("admin", {"webhook_id": w.hook}),
@@ -486,11 +498,83 @@ def test_authorization_matrix(world: World, caller: str) -> None:
             expected = "allowed"
             ok = status not in (401, 403) and status < 500
         else:
-            expected = "401" if caller == "nobody" else "403"
+            expected = "401" if caller == "nobody" else DENIED.get(need, "403")
             ok = str(status) == expected
         if not ok:
             wrong.append(f"{route} as {caller}: {status}, expected {expected}")
     assert not wrong, "\n".join(wrong)
+
+
+OWN_BYTES = b"bytes of the caller's own"
+OWN_SHA = hashlib.sha256(OWN_BYTES).hexdigest()
+
+
+def blob_by_hash_requests(w: World, caller: str) -> dict[str, dict[str, Any]]:
+    """What a caller may try with p's blobs knowing only their hashes, from a project and a
+    run of its own (`own-CALLER`), by case."""
+    own = f"own-{caller}"
+    headers = {"authorization": f"Bearer {w.tokens[caller]}"}
+    made = requests.post(f"{w.url}/api/v1/runs", json={"project": own}, headers=headers, timeout=30)
+    assert made.ok, made.text
+    run = made.json()["id"]
+    manifest = [w.file]
+    return {
+        "HEAD the blob": {"method": "HEAD", "path": f"/blobs/{w.sha}"},
+        "GET the blob": {"method": "GET", "path": f"/blobs/{w.sha}"},
+        "GET the diff": {"method": "GET", "path": f"/blobs/{w.diff}"},
+        "ask which are missing": {
+            "method": "POST",
+            "path": "/blobs/missing",
+            "json": {"sha256s": [w.sha, w.diff]},
+        },
+        "name it in an artifact": {
+            "method": "POST",
+            "path": f"/projects/{own}/artifacts",
+            "json": {"name": "copy", "type": "data", "files": manifest},
+        },
+        "name it as a code diff": {
+            "method": "PUT",
+            "path": f"/runs/{run}/code",
+            "json": {"diff_sha256": w.diff},
+        },
+        "name it in a registration": {
+            "method": "POST",
+            "path": f"/models/{own}-model/versions",
+            "json": {"project": own, "files": manifest},
+        },
+        "compare code with p's run": {
+            "method": "GET",
+            "path": "/code/compare",
+            "params": {"a": run, "b": w.coded},
+        },
+    }
+
+
+@pytest.mark.parametrize("caller", [c for c in CALLERS if c != "nobody"])
+def test_blob_by_hash_matrix(world: World, caller: str) -> None:
+    """Knowing a hash gives nothing: a caller who cannot read p gets "not stored" (404, or
+    "missing") for p's blobs, cannot reference them anywhere, and cannot compare code with
+    p's runs (403); p's readers may do all of it."""
+    allowed = caller in NEEDS["reader"]
+    headers = {"authorization": f"Bearer {world.tokens[caller]}"}
+    wrong = []
+    for case, spec in blob_by_hash_requests(world, caller).items():
+        method, path = spec.pop("method"), spec.pop("path")
+        r = requests.request(
+            method, f"{world.url}/api/v1{path}", headers=headers, timeout=30, **spec
+        )
+        if case == "ask which are missing":
+            ok = r.ok and r.json()["missing"] == ([] if allowed else [world.sha, world.diff])
+        elif allowed:
+            ok = r.ok
+        else:
+            ok = r.status_code == (403 if case.startswith("compare") else 404)
+        if not ok:
+            wrong.append(f"{case} as {caller}: {r.status_code} {r.text[:200]}")
+    assert not wrong, "\n".join(wrong)
+    if not allowed:  # and after all those tries, the bytes are still out of reach
+        got = requests.get(f"{world.url}/api/v1/blobs/{world.sha}", headers=headers, timeout=30)
+        assert got.status_code == 404
 
 
 def test_audit_over_http_names_the_signed_in_user(world: World) -> None:

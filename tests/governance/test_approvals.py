@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import registrum
-from conftest import BACKENDS, backend_params
+from backends import BACKENDS, backend_params
 from registrum.cli import main
 from registrum.client.http import HttpStore
 from registrum.errors import ApprovalRequired, Conflict, Forbidden, InvalidArgument
@@ -302,7 +302,7 @@ def test_roles_over_http_and_the_cli(
         )
         editor.register_model_version("m", files=blob(editor, b"w2"))
         hook = stores["padmin"].create_webhook(
-            "http://127.0.0.1:9/hook", ["approval.requested", "approval.decided"], model="m"
+            "https://hooks.test/hook", ["approval.requested", "approval.decided"], model="m"
         )
         assert hook["model"] == "m"
         with pytest.raises(Forbidden):
