@@ -23,8 +23,8 @@ chromium:
 
 setup: $(VENV)/.installed
 
-# Copies the UI's front-end libraries from npm into the package (needs npm; the copies
-# are committed, so nothing else needs npm).
+# Copies the front-end libraries of the UI and /docs (uPlot, Swagger UI) from npm into the
+# package (needs npm; the copies are committed, so nothing else needs npm).
 vendor-ui:
 	bash ui/vendor.sh
 

@@ -10,10 +10,10 @@ from typing import Any
 from registrum.store.principal import ROLES
 
 
-def _client(args: argparse.Namespace) -> Any:
+def _client(args: argparse.Namespace, *, read: bool = False) -> Any:
     from registrum.cli import _client
 
-    return _client(args)
+    return _client(args, read=read)
 
 
 def _when(stamp: float | None) -> str:
@@ -40,7 +40,7 @@ def _policy_set(args: argparse.Namespace) -> int:
 
 
 def _policy_show(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with _client(args, read=True) as client:
         _print_policy(client.policy(args.name))
     return 0
 
@@ -67,7 +67,7 @@ def _requests_open(args: argparse.Namespace) -> int:
 
 
 def _requests_list(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with _client(args, read=True) as client:
         requests = client.requests(args.name, state=args.state)
     print(f"{'id':>5}  {'alias':<16}  {'move':<9}  {'state':<9}  {'votes':<5}  {'by':<16}  opened")
     for r in requests:
@@ -81,7 +81,7 @@ def _requests_list(args: argparse.Namespace) -> int:
 
 
 def _requests_show(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with _client(args, read=True) as client:
         _print_request(client.request(args.id))
     return 0
 
@@ -110,7 +110,7 @@ def _print_request(r: dict[str, Any]) -> None:
 
 
 def _aliases_history(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with _client(args, read=True) as client:
         moves = client.alias_history(args.name, args.alias)
     print(f"{'when':<16}  {'alias':<16}  {'from':>5}  {'to':>5}  {'by':<20}  request")
     for m in moves:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 Handler = Callable[[argparse.Namespace], int]
@@ -56,7 +57,7 @@ def print_lineage(graph: dict[str, Any], print_: Callable[[str], None] = print) 
 def _lineage(args: argparse.Namespace) -> int:
     from registrum.cli import _client
 
-    with _client(args) as client:
+    with _client(args, read=True) as client:
         graph = client.lineage(args.node, direction=args.direction, depth=args.depth)
     print_lineage(graph)
     return 0
@@ -65,7 +66,7 @@ def _lineage(args: argparse.Namespace) -> int:
 def _models_evals(args: argparse.Namespace) -> int:
     from registrum.cli import _client
 
-    with _client(args) as client:
+    with _client(args, read=True) as client:
         history = client.evaluations(args.name)
     if not history["evaluations"]:
         print(f"{args.name}: no evaluations yet (runs that use_model a version and log metrics)")
@@ -89,7 +90,7 @@ def _models_evals(args: argparse.Namespace) -> int:
 def _runs_code(args: argparse.Namespace) -> int:
     from registrum.cli import _client
 
-    with _client(args) as client:
+    with _client(args, read=True) as client:
         if args.other is None:
             code = client.code_version(args.run_id)
             diff = client.code_diff(args.run_id) if code else None
@@ -118,7 +119,7 @@ def _runs_code(args: argparse.Namespace) -> int:
 def _datasets_list(args: argparse.Namespace) -> int:
     from registrum.cli import _client
 
-    with _client(args) as client:
+    with _client(args, read=True) as client:
         versions = client.dataset_versions(args.project, args.name)
         trained = {
             d["version"]: d["models"] for d in client.dataset_models(args.project, args.name)
@@ -134,7 +135,7 @@ def _datasets_list(args: argparse.Namespace) -> int:
 def _datasets_diff(args: argparse.Namespace) -> int:
     from registrum.cli import _client
 
-    with _client(args) as client:
+    with _client(args, read=True) as client:
         diff = client.diff_datasets(args.project, args.name, args.a, args.b)
     a, b = diff["a"], diff["b"]
     print(
@@ -154,7 +155,7 @@ def _datasets_diff(args: argparse.Namespace) -> int:
 def _audit_list(args: argparse.Namespace) -> int:
     from registrum.cli import _client, _when
 
-    with _client(args) as client:
+    with _client(args, read=True) as client:
         events = client.audit(
             project=args.project, action=args.event_action, actor=args.actor, limit=args.limit
         )
@@ -166,18 +167,75 @@ def _audit_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_anchors(paths: list[str]) -> list[dict[str, Any]]:
+    """The anchors in each file: one JSON object (as `audit anchor` prints it), a JSON list of
+    them, or one a line (an anchors file); each labelled with where it came from."""
+    import json
+
+    from registrum.errors import InvalidArgument
+
+    anchors: list[dict[str, Any]] = []
+    for path in paths:
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise InvalidArgument(f"cannot read anchor file {path}: {exc.strerror}") from None
+        try:
+            parsed = json.loads(text)
+            found = parsed if isinstance(parsed, list) else [parsed]
+            labels = (
+                [path]
+                if not isinstance(parsed, list)
+                else [f"{path}[{i}]" for i in range(len(found))]
+            )
+        except ValueError:
+            lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+            try:
+                found = [json.loads(line) for _, line in lines]
+            except ValueError:
+                raise InvalidArgument(
+                    f"{path} holds no anchor: expected the JSON that `registrum audit anchor` "
+                    "prints, a list of them, or one a line"
+                ) from None
+            labels = [f"{path}:{n}" for n, _ in lines]
+        for label, anchor in zip(labels, found, strict=True):
+            anchors.append({**anchor, "source": label} if isinstance(anchor, dict) else anchor)
+    return anchors
+
+
 def _audit_verify(args: argparse.Namespace) -> int:
     from registrum.cli import _client
 
-    with _client(args) as client:
-        result = client.verify_audit()
+    anchors = _read_anchors(args.anchor) if args.anchor else None
+    with _client(args, read=True) as client:
+        result = client.verify_audit(anchors)
     if result["ok"]:
-        print(f"audit trail intact: {result['events']} events, every hash and link checks out")
+        print(
+            f"audit trail intact: {result['events']} events, every hash and link checks out, "
+            f"and the chain extends all {result['anchors']} anchor(s) checked"
+        )
+        head = result.get("anchor")
+        if head:
+            print(f"head signed: event {head['event']}, hash {head['hash']}, {head['time']}")
         return 0
     print(f"audit trail BROKEN ({result['events']} events):")
     for problem in result["problems"]:
-        print(f"  event {problem['id']}: {problem['problem']}")
+        if "anchor" in problem:
+            print(f"  {problem['problem']}")
+        else:
+            print(f"  event {problem['id']}: {problem['problem']}")
     return 1
+
+
+def _audit_anchor(args: argparse.Namespace) -> int:
+    import json
+
+    from registrum.cli import _client
+
+    with _client(args, read=True) as client:
+        anchor = client.audit_anchor()
+    print(json.dumps(anchor, indent=2))
+    return 0
 
 
 def _webhooks_add(args: argparse.Namespace) -> int:
@@ -196,7 +254,7 @@ def _webhooks_add(args: argparse.Namespace) -> int:
 def _webhooks_list(args: argparse.Namespace) -> int:
     from registrum.cli import _client
 
-    with _client(args) as client:
+    with _client(args, read=True) as client:
         hooks = client.webhooks(project=args.project, model=args.model)
     for hook in hooks:
         scope = f"model:{hook['model']}" if hook["model"] else f"project:{hook['project']}"
@@ -216,7 +274,7 @@ def _webhooks_remove(args: argparse.Namespace) -> int:
 def _webhooks_deliveries(args: argparse.Namespace) -> int:
     from registrum.cli import _client, _when
 
-    with _client(args) as client:
+    with _client(args, read=True) as client:
         deliveries = client.webhook_deliveries(
             args.webhook_id, status=args.status, limit=args.limit
         )
@@ -267,9 +325,24 @@ def add_commands(commands: Any, runs: Any, models: Any, store_help: str) -> None
     audit_list.add_argument("--limit", type=int, default=50)
     audit_list.add_argument("--store", default=None, help=store_help)
     audit_list.set_defaults(handler=_audit_list)
-    verify = audit.add_parser("verify", help="check every event's hash and link")
+    verify = audit.add_parser(
+        "verify", help="check every event's hash and link, and that the chain extends anchors"
+    )
+    verify.add_argument(
+        "--anchor",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a signed head saved from `registrum audit anchor` (repeat for several); "
+        "each is checked besides the anchors recorded beside the audit key",
+    )
     verify.add_argument("--store", default=None, help=store_help)
     verify.set_defaults(handler=_audit_verify)
+    anchor = audit.add_parser(
+        "anchor", help="print the chain's head signed with the audit key, to keep off-site"
+    )
+    anchor.add_argument("--store", default=None, help=store_help)
+    anchor.set_defaults(handler=_audit_anchor)
 
     datasets = commands.add_parser(
         "datasets", help="dataset versions, their differences and the models trained on them"

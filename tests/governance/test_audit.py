@@ -70,7 +70,12 @@ def test_every_mutation_appends_an_event(store: Any) -> None:
     actors = {e["actor"] for e in events}
     assert actors in ({"local"}, {"anonymous@127.0.0.1"})
     assert [e["id"] for e in events] == list(range(1, len(events) + 1))
-    assert store.verify_audit() == {"ok": True, "events": len(events), "problems": []}
+    verified = store.verify_audit()
+    assert (verified["ok"], verified["events"], verified["problems"]) == (True, len(events), [])
+    assert (verified["anchor"]["event"], verified["anchor"]["hash"]) == (
+        events[-1]["id"],
+        events[-1]["hash"],
+    )
 
 
 def test_events_filter_by_project_action_entity_and_time(store: Any) -> None:

@@ -1,6 +1,10 @@
 """Webhooks: signed deliveries to a real local receiver, retries with backoff, scoping to a
 project or a model, a hanging receiver, bad input, restarts; the service layer on SQLite and
-PostgreSQL."""
+PostgreSQL.
+
+The receivers listen on loopback, which webhooks may reach only when private targets are
+allowed: every server and store here allows them explicitly (what the default refuses is
+tested in tests/server/test_webhook_targets.py)."""
 
 from __future__ import annotations
 
@@ -138,6 +142,7 @@ def fast(tmp_path: Path, **options: Any) -> Settings:
         "webhook_retry_delay": 0.05,
         "webhook_max_attempts": 3,
         "webhook_timeout": 2.0,
+        "allow_private_webhooks": True,
         **options,
     }
     return Settings(store_url=f"sqlite:///{tmp_path}/r.db", blobs=tmp_path / "blobs", **values)
@@ -426,6 +431,7 @@ def test_bad_input_is_a_clear_4xx_that_changes_nothing(tmp_path: Path) -> None:
 @pytest.fixture
 def db(database_url: str, tmp_path: Path) -> Iterator[Store]:
     store = with_weights(open_store(database_url, blobs=tmp_path / "blobs"))
+    store.allow_private_webhooks = True
     try:
         yield store
     finally:

@@ -16,7 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from registrum.errors import BlobNotFound, HashMismatch, InvalidArgument, RangeNotSatisfiable
+from registrum.errors import (
+    BlobNotFound,
+    HashMismatch,
+    InvalidArgument,
+    RangeNotSatisfiable,
+    StoreError,
+)
+from registrum.store import blobs
 from registrum.store.blobs import BlobInfo, BlobStore, LocalBlobStore, parse_range
 
 MiB = 1 << 20
@@ -324,6 +331,37 @@ def test_cleanup_temp_spares_live_writers(store: LocalBlobStore) -> None:
         assert store.cleanup_temp(3600) == 0
         assert writer.commit() == BlobInfo(CONTENT_SHA, len(CONTENT))
     assert store.exists(CONTENT_SHA)
+
+
+def test_a_slow_writer_keeps_its_temp_file_fresh(
+    store: LocalBlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Content that trickles in stays in the writer's buffer; the file's time is kept fresh
+    anyway, so a sweep of dead writers' files does not take it for one."""
+    monkeypatch.setattr(blobs, "_TOUCH_EVERY", 0.0)
+    with store.begin() as writer:
+        (name,) = temp_files(store)
+        old = time.time() - 7200
+        os.utime(store.temp_dir / name, (old, old))
+        writer.write(b"a trickle")
+        assert store.cleanup_temp(3600) == 0
+        writer.write(b" more")
+        assert writer.commit().size == len(b"a trickle more")
+
+
+def test_a_failed_write_removes_its_temp_file(store: LocalBlobStore) -> None:
+    """A write that fails (here: the file turns read-only under the writer, as after a
+    device error) removes the temp file at once, even though the error's traceback still
+    holds a view of the writer's buffer."""
+    writer = store.begin()
+    writer.write(os.urandom(blobs._DIRECT_BLOCK))  # a first full block goes to the file
+    read_only = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(read_only, writer._fd)  # type: ignore[attr-defined]
+    os.close(read_only)
+    with pytest.raises(StoreError, match="could not write to the blob store"):
+        writer.write(os.urandom(2 * blobs._DIRECT_BLOCK))
+    assert temp_files(store) == []
+    writer.abort()
 
 
 # -- ranges -----------------------------------------------------------------------

@@ -5,18 +5,29 @@ hooks and claim the deliveries that are due (`Store.dispatch_webhooks`), posts e
 small pool of sender threads, and reports the outcome (`Store.record_delivery`), which
 schedules the retries. A receiver that fails or hangs costs one sender at most `timeout`
 seconds; nothing it does reaches the store's requests.
+
+Each send resolves the hook's host once, refuses it unless every address is public (or
+private targets are allowed), and connects to one of those very addresses, sending the
+URL's host as Host header and TLS server name: a name cannot pass the check and then
+resolve elsewhere. Redirects are not followed, and no answer's body is read or kept.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
+import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
-import requests
+import certifi
+import urllib3
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
 
 from registrum.server.settings import Settings
+from registrum.store.webhook_targets import Target, TargetRefused, TargetUnresolved, resolve_target
 from registrum.store.webhooks import DueDelivery
 
 log = logging.getLogger("registrum.server.webhooks")
@@ -49,6 +60,8 @@ class WebhookWorker:
         retry_delay: seconds before the first retry; each further retry waits twice as long.
         max_attempts: attempts before a delivery is marked failed.
         timeout: seconds to wait for a receiver to connect, and then to answer.
+        allow_private: whether hooks may reach loopback, private, link-local and other
+            non-public addresses (`registrum server --allow-private-webhooks`).
     """
 
     def __init__(
@@ -60,6 +73,7 @@ class WebhookWorker:
         retry_delay: float = 10.0,
         max_attempts: int = 8,
         timeout: float = 10.0,
+        allow_private: bool = False,
     ) -> None:
         check_options(
             senders=senders,
@@ -76,6 +90,7 @@ class WebhookWorker:
         self.retry_delay = retry_delay
         self.max_attempts = max_attempts
         self.timeout = timeout
+        self.allow_private = allow_private
         # A claimed delivery is due again after its lease: long enough for any one send.
         self.lease = 2 * timeout + 60
         self._stopping = threading.Event()
@@ -144,21 +159,96 @@ class WebhookWorker:
         """POSTs one delivery: (HTTP status, None) when the receiver answered, else
         (None, what went wrong)."""
         try:
-            with requests.post(
-                delivery.url,
-                data=delivery.body(),
-                headers=delivery.headers(),
-                timeout=(self.timeout, self.timeout),
-                allow_redirects=False,
-                stream=True,
-            ) as response:
-                return response.status_code, None
-        except requests.Timeout:
-            return None, f"no answer within {self.timeout:g}s"
-        except requests.ConnectionError as exc:
-            return None, f"cannot connect: {exc}"[:MAX_ERROR]
-        except Exception as exc:  # an odd URL or answer fails this attempt, not the worker
+            target = resolve_target(delivery.url, allow_private=self.allow_private)
+        except TargetRefused as exc:
+            return None, exc.message[:MAX_ERROR]
+        except TargetUnresolved as exc:
+            return None, str(exc)[:MAX_ERROR]
+        except Exception as exc:  # an odd URL fails this attempt, not the worker
             return None, f"{type(exc).__name__}: {exc}"[:MAX_ERROR]
+        return post_pinned(target, delivery, timeout=self.timeout)
+
+
+def post_pinned(
+    target: Target, delivery: DueDelivery, *, timeout: float
+) -> tuple[int | None, str | None]:
+    """POSTs `delivery` to the first of the target's checked addresses that accepts a
+    connection: (HTTP status, None) when one answered, else (None, what went wrong)."""
+    parts = urlsplit(delivery.url)
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    port = f":{parts.port}" if parts.port else ""
+    shown = f"[{target.host}]" if ":" in target.host else target.host
+    headers = {**delivery.headers(), "host": shown + port}
+    if parts.username is not None:
+        credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        headers["authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode()
+    error = "no address to connect to"
+    for address in target.addresses:
+        pool = _pool(target, address, timeout)
+        try:
+            response = pool.urlopen(
+                "POST",
+                path,
+                body=delivery.body(),
+                headers=headers,
+                retries=False,
+                redirect=False,
+                preload_content=False,
+                assert_same_host=False,
+            )
+            # The status is all that is kept; the body is never read.
+            status = int(response.status)
+            response.release_conn()
+            return status, None
+        except NewConnectionError as exc:  # this address refuses: try the next one
+            error = f"cannot connect to {_where(target, address)}: {_reason(exc)}"
+        except (ConnectTimeoutError, ReadTimeoutError):
+            return None, f"no answer within {timeout:g}s"
+        except Exception as exc:  # TLS, protocol: this attempt fails, not the worker
+            return None, f"{type(exc).__name__}: {exc}"[:MAX_ERROR]
+        finally:
+            pool.close()
+    return None, error[:MAX_ERROR]
+
+
+def _pool(target: Target, address: str, timeout: float) -> urllib3.HTTPConnectionPool:
+    """A one-connection pool to `address`; over https it verifies the certificate for, and
+    sends as server name, the host the URL names, not the address."""
+    limits = urllib3.Timeout(connect=timeout, read=timeout)
+    if target.scheme != "https":
+        return urllib3.HTTPConnectionPool(address, target.port, timeout=limits, retries=False)
+    return urllib3.HTTPSConnectionPool(
+        address,
+        target.port,
+        timeout=limits,
+        retries=False,
+        cert_reqs="CERT_REQUIRED",
+        ca_certs=_ca_bundle(),
+        assert_hostname=target.host,
+        server_hostname=target.host,
+    )
+
+
+def _ca_bundle() -> str:
+    """The CA certificates `requests` would use: REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE, or
+    certifi's."""
+    return (
+        os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where()
+    )
+
+
+def _where(target: Target, address: str) -> str:
+    """`host at address:port`, or `address:port` when the URL names the address."""
+    shown = f"[{address}]:{target.port}" if ":" in address else f"{address}:{target.port}"
+    return shown if address == target.host else f"{target.host} at {shown}"
+
+
+def _reason(exc: Exception) -> str:
+    """The OS's words for a failed connection, without urllib3's object reprs."""
+    cause = exc.__cause__ or exc.__context__
+    return str(cause) if isinstance(cause, OSError) else str(exc)
 
 
 def start_worker(store: Any, settings: Settings) -> WebhookWorker | None:
@@ -172,6 +262,7 @@ def start_worker(store: Any, settings: Settings) -> WebhookWorker | None:
         retry_delay=settings.webhook_retry_delay,
         max_attempts=settings.webhook_max_attempts,
         timeout=settings.webhook_timeout,
+        allow_private=settings.allow_private_webhooks,
     )
     worker.start()
     return worker

@@ -33,6 +33,7 @@ from registrum.store import schema as t
 from registrum.store import validation as v
 from registrum.store._base import StoreBase, now
 from registrum.store.auditing import LOCAL_ACTOR
+from registrum.store.idempotency import IdempotencyMixin, claim
 from registrum.store.principal import ROLES, Principal, current_principal
 
 TOKEN_PREFIX = "rgm_"
@@ -87,7 +88,7 @@ def _token(row: Any, user: str, secret: str | None = None) -> ApiToken:
     )
 
 
-class AccessMixin(StoreBase):
+class AccessMixin(IdempotencyMixin, StoreBase):
     # -- signing in ----------------------------------------------------------------
 
     def authenticate(self, token: str) -> Principal:
@@ -150,7 +151,7 @@ class AccessMixin(StoreBase):
         store already had users (then nothing changes and `token` is not used).
         """
         self._require_server_admin("making the first admin")
-        v.name(name, "user name")
+        name = v.name(name, "user name")
         secret = new_token() if token is None else _check_token(token)
         try:
             with self._tx() as conn:
@@ -164,19 +165,28 @@ class AccessMixin(StoreBase):
 
     # -- users ---------------------------------------------------------------------
 
-    def create_user(self, name: str, *, server_admin: bool = False) -> User:
-        """A new user (a server admin only)."""
+    def create_user(
+        self, name: str, *, server_admin: bool = False, idempotency_key: str | None = None
+    ) -> User:
+        """A new user (a server admin only). Retried with the same `idempotency_key`, it
+        returns the user the first call made instead of `AlreadyExists`."""
         self._require_server_admin("creating users")
-        v.name(name, "user name")
+        name = v.name(name, "user name")
         if not isinstance(server_admin, bool):
             raise InvalidArgument("server_admin must be true or false")
+        keyed = claim(idempotency_key, "user.create", [name, server_admin])
         try:
             with self._tx() as conn:
+                answer = self._recall(conn, keyed)
+                if answer is not None:
+                    return User.from_dict(answer.body)
                 if conn.execute(select(t.users.c.id).where(t.users.c.name == name)).first():
                     raise AlreadyExists(f"user {name!r} already exists", user=name)
                 user_id = self._insert_user(conn, name, server_admin=server_admin)
                 row = conn.execute(select(t.users).where(t.users.c.id == user_id)).one()
-                return _user(row)
+                user = _user(row)
+                self._remember(conn, keyed, 201, user.to_dict())
+                return user
         except IntegrityError:
             raise AlreadyExists(f"user {name!r} already exists", user=name) from None
 
@@ -190,7 +200,7 @@ class AccessMixin(StoreBase):
     def disable_user(self, name: str) -> User:
         """Disables a user: their tokens stop working (a server admin only)."""
         self._require_server_admin("disabling users")
-        v.name(name, "user name")
+        name = v.name(name, "user name")
         principal = current_principal()
         if principal is not None and principal.name == name:
             raise Conflict("you cannot disable yourself; ask another server admin")
@@ -211,23 +221,69 @@ class AccessMixin(StoreBase):
     # -- tokens --------------------------------------------------------------------
 
     def create_token(
-        self, *, name: str = "default", user: str | None = None, expires_at: float | None = None
+        self,
+        *,
+        name: str = "default",
+        user: str | None = None,
+        expires_at: float | None = None,
+        idempotency_key: str | None = None,
     ) -> ApiToken:
         """A new API token for `user` (default: yourself). Its `token` is the secret, shown
-        this once; only its sha256 is kept. `expires_at`: Unix time, or None for never."""
+        this once; only its sha256 is kept. `expires_at`: Unix time, or None for never.
+
+        Retried with the same `idempotency_key`, it makes no second token: as the secret is
+        not kept, the first call's token gets a new secret (the lost one stops working) and
+        is returned with it."""
         v.name(name, "token name")
         if expires_at is not None:
-            v.number(expires_at, "expires_at")
+            v.timestamp(expires_at, "expires_at")
             if expires_at <= now():
                 raise InvalidArgument("expires_at is in the past; give a later time")
+        keyed = claim(idempotency_key, "token.create", [name, user, expires_at])
         with self._tx() as conn:
+            answer = self._recall(conn, keyed)
+            if answer is not None:
+                return self._reissue_token(conn, int(answer.body["id"]))
             owner = self._token_owner(conn, user, "creating tokens for other users")
             if owner.disabled:
                 raise Conflict(f"user {owner.name!r} is disabled; enable them first")
             secret = new_token()
             token_id = self._insert_token(conn, owner.id, owner.name, name, secret, expires_at)
             row = conn.execute(select(t.api_tokens).where(t.api_tokens.c.id == token_id)).one()
+            self._remember(conn, keyed, 201, _token(row, owner.name).to_dict())
             return _token(row, owner.name, secret)
+
+    def _reissue_token(self, conn: Connection, token_id: int) -> ApiToken:
+        """A new secret for token `token_id`, which a keyed creation made: its answer was lost,
+        and with it the only copy of the first secret."""
+        k, u = t.api_tokens.c, t.users.c
+        query = (
+            select(t.api_tokens, u.name.label("user"))
+            .join(t.users, u.id == k.user_id)
+            .where(k.id == token_id)
+        )
+        row = conn.execute(query).one()
+        if row.revoked_at is not None:
+            raise Conflict(
+                f"token {token_id}, which this idempotency key created, was revoked since: "
+                "create a new token (with a new key)"
+            )
+        secret = new_token()
+        prefix = secret[:PREFIX_LENGTH]
+        conn.execute(
+            update(t.api_tokens)
+            .where(k.id == token_id)
+            .values(prefix=prefix, token_hash=hash_token(secret))
+        )
+        self._audit(
+            conn,
+            "token.reissued",
+            "token",
+            token_id,
+            after={"user": row.user, "name": row.name, "prefix": prefix},
+        )
+        row = conn.execute(query).one()
+        return _token(row, row.user, secret)
 
     def list_tokens(self, *, user: str | None = None) -> list[ApiToken]:
         """The tokens of `user` (default: yourself; embedded: everyone's), without secrets."""
@@ -280,7 +336,8 @@ class AccessMixin(StoreBase):
 
     def add_member(self, project: str, user: str, role: str) -> Membership:
         """Gives `user` `role` on `project`, or changes the role they had (a project admin)."""
-        v.name(user, "user name")
+        project = v.name(project, "project name")
+        user = v.name(user, "user name")
         _role(role)
         with self._tx() as conn:
             project_id = self._project_id(conn, project, need="admin")
@@ -317,6 +374,7 @@ class AccessMixin(StoreBase):
 
     def list_members(self, project: str) -> list[Membership]:
         """The members of a project and their roles, by user name (viewer)."""
+        project = v.name(project, "project name")
         m, u = t.memberships.c, t.users.c
         with self._read() as conn:
             project_id = self._project_id(conn, project, need="viewer")
@@ -333,7 +391,8 @@ class AccessMixin(StoreBase):
 
     def remove_member(self, project: str, user: str) -> None:
         """Takes `user`'s role on `project` away (a project admin)."""
-        v.name(user, "user name")
+        project = v.name(project, "project name")
+        user = v.name(user, "user name")
         m = t.memberships.c
         with self._tx() as conn:
             project_id = self._project_id(conn, project, need="admin")
@@ -373,7 +432,7 @@ class AccessMixin(StoreBase):
             if principal is None:
                 raise InvalidArgument("name the user: the embedded store has no signed-in user")
             return self._user_row(conn, principal.name)
-        v.name(user, "user name")
+        user = v.name(user, "user name")
         if principal is not None and principal.name != user and not principal.server_admin:
             raise Forbidden(f"{what} needs a server admin; user {principal.name!r} is not one")
         return self._user_row(conn, user)

@@ -1,26 +1,20 @@
-"""Blobs, and artifacts: versioned file manifests over them."""
+"""Artifacts: versioned manifests of files, each file a blob (see blob_access.py)."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, BinaryIO
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 
 from registrum.entities import Artifact, ArtifactFile
-from registrum.errors import (
-    ArtifactNotFound,
-    BlobNotFound,
-    Forbidden,
-    InvalidArgument,
-    StoreError,
-)
+from registrum.errors import ArtifactNotFound, BlobNotFound, InvalidArgument, StoreError
 from registrum.store import schema as t
 from registrum.store import validation as v
 from registrum.store._base import RETRIES, StoreBase, json_object, loads, now
-from registrum.store.blobs import BlobInfo, BlobWriter
+from registrum.store.blob_access import BlobsMixin
 from registrum.store.principal import current_principal
 
 
@@ -50,101 +44,13 @@ def _check_manifest(files: Sequence[Mapping[str, Any]]) -> list[ArtifactFile]:
             ArtifactFile(
                 path=path,
                 sha256=v.sha256(f.get("sha256")),
-                size=v.integer(f.get("size"), f"files[{i}].size", minimum=0),
+                size=v.integer(f.get("size"), f"files[{i}].size", minimum=0, bits=64),
             )
         )
     return out
 
 
-class ArtifactsMixin(StoreBase):
-    # -- blobs ----------------------------------------------------------------
-
-    def put_blob(
-        self, stream: BinaryIO | Iterable[bytes], *, sha256: str | None = None
-    ) -> BlobInfo:
-        """Streams content into the blob store; with `sha256`, verifies it first."""
-        if sha256 is not None:
-            v.sha256(sha256)
-            if self.blobs.exists(sha256):
-                return BlobInfo(sha256=sha256, size=self.blobs.size(sha256))
-        info = self.blobs.put(stream, expected_sha256=sha256)
-        self._record_blob(info)
-        return info
-
-    def open_blob_writer(self) -> BlobWriter:
-        """A writer to stream one blob into; finish it with `commit_blob`."""
-        return self.blobs.begin()
-
-    def commit_blob(self, writer: BlobWriter, *, sha256: str | None = None) -> BlobInfo:
-        """Verifies and publishes what was written; a wrong `sha256` publishes nothing."""
-        if sha256 is not None:
-            v.sha256(sha256)
-        info = writer.commit(sha256)
-        self._record_blob(info)
-        return info
-
-    # Blobs are content-addressed and shared by every project: any signed-in user may upload
-    # one, ask whether one exists and how large it is; reading one needs viewer on a project
-    # that holds it (in an artifact, or as a run's uncommitted code diff).
-
-    def blob_exists(self, sha256: str) -> bool:
-        return self.blobs.exists(v.sha256(sha256))
-
-    def missing_blobs(self, sha256s: Sequence[str]) -> list[str]:
-        """The digests among `sha256s` that are not stored yet (what a client must upload)."""
-        if not isinstance(sha256s, Sequence) or isinstance(sha256s, str):
-            raise InvalidArgument("sha256s must be a list of digests")
-        return [s for s in dict.fromkeys(v.sha256(x) for x in sha256s) if not self.blobs.exists(s)]
-
-    def blob_size(self, sha256: str) -> int:
-        return self.blobs.size(v.sha256(sha256))
-
-    def read_blob(self, sha256: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
-        """The bytes start..end (inclusive) of a blob, streamed in chunks."""
-        v.sha256(sha256)
-        if current_principal() is not None:
-            with self._read() as conn:
-                self._require_blob(conn, sha256)
-        return self.blobs.iter_range(sha256, start, end)
-
-    def _require_blob(self, conn: Connection, sha256: str) -> None:
-        """Raises `Forbidden` unless the signed-in user may read a project holding the blob."""
-        visible = self._visible_projects(conn)
-        if visible is None:
-            return
-        f, a = t.artifact_files.c, t.artifacts.c
-        held = conn.execute(
-            select(a.id)
-            .join(t.artifact_files, f.artifact_id == a.id)
-            .where(f.sha256 == sha256, a.project_id.in_(visible))
-            .limit(1)
-        ).first()
-        if held is None:
-            c, r = t.code_versions.c, t.runs.c
-            held = conn.execute(
-                select(r.id)
-                .join(t.code_versions, c.run_id == r.id)
-                .where(c.diff_sha256 == sha256, r.project_id.in_(visible))
-                .limit(1)
-            ).first()
-        if held is None:
-            raise Forbidden(
-                f"blob {sha256} is in no project you can read; "
-                "ask a project admin for viewer on the project that holds it",
-                sha256=sha256,
-            )
-
-    def _record_blob(self, info: BlobInfo) -> None:
-        with self._tx() as conn:
-            created = conn.execute(
-                self._insert(t.blobs)
-                .values(sha256=info.sha256, size=info.size, created_at=now())
-                .on_conflict_do_nothing(index_elements=["sha256"])
-                .returning(t.blobs.c.sha256)
-            ).first()
-            if created is not None:
-                self._audit(conn, "blob.stored", "blob", info.sha256, after={"size": info.size})
-
+class ArtifactsMixin(BlobsMixin, StoreBase):
     # -- artifacts ------------------------------------------------------------
 
     def create_artifact(
@@ -162,8 +68,8 @@ class ArtifactsMixin(StoreBase):
         A manifest identical to an existing version of the same name returns
         that version instead of making a new one.
         """
-        v.name(project, "project name")
-        v.name(name, "artifact name")
+        project = v.name(project, "project name")
+        name = v.name(name, "artifact name")
         v.name(type, "artifact type")
         meta = json_object(metadata, "metadata")
         if run_id is not None:
@@ -182,9 +88,18 @@ class ArtifactsMixin(StoreBase):
     def _verified_manifest(
         self, files: Sequence[Mapping[str, Any]]
     ) -> tuple[list[ArtifactFile], str]:
-        """A checked manifest whose every blob is stored with its declared size, and its digest."""
+        """A checked manifest whose every blob is stored with its declared size and is the
+        signed-in user's to reference, and its digest."""
         manifest = _check_manifest(files)
+        usable = None
+        if current_principal() is not None:
+            with self._read() as conn:
+                usable = self._usable_blobs(conn, [f.sha256 for f in manifest])
         for f in manifest:
+            if usable is not None and f.sha256 not in usable:
+                # Refused in `_create_artifact`, once the caller's role is checked; a size
+                # compared here would tell whether someone else stored it.
+                continue
             if not self.blobs.exists(f.sha256):
                 raise BlobNotFound(
                     f"file {f.path!r}: blob {f.sha256} was not uploaded; upload it first",
@@ -212,6 +127,12 @@ class ArtifactsMixin(StoreBase):
         project_id = self._project_id(conn, project, create=True, need="editor")
         if run_id is not None:
             self._run_row(conn, run_id, need="editor")
+        refused = self._unusable_blob(conn, [f.sha256 for f in manifest])
+        if refused is not None:
+            path = next(f.path for f in manifest if f.sha256 == refused)
+            raise BlobNotFound(
+                f"file {path!r}: blob {refused} was not uploaded; upload it first", sha256=refused
+            )
         a = t.artifacts.c
         same = conn.execute(
             select(a.id)
@@ -264,6 +185,7 @@ class ArtifactsMixin(StoreBase):
         return artifact
 
     def get_artifact(self, project: str, name: str, version: int | str = "latest") -> Artifact:
+        name = v.name(name, "artifact name")
         wanted = v.version(version)
         with self._read() as conn:
             project_id = self._project_id(conn, project, need="viewer")
@@ -296,7 +218,7 @@ class ArtifactsMixin(StoreBase):
             a = t.artifacts.c
             query = select(t.artifacts).where(a.project_id == project_id)
             if name is not None:
-                query = query.where(a.name == name)
+                query = query.where(a.name == v.name(name, "artifact name"))
             if run_id is not None:
                 query = query.where(a.run_id == run_id)
             query = query.order_by(a.created_at.desc(), a.id.desc())

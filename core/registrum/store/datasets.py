@@ -34,14 +34,14 @@ class DatasetsMixin(ArtifactsMixin, StoreBase):
     ) -> DatasetVersion:
         """A dataset version by content fingerprint: same fingerprint, same version.
         With `run_id`, also records that the run used it (in `role`)."""
-        v.name(project, "project name")
-        v.name(name, "dataset name")
+        project = v.name(project, "project name")
+        name = v.name(name, "dataset name")
         if not isinstance(fingerprint, str) or not 8 <= len(fingerprint) <= 128:
             raise InvalidArgument("fingerprint must be a string of 8 to 128 characters")
         schema_text = json_object(schema, "schema")
         meta = json_object(metadata, "metadata")
         if rows is not None:
-            v.integer(rows, "rows", minimum=0)
+            v.integer(rows, "rows", minimum=0, bits=64)
         if artifact_id is not None:
             v.integer(artifact_id, "artifact_id", minimum=1)
         if run_id is not None:
@@ -96,6 +96,7 @@ class DatasetsMixin(ArtifactsMixin, StoreBase):
         raise StoreError(f"could not allocate a version for dataset {name!r}; try again")
 
     def get_dataset(self, project: str, name: str, version: int | str = "latest") -> DatasetVersion:
+        name = v.name(name, "dataset name")
         wanted = v.version(version)
         with self._read() as conn:
             project_id = self._project_id(conn, project, need="viewer")
@@ -115,7 +116,7 @@ class DatasetsMixin(ArtifactsMixin, StoreBase):
             d = t.dataset_versions.c
             query = select(d.id).where(d.project_id == project_id)
             if name is not None:
-                query = query.where(d.name == name)
+                query = query.where(d.name == v.name(name, "dataset name"))
             query = query.order_by(d.name, d.version.desc())
             ids = conn.execute(self._window(query, limit, offset)).scalars().all()
             return [self._load_dataset(conn, int(i)) for i in ids]

@@ -26,7 +26,7 @@ class EvaluationsMixin(DatasetsMixin, ProvenanceMixin, RegistryReadMixin, StoreB
         evaluating runs used (`use_dataset`) and every metric they logged, the latest value
         with its run. Runs that `use_model` a version are its evaluations; a run that used no
         dataset is keyed by dataset None."""
-        v.name(name, "model name")
+        name = v.name(name, "model name")
         with self._read() as conn:
             model = self._model_row(conn, name, need="viewer")
             mv, i, r = t.model_versions.c, t.run_inputs.c, t.runs.c
@@ -143,8 +143,8 @@ class EvaluationsMixin(DatasetsMixin, ProvenanceMixin, RegistryReadMixin, StoreB
     ) -> list[dict[str, Any]]:
         """For each version of a dataset (or one), the model versions registered by runs that
         used it for training (role `train`), oldest dataset version first."""
-        v.name(project, "project name")
-        v.name(name, "dataset name")
+        project = v.name(project, "project name")
+        name = v.name(name, "dataset name")
         wanted = None if version is None else v.version(version)
         with self._read() as conn:
             project_id = self._project_id(conn, project, need="viewer")

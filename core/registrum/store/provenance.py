@@ -8,13 +8,14 @@ from typing import Any
 
 from sqlalchemy import select
 
-from registrum.errors import InvalidArgument
+from registrum.errors import BlobNotFound, InvalidArgument
 from registrum.store import schema as t
 from registrum.store import validation as v
 from registrum.store._base import StoreBase, json_object, json_text, loads, now
+from registrum.store.blob_access import BlobsMixin
 
 
-class ProvenanceMixin(StoreBase):
+class ProvenanceMixin(BlobsMixin, StoreBase):
     def set_environment(self, run_id: str, environment: Mapping[str, Any]) -> None:
         """Stores what the run ran on (python, OS, CPUs, GPUs, packages, command line)."""
         v.run_id(run_id)
@@ -77,6 +78,12 @@ class ProvenanceMixin(StoreBase):
         }
         with self._tx() as conn:
             row = self._run_row(conn, run_id, need="editor")
+            if diff_sha256 is not None and self._unusable_blob(conn, [diff_sha256]):
+                # Naming a hash must not make another project's bytes readable through this run.
+                raise BlobNotFound(
+                    f"the diff, blob {diff_sha256}, was not uploaded; upload it first",
+                    sha256=diff_sha256,
+                )
             self._audit_run(
                 conn, row, "run.code_set", after={k: x for k, x in values.items() if k != "data"}
             )

@@ -9,6 +9,9 @@ marks the delivery delivered or failed.
 
 A claimed delivery is leased: it is not due again until the lease runs out, so two workers
 on one database never send it at once, and one whose worker died mid-send is sent again.
+
+Hooks go to public addresses only, unless `allow_private_webhooks` is set (the server's
+`--allow-private-webhooks`): see `registrum.store.webhook_targets`.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from registrum.store import schema as t
 from registrum.store import validation as v
 from registrum.store._base import StoreBase, dumps, loads, now
 from registrum.store.auditing import current_actor
+from registrum.store.idempotency import IdempotencyMixin, claim
+from registrum.store.webhook_targets import check_new_target
 
 WEBHOOK_EVENTS = (
     "run.finished",
@@ -103,7 +108,11 @@ def event_model(entity_type: str, entity_id: str, before: Any, after: Any) -> st
     return None
 
 
-class WebhooksMixin(StoreBase):
+class WebhooksMixin(IdempotencyMixin, StoreBase):
+    # Whether hooks may target loopback, private, link-local and other non-public
+    # addresses; the server sets it from `Settings.allow_private_webhooks`.
+    allow_private_webhooks: bool = False
+
     # -- subscriptions --------------------------------------------------------
 
     def create_webhook(
@@ -114,11 +123,15 @@ class WebhooksMixin(StoreBase):
         project: str | None = None,
         model: str | None = None,
         secret: str | None = None,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
         """Subscribes `url` to `events` of one project or one model (exactly one of them).
 
         The secret signs every payload (HMAC-SHA256); one is generated when not given. The
         result is the only one that shows it: keep it. The hook is sent events made after it.
+        Retried with the same `idempotency_key`, it returns the hook the first call made.
+        A URL whose host is or resolves to a non-public address is refused unless
+        `allow_private_webhooks` is set.
         """
         url = _check_url(url)
         wanted = _check_events(events)
@@ -127,16 +140,30 @@ class WebhooksMixin(StoreBase):
                 "a webhook needs exactly one of project and model "
                 f"(got {'both' if project is not None else 'neither'})"
             )
+        # Before the transaction: the check may wait on DNS.
+        check_new_target(url, allow_private=self.allow_private_webhooks)
+        given = None if secret is None else hashlib.sha256(_check_secret(secret).encode())
+        keyed = claim(
+            idempotency_key,
+            "webhook.create",
+            [url, wanted, project, model, given and given.hexdigest()],
+        )
         if secret is None:
             secret = secrets.token_urlsafe(32)
-        else:
-            _check_secret(secret)
         hook_id = uuid.uuid4().hex
         with self._tx() as conn:
+            answer = self._recall(conn, keyed)
+            if answer is not None:
+                # The answer is kept without the secret; the hook's own row holds it.
+                kept = conn.execute(
+                    select(t.webhooks.c.secret).where(t.webhooks.c.id == answer.body["id"])
+                ).scalar()
+                return {**answer.body, "secret": kept}
             if model is not None:
-                owner = self._hook_model_project(conn, v.name(model, "model name"))
+                model = v.name(model, "model name")
+                owner = self._hook_model_project(conn, model)
             else:
-                owner = str(project)
+                owner = v.name(project, "project name")
             self._project_id(conn, owner, need="admin")  # hooks send data out: project admins
             self._audit(
                 conn,
@@ -161,6 +188,7 @@ class WebhooksMixin(StoreBase):
                 )
             )
             hook = self._hook(conn, hook_id)
+            self._remember(conn, keyed, 201, hook)
         return {**hook, "secret": secret}
 
     def get_webhook(self, webhook_id: str) -> dict[str, Any]:
@@ -269,7 +297,7 @@ class WebhooksMixin(StoreBase):
         schedules a retry after `backoff(base_delay, attempts)`, or fails the delivery once
         `max_attempts` are used. None when the delivery is gone (its hook was deleted)."""
         self._require_server_admin("recording webhook deliveries")
-        v.integer(delivery_id, "delivery id", minimum=1)
+        v.integer(delivery_id, "delivery id", minimum=1, bits=64)
         v.integer(max_attempts, "max_attempts", minimum=1)
         v.number(base_delay, "base_delay")
         stamp = now() if at is None else v.number(at, "at")

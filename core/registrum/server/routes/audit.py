@@ -1,14 +1,22 @@
-"""The audit trail: every mutation, newest first, and a check of the whole chain."""
+"""The audit trail: every mutation, newest first, a check of the whole chain, and the chain's
+head signed for keeping off-site."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from fastapi import APIRouter
 
 from registrum.server.deps import StoreDep
 from registrum.server.pagination import Cursor, Limit, page
 from registrum.server.responses import JSON
+from registrum.server.routes._schemas import Body
 
 router = APIRouter(tags=["audit"])
+
+
+class VerifyAgainst(Body):
+    anchors: Any = None
 
 
 @router.get("/audit")
@@ -44,5 +52,20 @@ def list_audit(
 
 @router.get("/audit/verify")
 def verify_audit(store: StoreDep) -> JSON:
-    """Checks every event's hash and link: `{"ok", "events", "problems"}`."""
+    """Checks every event's hash and link, and the anchors recorded beside the audit key:
+    `{"ok", "events", "problems", "anchors", "anchor"}`."""
     return JSON(store.verify_audit())
+
+
+@router.post("/audit/verify")
+def verify_audit_against(body: VerifyAgainst, store: StoreDep) -> JSON:
+    """As `GET /audit/verify`, and also that the chain still extends each of `anchors` (signed
+    heads from `GET /audit/anchor`); a problem names the anchor it breaks."""
+    return JSON(store.verify_audit(body.anchors if body.anchors is not None else []))
+
+
+@router.get("/audit/anchor")
+def audit_anchor(store: StoreDep) -> JSON:
+    """The chain head, signed with the server's audit key: `{"event", "hash", "time", "key",
+    "signature"}`, to keep off-site and verify against later (server admins only)."""
+    return JSON(store.audit_anchor())

@@ -1,4 +1,8 @@
-"""Blobs: streamed upload with hash check, streamed download with Range support."""
+"""Blobs: streamed upload with hash check, streamed download with Range support.
+
+Who may read a blob is the service layer's rule (store/blob_access.py): a blob the caller
+may not use answers exactly as one never stored (404, or "missing").
+"""
 
 from __future__ import annotations
 
@@ -20,6 +24,12 @@ from registrum.store.blobs import BlobInfo, parse_range
 router = APIRouter(tags=["blobs"])
 
 _FLUSH = 4 * 1024 * 1024  # bytes gathered before they go to a worker thread
+_FULL: dict[int | str, dict[str, Any]] = {
+    507: {
+        "description": "The blob store has no space left (a full disk or quota); nothing was "
+        "kept. Upload again once space is freed."
+    }
+}
 
 
 async def _receive(request: Request, store: Any, sha256: str | None) -> BlobInfo:
@@ -57,9 +67,11 @@ async def _receive(request: Request, store: Any, sha256: str | None) -> BlobInfo
         writer.abort()
 
 
-@router.put("/blobs/{sha256}")
+@router.put("/blobs/{sha256:blob}", responses=_FULL)
 async def upload(sha256: str, request: Request, store: StoreDep) -> JSON:
-    """Streams the body into the blob store; the body must hash to `sha256`."""
+    """Streams the body into the blob store; the body must hash to `sha256`. A blob the
+    caller may use already is not read again; one stored but not the caller's is received
+    in full (the upload proves the caller holds the bytes) and answered as created."""
     v.sha256(sha256)
     if await run_in_threadpool(store.blob_exists, sha256):
         size = await run_in_threadpool(store.blob_size, sha256)
@@ -68,7 +80,7 @@ async def upload(sha256: str, request: Request, store: StoreDep) -> JSON:
     return JSON({"sha256": info.sha256, "size": info.size, "created": True}, status_code=201)
 
 
-@router.post("/blobs", status_code=201)
+@router.post("/blobs", status_code=201, responses=_FULL)
 async def upload_unhashed(request: Request, store: StoreDep) -> JSON:
     """Streams the body into the blob store and answers with its sha256, hashed on arrival
     (for a client that sends a large file without reading it twice). Content the store
@@ -77,8 +89,9 @@ async def upload_unhashed(request: Request, store: StoreDep) -> JSON:
     return JSON({"sha256": info.sha256, "size": info.size}, status_code=201)
 
 
-@router.head("/blobs/{sha256}")
+@router.head("/blobs/{sha256:blob}")
 def exists(sha256: str, store: StoreDep) -> Response:
+    """The blob's size, when it is stored and the caller may read it; else 404."""
     size = store.blob_size(sha256)
     return Response(
         status_code=200,
@@ -86,7 +99,7 @@ def exists(sha256: str, store: StoreDep) -> Response:
     )
 
 
-@router.get("/blobs/{sha256}")
+@router.get("/blobs/{sha256:blob}")
 def download(sha256: str, request: Request, store: StoreDep) -> Response:
     size = store.blob_size(sha256)
     headers = {"accept-ranges": "bytes", "etag": f'"{sha256}"'}
@@ -117,5 +130,6 @@ def download(sha256: str, request: Request, store: StoreDep) -> Response:
 
 @router.post("/blobs/missing")
 def missing(body: MissingBlobs, store: StoreDep) -> JSON:
-    """Which of these digests still need uploading."""
+    """Which of these digests the caller must upload: those not stored, and those it may
+    not use yet."""
     return JSON({"missing": store.missing_blobs(body.sha256s)})

@@ -2,6 +2,8 @@
 
 Every library it uses is vendored from npm into `static/vendor` (see `ui/vendor.sh` at the
 repository root), so the UI works with no network; it reads everything through `/api/v1`.
+The same folder holds Swagger UI and `docs.js`, which start the API reference at `/docs`
+(`registrum.server.docs`).
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ const ACTIONS = [
   "model_version.updated", "policy.updated", "project.created", "run.code_set", "run.created",
   "run.environment_set", "run.finished", "run.input_added", "run.params_logged", "run.resumed",
   "run.status", "run.tag_deleted", "run.tags_set", "run.updated", "token.created",
-  "token.revoked", "user.created", "user.disabled", "webhook.created", "webhook.deleted",
+  "token.reissued", "token.revoked", "user.created", "user.disabled", "webhook.created", "webhook.deleted",
 ];
 const ENTITY_TYPES = ["alias", "artifact", "blob", "dataset", "membership", "model",
   "model_version", "project", "run", "token", "user", "webhook"];
@@ -213,7 +213,8 @@ export default async function render(root, params, query) {
   await load();
 }
 
-// "Verify chain": recomputes every event's hash and link on the server (server admins only).
+// "Verify chain": recomputes every event's hash and link on the server, and checks the chain
+// against its signed anchors (server admins only).
 function verifier() {
   const result = h("span", { id: "verify-result", role: "status" });
   const button = h("button", { type: "button", id: "verify" }, "Verify chain");
@@ -224,11 +225,14 @@ function verifier() {
       const report = await api("/audit/verify");
       clear(result);
       if (report.ok) {
-        result.append(h("span", { class: "ok" }, `✓ Chain intact: ${fmtNum(report.events)} events checked.`));
+        result.append(h("span", { class: "ok" },
+          `✓ Chain intact: ${fmtNum(report.events)} events checked, and it extends all ` +
+          `${fmtNum(report.anchors)} signed anchors.`));
       } else {
         result.append(h("div", { class: "error" },
           `✗ The chain is broken (${fmtNum(report.events)} events checked):`,
-          h("ul", {}, report.problems.map((p) => h("li", {}, `event ${p.id}: ${p.problem}`)))));
+          h("ul", {}, report.problems.map((p) =>
+            h("li", {}, p.anchor ? p.problem : `event ${p.id}: ${p.problem}`)))));
       }
     } catch (err) {
       clear(result).append(errorBox(err));
