@@ -22,11 +22,13 @@ RegistrumError
 │   ├── AlreadyExists                      409 already_exists
 │   ├── InvalidTransition                  409 invalid_transition
 │   ├── AliasMoved                         409 alias_moved
-│   └── ApprovalRequired                   409 approval_required
+│   ├── ApprovalRequired                   409 approval_required
+│   └── IdempotencyKeyReused               409 idempotency_key_reused
 ├── PayloadTooLarge                        413 payload_too_large
 ├── RangeNotSatisfiable                    416 range_not_satisfiable
 └── StoreError                             500 store_error
-    └── StoreUnavailable (ConnectionError) 503 store_unavailable
+    ├── StoreUnavailable (ConnectionError) 503 store_unavailable
+    └── InsufficientStorage                507 insufficient_storage
 ```
 
 Each class carries its HTTP status and error code, so the server maps an error
@@ -173,6 +175,13 @@ class ApprovalRequired(Conflict):
     code = "approval_required"
 
 
+class IdempotencyKeyReused(Conflict):
+    """An idempotency key came back with a different request than the one it was first
+    used for: a key names one logical write; send a new key for a new write."""
+
+    code = "idempotency_key_reused"
+
+
 class PayloadTooLarge(RegistrumError):
     status = 413
     code = "payload_too_large"
@@ -195,6 +204,14 @@ class StoreUnavailable(StoreError, ConnectionError):
 
     status = 503
     code = "store_unavailable"
+
+
+class InsufficientStorage(StoreError):
+    """The store has no room left for what was sent (a full disk or quota); nothing was
+    kept, so the same request succeeds once space is freed."""
+
+    status = 507
+    code = "insufficient_storage"
 
 
 def _all_errors() -> dict[str, type[RegistrumError]]:

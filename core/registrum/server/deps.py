@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from starlette.concurrency import run_in_threadpool
 
 from registrum.errors import Unauthorized
@@ -46,3 +46,14 @@ async def get_public_store(request: Request) -> Store:
 
 StoreDep = Annotated[Store, Depends(get_store)]
 PublicStoreDep = Annotated[Store, Depends(get_public_store)]
+# A non-idempotent write's client key (the IETF draft's header); the store checks it
+# (store/idempotency.py): a retry with the same key and body gets the first answer.
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="A key naming this write (1 to 255 printable ASCII characters, e.g. a "
+        "UUID): retried with the same key and body, the write is not made again and the "
+        "first answer is returned. Kept for 24 hours, per user.",
+    ),
+]

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException
+from starlette.routing import compile_path
 
 from registrum.errors import RegistrumError
 from registrum.server.responses import JSON, error
@@ -24,6 +28,32 @@ def _describe(exc: RequestValidationError) -> str:
     return "; ".join(parts[:5]) or "invalid request"
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """The methods of the routes for the request's path. Starlette's own `Allow` names only
+    the first route whose path matches, and one path often has several (GET and PUT of a
+    run's environment are two routes). Where templates overlap, the most specific wins, as
+    the OpenAPI document reads: `/blobs/missing` is its own resource, not a `/blobs/{sha256}`."""
+    path = request.url.path
+    best, methods = -1, set[str]()
+    for context in iter_route_contexts(request.app.routes):
+        if context.path is None or not context.methods or not _pattern(context.path).match(path):
+            continue
+        fixed = sum(1 for part in context.path.split("/") if part and "{" not in part)
+        if fixed > best:
+            best, methods = fixed, set()
+        if fixed == best:
+            methods.update(context.methods)
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
+
+
+@functools.cache
+def _pattern(path: str) -> re.Pattern[str]:
+    regex, _, _ = compile_path(path)
+    return regex
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(RegistrumError)
     async def _registrum(_: Request, exc: RegistrumError) -> JSON:
@@ -38,9 +68,18 @@ def install(app: FastAPI) -> None:
         return error(400, "invalid_argument", _describe(exc))
 
     @app.exception_handler(HTTPException)
-    async def _http(_: Request, exc: HTTPException) -> JSON:
+    async def _http(request: Request, exc: HTTPException) -> JSON:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
-        return error(exc.status_code, code, str(exc.detail))
+        headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() != "allow"}
+        message = str(exc.detail)
+        if exc.status_code == 405:
+            allowed = allowed_methods(request)
+            headers["allow"] = ", ".join(allowed)
+            message = (
+                f"{request.method} is not allowed on {request.url.path}; "
+                f"this resource answers {', '.join(allowed)}"
+            )
+        return JSON({"error": {"code": code, "message": message}}, exc.status_code, headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSON:

@@ -39,16 +39,30 @@ class BodyLimit:
                     await self._reject(scope, receive, send)
                     return
         seen = 0
+        over = False
+        answered = False
 
         async def counted() -> Message:
-            nonlocal seen
+            nonlocal seen, over
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.limit:
+                over = True
                 raise PayloadTooLarge(self._message())
             return message
 
-        await self.app(scope, counted, send)
+        async def guarded(message: Message) -> None:
+            # A body without Content-Length (chunked) passes the limit while the app reads
+            # it, and the app's body parser turns any error into its own 400: the answer is
+            # the 413 that says why, instead of whatever the app made of the failed read.
+            nonlocal answered
+            if not over:
+                await send(message)
+            elif not answered and message["type"] == "http.response.start":
+                answered = True
+                await self._reject(scope, receive, send)
+
+        await self.app(scope, counted, guarded)
 
     def _message(self) -> str:
         return (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -16,7 +17,13 @@ class JSON(Response):
     def render(self, content: Any) -> bytes:
         if isinstance(content, Record):
             content = content.to_dict()
-        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+        try:
+            return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+        except orjson.JSONEncodeError:
+            # orjson refuses nesting past 254 levels and text with lone surrogates; what the
+            # store holds must still be readable, so the standard encoder (escapes, deeper
+            # recursion) answers instead of a 500.
+            return json.dumps(content, default=str).encode()
 
 
 def error(status: int, code: str, message: str, **context: Any) -> JSON:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -11,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError, StatementError
 
 from registrum.errors import (
     Forbidden,
@@ -40,16 +41,66 @@ def dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
+# Strings, every character but brackets, and an innermost pair: what `loads` needs to
+# measure the nesting of stored text without decoding it.
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_PAIR = re.compile(r"\[\]|\{\}")
+
+
 def loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
+    """Stored JSON text as a value. Never fails on what is stored: a value written before
+    the depth limit existed comes back with its parts below MAX_JSON_DEPTH as JSON text."""
+    if text is None:
+        return None
+    if text.count("[") + text.count("{") > v.MAX_JSON_DEPTH:
+        # Each pass drops the innermost pairs of brackets, so the depth is the number of
+        # passes that empty the bracket skeleton; all of it runs in the regex engine.
+        skeleton = _NOT_BRACKET.sub("", _STRING.sub("", text))
+        for _ in range(v.MAX_JSON_DEPTH):
+            skeleton = _PAIR.sub("", skeleton)
+        if skeleton:
+            return _shallow(text)
+    return json.loads(text)
+
+
+def _shallow(text: str) -> Any:
+    """`text` decoded, each array or object nested deeper than MAX_JSON_DEPTH kept as its
+    JSON text (a string), found by a scan that does not recurse."""
+    out: list[str] = []
+    depth, start, i, n = 0, 0, 0, len(text)
+    cut = -1  # where the subtree being replaced begins
+    while i < n:
+        c = text[i]
+        if c == '"':
+            i += 1
+            while i < n and text[i] != '"':
+                i += 2 if text[i] == "\\" else 1
+        elif c in "[{":
+            depth += 1
+            if depth == v.MAX_JSON_DEPTH + 1 and cut < 0:
+                cut = i
+        elif c in "]}":
+            if depth == v.MAX_JSON_DEPTH + 1 and cut >= 0:
+                out.append(text[start:cut])
+                out.append(json.dumps(text[cut : i + 1]))
+                start, cut = i + 1, -1
+            depth -= 1
+        i += 1
+    out.append(text[start:])
+    return json.loads("".join(out))
 
 
 def json_text(value: Any, what: str) -> str:
-    """`value` as stored JSON text; one that cannot be is an `InvalidArgument` naming `what`."""
+    """`value` as stored JSON text, checked (depth, size, valid Unicode); one that cannot be
+    stored is an `InvalidArgument` naming `what`."""
+    v.json_value(value, what)
     try:
-        return dumps(value)
+        return v.json_size(dumps(value), what)
     except (TypeError, ValueError) as exc:
-        raise InvalidArgument(f"{what} must be JSON-serialisable: {exc}") from None
+        if isinstance(exc, InvalidArgument):
+            raise
+        raise InvalidArgument(f"{what} must be JSON-serialisable: {exc}", field=what) from None
 
 
 def json_object(value: Mapping[str, Any] | None, what: str) -> str:
@@ -59,6 +110,24 @@ def json_object(value: Mapping[str, Any] | None, what: str) -> str:
     if not isinstance(value, Mapping):
         raise InvalidArgument(f"{what} must be an object")
     return json_text(dict(value), what)
+
+
+# What a database refuses for a value's own sake (a number past a column's range, text
+# with no UTF-8 form): the rules in `validation` stop these first; this is the last line,
+# so that a value no rule caught is still the caller's 400, never a 500.
+_UNSTORABLE = (DataError, OverflowError, UnicodeEncodeError)
+
+
+def _unstorable(exc: BaseException) -> InvalidArgument:
+    cause = exc.orig if isinstance(exc, StatementError) else exc
+    return InvalidArgument(
+        "a value in the request cannot be stored: a number is out of range, or text is "
+        f"not valid Unicode ({type(cause).__name__}); check the numbers and text you sent"
+    )
+
+
+def _wrapped_unstorable(exc: StatementError) -> bool:
+    return isinstance(exc.orig, OverflowError | UnicodeEncodeError)
 
 
 class StoreBase:
@@ -76,6 +145,12 @@ class StoreBase:
                 yield conn
         except OperationalError as exc:
             raise StoreUnavailable(f"database error: {exc.orig}") from exc
+        except _UNSTORABLE as exc:
+            raise _unstorable(exc) from exc
+        except StatementError as exc:
+            if _wrapped_unstorable(exc):
+                raise _unstorable(exc) from exc
+            raise
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -84,6 +159,12 @@ class StoreBase:
                 yield conn
         except OperationalError as exc:
             raise StoreUnavailable(f"database error: {exc.orig}") from exc
+        except _UNSTORABLE as exc:
+            raise _unstorable(exc) from exc
+        except StatementError as exc:
+            if _wrapped_unstorable(exc):
+                raise _unstorable(exc) from exc
+            raise
 
     def _insert(self, table: Table) -> Any:
         """An INSERT that supports ON CONFLICT on both dialects."""
@@ -101,7 +182,7 @@ class StoreBase:
     ) -> int:
         """The id of project `name`; with `create`, made if new (its creator becomes its
         admin); with `need`, the signed-in user must hold that role on it."""
-        v.name(name, "project name")
+        name = v.name(name, "project name")
         found = conn.execute(select(t.projects.c.id).where(t.projects.c.name == name)).scalar()
         if found is not None:
             if need is not None:
@@ -256,7 +337,7 @@ class StoreBase:
         """`query` cut to one page: at most `limit` rows after the first `offset`."""
         if limit is not None:
             query = query.limit(v.integer(limit, "limit", minimum=1))
-        if v.integer(offset, "offset", minimum=0):
+        if v.integer(offset, "offset", minimum=0, bits=64):
             query = query.offset(offset)
         return query
 

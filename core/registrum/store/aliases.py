@@ -11,26 +11,40 @@ from registrum.store import schema as t
 from registrum.store import validation as v
 from registrum.store._base import StoreBase, loads, now
 from registrum.store.auditing import current_actor
+from registrum.store.idempotency import IdempotencyMixin, claim
 from registrum.store.registry_read import RegistryReadMixin
 
 
-class AliasesMixin(RegistryReadMixin, StoreBase):
+class AliasesMixin(RegistryReadMixin, IdempotencyMixin, StoreBase):
     def set_alias(
-        self, name: str, alias: str, version: int, *, expected_version: int | _Unset | None = UNSET
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        expected_version: int | _Unset | None = UNSET,
+        idempotency_key: str | None = None,
     ) -> ModelVersion:
         """Points `alias` at `version`.
 
         With `expected_version`, the move is a compare-and-set: it happens only
         if the alias still points at that version (None: only if the alias does
         not exist yet); otherwise `AliasMoved` is raised and nothing changes.
+        Retried with the same `idempotency_key`, it returns the first answer (a
+        compare-and-set that won does not then fail against its own move).
         """
-        v.name(name, "model name")
+        name = v.name(name, "model name")
         v.alias(alias)
         v.integer(version, "version", minimum=1)
         if expected_version is not None and not isinstance(expected_version, _Unset):
             v.integer(expected_version, "expected_version", minimum=1)
+        expected = "any" if isinstance(expected_version, _Unset) else expected_version
+        keyed = claim(idempotency_key, "alias.set", [name, alias, version, expected])
         try:
             with self._tx() as conn:
+                answer = self._recall(conn, keyed)
+                if answer is not None:
+                    return ModelVersion.from_dict(answer.body)
                 model = self._model_row(conn, name, need="editor")
                 self._refuse_protected(conn, model.id, name, alias, version)
                 version_id = self._resolve(conn, name, version)
@@ -44,7 +58,9 @@ class AliasesMixin(RegistryReadMixin, StoreBase):
                 self._move_alias(
                     conn, model.id, alias, version_id, expected_id, label=f"{name}@{alias}"
                 )
-                return self._load_version(conn, version_id)
+                moved = self._load_version(conn, version_id)
+                self._remember(conn, keyed, 200, moved.to_dict())
+                return moved
         except IntegrityError:
             raise AliasMoved(
                 f"{name}@{alias} was set concurrently; read it again and retry"
@@ -53,7 +69,7 @@ class AliasesMixin(RegistryReadMixin, StoreBase):
     def delete_alias(
         self, name: str, alias: str, *, expected_version: int | _Unset = UNSET
     ) -> None:
-        v.name(name, "model name")
+        name = v.name(name, "model name")
         v.alias(alias)
         with self._tx() as conn:
             model = self._model_row(conn, name, need="editor")

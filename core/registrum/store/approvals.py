@@ -44,6 +44,7 @@ from registrum.store import validation as v
 from registrum.store._base import StoreBase, dumps, loads, now
 from registrum.store.auditing import current_actor
 from registrum.store.evaluations import EvaluationsMixin
+from registrum.store.idempotency import Claim, claim
 from registrum.store.principal import ROLES
 from registrum.store.registry import RegistryMixin
 
@@ -61,13 +62,26 @@ class ApprovalsMixin(RegistryMixin, EvaluationsMixin, StoreBase):
     # -- policy ----------------------------------------------------------------------
 
     def set_alias(
-        self, name: str, alias: str, version: int, *, expected_version: int | _Unset | None = UNSET
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        expected_version: int | _Unset | None = UNSET,
+        idempotency_key: str | None = None,
     ) -> ModelVersion:
         """Points `alias` at `version` (see `AliasesMixin.set_alias`). A protected alias does
         not move: the call opens a promotion request for the move and raises
-        `ApprovalRequired` naming it (`request_id`)."""
+        `ApprovalRequired` naming it (`request_id`); retried with the same
+        `idempotency_key`, it names the same request instead of opening another."""
         try:
-            return super().set_alias(name, alias, version, expected_version=expected_version)
+            return super().set_alias(
+                name,
+                alias,
+                version,
+                expected_version=expected_version,
+                idempotency_key=idempotency_key,
+            )
         except ApprovalRequired:
             pass
         if not isinstance(expected_version, _Unset):
@@ -78,15 +92,22 @@ class ApprovalsMixin(RegistryMixin, EvaluationsMixin, StoreBase):
                     f"{name}@{alias} points at version {current}, not {expected_version}; "
                     "read it again and retry"
                 ) from None
-        raise self._opened(name, alias, version, "opened by a move of the alias")
+        comment = "opened by a move of the alias"
+        keyed = claim(idempotency_key, "alias.set", None)
+        raise self._opened(
+            name,
+            alias,
+            version,
+            comment,
+            keyed and keyed.follow_up("request", *_open_request(name, alias, version, comment)),
+        )
 
     def register_model_version(self, name: str, **fields: Any) -> ModelVersion:
         """Registers a version (see `RegistryMixin.register_model_version`). Aliases the
         model's policy protects are not set: a promotion request is opened for each, and the
-        version is returned without them."""
-        aliases = fields.get("aliases") or ()
-        if isinstance(aliases, str):
-            aliases = [aliases]
+        version is returned without them. Retried with the same `idempotency_key`, it opens
+        each request once."""
+        aliases = v.aliases(fields.get("aliases") or ())
         protected: set[str] = set()
         if aliases:
             with self._read() as conn:
@@ -97,15 +118,24 @@ class ApprovalsMixin(RegistryMixin, EvaluationsMixin, StoreBase):
                     protected = set(self._policy(conn, int(model))["protected"])
         fields["aliases"] = [a for a in aliases if a not in protected]
         version = super().register_model_version(name, **fields)
+        keyed = claim(fields.get("idempotency_key"), "model_version.register", None)
+        comment = "opened by the registration"
         for alias in aliases:
             if alias in protected:
-                self.request_promotion(
-                    name, alias, version.version, comment="opened by the registration"
+                step = _open_request(name, alias, version.version, comment)
+                self._request_promotion(
+                    name,
+                    alias,
+                    version.version,
+                    comment,
+                    keyed and keyed.follow_up(f"request:{alias}", *step),
                 )
         return version
 
-    def _opened(self, name: str, alias: str, version: int, comment: str) -> ApprovalRequired:
-        request = self.request_promotion(name, alias, version, comment=comment)
+    def _opened(
+        self, name: str, alias: str, version: int, comment: str, keyed: Claim | None
+    ) -> ApprovalRequired:
+        request = self._request_promotion(name, alias, version, comment, keyed)
         needed = request.get("approvals_needed")
         return ApprovalRequired(
             f"{name}@{alias} is protected by the model's policy: it did not move; the move "
@@ -126,9 +156,10 @@ class ApprovalsMixin(RegistryMixin, EvaluationsMixin, StoreBase):
         approvals_needed: int = 1,
         allow_self_approval: bool = False,
         gates: Sequence[Mapping[str, Any]] = (),
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
         """Sets (replaces) a model's policy; needs admin on the model's project."""
-        v.name(name, "model name")
+        name = v.name(name, "model name")
         if isinstance(protected, str) or not isinstance(protected, Sequence):
             raise InvalidArgument("protected must be a list of alias names, e.g. ['champion']")
         aliases = sorted({v.alias(a) for a in protected})
@@ -149,7 +180,12 @@ class ApprovalsMixin(RegistryMixin, EvaluationsMixin, StoreBase):
             "allow_self_approval": allow_self_approval,
             "gates": checked,
         }
+        keyed = claim(idempotency_key, "policy.set", [name, policy])
         with self._tx() as conn:
+            answer = self._recall(conn, keyed)
+            if answer is not None:
+                replayed: dict[str, Any] = answer.body
+                return replayed
             model = self._model_row(conn, name, need="admin")
             before = self._policy(conn, model.id)
             values = {
@@ -176,11 +212,13 @@ class ApprovalsMixin(RegistryMixin, EvaluationsMixin, StoreBase):
                 before=before,
                 after=policy,
             )
-            return {"model": name, **self._policy(conn, model.id)}
+            result = {"model": name, **self._policy(conn, model.id)}
+            self._remember(conn, keyed, 200, result)
+            return result
 
     def get_policy(self, name: str) -> dict[str, Any]:
         """A model's policy; a model without one has the default (nothing protected)."""
-        v.name(name, "model name")
+        name = v.name(name, "model name")
         with self._read() as conn:
             model = self._model_row(conn, name, need="viewer")
             return {"model": name, **self._policy(conn, model.id)}
@@ -188,14 +226,35 @@ class ApprovalsMixin(RegistryMixin, EvaluationsMixin, StoreBase):
     # -- requests --------------------------------------------------------------------
 
     def request_promotion(
-        self, name: str, alias: str, version: int, *, comment: str | None = None
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        comment: str | None = None,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
-        """Opens a request to point protected `alias` at `version`; needs editor."""
-        v.name(name, "model name")
+        """Opens a request to point protected `alias` at `version`; needs editor. Retried with
+        the same `idempotency_key`, it returns the request the first call opened."""
+        keyed = claim(idempotency_key, *_open_request(name, alias, version, comment))
+        return self._request_promotion(name, alias, version, comment, keyed)
+
+    def _request_promotion(
+        self, name: str, alias: str, version: int, comment: str | None, keyed: Claim | None
+    ) -> dict[str, Any]:
+        name = v.name(name, "model name")
         v.alias(alias)
         v.integer(version, "version", minimum=1)
         v.optional_text(comment, "comment")
+        # Gates are read before the write, so the answer kept for a retry holds them.
+        with self._read() as conn:
+            gates = self._policy(conn, self._model_row(conn, name, need="editor").id)["gates"]
+        evaluated = self._evaluate_gates(name, gates, alias, version)
         with self._tx() as conn:
+            answer = self._recall(conn, keyed)
+            if answer is not None:
+                replayed: dict[str, Any] = answer.body
+                return replayed
             model = self._model_row(conn, name, need="editor")
             self._resolve(conn, name, version)
             policy = self._policy(conn, model.id)
@@ -236,7 +295,12 @@ class ApprovalsMixin(RegistryMixin, EvaluationsMixin, StoreBase):
                 },
             )
             record = self._request_record(conn, int(request_id))
-        record["gates"] = self._evaluate_gates(name, policy["gates"], alias, version)
+            record["gates"] = (
+                evaluated
+                if policy["gates"] == gates
+                else self._evaluate_gates(name, policy["gates"], alias, version)
+            )
+            self._remember(conn, keyed, 201, record)
         return record
 
     def list_requests(
@@ -249,7 +313,7 @@ class ApprovalsMixin(RegistryMixin, EvaluationsMixin, StoreBase):
         offset: int = 0,
     ) -> list[dict[str, Any]]:
         """A model's promotion requests, newest first; open ones show their gates live."""
-        v.name(name, "model name")
+        name = v.name(name, "model name")
         if state is not None and state not in STATES:
             raise InvalidArgument(f"state {state!r} is not one of {', '.join(STATES)}")
         r = t.promotion_requests.c
@@ -275,26 +339,33 @@ class ApprovalsMixin(RegistryMixin, EvaluationsMixin, StoreBase):
             gates = self._policy(conn, row.model_id)["gates"]
         return self._with_live_gates(record, gates)
 
-    def approve_request(self, request_id: int, *, comment: str | None = None) -> dict[str, Any]:
+    def approve_request(
+        self, request_id: int, *, comment: str | None = None, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
         """Approves a request (needs the policy's approver role); the approval that reaches the
         policy's count moves the alias, if every gate passes (`Conflict` names those that
-        fail, and nothing changes)."""
-        return self._decide(request_id, "approve", comment)
+        fail, and nothing changes). Retried with the same `idempotency_key`, it returns the
+        first answer instead of `Conflict` (already voted)."""
+        return self._decide(request_id, "approve", comment, idempotency_key)
 
-    def reject_request(self, request_id: int, *, comment: str | None = None) -> dict[str, Any]:
+    def reject_request(
+        self, request_id: int, *, comment: str | None = None, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
         """Rejects a request (needs the policy's approver role); the alias stays."""
-        return self._decide(request_id, "reject", comment)
+        return self._decide(request_id, "reject", comment, idempotency_key)
 
-    def cancel_request(self, request_id: int, *, comment: str | None = None) -> dict[str, Any]:
+    def cancel_request(
+        self, request_id: int, *, comment: str | None = None, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
         """Cancels an open request: its requester, or an admin of the model's project."""
-        return self._decide(request_id, "cancel", comment)
+        return self._decide(request_id, "cancel", comment, idempotency_key)
 
     def alias_history(
         self, name: str, alias: str | None = None, *, limit: int | None = None, offset: int = 0
     ) -> list[dict[str, Any]]:
         """Every move of a model's aliases (or of one), oldest first: who, when, from which
         version to which (None: unset or deleted), and the request that approved it."""
-        v.name(name, "model name")
+        name = v.name(name, "model name")
         h = t.alias_history.c
         with self._read() as conn:
             model = self._model_row(conn, name, need="viewer")
@@ -317,9 +388,12 @@ class ApprovalsMixin(RegistryMixin, EvaluationsMixin, StoreBase):
 
     # -- deciding --------------------------------------------------------------------
 
-    def _decide(self, request_id: int, action: str, comment: str | None) -> dict[str, Any]:
+    def _decide(
+        self, request_id: int, action: str, comment: str | None, key: str | None
+    ) -> dict[str, Any]:
         v.integer(request_id, "request id", minimum=1)
         v.optional_text(comment, "comment")
+        keyed = claim(key, f"request.{action}", [request_id, comment])
         # Gates are read first, outside the write transaction; the move itself is a
         # compare-and-set against the version they were compared with.
         with self._read() as conn:
@@ -330,6 +404,10 @@ class ApprovalsMixin(RegistryMixin, EvaluationsMixin, StoreBase):
         actor = current_actor()
         r = t.promotion_requests.c
         with self._tx() as conn:
+            answer = self._recall(conn, keyed)
+            if answer is not None:
+                replayed: dict[str, Any] = answer.body
+                return replayed
             # The row lock (PostgreSQL) or the write lock (SQLite) serialises decisions.
             locked = conn.execute(
                 select(t.promotion_requests).where(r.id == request_id).with_for_update()
@@ -369,6 +447,7 @@ class ApprovalsMixin(RegistryMixin, EvaluationsMixin, StoreBase):
                     after={"model": row.model, "alias": row.alias, "vote": "approve"},
                 )
                 record["gates"] = gates
+                self._remember(conn, keyed, 200, record)
                 return record
             failing = [g for g in gates if not g["passed"]]
             if action == "approve" and failing:
@@ -411,7 +490,9 @@ class ApprovalsMixin(RegistryMixin, EvaluationsMixin, StoreBase):
                     "gates": gates,
                 },
             )
-            return self._request_record(conn, request_id)
+            decided = self._request_record(conn, request_id)
+            self._remember(conn, keyed, 200, decided)
+            return decided
 
     def _vote(
         self, conn: Connection, request_id: int, actor: str, action: str, comment: str | None
@@ -593,7 +674,7 @@ def _gate(gate: Any, index: int) -> dict[str, Any]:
     if dataset is None and fingerprint is None:
         raise InvalidArgument(f"{where}: name the data: a dataset name, a fingerprint, or both")
     if dataset is not None:
-        v.name(dataset, "dataset name")
+        dataset = v.name(dataset, "dataset name")
     if fingerprint is not None and (not isinstance(fingerprint, str) or not fingerprint):
         raise InvalidArgument(f"{where}: fingerprint must be a non-empty string")
     metric = gate.get("metric")
@@ -679,3 +760,8 @@ def _evaluation_gate(
         f"{metric} on {where}: version {version} {a:g} {verdict} version {current} "
         f"{b:g}{allowance}, {gate['direction']} is better"
     )
+
+
+def _open_request(name: str, alias: str, version: int, comment: str | None) -> tuple[str, Any]:
+    """The operation and request of opening a promotion request, as a claim names them."""
+    return "request.open", [name, alias, version, comment]

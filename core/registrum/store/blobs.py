@@ -18,12 +18,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from registrum.errors import BlobNotFound, HashMismatch, InvalidArgument, RangeNotSatisfiable
+from registrum.errors import (
+    BlobNotFound,
+    HashMismatch,
+    InsufficientStorage,
+    InvalidArgument,
+    RangeNotSatisfiable,
+    StoreError,
+)
 from registrum.store import validation
 
 __all__ = ["BlobInfo", "BlobStore", "BlobWriter", "LocalBlobStore", "parse_range"]
 
 CHUNK_SIZE = 1 << 20
+# Temp files unmodified this long belong to a writer that died (a live one touches its file at
+# least every _TOUCH_EVERY seconds, however slowly its content arrives).
+PARTIAL_MAX_AGE = 3600.0
+_TOUCH_EVERY = 60.0
+# What a write answers when the volume (or the writer's quota or file size limit) is full.
+_FULL = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
 _RANGE = re.compile(r"^([0-9]*)-([0-9]*)$")
 
 
@@ -86,6 +99,11 @@ class BlobStore(abc.ABC):
     @abc.abstractmethod
     def delete(self, sha256: str) -> None:
         """Removes the blob; removing one that is not stored does nothing."""
+
+    def cleanup_temp(self, older_than_seconds: float = PARTIAL_MAX_AGE) -> int:
+        """Removes partial uploads left by writers that died, and returns how many went (a
+        backend that keeps none has nothing to do)."""
+        return 0
 
     def put(
         self, stream: BinaryIO | Iterable[bytes], expected_sha256: str | None = None
@@ -164,11 +182,15 @@ class _LocalBlobWriter(BlobWriter):
         self._store = store
         self._hash = hashlib.sha256()
         self._size = 0
-        store.temp_dir.mkdir(parents=True, exist_ok=True)
         # A random name, not mkstemp: O_EXCL keeps writers apart and the umask sets the mode.
         self._temp = store.temp_dir / f"{secrets.token_hex(16)}.part"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-        self._fd: int | None = os.open(self._temp, flags, 0o644)
+        try:
+            store.temp_dir.mkdir(parents=True, exist_ok=True)
+            self._fd: int | None = os.open(self._temp, flags, 0o644)
+        except OSError as exc:
+            raise _storage_error(exc) from None
+        self._touched = time.monotonic()
         self._buffer = mmap.mmap(-1, _DIRECT_BLOCK)  # page-aligned, as O_DIRECT needs
         self._spare: mmap.mmap | None = None  # the buffer being written, once there is one
         self._filled = 0
@@ -184,6 +206,13 @@ class _LocalBlobWriter(BlobWriter):
 
     def write(self, data: bytes) -> None:
         fd = self._open_fd()
+        try:
+            self._write(fd, data)
+        except OSError as exc:
+            self.abort()  # a failed writer keeps nothing: its partial file goes at once
+            raise _storage_error(exc) from None
+
+    def _write(self, fd: int, data: bytes) -> None:
         self._hash.update(data)
         self._size += len(data)
         view = memoryview(data)
@@ -194,6 +223,11 @@ class _LocalBlobWriter(BlobWriter):
             view = view[n:]
             if self._filled == _DIRECT_BLOCK:
                 self._write_block(fd)
+        if time.monotonic() - self._touched > _TOUCH_EVERY:
+            # Content trickling into the buffer does not reach the file; keep its time fresh
+            # so that the sweep of dead writers' files never takes a live one.
+            os.utime(fd if os.utime in os.supports_fd else self._temp)
+            self._touched = time.monotonic()
 
     def _write_block(self, fd: int) -> None:
         """Hands the full buffer to the writing thread and goes on with the other one."""
@@ -261,21 +295,32 @@ class _LocalBlobWriter(BlobWriter):
                     _fsync_dir(final.parent.parent)
                     _fsync_dir(self._store.root)
             return BlobInfo(digest, self._size)
+        except OSError as exc:
+            raise _storage_error(exc) from None
         finally:
             self.abort()
 
     def abort(self) -> None:
-        if self._fd is not None:
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        try:
             with contextlib.suppress(Exception):  # a failed write was raised already, or moot
                 self._wait()
             if self._pool is not None:
                 self._pool.shutdown()
-            os.close(self._fd)
-            self._fd = None
-            self._buffer.close()
-            if self._spare is not None:
-                self._spare.close()
+            with contextlib.suppress(OSError):  # a close may report a failed write again
+                os.close(fd)
+        finally:
+            # The partial file goes first, whatever else fails: left behind, it would hold
+            # the space of a full disk until someone removed it by hand.
             self._temp.unlink(missing_ok=True)
+            for buffer in (self._buffer, self._spare):
+                # A failed write's traceback may still hold a view of a buffer; then the
+                # buffer is freed with that view instead.
+                with contextlib.suppress(BufferError):
+                    if buffer is not None:
+                        buffer.close()
 
 
 def _set_direct(fd: int, on: bool) -> bool:
@@ -335,7 +380,7 @@ class LocalBlobStore(BlobStore):
     def delete(self, sha256: str) -> None:
         self.path(sha256).unlink(missing_ok=True)
 
-    def cleanup_temp(self, older_than_seconds: float) -> int:
+    def cleanup_temp(self, older_than_seconds: float = PARTIAL_MAX_AGE) -> int:
         """Removes temp files left by crashed writers and returns how many went.
 
         Args:
@@ -385,6 +430,18 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
     if start >= size:
         raise RangeNotSatisfiable(f"range {header!r} starts past {size} bytes", size=size)
     return start, size - 1 if not last else min(int(last), size - 1)
+
+
+def _storage_error(exc: OSError) -> StoreError:
+    """What a failed write of the blob folder means to the caller: a full volume is a 507
+    that says what to do; anything else a plain store error."""
+    if exc.errno in _FULL:
+        return InsufficientStorage(
+            "the blob store has no space left for this upload "
+            f"({os.strerror(exc.errno or 0)}); nothing was kept. Free space on the volume that "
+            "holds the blobs (or raise its quota), then upload again"
+        )
+    return StoreError(f"could not write to the blob store: {exc.strerror}")
 
 
 def _not_found(sha256: str) -> BlobNotFound:

@@ -90,7 +90,7 @@ class MetricsMixin(RunsMixin, StoreBase):
         ±inf are kept. The whole batch is validated before anything is written.
         """
         v.run_id(run_id)
-        v.integer(seq, "seq", minimum=0)
+        v.integer(seq, "seq", minimum=0, bits=64)
         if not isinstance(keys, Sequence) or isinstance(keys, str):
             raise InvalidArgument("keys must be a list of metric names")
         n = len(keys)
@@ -102,6 +102,12 @@ class MetricsMixin(RunsMixin, StoreBase):
             time_arr = np.full(n, now(), dtype=_FLOAT)
         else:
             time_arr = _as_array(timestamps, _FLOAT, "timestamps", integer=False)
+            if not bool(np.isfinite(time_arr).all()):
+                i = int(np.flatnonzero(~np.isfinite(time_arr))[0])
+                raise InvalidArgument(
+                    f"timestamps[{i}] is {time_arr[i]}; timestamps must be finite Unix times",
+                    index=i,
+                )
         if not (len(step_arr) == len(value_arr) == len(time_arr) == n):
             raise InvalidArgument(
                 f"keys, steps, values and timestamps must be equally long; got "

@@ -21,6 +21,8 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         raise InvalidArgument(
             f"params must be a mapping of names to values, got {type(config).__name__}"
         )
+    if not prefix:
+        v.json_value(config, "params")
     out: dict[str, Any] = {}
     for k, value in config.items():
         if not isinstance(k, str):
@@ -55,7 +57,8 @@ def typed_param(value: Any) -> dict[str, Any]:
         return {
             "value_type": "int",
             "value_json": str(value),
-            "value_num": float(value),
+            # An int past a float's range still sorts and filters as the largest float.
+            "value_num": float(value) if abs(value) < 2**1023 else math.copysign(math.inf, value),
             "value_str": str(value)[:250],
         }
     if isinstance(value, float):
@@ -69,7 +72,7 @@ def typed_param(value: Any) -> dict[str, Any]:
     if isinstance(value, str):
         return {
             "value_type": "str",
-            "value_json": dumps(value),
+            "value_json": v.json_size(dumps(value), "param value"),
             "value_num": None,
             "value_str": value[:250],
         }
@@ -83,6 +86,7 @@ def typed_param(value: Any) -> dict[str, Any]:
             "value_num": None,
             "value_str": repr(value)[:250],
         }
+    v.json_size(text, "param value")
     return {"value_type": "json", "value_json": text, "value_num": None, "value_str": text[:250]}
 
 

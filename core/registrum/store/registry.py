@@ -15,6 +15,7 @@ from registrum.store import schema as t
 from registrum.store import validation as v
 from registrum.store._base import RETRIES, StoreBase, dumps, json_text, now
 from registrum.store.aliases import AliasesMixin
+from registrum.store.idempotency import claim
 from registrum.store.runs import RunsMixin
 
 
@@ -61,7 +62,7 @@ class RegistryMixin(AliasesMixin, RunsMixin, StoreBase):
         description: str | None = None,
         tags: Mapping[str, str] | None = None,
     ) -> RegisteredModel:
-        v.name(name, "model name")
+        name = v.name(name, "model name")
         v.optional_text(description, "description")
         tag_map = v.string_map(tags, "tags")
         try:
@@ -75,6 +76,7 @@ class RegistryMixin(AliasesMixin, RunsMixin, StoreBase):
     def _create_model(
         self, conn: Connection, name: str, project: str, description: str | None
     ) -> int:
+        project = v.name(project, "project name")
         project_id = self._project_id(conn, project, create=True, need="editor")
         if conn.execute(
             select(t.registered_models.c.id).where(t.registered_models.c.name == name)
@@ -106,7 +108,7 @@ class RegistryMixin(AliasesMixin, RunsMixin, StoreBase):
         return model_id
 
     def get_model(self, name: str) -> RegisteredModel:
-        v.name(name, "model name")
+        name = v.name(name, "model name")
         with self._read() as conn:
             return self._load_model(conn, self._model_row(conn, name, need="viewer").id)
 
@@ -131,7 +133,7 @@ class RegistryMixin(AliasesMixin, RunsMixin, StoreBase):
     def update_model(
         self, name: str, *, description: str | None = None, tags: Mapping[str, str] | None = None
     ) -> RegisteredModel:
-        v.name(name, "model name")
+        name = v.name(name, "model name")
         v.optional_text(description, "description")
         tag_map = v.string_map(tags, "tags")
         with self._tx() as conn:
@@ -171,14 +173,16 @@ class RegistryMixin(AliasesMixin, RunsMixin, StoreBase):
         description: str | None = None,
         tags: Mapping[str, str] | None = None,
         aliases: Sequence[str] = (),
+        idempotency_key: str | None = None,
     ) -> ModelVersion:
         """Registers the next version of `name` (created if new), numbered 1, 2, 3...
 
         The model's files are an existing artifact (`artifact_id`) or a manifest
         of uploaded blobs (`files`). Without `metrics`/`params`, the source
-        run's last metric values and params are snapshotted.
+        run's last metric values and params are snapshotted. Retried with the
+        same `idempotency_key`, it returns the version the first call made.
         """
-        v.name(name, "model name")
+        name = v.name(name, "model name")
         if run_id is not None:
             v.run_id(run_id)
         if (artifact_id is None) == (files is None):
@@ -194,9 +198,7 @@ class RegistryMixin(AliasesMixin, RunsMixin, StoreBase):
             raise InvalidArgument("params must be an object")
         v.optional_text(description, "description")
         tag_map = v.string_map(tags, "tags")
-        if isinstance(aliases, str):
-            aliases = [aliases]
-        alias_list = [v.alias(a) for a in aliases]
+        alias_list = v.aliases(aliases)
         signature_text = None if signature is None else json_text(dict(signature), "signature")
         params_text = (
             None
@@ -211,11 +213,32 @@ class RegistryMixin(AliasesMixin, RunsMixin, StoreBase):
         manifest = None if files is None else self._verified_manifest(files)
         if artifact_id is not None:
             v.integer(artifact_id, "artifact_id", minimum=1)
+        keyed = claim(
+            idempotency_key,
+            "model_version.register",
+            [
+                name,
+                project,
+                run_id,
+                artifact_id,
+                None if manifest is None else manifest[1],
+                flavor,
+                signature_text,
+                metric_map,
+                params_text,
+                description,
+                tag_map,
+                alias_list,
+            ],
+        )
 
         for _ in range(RETRIES):
             try:
                 with self._tx() as conn:
-                    return self._register(
+                    answer = self._recall(conn, keyed)
+                    if answer is not None:
+                        return ModelVersion.from_dict(answer.body)
+                    version = self._register(
                         conn,
                         _Registration(
                             name=name,
@@ -232,6 +255,8 @@ class RegistryMixin(AliasesMixin, RunsMixin, StoreBase):
                             aliases=alias_list,
                         ),
                     )
+                    self._remember(conn, keyed, 201, version.to_dict())
+                    return version
             except (IntegrityError, AlreadyExists):
                 # Two first registrations created the model at once (PostgreSQL
                 # reports it as either, depending on timing): retry, now it exists.
@@ -344,7 +369,7 @@ class RegistryMixin(AliasesMixin, RunsMixin, StoreBase):
         self, name: str, *, limit: int | None = None, offset: int = 0
     ) -> list[ModelVersion]:
         """A model's versions, newest first; `limit`/`offset` select one page."""
-        v.name(name, "model name")
+        name = v.name(name, "model name")
         with self._read() as conn:
             model = self._model_row(conn, name, need="viewer")
             query = (

@@ -177,6 +177,7 @@ code_versions = Table(
     Column("diff_sha256", String(64)),
     Column("data", Text, nullable=False),
     Column("updated_at", Double, nullable=False),
+    Index("ix_code_versions_diff", "diff_sha256"),  # who may read a blob (blob_access.py)
 )
 
 blobs = Table(
@@ -184,6 +185,16 @@ blobs = Table(
     metadata,
     Column("sha256", String(64), primary_key=True),
     Column("size", BigInteger, nullable=False),
+    Column("created_at", Double, nullable=False),
+)
+
+# Who uploaded which blob's bytes (see store/blob_access.py): an uploader may use the blob
+# even where no project it can read references it.
+blob_grants = Table(
+    "blob_grants",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id"), primary_key=True),
     Column("created_at", Double, nullable=False),
 )
 
@@ -213,6 +224,7 @@ artifact_files = Table(
     Column("path", String(1024), primary_key=True),
     Column("sha256", String(64), ForeignKey("blobs.sha256"), nullable=False),
     Column("size", BigInteger, nullable=False),
+    Index("ix_artifact_files_sha256", "sha256"),  # who may read a blob (blob_access.py)
 )
 
 dataset_versions = Table(
@@ -479,4 +491,20 @@ alias_history = Table(
     Column("at", Double, nullable=False),
     Column("request_id", Integer),
     Index("ix_alias_history_model", "model_id", "alias"),
+)
+
+# Idempotency keys (see store/idempotency.py): the answer to each keyed write, by the caller's
+# principal and key, so a retried write returns it instead of doing the write twice. The key is
+# inserted in the transaction that makes the write: a concurrent retry waits on the primary key.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("principal", String(64), primary_key=True),  # "user:ID", or "-" with nobody signed in
+    Column("key", String(320), primary_key=True),
+    Column("operation", String(64), nullable=False),
+    Column("request_hash", String(64), nullable=False),  # sha256 of the canonical request
+    Column("status", Integer, nullable=False),
+    Column("response", Text, nullable=False),  # JSON
+    Column("created_at", Double, nullable=False),
+    Index("ix_idempotency_keys_created", "created_at"),
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -41,7 +42,7 @@ class Store(
     """
 
     def create_project(self, name: str, *, description: str | None = None) -> Project:
-        v.name(name, "project name")
+        name = v.name(name, "project name")
         v.optional_text(description, "description")
         with self._tx() as conn:
             found = conn.execute(select(t.projects.c.id).where(t.projects.c.name == name)).scalar()
@@ -136,4 +137,8 @@ def open_store(url: str | None = None, *, blobs: str | Path | BlobStore | None =
         engine.dispose()
         where = engine.url.render_as_string(hide_password=True)
         raise StoreUnavailable(f"cannot open the store at {where}: {exc.orig}") from None
-    return Store(engine, blobs)
+    store = Store(engine, blobs)
+    # Partial uploads of a process that died (SIGKILL, power loss) go at the next open.
+    with contextlib.suppress(OSError):
+        store.sweep_partial_uploads()
+    return store

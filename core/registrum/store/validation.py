@@ -1,9 +1,16 @@
-"""Input rules shared by every entry point: names, keys, ids, hashes, paths."""
+"""Input rules shared by every entry point: names, keys, ids, hashes, paths, free-form JSON.
+
+Every rule here runs before anything is stored, so what the store holds can always be
+read back and served: no text with a lone UTF-16 surrogate (it has no UTF-8 form), no
+JSON value nested deeper or larger than the limits below, no id past what the database's
+integer columns hold.
+"""
 
 from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from typing import Any
 
 from registrum.errors import InvalidArgument, InvalidName
@@ -15,27 +22,104 @@ _RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _DIGITS = re.compile(r"^[0-9]{1,18}$")
 _ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,127}$")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+# Ids and version numbers live in 32-bit integer columns on PostgreSQL.
+MAX_ID = 2**31 - 1
+# Free-form JSON (params, metadata, dataset schemas, environments, signatures, code extras):
+# deep enough for any real configuration, far below what JSON encoders and decoders
+# recurse to.
+MAX_JSON_DEPTH = 32
+MAX_JSON_BYTES = 1024 * 1024
 
 RUN_STATUSES = ("running", "finished", "failed", "crashed", "killed")
 
 
 def name(value: Any, what: str, *, slash: bool = False, max_len: int = MAX_NAME) -> str:
-    """Checks a user-chosen name; `slash` allows `/` (metric keys, tags)."""
+    """Checks a user-chosen name; `slash` allows `/` (metric keys, tags, run names).
+
+    A name that identifies something (a project, model, dataset, artifact or user: no
+    `slash`) is returned in Unicode NFC, so a name typed with composed or decomposed accents
+    is the same name, and may hold no invisible or direction-control character (`visible`).
+    """
     if not isinstance(value, str):
         raise InvalidName(f"{what} must be a string, got {type(value).__name__}")
     if not value or not value.strip():
         raise InvalidName(f"{what} must not be empty")
     if len(value) > max_len:
         raise InvalidName(f"{what} is {len(value)} characters long; the limit is {max_len}")
-    if _CONTROL.search(value):
-        raise InvalidName(f"{what} {value!r} contains a control character")
+    text(value, what)
+    if slash:
+        # Keys and labels (metric keys, run names) are matched as logged, and must never
+        # turn a training run's batch away; only control characters are refused.
+        if _CONTROL.search(value):
+            raise InvalidName(f"{what} {value!r} contains a control character")
+    else:
+        value = unicodedata.normalize("NFC", value)
+        visible(value, what)
     if value != value.strip():
         raise InvalidName(f"{what} {value!r} has leading or trailing whitespace")
     if not slash and "/" in value:
         raise InvalidName(f"{what} {value!r} must not contain '/'")
     if "@" in value and not slash:
         raise InvalidName(f"{what} {value!r} must not contain '@'")
-    return value
+    checked: str = value
+    return checked
+
+
+# Characters that show nothing, or reorder what is shown, yet make a name differ from one
+# that looks the same: besides the categories, invisible ones that Unicode files as letters
+# or marks (variation selectors, fillers, the grapheme joiner).
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs", "Cn", "Zl", "Zp"})
+_HIDDEN = frozenset(
+    chr(c)
+    for c in (
+        0x034F,  # COMBINING GRAPHEME JOINER
+        0x115F,  # HANGUL CHOSEONG FILLER
+        0x1160,  # HANGUL JUNGSEONG FILLER
+        0x17B4,  # KHMER VOWEL INHERENT AQ
+        0x17B5,  # KHMER VOWEL INHERENT AA
+        *range(0x180B, 0x1810),  # MONGOLIAN FREE VARIATION SELECTORS, VOWEL SEPARATOR
+        0x3164,  # HANGUL FILLER
+        0xFFA0,  # HALFWIDTH HANGUL FILLER
+        *range(0xFE00, 0xFE10),  # VARIATION SELECTORS 1-16
+        *range(0xE0000, 0xE0080),  # TAGS
+        *range(0xE0100, 0xE01F0),  # VARIATION SELECTORS 17-256
+    )
+)
+_KIND = {
+    "Cc": "a control character",
+    "Cs": "a surrogate",
+    "Co": "a private-use character",
+    "Cn": "an unassigned code point",
+}
+
+
+def visible(value: str, what: str) -> str:
+    """Refuses a name holding a character that is invisible or changes the direction of the
+    text (bidi controls, zero-width characters, format, private-use and unassigned code
+    points), so that no two names look alike on screen yet differ."""
+    if value.isascii():
+        found = _CONTROL.search(value)
+        at = None if found is None else found.start()
+    else:
+        at = next(
+            (
+                i
+                for i, char in enumerate(value)
+                if char in _HIDDEN or unicodedata.category(char) in _HIDDEN_CATEGORIES
+            ),
+            None,
+        )
+    if at is None:
+        return value
+    char = value[at]
+    label = unicodedata.name(char, "") or f"({_KIND.get(unicodedata.category(char), '')})"
+    raise InvalidName(
+        f"{what} contains U+{ord(char):04X} {label} at position {at + 1}; names may not "
+        "contain invisible or direction-control characters: type the name without it",
+        field=what,
+    )
 
 
 def key(value: Any, what: str = "key") -> str:
@@ -59,6 +143,10 @@ def alias(value: Any) -> str:
         )
     if value == "latest":
         raise InvalidName("alias 'latest' is reserved: name@latest always means the newest version")
+    if value == "history":
+        raise InvalidName(
+            "alias 'history' is reserved: /models/NAME/aliases/history is the aliases' history"
+        )
     return value
 
 
@@ -94,13 +182,16 @@ def status(value: Any) -> str:
     return str(value)
 
 
-def integer(value: Any, what: str, *, minimum: int | None = None) -> int:
+def integer(value: Any, what: str, *, minimum: int | None = None, bits: int = 32) -> int:
+    """An integer that fits the database column it goes to: ids, versions and counts are
+    32-bit (`bits=64` for sequence numbers, sizes, row counts and offsets)."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidArgument(f"{what} must be an integer, got {type(value).__name__}")
     if minimum is not None and value < minimum:
         raise InvalidArgument(f"{what} must be at least {minimum}, got {value}")
-    if not -(2**63) <= value < 2**63:
-        raise InvalidArgument(f"{what} {value} does not fit in 64 bits")
+    bound = 2 ** (bits - 1)
+    if not -bound <= value < bound:
+        raise InvalidArgument(f"{what} {value} is out of range: the largest is {bound - 1}")
     return value
 
 
@@ -118,7 +209,7 @@ def optional_text(value: Any, what: str, *, max_len: int = 65536) -> str | None:
         raise InvalidArgument(f"{what} must be a string, got {type(value).__name__}")
     if len(value) > max_len:
         raise InvalidArgument(f"{what} is longer than {max_len} characters")
-    return value
+    return text(value, what)
 
 
 def string_map(value: Any, what: str, *, max_value: int = 5000) -> dict[str, str]:
@@ -136,6 +227,7 @@ def string_map(value: Any, what: str, *, max_value: int = 5000) -> dict[str, str
             v = "true" if v else "false"
         if not isinstance(v, str):
             raise InvalidArgument(f"{what} value for {k!r} must be a string")
+        text(v, f"{what} value for {k!r}")
         if len(v) > max_value:
             raise InvalidArgument(f"{what} value for {k!r} is longer than {max_value} characters")
         out[k] = v
@@ -172,3 +264,93 @@ def version(value: Any) -> int | None:
     if isinstance(value, str) and _DIGITS.match(value):
         value = int(value)
     return integer(value, "version", minimum=1)
+
+
+def text(value: str, what: str) -> str:
+    """Refuses a string with a lone UTF-16 surrogate (as JSON's `\\ud800` escape makes):
+    it has no UTF-8 form, so neither database could store it nor JSON carry it back."""
+    found = _SURROGATE.search(value)
+    if found is not None:
+        raise InvalidArgument(
+            f"{what} contains a lone UTF-16 surrogate (U+{ord(found.group()):04X}) at index "
+            f"{found.start()}: send the text as valid Unicode (pair the surrogate or drop it)",
+            field=what,
+        )
+    return value
+
+
+def json_value(value: Any, what: str) -> Any:
+    """Checks a free-form JSON value before it is stored: objects with string keys, arrays,
+    strings, numbers, booleans and null, nested at most MAX_JSON_DEPTH levels, every string
+    valid Unicode. Walked without recursion, so any depth is refused cleanly."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            text(item, what)
+        elif isinstance(item, dict | list | tuple):
+            if depth > MAX_JSON_DEPTH:
+                raise InvalidArgument(
+                    f"{what} is nested more than {MAX_JSON_DEPTH} levels deep: "
+                    "flatten it or store it as an artifact",
+                    field=what,
+                )
+            if isinstance(item, dict):
+                for k, x in item.items():
+                    if isinstance(k, str):
+                        text(k, f"{what} key")
+                    stack.append((x, depth + 1))
+            else:
+                stack.extend((x, depth + 1) for x in item)
+    return value
+
+
+def json_size(text_value: str, what: str) -> str:
+    """Refuses stored JSON text over MAX_JSON_BYTES."""
+    if len(text_value) > MAX_JSON_BYTES:
+        raise InvalidArgument(
+            f"{what} is {len(text_value)} bytes as JSON; the limit is {MAX_JSON_BYTES}: "
+            "store large content as an artifact",
+            field=what,
+        )
+    return text_value
+
+
+def timestamp(value: Any, what: str) -> float:
+    """A point in time (Unix seconds): a finite number."""
+    number(value, what)
+    if not math.isfinite(value):
+        raise InvalidArgument(f"{what} must be a finite Unix time in seconds, got {value!r}")
+    return float(value)
+
+
+MAX_IDEMPOTENCY_KEY = 255
+
+
+def idempotency_key(key: Any) -> str | None:
+    """An idempotency key as given (None: the write has none): 1 to 255 printable ASCII
+    characters. The quoted form of the HTTP header (`"KEY"`, a structured-field string) is the
+    same key unquoted."""
+    if key is None:
+        return None
+    if not isinstance(key, str):
+        raise InvalidArgument(f"an idempotency key must be a string, got {type(key).__name__}")
+    text: str = key[1:-1] if len(key) >= 2 and key[0] == key[-1] == '"' else key
+    how = f"use 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters, e.g. a UUID"
+    if not text or len(text) > MAX_IDEMPOTENCY_KEY:
+        raise InvalidArgument(f"idempotency key is {len(text)} characters long: {how}")
+    for char in text:
+        if not " " <= char <= "~":
+            raise InvalidArgument(f"idempotency key holds the character {char!r}: {how}")
+    return text
+
+
+def aliases(value: Any) -> list[str]:
+    """Alias names to set: one name, or a list of names."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list | tuple):
+        raise InvalidArgument(
+            f"aliases must be a list of alias names, got {type(value).__name__}", field="aliases"
+        )
+    return [alias(a) for a in value]

@@ -5,6 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.convertors import StringConvertor, register_url_convertor
+
+
+class BlobDigest(StringConvertor):
+    """`{sha256:blob}`: a path segment naming a blob, never `missing`, so that
+    `/blobs/missing` is only its own resource (POST) and any other method there is a 405,
+    not an attempt at a blob called "missing"."""
+
+    regex = "(?!missing$)[^/]+"
+
+
+register_url_convertor("blob", BlobDigest())
 
 
 class Body(BaseModel):

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from registrum.server.deps import StoreDep
+from registrum.server.deps import IdempotencyKey, StoreDep
 from registrum.server.responses import JSON, records
 from registrum.server.routes._schemas import Body
 
@@ -42,8 +42,9 @@ def list_users(store: StoreDep) -> JSON:
 
 
 @router.post("/users", status_code=201)
-def create_user(body: CreateUser, store: StoreDep) -> JSON:
-    return JSON(store.create_user(body.name, server_admin=body.server_admin), status_code=201)
+def create_user(body: CreateUser, store: StoreDep, key: IdempotencyKey = None) -> JSON:
+    user = store.create_user(body.name, server_admin=body.server_admin, idempotency_key=key)
+    return JSON(user, status_code=201)
 
 
 @router.post("/users/{name}/disable")
@@ -57,9 +58,11 @@ def list_tokens(store: StoreDep, user: str | None = None) -> JSON:
 
 
 @router.post("/tokens", status_code=201)
-def create_token(body: CreateToken, store: StoreDep) -> JSON:
+def create_token(body: CreateToken, store: StoreDep, key: IdempotencyKey = None) -> JSON:
     """The answer holds the token itself, shown this once."""
-    token = store.create_token(name=body.name, user=body.user, expires_at=body.expires_at)
+    token = store.create_token(
+        name=body.name, user=body.user, expires_at=body.expires_at, idempotency_key=key
+    )
     return JSON(token, status_code=201)
 
 

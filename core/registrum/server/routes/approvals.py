@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from registrum.server.deps import StoreDep
+from registrum.server.deps import IdempotencyKey, StoreDep
 from registrum.server.pagination import Cursor, Limit, page
 from registrum.server.responses import JSON
 from registrum.server.routes._schemas import Body
@@ -38,7 +38,7 @@ def _comment(body: Decision | None) -> Any:
 
 
 @router.put("/models/{name}/policy")
-def set_policy(name: str, body: SetPolicy, store: StoreDep) -> JSON:
+def set_policy(name: str, body: SetPolicy, store: StoreDep, key: IdempotencyKey = None) -> JSON:
     """Replaces the model's policy; needs admin on its project."""
     return JSON(
         store.set_policy(
@@ -48,6 +48,7 @@ def set_policy(name: str, body: SetPolicy, store: StoreDep) -> JSON:
             approvals_needed=body.approvals_needed,
             allow_self_approval=body.allow_self_approval,
             gates=body.gates,
+            idempotency_key=key,
         )
     )
 
@@ -58,9 +59,11 @@ def get_policy(name: str, store: StoreDep) -> JSON:
 
 
 @router.post("/models/{name}/requests", status_code=201)
-def open_request(name: str, body: OpenRequest, store: StoreDep) -> JSON:
+def open_request(name: str, body: OpenRequest, store: StoreDep, key: IdempotencyKey = None) -> JSON:
     """Opens a request to move a protected alias; needs editor."""
-    record = store.request_promotion(name, body.alias, body.version, comment=body.comment)
+    record = store.request_promotion(
+        name, body.alias, body.version, comment=body.comment, idempotency_key=key
+    )
     return JSON(record, status_code=201)
 
 
@@ -95,17 +98,23 @@ def get_request(request_id: int, store: StoreDep) -> JSON:
 
 
 @router.post("/requests/{request_id}/approve")
-def approve(request_id: int, store: StoreDep, body: Decision | None = None) -> JSON:
+def approve(
+    request_id: int, store: StoreDep, body: Decision | None = None, key: IdempotencyKey = None
+) -> JSON:
     """Needs the policy's approver role; the last approval needed moves the alias."""
-    return JSON(store.approve_request(request_id, comment=_comment(body)))
+    return JSON(store.approve_request(request_id, comment=_comment(body), idempotency_key=key))
 
 
 @router.post("/requests/{request_id}/reject")
-def reject(request_id: int, store: StoreDep, body: Decision | None = None) -> JSON:
-    return JSON(store.reject_request(request_id, comment=_comment(body)))
+def reject(
+    request_id: int, store: StoreDep, body: Decision | None = None, key: IdempotencyKey = None
+) -> JSON:
+    return JSON(store.reject_request(request_id, comment=_comment(body), idempotency_key=key))
 
 
 @router.post("/requests/{request_id}/cancel")
-def cancel(request_id: int, store: StoreDep, body: Decision | None = None) -> JSON:
+def cancel(
+    request_id: int, store: StoreDep, body: Decision | None = None, key: IdempotencyKey = None
+) -> JSON:
     """The requester, or an admin of the model's project."""
-    return JSON(store.cancel_request(request_id, comment=_comment(body)))
+    return JSON(store.cancel_request(request_id, comment=_comment(body), idempotency_key=key))

@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from registrum.entities import UNSET, decode_float
 from registrum.errors import InvalidArgument
-from registrum.server.deps import StoreDep
+from registrum.server.deps import IdempotencyKey, StoreDep
 from registrum.server.pagination import Cursor, Limit, page
 from registrum.server.responses import JSON
 from registrum.server.routes import _schemas as s
@@ -45,7 +45,9 @@ def update_model(name: str, body: s.UpdateModel, store: StoreDep) -> JSON:
 
 
 @router.post("/models/{name}/versions", status_code=201)
-def register_version(name: str, body: s.RegisterVersion, store: StoreDep) -> JSON:
+def register_version(
+    name: str, body: s.RegisterVersion, store: StoreDep, key: IdempotencyKey = None
+) -> JSON:
     metrics = body.metrics
     if isinstance(metrics, dict):
         try:
@@ -65,6 +67,7 @@ def register_version(name: str, body: s.RegisterVersion, store: StoreDep) -> JSO
         description=body.description,
         tags=body.tags,
         aliases=body.aliases,
+        idempotency_key=key,
     )
     return JSON(version, status_code=201)
 
@@ -88,11 +91,15 @@ def update_version(name: str, ref: str, body: s.UpdateModel, store: StoreDep) ->
 
 
 @router.put("/models/{name}/aliases/{alias}")
-def set_alias(name: str, alias: str, body: s.SetAlias, store: StoreDep) -> JSON:
+def set_alias(
+    name: str, alias: str, body: s.SetAlias, store: StoreDep, key: IdempotencyKey = None
+) -> JSON:
     """With `expected_version` in the body the move is a compare-and-set
     (`null`: only if the alias does not exist yet); 409 `alias_moved` when it lost."""
     expected = body.expected_version if "expected_version" in body.model_fields_set else UNSET
-    return JSON(store.set_alias(name, alias, body.version, expected_version=expected))
+    return JSON(
+        store.set_alias(name, alias, body.version, expected_version=expected, idempotency_key=key)
+    )
 
 
 @router.delete("/models/{name}/aliases/{alias}", status_code=204)

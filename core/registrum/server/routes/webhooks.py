@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from registrum.server.deps import StoreDep
+from registrum.server.deps import IdempotencyKey, StoreDep
 from registrum.server.pagination import Cursor, Limit, page
 from registrum.server.responses import JSON
 from registrum.server.routes._schemas import Body
@@ -24,10 +24,15 @@ class CreateWebhook(Body):
 
 
 @router.post("/webhooks", status_code=201)
-def create_webhook(body: CreateWebhook, store: StoreDep) -> JSON:
+def create_webhook(body: CreateWebhook, store: StoreDep, key: IdempotencyKey = None) -> JSON:
     """Subscribes a URL; the answer holds the signing secret, shown this once."""
     hook = store.create_webhook(
-        body.url, body.events, project=body.project, model=body.model, secret=body.secret
+        body.url,
+        body.events,
+        project=body.project,
+        model=body.model,
+        secret=body.secret,
+        idempotency_key=key,
     )
     return JSON(hook, status_code=201)
 
