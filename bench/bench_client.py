@@ -1,4 +1,5 @@
-"""Client costs: `run.log` in the caller's thread, `import registrum`, points end to end.
+"""Client costs: `run.log` in the caller's thread, `import registrum`, points end to end, and
+what a trainer killed by SIGKILL keeps (points logged before the kill, stored after sync).
 
 The checkpoint upload has its own script, `bench_upload.py`.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -79,15 +81,72 @@ def end_to_end(points: int) -> None:
     )
 
 
+KILLED_TRAINER = """
+import sys, registrum
+run = registrum.init(project="bench", name="killed", store=sys.argv[1])
+print(run.id, flush=True)
+for i in range(1 << 40):
+    run.log({"loss": 1.0 / (i + 1)}, step=i)
+    print(i, flush=True)  # this `log` has returned
+"""
+
+
+def killed_trainer(steps: int) -> None:
+    """A trainer logging to a real server is SIGKILLed after `steps` steps, then `registrum
+    sync` runs: every point whose `log` returned must be stored, once."""
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        server(f"sqlite:///{folder}/r.db", Path(folder) / "blobs") as url,
+    ):
+        script = Path(folder) / "train.py"
+        script.write_text(KILLED_TRAINER)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRUM_")}
+        env["REGISTRUM_HOME"] = str(Path(folder) / "home")
+        with subprocess.Popen(
+            [sys.executable, str(script), url], env=env, stdout=subprocess.PIPE, text=True
+        ) as trainer:
+            assert trainer.stdout is not None
+            run_id = trainer.stdout.readline().strip()
+            for line in trainer.stdout:
+                if int(line) >= steps:
+                    break
+            trainer.send_signal(signal.SIGKILL)
+            printed = [line, *trainer.stdout.read().split()]
+            trainer.wait()
+        # Whole lines only; the step being logged when the signal came may be stored as well.
+        logged = int(next(p for p in reversed(printed) if p.strip().isdigit())) + 1
+        subprocess.run(
+            [sys.executable, "-m", "registrum.cli", "sync"],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        from registrum.client.http import HttpStore
+
+        reader = HttpStore(url)
+        history = reader.metric_history(run_id, "loss")
+        reader.close()
+    stored, distinct = len(history.steps), len(set(history.steps))
+    contiguous = list(history.steps) == list(range(stored))
+    report(
+        "SIGKILL of the trainer",
+        f"{logged:,} points logged before the kill, {stored:,} stored after sync",
+        stored in (logged, logged + 1) and distinct == stored and contiguous,
+        "all logged points stored, none twice",
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=1_000_000, help="run.log calls to time")
     parser.add_argument("--points", type=int, default=1_000_000, help="points sent end to end")
+    parser.add_argument("--kill-at", type=int, default=100_000, help="steps before the SIGKILL")
     args = parser.parse_args()
     print_platform()
     log_cost(args.calls)
     import_cost()
     end_to_end(args.points)
+    killed_trainer(args.kill_at)
 
 
 if __name__ == "__main__":

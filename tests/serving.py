@@ -7,7 +7,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,13 +96,16 @@ class ServerProcess:
 
 
 @contextmanager
-def server_process(folder: Path, *, port: int | None = None) -> Iterator[ServerProcess]:
-    """`registrum server` as a subprocess on a loopback port, its store in `folder`."""
+def server_process(
+    folder: Path, *, port: int | None = None, options: Sequence[str] = ()
+) -> Iterator[ServerProcess]:
+    """`registrum server` as a subprocess on a loopback port, its store in `folder`, with more
+    command-line `options`."""
     port = port or free_port()
     blobs = folder / "blobs"
     cmd = [sys.executable, "-m", "registrum.cli", "server", "--host", "127.0.0.1"]
     cmd += ["--port", str(port), "--store", f"sqlite:///{folder}/r.db", "--blobs", str(blobs)]
-    cmd += ["--log-level", "warning"]
+    cmd += ["--log-level", "warning", *options]
     root = f"http://127.0.0.1:{port}"
     with subprocess.Popen(cmd) as proc:
         try:

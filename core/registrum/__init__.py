@@ -40,6 +40,8 @@ __all__ = [
     "init",
 ]
 
-import logging as _logging
-
-_logging.getLogger("registrum").addHandler(_logging.NullHandler())
+# No NullHandler on the "registrum" logger, unlike most libraries: a tracking failure must be
+# heard. An application that configured logging (a handler on "registrum" or an ancestor,
+# such as `logging.basicConfig`) gets the warnings through its own handlers; one that did not
+# gets them on stderr from Python's last-resort handler. Only warnings go there, and the
+# client writes one line per run and kind of failure.

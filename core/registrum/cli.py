@@ -46,6 +46,8 @@ def _server(args: argparse.Namespace) -> int:
             webhook_retry_delay=args.webhook_retry_delay,
             webhook_max_attempts=args.webhook_attempts,
             webhook_timeout=args.webhook_timeout,
+            allow_private_webhooks=args.allow_private_webhooks,
+            heartbeat_timeout=args.heartbeat_timeout,
         )
     except ValueError as exc:
         print(f"registrum server: {exc}", file=sys.stderr)
@@ -64,6 +66,10 @@ def _server(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         access_log=args.access_log,
         timeout_keep_alive=30,
+        # X-Forwarded-For/-Proto name the client only when a trusted proxy sent them: audit
+        # events without --auth name the caller's address.
+        proxy_headers=True,
+        forwarded_allow_ips=args.forwarded_allow_ips,
     )
     return 0
 
@@ -95,30 +101,78 @@ def _ui(args: argparse.Namespace) -> int:
 
 
 def _sync(args: argparse.Namespace) -> int:
+    """Delivers spools; exits 1 while anything stays undelivered or refused."""
     from registrum.client.settings import ClientSettings
     from registrum.client.sync import sync_spools
 
     settings = ClientSettings.from_env(store=args.store)
     results = sync_spools(
-        settings.spool_root, home=settings.home, store=args.store, token=settings.token
+        settings.spool_root,
+        home=settings.home,
+        store=settings.store if args.store else None,
+        token=settings.token,
+        retry_rejected=args.retry_rejected,
     )
     if not results:
         print(f"nothing to sync in {settings.spool_root}")
         return 0
-    failed = 0
+    unfinished = 0
     for r in results:
-        state = "done" if r.left == 0 else f"{r.left} event(s) left"
-        print(f"run {r.run_id}: {r.delivered} event(s) delivered, {state}")
+        if r.left:
+            state = f"{r.left} event(s) left"
+        elif r.rejected:
+            state = f"{r.rejected} event(s) rejected"
+        else:
+            state = "done"
+        crashed = "; its process is gone: marked crashed" if r.crashed else ""
+        print(f"run {r.run_id}: {r.delivered} event(s) delivered, {state}{crashed}")
         if r.error:
-            failed += 1
-            print(f"  could not finish: {r.error}", file=sys.stderr)
-    return 1 if failed else 0
+            print(
+                f"  could not finish: {r.error}; run registrum sync again once the store is "
+                "reachable (or --store URL to deliver elsewhere)",
+                file=sys.stderr,
+            )
+        if r.rejected:
+            print(
+                f"  the store refused them: {r.reason or 'no reason kept'}; fix that, then: "
+                "registrum sync --retry-rejected",
+                file=sys.stderr,
+            )
+        unfinished += bool(r.left or r.rejected)
+    return 1 if unfinished else 0
 
 
-def _client(args: argparse.Namespace) -> Any:
+def _client(args: argparse.Namespace, *, read: bool = False) -> Any:
+    """A Client for `--store`; with `read`, one that creates no store where none is yet."""
     from registrum.client.api import Client
 
+    if read:
+        _require_store(args.store)
     return Client(args.store)
+
+
+def _require_store(store: str | None) -> None:
+    """Raises NotFound when `store` (or the default) is a SQLite file that does not exist, so a
+    command that only reads leaves no empty database and folders behind."""
+    from pathlib import Path
+
+    from registrum.client.settings import ClientSettings
+    from registrum.errors import NotFound
+
+    settings = ClientSettings.from_env(store=store)
+    if settings.store is None:
+        where = settings.home / "registrum.db"
+        hint = f"nothing has been recorded under REGISTRUM_HOME={settings.home} yet"
+    elif settings.store.startswith("sqlite:///") and settings.store != "sqlite:///:memory:":
+        where = Path(settings.store.removeprefix("sqlite:///")).expanduser()
+        hint = "nothing has been recorded there yet"
+    else:
+        return
+    if not where.exists():
+        raise NotFound(
+            f"there is no store yet at {where}: {hint}. Start a run with registrum.init, "
+            "or name a store with --store URL (or REGISTRUM_URL)"
+        )
 
 
 def _when(stamp: float | None) -> str:
@@ -130,7 +184,7 @@ def _when(stamp: float | None) -> str:
 
 
 def _runs_list(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with _client(args, read=True) as client:
         runs = client.runs(
             args.project, filter=args.filter, order_by=args.order_by, limit=args.limit
         )
@@ -143,7 +197,7 @@ def _runs_list(args: argparse.Namespace) -> int:
 
 
 def _runs_show(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with _client(args, read=True) as client:
         r = client.run(args.run_id)
     print(f"run {r.id}  ({r.project}/{r.name or '-'})  {r.status}")
     print(f"  job type {r.job_type or '-'}, user {r.user or '-'}, host {r.host or '-'}")
@@ -163,7 +217,7 @@ def _runs_show(args: argparse.Namespace) -> int:
 
 
 def _models_list(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with _client(args, read=True) as client:
         models = client.models(args.project)
     print(f"{'name':<32}  {'project':<16}  {'latest':>6}  aliases")
     for m in models:
@@ -173,7 +227,7 @@ def _models_list(args: argparse.Namespace) -> int:
 
 
 def _models_show(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with _client(args, read=True) as client:
         if "@" in args.ref:
             versions = [client.model_version(args.ref)]
         else:
@@ -190,7 +244,7 @@ def _models_show(args: argparse.Namespace) -> int:
 
 
 def _download(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with _client(args, read=True) as client:
         out = client.download(args.ref, args.dir)
     print(f"downloaded {args.ref} into {out}")
     return 0
@@ -256,6 +310,26 @@ def build_parser() -> argparse.ArgumentParser:
         default=10.0,
         help="seconds a webhook receiver has to connect and to answer (default 10)",
     )
+    server.add_argument(
+        "--allow-private-webhooks",
+        action="store_true",
+        help="let webhooks reach loopback, private, link-local and other non-public addresses "
+        "(receivers on your own network); refused by default",
+    )
+    server.add_argument(
+        "--forwarded-allow-ips",
+        default=None,
+        help="comma-separated IPs or networks of reverse proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto headers are trusted, or '*' for any (default: $FORWARDED_ALLOW_IPS, "
+        "else 127.0.0.1,::1)",
+    )
+    server.add_argument(
+        "--heartbeat-timeout",
+        type=float,
+        default=600.0,
+        help="seconds without a heartbeat after which a running run is marked crashed "
+        "(default 600)",
+    )
     server.set_defaults(handler=_server)
     ui = commands.add_parser("ui", help="browse the embedded store in the web UI (loopback)")
     ui.add_argument("--port", type=int, default=8766, help="port on 127.0.0.1 (default 8766)")
@@ -271,6 +345,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sync.add_argument(
         "--store", default=None, help="deliver there instead of where each run was going"
+    )
+    sync.add_argument(
+        "--retry-rejected",
+        action="store_true",
+        help="send again the events the store refused (after fixing a token, a role or a URL)",
     )
     sync.set_defaults(handler=_sync)
 

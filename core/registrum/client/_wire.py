@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+import time
+import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO, TypeGuard
 from urllib.parse import quote
@@ -22,6 +24,9 @@ from registrum.errors import (
 from registrum.store import validation as v
 
 CHUNK = 1 << 20
+# Pauses before each new attempt of a keyed write whose answer did not arrive: its key makes
+# the retry safe, as the server answers a write it has made with that write's first answer.
+KEYED_PAUSES = (0.2, 0.5, 1.0)
 
 
 # Path segments are checked with the store's own rules before they go into a
@@ -202,6 +207,19 @@ class Connection:
         response = self._call(method, path, **kwargs)
         return loads(response.content) if response.content else None
 
+    def _write(self, method: str, path: str, *, key: str | None, **kwargs: Any) -> Any:
+        """A non-idempotent write under an `Idempotency-Key` (`key`, or a new one), sent again
+        with the same key while no answer arrives (the connection failed, or the server's
+        database was unreachable): the server makes it once and answers every attempt alike."""
+        key = v.idempotency_key(key) or str(uuid.uuid4())
+        headers = {**kwargs.pop("headers", {}), "idempotency-key": key}
+        for pause in KEYED_PAUSES:
+            try:
+                return self._json(method, path, headers=dict(headers), **kwargs)
+            except StoreUnavailable:
+                time.sleep(pause)
+        return self._json(method, path, headers=dict(headers), **kwargs)
+
     def close(self) -> None:
         self.session.close()
 
@@ -211,7 +229,7 @@ class Connection:
         """Items `offset`..`offset + limit` of a paginated list, following its cursors."""
         if limit is not None:
             v.integer(limit, "limit", minimum=1)
-        v.integer(offset, "offset", minimum=0)
+        v.integer(offset, "offset", minimum=0, bits=64)
         wanted = None if limit is None else offset + limit
         items: list[Any] = []
         cursor = None

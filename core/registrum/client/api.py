@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -210,10 +210,24 @@ class Client:
         )
         return events
 
-    def verify_audit(self) -> dict[str, Any]:
-        """Checks the audit chain: `{"ok", "events", "problems"}`."""
-        result: dict[str, Any] = self._store.verify_audit()
+    def verify_audit(self, anchors: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Any]:
+        """Checks the audit chain, and that it still extends each anchor recorded beside the
+        audit key and each of `anchors` (from `audit_anchor`, kept elsewhere):
+        `{"ok", "events", "problems", "anchors", "anchor"}`; a problem from an anchor names it
+        in `anchor`. Needs a server admin."""
+        result: dict[str, Any] = (
+            self._store.verify_audit(list(anchors))
+            if anchors is not None
+            else self._store.verify_audit()
+        )
         return result
+
+    def audit_anchor(self) -> dict[str, Any]:
+        """The audit chain's head signed with the store's audit key, `{"event", "hash",
+        "time", "key", "signature"}`: keep it off-site and pass it to `verify_audit` later.
+        Needs a server admin."""
+        anchor: dict[str, Any] = self._store.audit_anchor()
+        return anchor
 
     # -- webhooks -------------------------------------------------------------
 

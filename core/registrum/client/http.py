@@ -374,9 +374,16 @@ class HttpStore(w.Connection):
         items: list[dict[str, Any]] = self._pages("/audit", params, limit, offset)
         return items
 
-    def verify_audit(self) -> dict[str, Any]:
-        result: dict[str, Any] = self._json("GET", "/audit/verify")
+    def verify_audit(self, anchors: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Any]:
+        if anchors is None:
+            result: dict[str, Any] = self._json("GET", "/audit/verify")
+        else:
+            result = self._json("POST", "/audit/verify", body={"anchors": list(anchors)})
         return result
+
+    def audit_anchor(self) -> dict[str, Any]:
+        anchor: dict[str, Any] = self._json("GET", "/audit/anchor")
+        return anchor
 
     # -- registry -------------------------------------------------------------
 
@@ -406,15 +413,16 @@ class HttpStore(w.Connection):
         body = {"description": description, "tags": tags}
         return RegisteredModel.from_dict(self._json("PATCH", f"/models/{w.model(name)}", body=body))
 
-    def register_model_version(self, name: str, **fields: Any) -> ModelVersion:
+    def register_model_version(
+        self, name: str, *, idempotency_key: str | None = None, **fields: Any
+    ) -> ModelVersion:
         if isinstance(fields.get("metrics"), Mapping):
             fields["metrics"] = encode_nonfinite(dict(fields["metrics"]))
         if isinstance(fields.get("aliases"), tuple):
             fields["aliases"] = list(fields["aliases"])
         body = {k: val for k, val in fields.items() if val is not None}
-        return ModelVersion.from_dict(
-            self._json("POST", f"/models/{w.model(name)}/versions", body=body)
-        )
+        path = f"/models/{w.model(name)}/versions"
+        return ModelVersion.from_dict(self._write("POST", path, key=idempotency_key, body=body))
 
     def get_model_version(self, ref: str) -> ModelVersion:
         return ModelVersion.from_dict(self._json("GET", f"/models/{w.ref(ref)}"))
@@ -432,14 +440,19 @@ class HttpStore(w.Connection):
         return ModelVersion.from_dict(self._json("PATCH", f"/models/{w.ref(ref)}", body=body))
 
     def set_alias(
-        self, name: str, alias: str, version: int, *, expected_version: int | _Unset | None = UNSET
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        expected_version: int | _Unset | None = UNSET,
+        idempotency_key: str | None = None,
     ) -> ModelVersion:
         body: dict[str, Any] = {"version": version}
         if not isinstance(expected_version, _Unset):
             body["expected_version"] = expected_version
-        return ModelVersion.from_dict(
-            self._json("PUT", f"/models/{w.model(name)}/aliases/{w.alias(alias)}", body=body)
-        )
+        path = f"/models/{w.model(name)}/aliases/{w.alias(alias)}"
+        return ModelVersion.from_dict(self._write("PUT", path, key=idempotency_key, body=body))
 
     def delete_alias(
         self, name: str, alias: str, *, expected_version: int | _Unset | None = UNSET
@@ -459,6 +472,7 @@ class HttpStore(w.Connection):
         project: str | None = None,
         model: str | None = None,
         secret: str | None = None,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
         body = {
             "url": url,
@@ -467,7 +481,7 @@ class HttpStore(w.Connection):
             "model": model,
             "secret": secret,
         }
-        hook: dict[str, Any] = self._json("POST", "/webhooks", body=body)
+        hook: dict[str, Any] = self._write("POST", "/webhooks", key=idempotency_key, body=body)
         return hook
 
     def get_webhook(self, webhook_id: str) -> dict[str, Any]:
@@ -513,11 +527,14 @@ class HttpStore(w.Connection):
 
     # -- promotion with approval ------------------------------------------------
 
-    def set_policy(self, name: str, **policy: Any) -> dict[str, Any]:
+    def set_policy(
+        self, name: str, *, idempotency_key: str | None = None, **policy: Any
+    ) -> dict[str, Any]:
         for key in ("protected", "gates"):
             if isinstance(policy.get(key), tuple):
                 policy[key] = list(policy[key])
-        result: dict[str, Any] = self._json("PUT", f"/models/{w.model(name)}/policy", body=policy)
+        path = f"/models/{w.model(name)}/policy"
+        result: dict[str, Any] = self._write("PUT", path, key=idempotency_key, body=policy)
         return result
 
     def get_policy(self, name: str) -> dict[str, Any]:
@@ -525,10 +542,17 @@ class HttpStore(w.Connection):
         return result
 
     def request_promotion(
-        self, name: str, alias: str, version: int, *, comment: str | None = None
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        comment: str | None = None,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
         body = {"alias": alias, "version": version, "comment": comment}
-        result: dict[str, Any] = self._json("POST", f"/models/{w.model(name)}/requests", body=body)
+        path = f"/models/{w.model(name)}/requests"
+        result: dict[str, Any] = self._write("POST", path, key=idempotency_key, body=body)
         return result
 
     def list_requests(
@@ -551,14 +575,20 @@ class HttpStore(w.Connection):
         result: dict[str, Any] = self._json("GET", f"/requests/{request_id}")
         return result
 
-    def approve_request(self, request_id: int, *, comment: str | None = None) -> dict[str, Any]:
-        return self._request_action(request_id, "approve", comment)
+    def approve_request(
+        self, request_id: int, *, comment: str | None = None, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        return self._request_action(request_id, "approve", comment, idempotency_key)
 
-    def reject_request(self, request_id: int, *, comment: str | None = None) -> dict[str, Any]:
-        return self._request_action(request_id, "reject", comment)
+    def reject_request(
+        self, request_id: int, *, comment: str | None = None, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        return self._request_action(request_id, "reject", comment, idempotency_key)
 
-    def cancel_request(self, request_id: int, *, comment: str | None = None) -> dict[str, Any]:
-        return self._request_action(request_id, "cancel", comment)
+    def cancel_request(
+        self, request_id: int, *, comment: str | None = None, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        return self._request_action(request_id, "cancel", comment, idempotency_key)
 
     def alias_history(
         self, name: str, alias: str | None = None, *, limit: int | None = None, offset: int = 0
@@ -568,10 +598,12 @@ class HttpStore(w.Connection):
         )
         return items
 
-    def _request_action(self, request_id: int, action: str, comment: str | None) -> dict[str, Any]:
+    def _request_action(
+        self, request_id: int, action: str, comment: str | None, key: str | None
+    ) -> dict[str, Any]:
         v.integer(request_id, "request id", minimum=1)
-        result: dict[str, Any] = self._json(
-            "POST", f"/requests/{request_id}/{action}", body={"comment": comment}
+        result: dict[str, Any] = self._write(
+            "POST", f"/requests/{request_id}/{action}", key=key, body={"comment": comment}
         )
         return result
 
@@ -580,9 +612,11 @@ class HttpStore(w.Connection):
     def whoami(self) -> User:
         return User.from_dict(self._json("GET", "/me"))
 
-    def create_user(self, name: str, *, server_admin: bool = False) -> User:
+    def create_user(
+        self, name: str, *, server_admin: bool = False, idempotency_key: str | None = None
+    ) -> User:
         body = {"name": name, "server_admin": server_admin}
-        return User.from_dict(self._json("POST", "/users", body=body))
+        return User.from_dict(self._write("POST", "/users", key=idempotency_key, body=body))
 
     def list_users(self) -> list[User]:
         return [User.from_dict(u) for u in self._json("GET", "/users")["items"]]
@@ -591,10 +625,15 @@ class HttpStore(w.Connection):
         return User.from_dict(self._json("POST", f"/users/{w.name(name, 'user name')}/disable"))
 
     def create_token(
-        self, *, name: str = "default", user: str | None = None, expires_at: float | None = None
+        self,
+        *,
+        name: str = "default",
+        user: str | None = None,
+        expires_at: float | None = None,
+        idempotency_key: str | None = None,
     ) -> ApiToken:
         body = {"name": name, "user": user, "expires_at": expires_at}
-        return ApiToken.from_dict(self._json("POST", "/tokens", body=body))
+        return ApiToken.from_dict(self._write("POST", "/tokens", key=idempotency_key, body=body))
 
     def list_tokens(self, *, user: str | None = None) -> list[ApiToken]:
         params = {} if user is None else {"user": user}

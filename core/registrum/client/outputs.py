@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -115,7 +116,7 @@ class RunOutputs:
         """Takes a snapshot of a checkpoint file (or folder) now, without reading it, and
         uploads it in the background: the caller never waits for hashing or the network."""
         pairs = f.listing(path)
-        v.name(name, "artifact name")
+        name = v.name(name, "artifact name")
         meta: dict[str, Any] = {
             "step": step,
             "metrics": encode_nonfinite(dict(metrics or {})),
@@ -196,7 +197,7 @@ class RunOutputs:
         when the run is delivered (by the run itself, or `registrum sync`), and
         this returns None.
         """
-        v.name(name, "model name")
+        name = v.name(name, "model name")
         if model is not None and path is not None:
             raise InvalidArgument("give model= or path=, not both")
         if flavor is not None:
@@ -226,6 +227,9 @@ class RunOutputs:
             "signature": dict(signature) if signature is not None else None,
             "description": description,
             "tags": v.string_map(tags, "tags") if tags is not None else None,
+            # One key for this registration, kept in the spool if it is queued: however often
+            # it is sent (an answer lost, a retry, `registrum sync`), one version is made.
+            "idempotency_key": str(uuid.uuid4()),
         }
         if self._writer is None:
             return None
@@ -278,7 +282,7 @@ class RunOutputs:
         dataset version this run used. Same content, same version. Returns the fingerprint."""
         from registrum.capture.fingerprint import fingerprint
 
-        v.name(name, "dataset name")
+        name = v.name(name, "dataset name")
         v.name(role, "role")
         print_ = fingerprint(data)
         if self._writer is not None:

@@ -49,6 +49,7 @@ def _number(key: str, value: Any) -> float:
         ) from None
 
 
+_STEP_LIMIT = 1 << 63
 CAPTURE_TIMEOUT = 30.0  # seconds `finish` waits for the environment and code capture
 
 
@@ -93,6 +94,7 @@ class Run(RunOutputs):
         self._writer = writer
         self.config = Config(self, config)
         self._step = 0
+        self._keys: set[Any] = set()  # metric keys `log` has checked
         self._finished = False
         self._token: contextvars.Token[Run | None] | None = None
         self._sampler: Any = None
@@ -118,6 +120,13 @@ class Run(RunOutputs):
             if isinstance(step, bool) or not hasattr(step, "__index__"):
                 raise InvalidArgument(f"run.log: step must be an integer, got {step!r}")
             step = int(step)
+        if not -_STEP_LIMIT <= step < _STEP_LIMIT:
+            raise InvalidArgument(f"run.log: step {step} does not fit in 64 bits")
+        if not self._keys.issuperset(data):
+            # Once per key: a bad key found later by the store would refuse the whole batch.
+            for key in data:
+                v.key(key, "metric name")
+            self._keys.update(data)
         self._step = step + 1
         now = time.time()
         points = [(key, step, _number(key, value), now) for key, value in data.items()]
@@ -158,13 +167,7 @@ class Run(RunOutputs):
             self._writer.spool.remove()
         else:
             self._writer.spool.unlock()
-            hint = "" if self.settings.mode == "offline" else " could not all be delivered;"
-            log.warning(
-                "registrum: run %s%s its data is kept in %s; deliver it with: registrum sync",
-                self.id,
-                hint,
-                self._writer.spool.path,
-            )
+            log.warning("%s", self._writer.final_notice())
         self._raise_if_strict()
 
     def _start_sampler(self, interval: float) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import logging
 import os
+import shlex
 import socket
 import sys
 import threading
@@ -22,6 +23,9 @@ from registrum.errors import InvalidArgument
 from registrum.store import validation as v
 
 log = logging.getLogger("registrum")
+# (home, store) pairs whose leftover spools this process is delivering now
+_leftovers: set[tuple[Path, str | None]] = set()
+_leftovers_lock = threading.Lock()
 
 
 def init(
@@ -61,7 +65,7 @@ def init(
     """
     settings = ClientSettings.from_env(store=store, mode=mode)
     project = project or os.environ.get("REGISTRUM_PROJECT") or "default"
-    v.name(project, "project name")
+    project = v.name(project, "project name")
     if name is not None:
         v.name(name, "run name", slash=True)
     run_id = v.run_id(id) if id is not None else uuid.uuid4().hex
@@ -109,15 +113,41 @@ def init(
         run._capturing.start()
     if system_metrics:
         run._start_sampler(system_metrics)
-    if settings.mode == "online" and not writer.flush(settings.init_timeout):
+    if settings.mode == "online" and not writer.flush(settings.init_timeout) and not writer.outage:
         log.warning(
             "registrum: the store did not answer within %.0f s; run %s goes on and is "
             "delivered when the store is back",
             settings.init_timeout,
             run_id,
         )
+    if settings.mode == "online":
+        _deliver_leftovers(settings)
     run._raise_if_strict()
     return _activate(run)
+
+
+def _deliver_leftovers(settings: ClientSettings) -> None:
+    """Delivers, in a daemon thread, what earlier processes left in the spool for the same
+    store (runs whose process died, or whose `finish` gave up), so nothing waits for someone
+    to remember `registrum sync`. A spool whose process is alive is skipped (its lock tells);
+    spools bound elsewhere wait for `registrum sync`, since this process's token is for this
+    store only."""
+    key = (settings.home, settings.store)
+    with _leftovers_lock:
+        if key in _leftovers:
+            return  # one pass at a time per spool folder and store (a sweep starts runs fast)
+        _leftovers.add(key)
+
+    def deliver() -> None:
+        from registrum.client.sync import deliver_leftovers
+
+        try:
+            deliver_leftovers(settings)
+        finally:
+            with _leftovers_lock:
+                _leftovers.discard(key)
+
+    threading.Thread(target=deliver, name="registrum-leftovers", daemon=True).start()
 
 
 def _start_writer(settings: ClientSettings, run_id: str, project: str) -> Writer:
@@ -136,7 +166,18 @@ def _start_writer(settings: ClientSettings, run_id: str, project: str) -> Writer
         lambda: open_transport(settings.store, home=settings.home, token=settings.token),
         offline=settings.mode == "offline",
         strict=settings.strict,
+        store=settings.store,
+        sync_command=sync_command(settings),
+        heartbeat_interval=settings.heartbeat_interval,
     )
+
+
+def sync_command(settings: ClientSettings) -> str:
+    """The command that delivers this process's spools, as a user types it."""
+    default = Path.home() / ".registrum"
+    if settings.home.resolve() == default.resolve():
+        return "registrum sync"
+    return f"REGISTRUM_HOME={shlex.quote(str(settings.home))} registrum sync"
 
 
 def _capture(writer: Writer, *, environment: bool, code: bool) -> None:

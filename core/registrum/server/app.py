@@ -8,9 +8,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from registrum import __version__
-from registrum.server import errors
+from registrum.server import errors, openapi
 from registrum.server.access import bootstrap_admin
+from registrum.server.anchoring import start_anchoring
+from registrum.server.docs import mount_docs
+from registrum.server.headers import SecurityHeaders
 from registrum.server.limits import BodyLimit
+from registrum.server.liveness import start_liveness, stop_liveness
+from registrum.server.maintenance import start_sweeper, stop_sweeper
 from registrum.server.routes import (
     access,
     approvals,
@@ -37,13 +42,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.store = open_store(settings.store_url, blobs=settings.blobs)
+        app.state.store.allow_private_webhooks = settings.allow_private_webhooks
         if settings.auth:
             bootstrap_admin(app.state.store, settings)
+        # The audit key is read, or made, at start: a bad one stops the server here.
+        app.state.store.audit_seal().key()
+        anchoring = start_anchoring(app.state.store, settings.audit_anchor_interval)
         app.state.webhooks = None
+        sweeper = start_sweeper(app.state.store, settings)
+        liveness = start_liveness(app.state.store, settings.heartbeat_timeout)
         try:
             app.state.webhooks = start_worker(app.state.store, settings)
             yield
         finally:
+            await stop_sweeper(sweeper)
+            await stop_liveness(liveness)
+            if anchoring is not None:
+                anchoring.stop()
             if app.state.webhooks is not None:
                 app.state.webhooks.stop()
             app.state.store.close()
@@ -53,16 +68,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="ML metadata store and model registry.",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served by mount_docs, from the package
+        redoc_url=None,
         openapi_url="/api/v1/openapi.json",
     )
     app.state.settings = settings
     errors.install(app)
+    openapi.install(app)
     for module in (projects, runs, metrics, blobs, artifacts, models, lineage, audit):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(access.router, prefix="/api/v1")
     app.include_router(webhooks.router, prefix="/api/v1")
     app.include_router(approvals.router, prefix="/api/v1")
     mount_ui(app)
+    mount_docs(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)
     return app

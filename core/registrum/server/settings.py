@@ -23,11 +23,22 @@ class Settings:
             retry waits twice as long.
         webhook_max_attempts: attempts before a delivery is marked failed.
         webhook_timeout: seconds a receiver has to connect, and then to answer.
+        allow_private_webhooks: whether webhooks may target loopback, private, link-local
+            and other non-public addresses (receivers on your own network); off, they are
+            refused when a hook is created and at every delivery.
         auth: whether every request needs an API token (`Authorization: Bearer ...`) and
             is checked against its user's roles; off, the server acts for anyone.
         admin_token: with `auth`, the first server admin's token when the store has no user
             yet (None: a fresh token is made and printed once).
         admin_name: the first server admin's user name.
+        heartbeat_timeout: seconds without a heartbeat (or a metric point) after which a
+            running run is marked crashed: its process is taken to be gone.
+        partial_upload_max_age: seconds after which a partial blob upload that no writer
+            touches any more (its server was killed mid-upload) is removed; the server
+            sweeps at start and then every quarter of this (at most every 5 minutes).
+        audit_anchor_interval: seconds between signings of the audit chain's head, recorded
+            outside the database (see `registrum.store.anchors`) when it moved; 0 signs only
+            on request and at every verification.
     """
 
     store_url: str | None = None
@@ -38,13 +49,30 @@ class Settings:
     webhook_retry_delay: float = 10.0
     webhook_max_attempts: int = 8
     webhook_timeout: float = 10.0
+    allow_private_webhooks: bool = False
     auth: bool = False
     admin_token: str | None = None
     admin_name: str = "admin"
+    heartbeat_timeout: float = 600.0
+    partial_upload_max_age: float = 3600.0
+    audit_anchor_interval: float = 60.0
 
     def __post_init__(self) -> None:
+        from registrum.server.liveness import check_heartbeat_timeout
         from registrum.server.webhooks import check_options
 
+        check_heartbeat_timeout(self.heartbeat_timeout)
+
+        if not 0 < self.partial_upload_max_age < float("inf"):
+            raise ValueError(
+                f"partial_upload_max_age must be above 0 seconds, got {self.partial_upload_max_age}"
+            )
+
+        if not 0 <= self.audit_anchor_interval < float("inf"):
+            raise ValueError(
+                "audit_anchor_interval must be 0 (off) or a number of seconds, "
+                f"got {self.audit_anchor_interval}"
+            )
         check_options(
             senders=self.webhook_senders,
             poll_interval=self.webhook_poll_interval,

@@ -49,7 +49,7 @@ class RunsMixin(ParamsMixin, StoreBase):
         Run ids may be made by the client, so a run can exist before the store
         answers and every rank of a distributed job can share one.
         """
-        v.name(project, "project name")
+        project = v.name(project, "project name")
         run_id = v.run_id(run_id) if run_id is not None else uuid.uuid4().hex
         fields = {
             "name": None if name is None else v.name(name, "run name", slash=True),
@@ -61,7 +61,7 @@ class RunsMixin(ParamsMixin, StoreBase):
         if parent_id is not None:
             v.run_id(parent_id)
         if start_time is not None:
-            v.number(start_time, "start_time")
+            v.timestamp(start_time, "start_time")
         flat = flatten(config or {})
         tag_map = v.string_map(tags, "tags")
         with self._tx() as conn:
@@ -141,7 +141,7 @@ class RunsMixin(ParamsMixin, StoreBase):
         v.run_id(run_id)
         v.status(status)
         if end_time is not None:
-            v.number(end_time, "end_time")
+            v.timestamp(end_time, "end_time")
         with self._tx() as conn:
             row = self._run_row(conn, run_id, need="editor")
             if status not in TRANSITIONS[row.status]:
@@ -180,6 +180,41 @@ class RunsMixin(ParamsMixin, StoreBase):
             )
             if result.rowcount == 0:
                 raise RunNotFound(f"run {run_id!r} does not exist", run_id=run_id)
+
+    def crash_silent_runs(self, timeout: float, *, at: float | None = None) -> list[str]:
+        """Marks `crashed` every running run without a heartbeat for `timeout` seconds, and
+        returns their ids.
+
+        One conditional UPDATE decides, so servers that run this at once on one database
+        each crash a run at most once between them (the others no longer see it running).
+        A metric point as recent as that counts as a heartbeat too, for clients that send
+        none (MLflow's). Its end time is its last heartbeat. A late delivery may still
+        finish it.
+        """
+        self._require_server_admin("marking silent runs crashed")
+        v.number(timeout, "timeout")
+        if not timeout > 0:
+            raise InvalidArgument(f"the heartbeat timeout must be above 0 seconds, got {timeout}")
+        stamp = now() if at is None else v.number(at, "at")
+        r, m = t.runs.c, t.metric_summaries.c
+        since = stamp - timeout
+        logging = select(m.run_id).where(m.run_id == r.id, m.last_time >= since).exists()
+        with self._tx() as conn:
+            crashed = conn.execute(
+                update(t.runs)
+                .where(r.status == "running", r.heartbeat_at < since, ~logging)
+                .values(status="crashed", end_time=r.heartbeat_at)
+                .returning(r.id, r.project_id, r.heartbeat_at)
+            ).all()
+            for row in crashed:
+                self._audit_run(
+                    conn,
+                    row,
+                    "run.finished",
+                    before={"status": "running", "end_time": None},
+                    after={"status": "crashed", "end_time": row.heartbeat_at},
+                )
+        return [row.id for row in crashed]
 
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
         v.run_id(run_id)
