@@ -10,12 +10,10 @@ from fastapi import FastAPI
 from registrum import __version__
 from registrum.server import errors, openapi
 from registrum.server.access import bootstrap_admin
-from registrum.server.anchoring import start_anchoring
 from registrum.server.docs import mount_docs
 from registrum.server.headers import SecurityHeaders
+from registrum.server.jobs import start_jobs, stop_jobs
 from registrum.server.limits import BodyLimit
-from registrum.server.liveness import start_liveness, stop_liveness
-from registrum.server.maintenance import start_sweeper, stop_sweeper
 from registrum.server.routes import (
     access,
     approvals,
@@ -47,18 +45,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             bootstrap_admin(app.state.store, settings)
         # The audit key is read, or made, at start: a bad one stops the server here.
         app.state.store.audit_seal().key()
-        anchoring = start_anchoring(app.state.store, settings.audit_anchor_interval)
         app.state.webhooks = None
-        sweeper = start_sweeper(app.state.store, settings)
-        liveness = start_liveness(app.state.store, settings.heartbeat_timeout)
+        jobs = start_jobs(app.state.store, settings)
         try:
             app.state.webhooks = start_worker(app.state.store, settings)
             yield
         finally:
-            await stop_sweeper(sweeper)
-            await stop_liveness(liveness)
-            if anchoring is not None:
-                anchoring.stop()
+            await stop_jobs(jobs)
             if app.state.webhooks is not None:
                 app.state.webhooks.stop()
             app.state.store.close()

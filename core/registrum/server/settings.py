@@ -58,10 +58,12 @@ class Settings:
     audit_anchor_interval: float = 60.0
 
     def __post_init__(self) -> None:
-        from registrum.server.liveness import check_heartbeat_timeout
         from registrum.server.webhooks import check_options
 
-        check_heartbeat_timeout(self.heartbeat_timeout)
+        if not 0 < self.heartbeat_timeout < float("inf"):
+            raise ValueError(
+                f"the heartbeat timeout must be above 0 seconds, got {self.heartbeat_timeout}"
+            )
 
         if not 0 < self.partial_upload_max_age < float("inf"):
             raise ValueError(

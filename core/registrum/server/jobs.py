@@ -1,0 +1,124 @@
+"""The periodic jobs each server process runs beside its requests, never inside one.
+
+* sweeping partial uploads that died (a server killed mid-upload leaves its partial file
+  behind; on a full volume it holds the space until it goes);
+* marking runs `crashed` whose process went silent (no heartbeat and no metric point for the
+  heartbeat timeout; `Store.crash_silent_runs`);
+* signing the audit chain's head when it moved (`Store.seal_audit_head`), so a later rewrite
+  of the events below it is detected even if nobody asked for an anchor by hand; once more
+  at stop.
+
+None is leader-only: each is idempotent or decided by the store in one conditional
+statement, so several replicas do each piece of work once between them. A failed round is
+logged and retried at the next; it never ends the job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+from registrum.server.settings import Settings
+from registrum.store import Store
+
+log = logging.getLogger("registrum.server")
+
+SWEEP_EVERY_MAX = 300.0  # seconds between sweeps of partial uploads, at most
+CHECK_EVERY_MAX = 60.0  # seconds between checks for silent runs, at most
+
+
+@dataclass
+class Job:
+    """`work` called in a worker thread every `every` seconds (the first call at once);
+    `report` logs what a round did."""
+
+    name: str
+    every: float
+    work: Callable[[], Any]
+    report: Callable[[Any], None] = lambda _: None
+    at_stop: bool = False  # one more round when the server stops
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    async def _loop(self) -> None:
+        while True:
+            await self._round()
+            await asyncio.sleep(self.every)
+
+    async def _round(self) -> None:
+        try:
+            result = await run_in_threadpool(self.work)
+        except Exception:  # a failed round is retried at the next; it must not end the job
+            log.exception("%s failed", self.name)
+        else:
+            self.report(result)
+
+
+def _crashed(timeout: float) -> Callable[[list[str]], None]:
+    def report(crashed: list[str]) -> None:
+        if crashed:
+            log.info(
+                "marked %d run(s) crashed after %.0f s without a heartbeat: %s",
+                len(crashed),
+                timeout,
+                ", ".join(crashed),
+            )
+
+    return report
+
+
+def _swept(removed: int) -> None:
+    if removed:
+        log.info("removed %d partial upload(s) left by a writer that died", removed)
+
+
+def jobs(store: Store, settings: Settings) -> list[Job]:
+    """The jobs `settings` asks for, over `store`."""
+    max_age, timeout = settings.partial_upload_max_age, settings.heartbeat_timeout
+    found = [
+        Job(
+            "sweeping partial uploads",
+            min(max_age / 4, SWEEP_EVERY_MAX),
+            lambda: store.sweep_partial_uploads(max_age),
+            _swept,
+        ),
+        Job(
+            "marking silent runs crashed",
+            min(timeout / 4, CHECK_EVERY_MAX),
+            lambda: store.crash_silent_runs(timeout),
+            _crashed(timeout),
+        ),
+    ]
+    if settings.audit_anchor_interval > 0:
+        found.append(
+            Job(
+                "signing the audit chain's head",
+                settings.audit_anchor_interval,
+                store.seal_audit_head,
+                at_stop=True,
+            )
+        )
+    return found
+
+
+def start_jobs(store: Store, settings: Settings) -> list[Job]:
+    """Starts every job; stop them with `stop_jobs`."""
+    started = jobs(store, settings)
+    for job in started:
+        job.task = asyncio.create_task(job._loop())
+    return started
+
+
+async def stop_jobs(started: list[Job]) -> None:
+    """Stops the jobs, waits until they have, then runs the rounds due at stop."""
+    for job in started:
+        if job.task is not None:
+            job.task.cancel()
+    await asyncio.gather(*(j.task for j in started if j.task is not None), return_exceptions=True)
+    for job in started:
+        if job.at_stop:
+            await job._round()
