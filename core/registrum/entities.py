@@ -14,6 +14,9 @@ from typing import Any, ClassVar, Final, TypeVar
 
 T = TypeVar("T", bound="Record")
 
+# Project roles, each with the rights of those before it.
+ROLES = ("viewer", "editor", "reviewer", "admin")
+
 NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 

@@ -34,3 +34,21 @@ def test_a_bad_store_is_one_clear_line(store: str, fragment: str, tmp_path: Path
     assert out.returncode == 2
     assert fragment in out.stderr
     assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("option", "fragment"),
+    [
+        (("--webhook-timeout", "0"), "the webhook timeout must be above 0 seconds, got 0.0"),
+        (("--webhook-attempts", "0"), "webhook max attempts must be at least 1, got 0"),
+        (("--webhook-senders", "-1"), "webhook senders must be 0 (off) or more, got -1"),
+    ],
+)
+def test_a_webhook_option_that_cannot_work_is_one_clear_line(
+    option: tuple[str, str], fragment: str, tmp_path: Path
+) -> None:
+    store = f"sqlite:///{tmp_path / 'r.db'}"
+    out = registrum("server", "--port", "1", "--store", store, *option)
+    assert out.returncode == 2
+    assert out.stderr == f"registrum server: {fragment}\n"
+    assert not (tmp_path / "r.db").exists()

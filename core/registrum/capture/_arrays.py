@@ -1,4 +1,6 @@
-"""Hashing of numpy arrays, torch tensors and pandas objects, for ``fingerprint``."""
+"""Hashing of values for ``fingerprint``: numpy arrays, torch tensors and pandas objects, and
+the type-tagged encoding of lists and scalars. The two nest in each other (a list of arrays,
+an array of objects), so they live in one module."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from registrum.capture.fingerprint import Fingerprint, _start, _update_canonical
+from registrum.capture._digest import SUPPORTED, Fingerprint, Hasher, start_digest
 
 if TYPE_CHECKING:
     import numpy as np
@@ -40,10 +42,10 @@ def hash_array(arr: np.ndarray[Any, Any], dtype_name: str | None = None) -> str:
         # Same values, same digest on any machine: hash little-endian bytes.
         dtype = dtype.newbyteorder("<")
     descr = dtype_name or np.lib.format.dtype_to_descr(dtype)
-    digest = _start("array", {"dtype": descr, "shape": list(arr.shape)})
+    digest = start_digest("array", {"dtype": descr, "shape": list(arr.shape)})
     if arr.dtype.hasobject:
         # Only pointers are copied; each element is hashed by value.
-        _update_canonical(digest, list(arr.reshape(-1)))
+        update_canonical(digest, list(arr.reshape(-1)))
         return digest.hexdigest()
     for piece in _c_order_pieces(arr):
         if piece.dtype != dtype:
@@ -100,7 +102,7 @@ def _hash_device_tensor(t: Any, dtype_name: str | None) -> str:
 
     dtype = t[:0].cpu().numpy().dtype if t.dim() else t.cpu().numpy().dtype
     descr = dtype_name or np.lib.format.dtype_to_descr(dtype.newbyteorder("<"))
-    digest = _start("array", {"dtype": descr, "shape": list(t.shape)})
+    digest = start_digest("array", {"dtype": descr, "shape": list(t.shape)})
     if t.dim() == 0:
         digest.update(_little(t.cpu().numpy()).tobytes())
         return digest.hexdigest()
@@ -135,8 +137,66 @@ def pandas_fingerprint(obj: Any) -> Fingerprint:
         "index_dtypes": [str(d) for d in getattr(index, "dtypes", [index.dtype])],
         "rows": len(obj),
     }
-    digest = _start("pandas", header)
+    digest = start_digest("pandas", header)
     # One 64-bit hash per row, covering the index and every column's value.
     row_hashes = pd.util.hash_pandas_object(obj, index=True).to_numpy()
     digest.update(_little(row_hashes).data)
     return Fingerprint(digest.hexdigest(), "pandas", schema, len(obj))
+
+
+# --- values: lists, scalars and what nests in them ------------------------------
+
+
+def update_canonical(digest: Hasher, value: Any) -> None:
+    """Feed a value's type-tagged encoding: 1, 1.0, True and "1" all differ."""
+    parts: list[str] = []
+    _encode(value, parts, digest)
+    digest.update("".join(parts).encode("utf-8", "surrogatepass"))
+
+
+def _encode(value: Any, parts: list[str], digest: Hasher) -> None:
+    kind = type(value)
+    # Exact types first: the common case of big flat lists stays fast.
+    if kind is float:
+        parts.append(f"f{value!r};")  # repr round-trips; nan and inf are spelled out
+    elif kind is int:
+        parts.append(f"i{value};")
+    elif kind is str:
+        parts.append(f"s{len(value)}:{value}")
+    elif value is None or isinstance(value, bool):
+        parts.append(f"{value!r};")
+    elif isinstance(value, (list, tuple)):
+        parts.append("[")
+        for item in value:
+            _encode(item, parts, digest)
+            if len(parts) > 8192:  # bounded memory for long lists
+                digest.update("".join(parts).encode("utf-8", "surrogatepass"))
+                parts.clear()
+        parts.append("]")
+    elif isinstance(value, int):  # subclasses (numpy floats, enums) hash as their base
+        parts.append(f"i{int(value)};")
+    elif isinstance(value, float):
+        parts.append(f"f{float(value)!r};")
+    elif isinstance(value, str):
+        parts.append(f"s{len(value)}:{value!s}")
+    elif isinstance(value, (bytes, bytearray)):
+        parts.append(f"b{bytes(value).hex()};")
+    elif isinstance(value, dict):
+        parts.append("{")
+        for key in sorted(value, key=repr):
+            _encode(key, parts, digest)
+            _encode(value[key], parts, digest)
+        parts.append("}")
+    elif (type(value).__module__ or "").startswith("numpy"):
+        if getattr(value, "ndim", 0) == 0:  # numpy scalars hash as Python numbers
+            _encode(value.item(), parts, digest)
+        else:
+            parts.append(f"a{hash_array(value)};")
+    else:
+        text = repr(value)
+        if " at 0x" in text:
+            raise TypeError(
+                f"cannot fingerprint an element of type {type(value).__qualname__}: its "
+                f"repr changes from run to run; supported: {SUPPORTED}"
+            )
+        parts.append(f"r{len(text)}:{text}")

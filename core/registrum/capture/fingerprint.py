@@ -9,43 +9,15 @@ import os
 import stat
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
+
+from registrum.capture import _arrays
+from registrum.capture._digest import SUPPORTED, Fingerprint, start_digest
 
 __all__ = ["Fingerprint", "fingerprint", "hash_file"]
 
 _FILE_CHUNK = 1 << 20
-_VERSION = b"registrum-fingerprint-v1\0"
-_SUPPORTED = (
-    "numpy arrays, pandas DataFrames and Series, torch tensors, lists and tuples, "
-    "bytes, and paths (str or pathlib.Path) of files or folders"
-)
-
-
-@dataclass(frozen=True)
-class Fingerprint:
-    """The identity of a dataset's content.
-
-    Attributes:
-        digest: sha256 hex of the content and its layout (dtype, shape, columns);
-            the same on every process and machine for the same content.
-        kind: What was hashed: ``numpy``, ``pandas``, ``torch``, ``list``,
-            ``file``, ``folder`` or ``bytes``.
-        schema: JSON-serialisable description: dtype and shape, columns, or
-            file counts.
-        rows: Number of rows (first dimension, length); None for files, folders,
-            bytes and 0-d arrays.
-    """
-
-    digest: str
-    kind: str
-    schema: dict[str, Any]
-    rows: int | None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the fields as a JSON-serialisable dict."""
-        return asdict(self)
 
 
 def fingerprint(data: Any) -> Fingerprint:
@@ -67,9 +39,6 @@ def fingerprint(data: Any) -> Fingerprint:
         FileNotFoundError: ``data`` is a path that does not exist.
         TypeError: ``data`` is of an unsupported type.
     """
-    # Imported here, not at the top: _arrays builds on this module's hashing.
-    from registrum.capture import _arrays
-
     module = type(data).__module__ or ""
     numpy = sys.modules.get("numpy")
     if isinstance(data, (str, os.PathLike)):
@@ -86,7 +55,7 @@ def fingerprint(data: Any) -> Fingerprint:
         return _arrays.torch_fingerprint(data)
     raise TypeError(
         f"cannot fingerprint an object of type {module}.{type(data).__qualname__}; "
-        f"supported: {_SUPPORTED}"
+        f"supported: {SUPPORTED}"
     )
 
 
@@ -110,25 +79,12 @@ def hash_file(path: str | os.PathLike[str]) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-class _Hasher(Protocol):
-    def update(self, data: bytes | bytearray | memoryview, /) -> None: ...
-    def hexdigest(self) -> str: ...
-
-
-def _start(kind: str, header: dict[str, Any]) -> _Hasher:
-    """A hasher fed with an unambiguous header, so layouts never collide."""
-    digest = hashlib.sha256(_VERSION)
-    digest.update(kind.encode() + b"\0")
-    digest.update(json.dumps(header, sort_keys=True, separators=(",", ":")).encode() + b"\0")
-    return digest
-
-
 # --- lists and bytes --------------------------------------------------------------
 
 
 def _list_fingerprint(items: list[Any] | tuple[Any, ...]) -> Fingerprint:
-    digest = _start("list", {"length": len(items)})
-    _update_canonical(digest, items)
+    digest = start_digest("list", {"length": len(items)})
+    _arrays.update_canonical(digest, items)
     schema = {
         "type": "list",
         "length": len(items),
@@ -137,69 +93,12 @@ def _list_fingerprint(items: list[Any] | tuple[Any, ...]) -> Fingerprint:
     return Fingerprint(digest.hexdigest(), "list", schema, len(items))
 
 
-def _update_canonical(digest: _Hasher, value: Any) -> None:
-    """Feed a value's type-tagged encoding: 1, 1.0, True and "1" all differ."""
-    parts: list[str] = []
-    _encode(value, parts, digest)
-    digest.update("".join(parts).encode("utf-8", "surrogatepass"))
-
-
-def _encode(value: Any, parts: list[str], digest: _Hasher) -> None:
-    kind = type(value)
-    # Exact types first: the common case of big flat lists stays fast.
-    if kind is float:
-        parts.append(f"f{value!r};")  # repr round-trips; nan and inf are spelled out
-    elif kind is int:
-        parts.append(f"i{value};")
-    elif kind is str:
-        parts.append(f"s{len(value)}:{value}")
-    elif value is None or isinstance(value, bool):
-        parts.append(f"{value!r};")
-    elif isinstance(value, (list, tuple)):
-        parts.append("[")
-        for item in value:
-            _encode(item, parts, digest)
-            if len(parts) > 8192:  # bounded memory for long lists
-                digest.update("".join(parts).encode("utf-8", "surrogatepass"))
-                parts.clear()
-        parts.append("]")
-    elif isinstance(value, int):  # subclasses (numpy floats, enums) hash as their base
-        parts.append(f"i{int(value)};")
-    elif isinstance(value, float):
-        parts.append(f"f{float(value)!r};")
-    elif isinstance(value, str):
-        parts.append(f"s{len(value)}:{value!s}")
-    elif isinstance(value, (bytes, bytearray)):
-        parts.append(f"b{bytes(value).hex()};")
-    elif isinstance(value, dict):
-        parts.append("{")
-        for key in sorted(value, key=repr):
-            _encode(key, parts, digest)
-            _encode(value[key], parts, digest)
-        parts.append("}")
-    elif (type(value).__module__ or "").startswith("numpy"):
-        if getattr(value, "ndim", 0) == 0:  # numpy scalars hash as Python numbers
-            _encode(value.item(), parts, digest)
-        else:
-            from registrum.capture._arrays import hash_array  # see fingerprint()
-
-            parts.append(f"a{hash_array(value)};")
-    else:
-        text = repr(value)
-        if " at 0x" in text:
-            raise TypeError(
-                f"cannot fingerprint an element of type {type(value).__qualname__}: its "
-                f"repr changes from run to run; supported: {_SUPPORTED}"
-            )
-        parts.append(f"r{len(text)}:{text}")
-
-
 def _bytes_fingerprint(data: bytes | bytearray | memoryview) -> Fingerprint:
     view = memoryview(data)
     if not view.c_contiguous:
         view = memoryview(view.tobytes())
     view = view.cast("B")
-    digest = _start("bytes", {"length": view.nbytes})
+    digest = start_digest("bytes", {"length": view.nbytes})
     digest.update(view)
     return Fingerprint(digest.hexdigest(), "bytes", {"length": view.nbytes}, None)
 
@@ -217,7 +116,7 @@ def _path_fingerprint(path: Path) -> Fingerprint:
     if stat.S_ISDIR(mode):
         return _folder_fingerprint(path)
     sha, size = hash_file(path)
-    digest = _start("file", {"sha256": sha, "size": size})
+    digest = start_digest("file", {"sha256": sha, "size": size})
     schema = {"name": path.name, "bytes": size, "sha256": sha}
     return Fingerprint(digest.hexdigest(), "file", schema, None)
 
@@ -232,7 +131,7 @@ def _folder_fingerprint(root: Path) -> Fingerprint:
     entries += [(name, ["symlink", target]) for name, target in links.items()]
     entries += [(name, ["special"]) for name in others]
     entries.sort()
-    digest = _start("folder", {"entries": len(entries)})
+    digest = start_digest("folder", {"entries": len(entries)})
     for name, entry in entries:
         digest.update(json.dumps([name, *entry], separators=(",", ":")).encode() + b"\n")
     schema = {

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from registrum.entities import ROLES
 from registrum.store import validation as v
-from registrum.store.principal import ROLES
 from registrum.store.webhooks import WEBHOOK_EVENTS
 
 Schema = dict[str, Any]

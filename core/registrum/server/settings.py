@@ -58,8 +58,6 @@ class Settings:
     audit_anchor_interval: float = 60.0
 
     def __post_init__(self) -> None:
-        from registrum.server.webhooks import check_options
-
         if not 0 < self.heartbeat_timeout < float("inf"):
             raise ValueError(
                 f"the heartbeat timeout must be above 0 seconds, got {self.heartbeat_timeout}"
@@ -75,10 +73,25 @@ class Settings:
                 "audit_anchor_interval must be 0 (off) or a number of seconds, "
                 f"got {self.audit_anchor_interval}"
             )
-        check_options(
+        check_webhook_options(
             senders=self.webhook_senders,
             poll_interval=self.webhook_poll_interval,
             retry_delay=self.webhook_retry_delay,
             max_attempts=self.webhook_max_attempts,
             timeout=self.webhook_timeout,
         )
+
+
+def check_webhook_options(
+    *, senders: int, poll_interval: float, retry_delay: float, max_attempts: int, timeout: float
+) -> None:
+    """Raises ValueError, naming the option, for webhook worker settings that cannot work."""
+    for value, what in ((poll_interval, "poll interval"), (timeout, "timeout")):
+        if not value > 0:
+            raise ValueError(f"the webhook {what} must be above 0 seconds, got {value}")
+    if not retry_delay >= 0:
+        raise ValueError(f"the webhook retry delay must not be negative, got {retry_delay}")
+    if max_attempts < 1:
+        raise ValueError(f"webhook max attempts must be at least 1, got {max_attempts}")
+    if senders < 0:
+        raise ValueError(f"webhook senders must be 0 (off) or more, got {senders}")

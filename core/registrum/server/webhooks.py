@@ -26,28 +26,13 @@ import certifi
 import urllib3
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
 
-from registrum.server.settings import Settings
+from registrum.server.settings import Settings, check_webhook_options
 from registrum.store.webhook_targets import Target, TargetRefused, TargetUnresolved, resolve_target
 from registrum.store.webhooks import DueDelivery
 
 log = logging.getLogger("registrum.server.webhooks")
 
 MAX_ERROR = 500
-
-
-def check_options(
-    *, senders: int, poll_interval: float, retry_delay: float, max_attempts: int, timeout: float
-) -> None:
-    """Raises ValueError, naming the option, for worker settings that cannot work."""
-    for value, what in ((poll_interval, "poll interval"), (timeout, "timeout")):
-        if not value > 0:
-            raise ValueError(f"the webhook {what} must be above 0 seconds, got {value}")
-    if not retry_delay >= 0:
-        raise ValueError(f"the webhook retry delay must not be negative, got {retry_delay}")
-    if max_attempts < 1:
-        raise ValueError(f"webhook max attempts must be at least 1, got {max_attempts}")
-    if senders < 0:
-        raise ValueError(f"webhook senders must be 0 (off) or more, got {senders}")
 
 
 class WebhookWorker:
@@ -75,7 +60,7 @@ class WebhookWorker:
         timeout: float = 10.0,
         allow_private: bool = False,
     ) -> None:
-        check_options(
+        check_webhook_options(
             senders=senders,
             poll_interval=poll_interval,
             retry_delay=retry_delay,

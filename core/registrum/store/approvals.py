@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
-from registrum.entities import UNSET, ModelVersion, _Unset
+from registrum.entities import ROLES, UNSET, ModelVersion, _Unset
 from registrum.errors import (
     AliasMoved,
     AliasNotFound,
@@ -45,7 +45,6 @@ from registrum.store._base import StoreBase, dumps, loads, now
 from registrum.store.auditing import current_actor
 from registrum.store.evaluations import EvaluationsMixin
 from registrum.store.idempotency import Claim, claim
-from registrum.store.principal import ROLES
 from registrum.store.registry import RegistryMixin
 
 STATES = ("open", "approved", "rejected", "cancelled")

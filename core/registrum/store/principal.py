@@ -8,9 +8,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from registrum.entities import ROLES
 from registrum.store.auditing import acting_as
 
-ROLES = ("viewer", "editor", "reviewer", "admin")  # each role has the rights of those before it
+__all__ = ["ROLES", "Principal", "current_principal", "rank", "set_principal", "signed_in_as"]
 
 
 @dataclass(frozen=True)

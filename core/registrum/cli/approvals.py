@@ -1,4 +1,4 @@
-"""Commands for promotion with approval: `registrum policy`, `registrum requests` and
+"""Promotion with approval: `registrum policy`, `registrum requests` and
 `registrum models aliases-history`."""
 
 from __future__ import annotations
@@ -7,26 +7,15 @@ import argparse
 import json
 from typing import Any
 
-from registrum.store.principal import ROLES
-
-
-def _client(args: argparse.Namespace, *, read: bool = False) -> Any:
-    from registrum.cli import _client
-
-    return _client(args, read=read)
-
-
-def _when(stamp: float | None) -> str:
-    from registrum.cli import _when
-
-    return _when(stamp)
+from registrum.cli._common import leaf, open_client, when
+from registrum.entities import ROLES
 
 
 def _policy_set(args: argparse.Namespace) -> int:
     gates = [json.loads(g) for g in args.gate]
     if args.require_tag:
         gates.append({"type": "tags", "tags": args.require_tag})
-    with _client(args) as client:
+    with open_client(args) as client:
         policy = client.set_policy(
             args.name,
             protected=args.protect,
@@ -40,7 +29,7 @@ def _policy_set(args: argparse.Namespace) -> int:
 
 
 def _policy_show(args: argparse.Namespace) -> int:
-    with _client(args, read=True) as client:
+    with open_client(args, read=True) as client:
         _print_policy(client.policy(args.name))
     return 0
 
@@ -58,7 +47,7 @@ def _print_policy(policy: dict[str, Any]) -> None:
 
 
 def _requests_open(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with open_client(args) as client:
         request = client.request_promotion(
             args.name, args.alias, args.version, comment=args.comment
         )
@@ -67,7 +56,7 @@ def _requests_open(args: argparse.Namespace) -> int:
 
 
 def _requests_list(args: argparse.Namespace) -> int:
-    with _client(args, read=True) as client:
+    with open_client(args, read=True) as client:
         requests = client.requests(args.name, state=args.state)
     print(f"{'id':>5}  {'alias':<16}  {'move':<9}  {'state':<9}  {'votes':<5}  {'by':<16}  opened")
     for r in requests:
@@ -75,19 +64,19 @@ def _requests_list(args: argparse.Namespace) -> int:
         votes = f"{r['approvals']}/{r['approvals_needed']}"
         print(
             f"{r['id']:>5}  {r['alias']:<16}  {move:<9}  {r['state']:<9}  {votes:<5}  "
-            f"{r['requested_by']:<16}  {_when(r['created_at'])}"
+            f"{r['requested_by']:<16}  {when(r['created_at'])}"
         )
     return 0
 
 
 def _requests_show(args: argparse.Namespace) -> int:
-    with _client(args, read=True) as client:
+    with open_client(args, read=True) as client:
         _print_request(client.request(args.id))
     return 0
 
 
 def _requests_decide(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with open_client(args) as client:
         act = {"approve": client.approve, "reject": client.reject, "cancel": client.cancel_request}
         _print_request(act[args.action](args.id, comment=args.comment))
     return 0
@@ -98,39 +87,33 @@ def _print_request(r: dict[str, Any]) -> None:
         f"request {r['id']}: {r['model']}@{r['alias']} {r['from_version'] or '(unset)'} -> "
         f"{r['version']}, {r['state']}, {r['approvals']}/{r['approvals_needed']} approvals"
     )
-    print(f"opened by {r['requested_by']} {_when(r['created_at'])}: {r['comment'] or ''}")
+    print(f"opened by {r['requested_by']} {when(r['created_at'])}: {r['comment'] or ''}")
     for vote in r["votes"]:
         print(
-            f"  {vote['decision']} by {vote['voter']} {_when(vote['at'])}: {vote['comment'] or ''}"
+            f"  {vote['decision']} by {vote['voter']} {when(vote['at'])}: {vote['comment'] or ''}"
         )
     if r["decided_by"]:
-        print(f"{r['state']} by {r['decided_by']} {_when(r['decided_at'])}")
+        print(f"{r['state']} by {r['decided_by']} {when(r['decided_at'])}")
     for g in r["gates"]:
         print(f"  gate {'pass' if g['passed'] else 'FAIL'}: {g['detail']}")
 
 
 def _aliases_history(args: argparse.Namespace) -> int:
-    with _client(args, read=True) as client:
+    with open_client(args, read=True) as client:
         moves = client.alias_history(args.name, args.alias)
     print(f"{'when':<16}  {'alias':<16}  {'from':>5}  {'to':>5}  {'by':<20}  request")
     for m in moves:
         before = "-" if m["from_version"] is None else m["from_version"]
         after = "-" if m["to_version"] is None else m["to_version"]
         print(
-            f"{_when(m['at']):<16}  {m['alias']:<16}  {before:>5}  {after:>5}  "
+            f"{when(m['at']):<16}  {m['alias']:<16}  {before:>5}  {after:>5}  "
             f"{m['actor']:<20}  {m['request_id'] or '-'}"
         )
     return 0
 
 
-def add_commands(commands: Any, models: Any, store_help: str) -> None:
+def add_commands(commands: Any, models: Any) -> None:
     """Adds `policy`, `requests` and `models aliases-history` to the `registrum` command."""
-
-    def leaf(group: Any, name: str, help: str, handler: Any) -> argparse.ArgumentParser:
-        parser: argparse.ArgumentParser = group.add_parser(name, help=help)
-        parser.add_argument("--store", default=None, help=store_help)
-        parser.set_defaults(handler=handler)
-        return parser
 
     policy = commands.add_parser(
         "policy", help="a model's protected aliases, approvers and gates"

@@ -1,80 +1,17 @@
-"""Commands for access control (`registrum users|tokens|members`) and the server's switch."""
+"""`registrum users|tokens|members`: users, their API tokens and their roles on projects."""
 
 from __future__ import annotations
 
 import argparse
-import ipaddress
-import os
-import sys
 import time
 from typing import Any
 
-from registrum.store.principal import ROLES
-
-
-def is_loopback(host: str) -> bool:
-    """Whether `host` is only reachable from this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def add_server_options(server: argparse.ArgumentParser) -> None:
-    server.add_argument(
-        "--auth",
-        action="store_true",
-        help="require an API token on every request and check each user's project roles; "
-        "on first start a server admin is made, with the token REGISTRUM_ADMIN_TOKEN or "
-        "a fresh one printed once",
-    )
-    server.add_argument(
-        "--admin-name",
-        default="admin",
-        help="user name of the first server admin (default admin)",
-    )
-    server.add_argument(
-        "--insecure",
-        action="store_true",
-        help="allow listening on a non-loopback address without --auth (anyone who reaches "
-        "the port may read and change everything)",
-    )
-
-
-def server_auth(args: argparse.Namespace) -> dict[str, Any] | None:
-    """The access-control settings of `registrum server`; None (after one line on stderr)
-    when it must not start: a non-loopback address without --auth or --insecure."""
-    if not args.auth and not args.insecure and not is_loopback(args.host):
-        print(
-            f"registrum server: refusing to listen on {args.host} without access control; "
-            "add --auth (API tokens and project roles) or --insecure (anyone who reaches "
-            "the port may read and change everything)",
-            file=sys.stderr,
-        )
-        return None
-    return {
-        "auth": bool(args.auth),
-        "admin_token": os.environ.get("REGISTRUM_ADMIN_TOKEN") or None,
-        "admin_name": args.admin_name,
-    }
-
-
-def _client(args: argparse.Namespace) -> Any:
-    from registrum.cli import _client
-
-    return _client(args)
-
-
-def _when(stamp: float | None) -> str:
-    from registrum.cli import _when
-
-    return _when(stamp)
+from registrum.cli._common import leaf, open_client, when
+from registrum.entities import ROLES
 
 
 def _users_add(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with open_client(args) as client:
         user = client.add_user(args.name, server_admin=args.server_admin)
     kind = "server admin" if user.server_admin else "user"
     print(f"added {kind} {user.name}; make a token: registrum tokens create --user {user.name}")
@@ -82,17 +19,17 @@ def _users_add(args: argparse.Namespace) -> int:
 
 
 def _users_list(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with open_client(args) as client:
         users = client.users()
     print(f"{'name':<32}  {'server admin':<12}  {'disabled':<8}  created")
     for u in users:
         admin, off = "yes" if u.server_admin else "-", "yes" if u.disabled else "-"
-        print(f"{u.name:<32}  {admin:<12}  {off:<8}  {_when(u.created_at)}")
+        print(f"{u.name:<32}  {admin:<12}  {off:<8}  {when(u.created_at)}")
     return 0
 
 
 def _users_disable(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with open_client(args) as client:
         client.disable_user(args.name)
     print(f"disabled {args.name}: their tokens no longer work")
     return 0
@@ -100,16 +37,16 @@ def _users_disable(args: argparse.Namespace) -> int:
 
 def _tokens_create(args: argparse.Namespace) -> int:
     expires = None if args.expires_in_days is None else time.time() + args.expires_in_days * 86400
-    with _client(args) as client:
+    with open_client(args) as client:
         token = client.create_token(name=args.name, user=args.user, expires_at=expires)
-    until = f", expires {_when(token.expires_at)}" if token.expires_at else ""
+    until = f", expires {when(token.expires_at)}" if token.expires_at else ""
     print(f"token {token.id} ({token.name}) for {token.user}{until}; shown this once:")
     print(token.token)
     return 0
 
 
 def _tokens_list(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with open_client(args) as client:
         tokens = client.tokens(user=args.user)
     print(f"{'id':>5}  {'user':<20}  {'name':<16}  {'prefix':<12}  {'expires':<16}  state")
     stamp = time.time()
@@ -119,53 +56,46 @@ def _tokens_list(args: argparse.Namespace) -> int:
         elif k.expires_at is not None and k.expires_at <= stamp:
             state = "expired"
         else:
-            state = f"active, last used {_when(k.last_used_at)}"
+            state = f"active, last used {when(k.last_used_at)}"
         print(
             f"{k.id:>5}  {k.user:<20}  {k.name:<16}  {k.prefix:<12}  "
-            f"{_when(k.expires_at):<16}  {state}"
+            f"{when(k.expires_at):<16}  {state}"
         )
     return 0
 
 
 def _tokens_revoke(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with open_client(args) as client:
         client.revoke_token(args.id)
     print(f"revoked token {args.id}")
     return 0
 
 
 def _members_add(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with open_client(args) as client:
         member = client.add_member(args.project, args.user, args.role)
     print(f"{member.user} is {member.role} of {member.project}")
     return 0
 
 
 def _members_list(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with open_client(args) as client:
         members = client.members(args.project)
     print(f"{'user':<32}  {'role':<8}  since")
     for m in members:
-        print(f"{m.user:<32}  {m.role:<8}  {_when(m.created_at)}")
+        print(f"{m.user:<32}  {m.role:<8}  {when(m.created_at)}")
     return 0
 
 
 def _members_remove(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with open_client(args) as client:
         client.remove_member(args.project, args.user)
     print(f"removed {args.user} from {args.project}")
     return 0
 
 
-def add_commands(commands: Any, store_help: str) -> None:
+def add_commands(commands: Any) -> None:
     """Adds `users`, `tokens` and `members` to the `registrum` command."""
-
-    def leaf(group: Any, name: str, help: str, handler: Any) -> argparse.ArgumentParser:
-        parser: argparse.ArgumentParser = group.add_parser(name, help=help)
-        parser.add_argument("--store", default=None, help=store_help)
-        parser.set_defaults(handler=handler)
-        return parser
-
     users = commands.add_parser(
         "users", help="add, list and disable users (a server admin)"
     ).add_subparsers(dest="action", required=True)

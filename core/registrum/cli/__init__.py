@@ -1,0 +1,52 @@
+"""The `registrum` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from registrum.cli import (
+    access,
+    approvals,
+    audit,
+    datasets,
+    demo,
+    lineage,
+    models,
+    runs,
+    server,
+    sync,
+    webhooks,
+)
+from registrum.errors import RegistrumError
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command: each module adds its group, in the order `--help` lists them."""
+    parser = argparse.ArgumentParser(prog="registrum", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    server.add_commands(commands)
+    sync.add_commands(commands)
+    runs.add_commands(commands)
+    models_group = models.add_commands(commands)
+    lineage.add_commands(commands)
+    audit.add_commands(commands)
+    datasets.add_commands(commands)
+    webhooks.add_commands(commands)
+    access.add_commands(commands)
+    approvals.add_commands(commands, models_group)
+    demo.add_commands(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except RegistrumError as exc:
+        print(f"registrum {args.command}: {exc}", file=sys.stderr)
+        return 1
+    return code

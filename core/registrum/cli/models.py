@@ -1,0 +1,92 @@
+"""`registrum models list|show|evals` and `registrum download`: registered models, their
+versions, how each version did on each evaluation dataset, and a version's files."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from registrum.cli._common import add_store, open_client
+
+
+def _models_list(args: argparse.Namespace) -> int:
+    with open_client(args, read=True) as client:
+        models = client.models(args.project)
+    print(f"{'name':<32}  {'project':<16}  {'latest':>6}  aliases")
+    for m in models:
+        aliases = ", ".join(f"{a}→{n}" for a, n in m.aliases.items())
+        print(f"{m.name:<32}  {m.project:<16}  {m.latest_version or '-':>6}  {aliases}")
+    return 0
+
+
+def _models_show(args: argparse.Namespace) -> int:
+    with open_client(args, read=True) as client:
+        if "@" in args.ref:
+            versions = [client.model_version(args.ref)]
+        else:
+            versions = client.model_versions(args.ref)
+    for mv in versions:
+        aliases = f"  @{', @'.join(mv.aliases)}" if mv.aliases else ""
+        print(
+            f"{mv.model}@{mv.version}{aliases}  from run {mv.run_id or '-'}  ({mv.flavor or '-'})"
+        )
+        metrics = ", ".join(f"{k}={x:.4g}" for k, x in mv.metrics.items())
+        print(f"  metrics: {metrics or '-'}")
+        print(f"  files: {mv.artifact.file_count}, {mv.artifact.size:,} bytes")
+    return 0
+
+
+def _models_evals(args: argparse.Namespace) -> int:
+    with open_client(args, read=True) as client:
+        history = client.evaluations(args.name)
+    if not history["evaluations"]:
+        print(f"{args.name}: no evaluations yet (runs that use_model a version and log metrics)")
+        return 0
+    labels = {d["id"]: f"{d['project']}/{d['name']} v{d['version']}" for d in history["datasets"]}
+    by_dataset: dict[Any, dict[tuple[int, str], dict[str, Any]]] = {}
+    for cell in history["evaluations"]:
+        by_dataset.setdefault(cell["dataset"], {})[cell["version"], cell["metric"]] = cell
+    for dataset, cells in by_dataset.items():
+        metrics = sorted({m for _, m in cells})
+        versions = sorted({ver for ver, _ in cells})
+        print(f"on {labels.get(dataset, 'no recorded dataset')}:")
+        print("  version  " + "  ".join(f"{m:>14}" for m in metrics))
+        for ver in versions:
+            values = [cells.get((ver, m)) for m in metrics]
+            shown = [f"{c['value']:>14.6g}" if c else f"{'-':>14}" for c in values]
+            print(f"  {ver:>7}  " + "  ".join(shown))
+    return 0
+
+
+def _download(args: argparse.Namespace) -> int:
+    with open_client(args, read=True) as client:
+        out = client.download(args.ref, args.dir)
+    print(f"downloaded {args.ref} into {out}")
+    return 0
+
+
+def add_commands(commands: Any) -> Any:
+    """Adds `models list|show|evals` and `download` to the `registrum` command; returns the
+    `models` group, which `approvals` extends with `aliases-history`."""
+    models = commands.add_parser("models", help="list and show registered models").add_subparsers(
+        dest="action", required=True
+    )
+    models_list = models.add_parser("list", help="registered models")
+    models_list.add_argument("--project", default=None)
+    add_store(models_list)
+    models_list.set_defaults(handler=_models_list)
+    models_show = models.add_parser("show", help="a model's versions, or one (NAME@REF)")
+    models_show.add_argument("ref")
+    add_store(models_show)
+    models_show.set_defaults(handler=_models_show)
+    evals = models.add_parser("evals", help="how every version did on each evaluation dataset")
+    evals.add_argument("name")
+    add_store(evals)
+    evals.set_defaults(handler=_models_evals)
+
+    download = commands.add_parser("download", help="download a model version's files")
+    download.add_argument("ref", help="NAME@ALIAS or NAME@VERSION")
+    download.add_argument("dir")
+    add_store(download)
+    download.set_defaults(handler=_download)
+    return models

@@ -1,0 +1,90 @@
+"""`registrum runs list|show|code`: a project's runs, one run, and a run's code version."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from registrum.cli._common import add_store, open_client, when
+
+
+def _runs_list(args: argparse.Namespace) -> int:
+    with open_client(args, read=True) as client:
+        runs = client.runs(
+            args.project, filter=args.filter, order_by=args.order_by, limit=args.limit
+        )
+    print(f"{'id':<32}  {'name':<24}  {'status':<9}  {'started':<16}  metrics")
+    for r in runs:
+        shown = ", ".join(f"{k}={m.last:.4g}" for k, m in list(r.metrics.items())[:4])
+        name = (r.name or "-")[:24]
+        print(f"{r.id:<32}  {name:<24}  {r.status:<9}  {when(r.start_time):<16}  {shown}")
+    return 0
+
+
+def _runs_show(args: argparse.Namespace) -> int:
+    with open_client(args, read=True) as client:
+        r = client.run(args.run_id)
+    print(f"run {r.id}  ({r.project}/{r.name or '-'})  {r.status}")
+    print(f"  job type {r.job_type or '-'}, user {r.user or '-'}, host {r.host or '-'}")
+    print(f"  started {when(r.start_time)}, ended {when(r.end_time)}, parent {r.parent_id or '-'}")
+    for title, items in (("params", r.params), ("tags", r.tags)):
+        if items:
+            print(f"  {title}:")
+            for k, value in items.items():
+                print(f"    {k} = {value}")
+    if r.metrics:
+        print("  metrics (last, min, max, count):")
+        for k, m in r.metrics.items():
+            print(f"    {k}: {m.last:.6g}, {m.min}, {m.max}, {m.count} at step {m.last_step}")
+    return 0
+
+
+def _runs_code(args: argparse.Namespace) -> int:
+    with open_client(args, read=True) as client:
+        if args.other is None:
+            code = client.code_version(args.run_id)
+            diff = client.code_diff(args.run_id) if code else None
+            if code is None:
+                print(f"run {args.run_id}: no code version recorded")
+                return 0
+            print(f"run {args.run_id}")
+            for field in ("commit", "branch", "remote", "dirty"):
+                print(f"  {field}: {code[field]}")
+            if diff:
+                print(f"  uncommitted diff ({len(diff.splitlines())} lines):")
+                print(diff if args.diff else "  (--diff prints it)")
+            return 0
+        compared = client.compare_code(args.run_id, args.other)
+    print(
+        f"code of {args.run_id} and {args.other}: "
+        f"{'the same' if compared['same_code'] else 'different'}"
+    )
+    for field, (a, b) in compared["differences"].items():
+        print(f"  {field}: {a}  ->  {b}")
+    if compared["diff_of_diffs"]:
+        print(compared["diff_of_diffs"])
+    return 0
+
+
+def add_commands(commands: Any) -> None:
+    """Adds `runs list`, `runs show` and `runs code` to the `registrum` command."""
+    runs = commands.add_parser("runs", help="list and show runs").add_subparsers(
+        dest="action", required=True
+    )
+    runs_list = runs.add_parser("list", help="runs of a project, filtered and ordered")
+    runs_list.add_argument("project")
+    runs_list.add_argument("--filter", default=None, help='e.g. "metrics.loss < 0.3"')
+    runs_list.add_argument("--order-by", default=None, help='e.g. "-metrics.val_acc"')
+    runs_list.add_argument("--limit", type=int, default=20)
+    add_store(runs_list)
+    runs_list.set_defaults(handler=_runs_list)
+    runs_show = runs.add_parser("show", help="one run: params, tags, metric summaries")
+    runs_show.add_argument("run_id")
+    add_store(runs_show)
+    runs_show.set_defaults(handler=_runs_show)
+    code = runs.add_parser("code", help="a run's code version, or two runs' compared")
+    code.add_argument("run_id")
+    code.add_argument("other", nargs="?", default=None, help="a second run to compare with")
+    code.add_argument("--diff", action="store_true", help="print the uncommitted diff")
+    add_store(code)
+    code.set_defaults(handler=_runs_code)

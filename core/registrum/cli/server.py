@@ -1,0 +1,233 @@
+"""`registrum server` (a store over HTTP, with its access-control switch) and `registrum ui`
+(the web UI over the embedded store, on loopback).
+
+The server extra (FastAPI, uvicorn, SQLAlchemy through the store) is imported only when one
+of these commands runs: `registrum --help` and the other commands never load it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import sys
+from typing import Any
+
+from registrum.cli._common import add_store
+from registrum.errors import RegistrumError
+
+
+def _has_server_extra(command: str) -> bool:
+    """Whether the server extra is installed; if not, says how to get it."""
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        print(
+            f"registrum {command} needs the server extra ({exc.name} is missing): "
+            'pip install "registrum[server]"',
+            file=sys.stderr,
+        )
+        return False
+    return True
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is only reachable from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def server_auth(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The access-control settings of `registrum server`; None (after one line on stderr)
+    when it must not start: a non-loopback address without --auth or --insecure."""
+    if not args.auth and not args.insecure and not is_loopback(args.host):
+        print(
+            f"registrum server: refusing to listen on {args.host} without access control; "
+            "add --auth (API tokens and project roles) or --insecure (anyone who reaches "
+            "the port may read and change everything)",
+            file=sys.stderr,
+        )
+        return None
+    return {
+        "auth": bool(args.auth),
+        "admin_token": os.environ.get("REGISTRUM_ADMIN_TOKEN") or None,
+        "admin_name": args.admin_name,
+    }
+
+
+def _server(args: argparse.Namespace) -> int:
+    if not _has_server_extra("server"):
+        return 2
+    import uvicorn
+
+    from registrum.server import Settings, create_app
+    from registrum.store import open_store
+
+    access = server_auth(args)
+    if access is None:
+        return 2
+    try:
+        settings = Settings(
+            **access,
+            store_url=args.store,
+            blobs=args.blobs,
+            max_body_bytes=args.max_body_mb * 1024 * 1024,
+            webhook_senders=args.webhook_senders,
+            webhook_retry_delay=args.webhook_retry_delay,
+            webhook_max_attempts=args.webhook_attempts,
+            webhook_timeout=args.webhook_timeout,
+            allow_private_webhooks=args.allow_private_webhooks,
+            heartbeat_timeout=args.heartbeat_timeout,
+        )
+    except ValueError as exc:
+        print(f"registrum server: {exc}", file=sys.stderr)
+        return 2
+    # Open (create, upgrade) the store once up front, so a wrong URL or an
+    # unreachable database is one clear line, not a traceback from the server.
+    try:
+        open_store(settings.store_url, blobs=settings.blobs).close()
+    except (RegistrumError, OSError) as exc:
+        print(f"registrum server: {exc}", file=sys.stderr)
+        return 2
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=args.access_log,
+        timeout_keep_alive=30,
+        # X-Forwarded-For/-Proto name the client only when a trusted proxy sent them: audit
+        # events without --auth name the caller's address.
+        proxy_headers=True,
+        forwarded_allow_ips=args.forwarded_allow_ips,
+    )
+    return 0
+
+
+def _ui(args: argparse.Namespace) -> int:
+    """The web UI over the embedded store (REGISTRUM_HOME), on loopback only."""
+    if not _has_server_extra("ui"):
+        return 2
+    import uvicorn
+
+    from registrum.server import Settings, create_app
+    from registrum.store import open_store
+
+    settings = Settings(store_url=args.store, blobs=args.blobs)
+    try:
+        open_store(settings.store_url, blobs=settings.blobs).close()
+    except (RegistrumError, OSError) as exc:
+        print(f"registrum ui: {exc}", file=sys.stderr)
+        return 2
+    url = f"http://127.0.0.1:{args.port}/"
+    print(f"Registrum UI at {url} (Ctrl+C to stop)", flush=True)
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(url)
+    uvicorn.run(create_app(settings), host="127.0.0.1", port=args.port, log_level="warning")
+    return 0
+
+
+def _add_access_options(server: argparse.ArgumentParser) -> None:
+    server.add_argument(
+        "--auth",
+        action="store_true",
+        help="require an API token on every request and check each user's project roles; "
+        "on first start a server admin is made, with the token REGISTRUM_ADMIN_TOKEN or "
+        "a fresh one printed once",
+    )
+    server.add_argument(
+        "--admin-name",
+        default="admin",
+        help="user name of the first server admin (default admin)",
+    )
+    server.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow listening on a non-loopback address without --auth (anyone who reaches "
+        "the port may read and change everything)",
+    )
+
+
+def add_commands(commands: Any) -> None:
+    """Adds `server` and `ui` to the `registrum` command."""
+    server = commands.add_parser("server", help="serve a store over HTTP")
+    server.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
+    server.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    add_store(
+        server,
+        help="database URL: sqlite:///path.db or postgresql+psycopg://user@host/db "
+        "(default: the SQLite file under REGISTRUM_HOME, ~/.registrum)",
+    )
+    server.add_argument(
+        "--blobs",
+        default=None,
+        help="folder for artifact blobs (default: blobs/ beside the database)",
+    )
+    server.add_argument(
+        "--max-body-mb", type=int, default=64, help="largest JSON request body in MiB (default 64)"
+    )
+    server.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    server.add_argument("--access-log", action="store_true", help="log every request")
+    _add_access_options(server)
+    server.add_argument(
+        "--webhook-senders",
+        type=int,
+        default=4,
+        help="webhook deliveries sent at once; 0: this server delivers none (default 4)",
+    )
+    server.add_argument(
+        "--webhook-retry-delay",
+        type=float,
+        default=10.0,
+        help="seconds before a failed delivery's first retry, doubling after (default 10)",
+    )
+    server.add_argument(
+        "--webhook-attempts",
+        type=int,
+        default=8,
+        help="attempts before a delivery is marked failed (default 8)",
+    )
+    server.add_argument(
+        "--webhook-timeout",
+        type=float,
+        default=10.0,
+        help="seconds a webhook receiver has to connect and to answer (default 10)",
+    )
+    server.add_argument(
+        "--allow-private-webhooks",
+        action="store_true",
+        help="let webhooks reach loopback, private, link-local and other non-public addresses "
+        "(receivers on your own network); refused by default",
+    )
+    server.add_argument(
+        "--forwarded-allow-ips",
+        default=None,
+        help="comma-separated IPs or networks of reverse proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto headers are trusted, or '*' for any (default: $FORWARDED_ALLOW_IPS, "
+        "else 127.0.0.1,::1)",
+    )
+    server.add_argument(
+        "--heartbeat-timeout",
+        type=float,
+        default=600.0,
+        help="seconds without a heartbeat after which a running run is marked crashed "
+        "(default 600)",
+    )
+    server.set_defaults(handler=_server)
+    ui = commands.add_parser("ui", help="browse the embedded store in the web UI (loopback)")
+    ui.add_argument("--port", type=int, default=8766, help="port on 127.0.0.1 (default 8766)")
+    add_store(ui, help="database URL (default: the store under REGISTRUM_HOME)")
+    ui.add_argument("--blobs", default=None, help="artifact blobs folder (default: beside it)")
+    ui.add_argument("--open", action="store_true", help="open the UI in a web browser")
+    ui.set_defaults(handler=_ui)
