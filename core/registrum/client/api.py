@@ -118,6 +118,11 @@ class Client:
         )
         return moved
 
+    def set_version_tags(self, ref: str, tags: Mapping[str, str]) -> ModelVersion:
+        """Sets string tags on model version `ref` (`name@3`, `name@alias`); other tags stay."""
+        tagged: ModelVersion = self._store.update_model_version(ref, tags=tags)
+        return tagged
+
     def delete_alias(self, name: str, alias: str) -> None:
         self._store.delete_alias(name, alias)
 

@@ -259,15 +259,29 @@ class RunOutputs:
 
     def use_model(self, ref: str) -> Path:
         """Downloads a model version (`name@alias`, `name@3`) into the local cache, records
-        that this run used it, and returns the folder holding its files."""
+        that this run used it, and returns the folder holding its files. An offline run
+        reads the version from its store and records the use in its spool, delivered with
+        the rest of the run."""
         v.model_ref(ref)
-        store = self._store()
+        offline = self._writer is not None and self.settings.mode == "offline"
+        if offline:
+            if self._transport is None:
+                self._transport = open_transport(
+                    self.settings.store, home=self.settings.home, token=self.settings.token
+                )
+            store = self._transport
+        else:
+            store = self._store()
         version: ModelVersion = store.get_model_version(ref)
         dest = self.settings.home / "cache" / "models" / version.model / str(version.version)
         f.download(
             store, [x.to_dict() for x in version.artifact.files], dest, label=f"downloading {ref}"
         )
-        store.add_run_input(self.id, kind="model_version", target_id=version.id, role="input")
+        if offline:
+            assert self._writer is not None
+            self._writer.submit("add_run_input", kind="model_version", target_id=version.id)
+        else:
+            store.add_run_input(self.id, kind="model_version", target_id=version.id, role="input")
         return dest
 
     def use_dataset(

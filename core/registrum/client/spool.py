@@ -78,13 +78,16 @@ class Spool:
         self._lock: IO[bytes] | None = None
         self._next = 0
 
-    def create(self, meta: dict[str, Any]) -> None:
+    def _make_folders(self) -> None:
         for _ in range(3):  # another writer of the run may remove the run's folder meanwhile
             try:
                 self.events.mkdir(parents=True, exist_ok=True)
-                break
+                return
             except FileNotFoundError:
                 continue
+
+    def create(self, meta: dict[str, Any]) -> None:
+        self._make_folders()
         self._write(self.path / "meta.json", _dumps(meta))
         self._next = self._last_number() + 1
 
@@ -94,7 +97,7 @@ class Spool:
 
     def lock(self) -> bool:
         """Takes the spool for this process; False if a live process holds it."""
-        self.events.mkdir(parents=True, exist_ok=True)
+        self._make_folders()
         handle = open(self.path / "lock", "ab")  # noqa: SIM115 - held for the run's life
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -153,13 +153,15 @@ def _deliver_leftovers(settings: ClientSettings) -> None:
 def _start_writer(settings: ClientSettings, run_id: str, project: str) -> Writer:
     """The run's spool (taken by this process) and the writer that delivers it."""
     spool = Spool(settings.spool_root, run_id)
-    spool.create(
-        {"store": settings.store, "run_id": run_id, "project": project, "pid": os.getpid()}
-    )
+    # Locked before its meta is written: `registrum sync`, and the leftovers delivery of
+    # another thread's `init`, take only spools with a meta, and then only unlocked ones.
     if not spool.lock():
         raise InvalidArgument(
             f"run {run_id} is already being written by another process on this machine"
         )
+    spool.create(
+        {"store": settings.store, "run_id": run_id, "project": project, "pid": os.getpid()}
+    )
     return Writer(
         run_id,
         spool,

@@ -49,6 +49,7 @@ OPS = (
     "log_dataset",
     "log_artifact",
     "register_model",
+    "add_run_input",
     "finish_run",
 )
 

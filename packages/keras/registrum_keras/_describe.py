@@ -10,6 +10,8 @@ from typing import Any
 
 import keras
 
+FLAVOR = "keras"
+
 # `Model.fit` arguments worth keeping; Keras tells callbacks only `epochs` and `steps`.
 FIT_ARGUMENTS = (
     "batch_size",
@@ -163,3 +165,23 @@ def _metric_names(metrics: Any) -> Any:
         config = metrics["config"] if isinstance(metrics["config"], Mapping) else {}
         return config.get("name") or metrics["class_name"]
     return metrics
+
+
+def numbers(logs: Mapping[str, Any]) -> dict[str, float]:
+    """The numeric entries of Keras logs as floats (other callbacks may add anything).
+    `float()` takes Python and NumPy numbers and one-element tensors of every backend."""
+    found = {}
+    for key, value in logs.items():
+        if isinstance(value, str | bytes):
+            continue
+        try:
+            found[key] = float(value)
+        except (TypeError, ValueError):
+            continue
+    return found
+
+
+def learning_rate(model: Any) -> float | None:
+    """The optimizer's current learning rate (a schedule's value at the current step)."""
+    rate = getattr(getattr(model, "optimizer", None), "learning_rate", None)
+    return None if rate is None else float(rate)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import keras
 
-import registrum
-from registrum_keras._callback import FLAVOR
+from registrum import integration
+from registrum_keras._describe import FLAVOR
 
 
 def load_model(
@@ -21,27 +19,20 @@ def load_model(
     safe_mode: bool = True,
 ) -> keras.Model:
     """Downloads model version `ref` (`name@alias`, `name@3`, `name`) and loads it with
-    `keras.saving.load_model`: the compiled model, optimizer state included.
+    `keras.saving.load_model`: the compiled model, optimizer state included. Inside an
+    active run (of the same store, online or offline) the run records that it used it.
 
     Args:
         ref: the model version.
-        store: where it is registered (default `REGISTRUM_URL`, else the embedded store).
+        store: where it is registered (default: the active run's store, else
+            `REGISTRUM_URL`, else the embedded store).
         custom_objects, compile, safe_mode: passed to `keras.saving.load_model`.
     """
-    with registrum.Client(store) as client:
-        version = client.model_version(ref)
-        if version.flavor != FLAVOR:
-            raise ValueError(
-                f"{version.ref} is a {version.flavor!r} model, not a Keras one; "
-                "load it with its own framework's load_model"
-            )
-        with tempfile.TemporaryDirectory(prefix="registrum-keras-") as folder:
-            client.download(version.ref, folder)  # the version resolved above, whatever moves
-            files = sorted(Path(folder).rglob("*.keras"))
-            if len(files) != 1:
-                raise ValueError(
-                    f"{version.ref} holds {len(files)} .keras files; load_model needs exactly one"
-                )
-            return keras.saving.load_model(
-                files[0], custom_objects=custom_objects, compile=compile, safe_mode=safe_mode
-            )
+    version, folder = integration.fetch_model(ref, flavor=FLAVOR, store=store)
+    # The version's own files only: the cache folder may hold others.
+    files = sorted(folder / f.path for f in version.artifact.files if f.path.endswith(".keras"))
+    if len(files) != 1:
+        raise ValueError(f"{version.ref} holds {len(files)} .keras files; load_model needs one")
+    return keras.saving.load_model(
+        files[0], custom_objects=custom_objects, compile=compile, safe_mode=safe_mode
+    )

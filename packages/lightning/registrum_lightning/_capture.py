@@ -52,10 +52,15 @@ def class_path(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def defined_in_a_function(path: str) -> bool:
-    """Whether the class at `class_path` was defined inside a function, where no import
-    reaches it."""
-    return "<locals>" in path.split(".")
+def unimportable(path: str) -> str | None:
+    """Why the class at `class_path` cannot be imported by name from another process: it was
+    defined inside a function, or in the script that was run (`__main__`, which is another
+    script in the process that loads it); None when it can."""
+    if "<locals>" in path.split("."):
+        return "is defined inside a function"
+    if path.startswith("__main__."):
+        return "is defined in the script that was run (__main__)"
+    return None
 
 
 def hparams(obj: Any) -> dict[str, Any]:
@@ -211,3 +216,27 @@ def _nbytes(array: Any) -> int:
     if isinstance(array, torch.Tensor):
         return array.element_size() * array.numel()
     return int(array.nbytes)
+
+
+def logger_step(trainer: pl.Trainer) -> int:
+    """The step Lightning logs metrics at: optimizer steps taken, whatever the optimizers."""
+    return int(trainer.fit_loop.epoch_loop._batches_that_stepped)
+
+
+def numbers(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """The single-number entries of Lightning's callback metrics, as floats."""
+    found = {}
+    for key, value in metrics.items():
+        if isinstance(value, torch.Tensor) and value.numel() == 1:
+            found[key] = float(value.item())
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            found[key] = float(value)
+    return found
+
+
+def signature(pl_module: pl.LightningModule) -> dict[str, Any] | None:
+    """The input's shape and dtype, from the module's `example_input_array` if it has one."""
+    example = pl_module.example_input_array
+    if not isinstance(example, torch.Tensor):
+        return None
+    return {"inputs": [{"shape": list(example.shape), "dtype": str(example.dtype)}]}

@@ -6,6 +6,7 @@ from __future__ import annotations
 from argparse import Namespace
 from typing import TYPE_CHECKING, Any
 
+import lightning.pytorch as pl
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import Logger
 
@@ -22,6 +23,13 @@ class CompanionLogger(Logger):
         # Where the trainer's logs went before this logger was added, so that
         # `trainer.log_dir` stays the same when it is the only logger.
         self._save_dir = save_dir
+
+    @classmethod
+    def attach(cls, callback: RegistrumCallback, trainer: pl.Trainer) -> None:
+        """Adds the callback's companion to the trainer's loggers, once. It comes after
+        ModelCheckpoint resolved its folder, so checkpoints stay where they were."""
+        if not any(isinstance(x, cls) and x.callback is callback for x in trainer.loggers):
+            trainer.loggers = [*trainer.loggers, cls(callback, trainer.default_root_dir)]
 
     @property
     def name(self) -> str:

@@ -12,7 +12,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 import registrum
 from registrum import integration
-from registrum.store import validation
+from registrum.integration import validation
 from registrum_optuna._options import REGISTER, Options, guarded
 from registrum_optuna._sweep import Sweep, known_sweep, sweep_of
 
@@ -73,8 +73,6 @@ class RegistrumCallback:
             type(alias_objective) is not int or alias_objective < 0
         ):
             raise ValueError(f"alias_objective must be an objective index, got {alias_objective!r}")
-        if run_options.get("id") is not None:
-            validation.run_id(run_options["id"])
         validation.string_map(run_options.get("tags"), "tags")
         self.options = Options(
             project=project,
@@ -99,9 +97,9 @@ class RegistrumCallback:
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         """Records the ended trial in its run, registers its model if it is the new best,
         and updates the sweep's summary."""
-        with guarded(self.options, f"record trial {trial.number}"):
+        with guarded(self.options, "record_trial"):
             sweep_of(study, self.options).close_trial(trial, trial.state)
-        with guarded(self.options, "record the sweep"):
+        with guarded(self.options, "record_sweep"):
             sweep = sweep_of(study, self.options)
             sweep.add_search_space(trial)
             sweep.log_summary()
@@ -116,7 +114,7 @@ class RegistrumCallback:
     def finish(self, study: optuna.Study) -> None:
         """Registers this process's best trial(s) when `register="at_end"`, records the
         last summary and finishes the sweep run (as happens at exit otherwise)."""
-        with guarded(self.options, "end the sweep"):
+        with guarded(self.options, "end_sweep"):
             sweep_of(study, self.options).end()
 
 
@@ -156,7 +154,7 @@ def _trial_run(trial: optuna.Trial, options: Options) -> Iterator[registrum.Run]
     sweep: Sweep | None = None
     run: registrum.Run | None = None
     owner = False
-    with guarded(options, f"start the run of trial {trial.number}"):
+    with guarded(options, "start_trial_run"):
         sweep = sweep_of(trial.study, options)
         run = sweep.open_run(trial.number)
         if run is None:
@@ -176,11 +174,11 @@ def _trial_run(trial: optuna.Trial, options: Options) -> Iterator[registrum.Run]
     except BaseException as exc:
         if owner and sweep is not None:
             status = "killed" if isinstance(exc, KeyboardInterrupt) else "failed"
-            with guarded(options, f"record the failure of trial {trial.number}"):
-                sweep.close_trial(_stored(trial), TrialState.FAIL, status=status)
+            with guarded(options, "record_trial_failure"):
+                sweep.close_trial(_frozen(trial), TrialState.FAIL, status=status)
         raise
 
 
-def _stored(trial: optuna.Trial) -> FrozenTrial:
+def _frozen(trial: optuna.Trial) -> FrozenTrial:
     """The trial as its storage holds it now (its params, reports and user attrs)."""
     return next(t for t in trial.study.get_trials(deepcopy=False) if t.number == trial.number)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import uuid
 import warnings
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
+from registrum import integration
 from registrum.client.settings import ClientSettings
-from registrum.errors import StoreUnavailable
 
 NAMESPACE = uuid.UUID("6f1b2a3c-5d4e-4f60-8a7b-9c0d1e2f3a4b")
 REGISTER = ("on_improvement", "at_end")
@@ -27,6 +27,7 @@ class Options:
     metric_names: tuple[str, ...] | None
     alias_objective: int | None
     run_options: Mapping[str, Any] = field(default_factory=dict)
+    warned: set[str] = field(default_factory=set, compare=False)  # the places warned about
 
     @property
     def store(self) -> str | None:
@@ -41,17 +42,10 @@ def warn(message: str) -> None:
     warnings.warn(f"registrum: {message}", RuntimeWarning, stacklevel=3)
 
 
-@contextmanager
-def guarded(options: Options, what: str) -> Iterator[None]:
-    """Turns a failure into a warning, so that tracking never fails a trial; under
-    REGISTRUM_STRICT=1 it raises instead, unless the store is only unreachable (what was
-    logged then waits in the spool)."""
-    try:
-        yield
-    except Exception as exc:
-        if options.settings().strict and not isinstance(exc, StoreUnavailable):
-            raise
-        warn(f"could not {what}; the study goes on: {type(exc).__name__}: {exc}")
+def guarded(options: Options, where: str) -> AbstractContextManager[None]:
+    """The integration kit's guard: a failure is a warning once per place, so that tracking
+    never fails a trial; under REGISTRUM_STRICT=1 it raises."""
+    return integration.guard(f"RegistrumCallback.{where}", options.warned)
 
 
 def trial_run_id(sweep_id: str, number: int) -> str:

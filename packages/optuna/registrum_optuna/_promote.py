@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import optuna
 from optuna.trial import FrozenTrial
@@ -34,16 +34,11 @@ def best_trials(study: optuna.Study) -> list[FrozenTrial]:
         return []
 
 
-def _transport(client: registrum.Client) -> Any:
-    """The store behind a client, for a run's artifacts and a version's tags."""
-    return client._store
-
-
 def _logged_model(sweep: Sweep, run_id: str) -> Artifact | None:
     """The newest model (artifact of type `model`) the trial's run logged, read from the store."""
-    project = sweep.client().run(run_id).project
-    artifacts = _transport(sweep.client()).list_artifacts(project, run_id=run_id)
-    return next((a for a in artifacts if a.type == "model"), None)
+    client = sweep.client()
+    models = client.artifacts(client.run(run_id).project, run_id=run_id, type="model", limit=1)
+    return models[0] if models else None
 
 
 def _registered(sweep: Sweep, run_id: str) -> ModelVersion | None:
@@ -135,10 +130,7 @@ def _register_model(
     if len(sweep.names) > 1:
         tags.update({key: repr(value) for key, value in version.metrics.items()})
         tags["optuna.pareto_front"] = "true"
-    tagged: ModelVersion = _transport(sweep.client()).update_model_version(
-        f"{name}@{version.version}", tags=tags
-    )
-    return tagged
+    return sweep.client().set_version_tags(f"{name}@{version.version}", tags)
 
 
 def move_alias(

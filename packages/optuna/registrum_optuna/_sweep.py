@@ -122,10 +122,10 @@ class Sweep:
         if self.options.register_as is not None and self.options.register == "at_end":
             for trial in best_trials(self.study):
                 if trial.number in self.closed:
-                    with guarded(self.options, f"register trial {trial.number}"):
+                    with guarded(self.options, "register"):
                         register(self, trial, None)
         # A trial that ends in another process later is summed up by that process, at its end.
-        with guarded(self.options, "record the sweep summary"):
+        with guarded(self.options, "record_summary"):
             self.log_summary()
         with self.lock:
             run, self.run = self.run, None
@@ -195,7 +195,7 @@ class Sweep:
                 and self.options.register_as is not None
                 and self.options.register == "on_improvement"
             ):
-                with guarded(self.options, f"register trial {trial.number}"):
+                with guarded(self.options, "register"):
                     if is_best(self.study, trial):
                         register(self, trial, run)
         finally:

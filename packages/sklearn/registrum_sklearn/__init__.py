@@ -1,12 +1,9 @@
 """Registrum for scikit-learn: `TrackedEstimator` records fits in runs, `load_model` reads the
 registry."""
 
-try:
-    import sklearn
-except ImportError as exc:
-    raise ImportError(
-        'registrum_sklearn needs scikit-learn: pip install "registrum[sklearn]"'
-    ) from exc
+from registrum.integration import require
+
+sklearn = require("sklearn", extra="sklearn", needs="scikit-learn")
 
 if tuple(int(part) for part in sklearn.__version__.split(".")[:2]) < (1, 6):
     raise ImportError(
@@ -14,7 +11,7 @@ if tuple(int(part) for part in sklearn.__version__.split(".")[:2]) < (1, 6):
         'pip install "registrum[sklearn]" "scikit-learn>=1.6"'
     )
 
-from registrum_sklearn._estimator import TrackedEstimator
-from registrum_sklearn._persist import load_model
+from registrum_sklearn._estimator import TrackedEstimator  # noqa: E402
+from registrum_sklearn._load import load_model  # noqa: E402
 
 __all__ = ["TrackedEstimator", "load_model"]

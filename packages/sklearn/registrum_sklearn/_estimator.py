@@ -13,7 +13,8 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 import registrum
-from registrum.store import validation
+from registrum import integration
+from registrum.integration import validation
 from registrum_sklearn._record import FitOptions, FitRecord, in_cross_validation
 
 EVAL_SET_SHAPES = (
@@ -117,14 +118,6 @@ class TrackedEstimator(MetaEstimatorMixin, BaseEstimator):  # type: ignore[misc]
             raise TypeError(
                 f"TrackedEstimator wraps a scikit-learn estimator, got {self.estimator!r}"
             )
-        if self.project is not None:
-            validation.name(self.project, "project name")
-        if self.register_as is not None:
-            validation.name(self.register_as, "model name")
-        if isinstance(self.aliases, str):
-            raise TypeError(f"aliases must be a list of names, not the string {self.aliases!r}")
-        for alias in self.aliases:
-            validation.alias(alias)
         run_options = {
             "name": self.name,
             "config": self.config,
@@ -138,6 +131,13 @@ class TrackedEstimator(MetaEstimatorMixin, BaseEstimator):  # type: ignore[misc]
             "capture_code": self.capture_code,
             "system_metrics": self.system_metrics,
         }
+        integration.check_options(
+            "TrackedEstimator",
+            self.project,
+            register_as=self.register_as,
+            aliases=self.aliases,
+            run_options=run_options,
+        )
         return FitOptions(
             project=self.project,
             run_options=run_options,

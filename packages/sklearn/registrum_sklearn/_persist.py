@@ -1,9 +1,8 @@
-"""The model file: skops where it can represent the estimator, joblib otherwise; and
-`load_model`, which reads either back from the registry."""
+"""The model file: skops where it can represent the estimator, joblib otherwise, and
+reading either back."""
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,6 @@ from typing import Any
 import joblib
 import sklearn
 
-import registrum
 from registrum_sklearn._describe import class_path
 
 FLAVOR = "sklearn"
@@ -53,41 +51,12 @@ def save_model(estimator: Any, folder: Path) -> tuple[Path, dict[str, Any]]:
     return path, metadata
 
 
-def load_model(ref: str, *, store: str | None = None, trusted: Sequence[str] = ()) -> Any:
-    """Downloads model version `ref` (`name@alias`, `name@3`, `name`) and returns the fitted
-    scikit-learn estimator.
-
-    A skops file is loaded trusting the types that were recorded when it was saved, plus
-    `trusted`; any other type in it is refused. A joblib file is unpickled, which can run
-    any code: load joblib models only from a store you trust.
-
-    Args:
-        ref: the model version.
-        store: where it is registered (default `REGISTRUM_URL`, else the embedded store).
-        trusted: further type names to trust in a skops file.
-    """
-    if isinstance(trusted, str):
-        raise TypeError(f"trusted must be a list of type names, not the string {trusted!r}")
-    with registrum.Client(store) as client:
-        version = client.model_version(ref)
-        if version.flavor != FLAVOR:
-            raise ValueError(
-                f"{version.ref} is a {version.flavor!r} model, not a scikit-learn one; "
-                "load it with its own framework's load_model"
-            )
-        metadata = version.artifact.metadata or {}
-        file_format = metadata.get("format")
-        if file_format not in FORMATS:
-            raise ValueError(
-                f"{version.ref} records the format {file_format!r}; "
-                f"load_model reads {' and '.join(FORMATS)}"
-            )
-        with tempfile.TemporaryDirectory(prefix="registrum-sklearn-") as folder:
-            client.download(version.ref, folder)  # the version resolved above, whatever moves
-            path = Path(folder) / FORMATS[file_format]
-            if file_format == "joblib":
-                return joblib.load(path)
-            return _load_skops(path, [*metadata.get("trusted_types", []), *trusted], version.ref)
+def read_model(folder: Path, metadata: dict[str, Any], trusted: Sequence[str], ref: str) -> Any:
+    """The estimator in a downloaded version's folder, read in the format it was saved in."""
+    path = folder / FORMATS[metadata["format"]]
+    if metadata["format"] == "joblib":
+        return joblib.load(path)
+    return _load_skops(path, [*metadata.get("trusted_types", []), *trusted], ref)
 
 
 def _load_skops(path: Path, trusted: list[str], ref: str) -> Any:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sys
-import tempfile
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +17,7 @@ from registrum_sklearn._persist import FLAVOR, save_model
 
 FOLD_JOB = "cv-fold"
 TRAIN_JOB = "train"
-SEARCH_JOB = "search"
+SWEEP_JOB = "sweep"
 # The sklearn.model_selection functions that fit one clone per fold: cross_val_score,
 # cross_validate, cross_val_predict, validation_curve, learning_curve,
 # permutation_test_score and every search CV go through them.
@@ -54,81 +52,86 @@ class FitOptions:
 class FitRecord:
     """The run of one fit: joined (the active run), or started and finished here.
 
-    Each step that records something is guarded: its failure becomes a RuntimeWarning and
-    the fit goes on; under REGISTRUM_STRICT=1 it ends the run as failed and raises.
+    Each step that records something is guarded by the integration kit: its failure becomes
+    a RuntimeWarning and the fit goes on; under REGISTRUM_STRICT=1 it ends the run as failed
+    and raises.
     """
 
     def __init__(self, options: FitOptions, *, fold: bool) -> None:
         self.options = options
         self.fold = fold
-        self.run: registrum.Run | None = None
-        self.owns_run = False
-        self.strict = integration.strict()
+        self.tracking = integration.Tracking(
+            "TrackedEstimator",
+            options.project,
+            options.run_options,
+            register_as=options.register_as,
+            aliases=options.aliases,
+        )
+
+    @property
+    def run(self) -> registrum.Run | None:
+        return self.tracking.run
 
     def begin(self, estimator: Any) -> None:
         """Joins the active run, or starts one; a fold of a cross-validation starts a child
         run of the active run (job_type "cv-fold", in its store unless told otherwise)
         rather than writing into it."""
-        self._guarded("start a run", lambda: self._begin(estimator))
+        self._step("start_run", lambda: self._begin(estimator))
 
     def _begin(self, estimator: Any) -> None:
         active = registrum.active_run()
+        given = self.options.run_options
+        options: dict[str, Any] = {"name": given.get("name") or type(estimator).__name__}
+        if self.fold and active is not None:  # a child goes where its parent went
+            options["parent"] = given.get("parent") or active.id
+            options["store"] = given.get("store") or active.settings.store
+            options["mode"] = given.get("mode") or active.settings.mode
         if active is not None and not self.fold:
-            self.run = active
+            self.tracking.begin()
             return
-        run_options = dict(self.options.run_options)
-        run_options["name"] = run_options.get("name") or type(estimator).__name__
-        if self.fold:
-            run_options["job_type"] = run_options.get("job_type") or FOLD_JOB
-            if active is not None:  # a child goes where its parent went
-                run_options["parent"] = run_options.get("parent") or active
-                run_options["store"] = run_options.get("store") or active.settings.store
-                run_options["mode"] = run_options.get("mode") or active.settings.mode
-        else:
-            default = SEARCH_JOB if _is_search_type(estimator) else TRAIN_JOB
-            run_options["job_type"] = run_options.get("job_type") or default
-        project = self.options.project or (active.project if active is not None else None)
-        self.run = registrum.init(project, **run_options)
-        self.owns_run = True
+        if self.options.project is None and active is not None:
+            self.tracking.project = active.project
+        default = SWEEP_JOB if _is_search_type(estimator) else TRAIN_JOB
+        self.tracking.begin(job_type=FOLD_JOB if self.fold else default, join=False, **options)
 
     def record(self, unfitted: Any, fitted: Any, X: Any, y: Any, fit_time: float) -> int | None:
         """Records the fit; returns the registered version number, when one was made now."""
         if self.run is None:
             return None
         run = self.run
-        self._guarded("log the params", lambda: self._log_params(unfitted))
+        self._step("log_params", lambda: self._log_params(unfitted))
         is_search = search.is_search(fitted)
         # A search fitted with refit=False holds no model to score, save or register.
         has_model = not is_search or hasattr(fitted, "best_estimator_")
         metrics: dict[str, float] = {"fit_time": fit_time}
         if is_search:
-            best = self._guarded("read the best scores", lambda: search.best_metrics(fitted))
+            best = self._step("read_best_scores", lambda: search.best_metrics(fitted))
             metrics.update(best or {})
         if has_model:
-            scores = self._guarded("score the fit", lambda: self._scores(fitted, X, y))
+            scores = self._step("score", lambda: self._scores(fitted, X, y))
             metrics.update(scores or {})
-        self._guarded("log the metrics", lambda: run.log(metrics))
+        self._step("log_metrics", lambda: run.log(metrics))
         if self.fold or run.disabled:
             return None
-        self._guarded("record the datasets", lambda: self._log_datasets(X, y))
+        self._step("use_datasets", lambda: self._log_datasets(X, y))
         version = None
-        with tempfile.TemporaryDirectory(prefix="registrum-sklearn-") as folder:
-            if has_model:
-                version = self._guarded(
-                    "log the model", lambda: self._log_model(fitted, X, metrics, Path(folder))
-                )
-            if is_search:
-                self._guarded("log the candidates", lambda: self._log_search(fitted, Path(folder)))
+        folder = self.tracking.scratch()
+        if has_model:
+            version = self._step("log_model", lambda: self._log_model(fitted, X, metrics, folder))
+        if is_search:
+            self._step("log_candidates", lambda: self._log_search(fitted, folder))
         return version
 
     def end(self, status: str) -> None:
         """Finishes the run if this fit started it."""
-        run, self.run = self.run, None
-        if run is not None and self.owns_run:
-            self.owns_run = False
-            self._guarded("finish the run", lambda: run.finish(status))
+        self._step("finish_run", lambda: self.tracking.end(status))
 
     # -- the steps ---------------------------------------------------------------------
+
+    def _step(self, where: str, action: Callable[[], Result]) -> Result | None:
+        with self.tracking.guard(where):
+            return action()
+        return None
 
     def _log_params(self, unfitted: Any) -> None:
         assert self.run is not None
@@ -161,20 +164,15 @@ class FitRecord:
     ) -> int | None:
         """Logs the fitted estimator (a search's best estimator) and registers it when asked.
         Returns the version number, when the store made it now."""
-        assert self.run is not None
         model = getattr(fitted, "best_estimator_", fitted)
         path, metadata = save_model(model, folder)
         metadata["signature"] = describe.signature(model, X)
-        artifact = self.run.log_model(path, flavor=FLAVOR, metadata=metadata)
-        if self.options.register_as is None:
-            return None
-        version = self.run.register_model(
-            self.options.register_as,
-            model=artifact,
+        version = self.tracking.log_model(
+            path,
             flavor=FLAVOR,
+            metadata=metadata,
             metrics=metrics,
             params=describe.flat_params(model.get_params(deep=True)),
-            aliases=list(self.options.aliases),
             signature=metadata["signature"],
         )
         return None if version is None else version.version
@@ -189,23 +187,6 @@ class FitRecord:
         sent = self.run.log_artifact(table, name="cv_results", type="table")
         unreachable = sent is None and self.run.settings.mode == "online"
         search.log_candidates(self.run, fitted.cv_results_, offline=unreachable)
-
-    # -- failures ----------------------------------------------------------------------
-
-    def _guarded(self, what: str, action: Callable[[], Result]) -> Result | None:
-        try:
-            return action()
-        except Exception as exc:
-            if self.strict:
-                self.end("failed")
-                raise
-            warnings.warn(
-                f"registrum: could not {what}; the fit goes on without it: "
-                f"{type(exc).__name__}: {exc}",
-                RuntimeWarning,
-                stacklevel=4,
-            )
-            return None
 
 
 def _is_search_type(estimator: Any) -> bool:

@@ -14,7 +14,7 @@ import numpy as np
 import registrum
 from registrum_sklearn._describe import flat_params, plain
 
-CANDIDATE_JOB = "search-candidate"
+CANDIDATE_JOB = "trial"
 MAX_RUN_ID = 64
 
 

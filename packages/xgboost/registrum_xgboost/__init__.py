@@ -1,11 +1,10 @@
 """Registrum for XGBoost: `RegistrumCallback` for training, `load_model` for the registry."""
 
-try:
-    import xgboost  # noqa: F401
-except ImportError as exc:
-    raise ImportError('registrum_xgboost needs xgboost: pip install "registrum[xgboost]"') from exc
+from registrum.integration import require
 
-from registrum_xgboost._callback import RegistrumCallback
-from registrum_xgboost._load import load_model
+require("xgboost", extra="xgboost")
+
+from registrum_xgboost._callback import RegistrumCallback  # noqa: E402
+from registrum_xgboost._load import load_model  # noqa: E402
 
 __all__ = ["RegistrumCallback", "load_model"]

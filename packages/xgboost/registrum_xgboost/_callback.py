@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import xgboost
 
-import registrum
 from registrum import integration
 from registrum.entities import encode_nonfinite
 from registrum_xgboost._describe import (
+    FLAVOR,
     Training,
     best,
     estimator_params,
@@ -25,12 +24,11 @@ from registrum_xgboost._describe import (
 
 EvalsLog = xgboost.callback.TrainingCallback.EvalsLog
 
-FLAVOR = "xgboost"
 MODEL_FILE = "model.ubj"
 IMPORTANCE_FILE = "feature_importance.csv"
 
 
-class RegistrumCallback(xgboost.callback.TrainingCallback):
+class RegistrumCallback(integration.Tracked, xgboost.callback.TrainingCallback):
     """Records an XGBoost training in a Registrum run: params, metrics, feature importance
     and the model, registered when asked.
 
@@ -58,71 +56,51 @@ class RegistrumCallback(xgboost.callback.TrainingCallback):
         **run_options: Any,
     ) -> None:
         super().__init__()
-        aliases = integration.check_options(
-            "RegistrumCallback",
-            project,
-            register_as=register_as,
-            aliases=aliases,
-            run_options=run_options,
-        )
         if not isinstance(log_feature_importance, bool):
             raise TypeError(
                 f"log_feature_importance must be True or False, got {log_feature_importance!r}"
             )
-        parent = run_options.get("parent")
-        if isinstance(parent, registrum.Run):
-            run_options["parent"] = parent.id  # copies of the callback must not copy the run
-        self.project = project
-        self.register_as = register_as
-        self.aliases = list(aliases)
+        self.tracking = integration.Tracking.checked(
+            "RegistrumCallback", project, run_options, register_as=register_as, aliases=aliases
+        )
         self.log_feature_importance = log_feature_importance
-        self.run_options = run_options
-        self.run_id: str | None = None  # the run the latest training logged to
         self._reset()
 
     def _reset(self) -> None:
         """Forgets everything a training made; a callback keeps only its options between
         trainings."""
-        self._run: registrum.Run | None = None
-        self._owns_run = False
         self._training: Training | None = None
         self._first_step = 0
         self._history: EvalsLog = {}
         self._final_model_seen_last = False
-        self._warned: set[str] = set()
 
     # scikit-learn's `clone` deep-copies callbacks and process pools pickle them: only the
-    # options travel, so each copy starts its own clean run.
+    # options travel (the tracking keeps its own), so each copy starts its own clean run.
     def __getstate__(self) -> dict[str, Any]:
-        options = ("project", "register_as", "aliases", "log_feature_importance", "run_options")
-        return {name: getattr(self, name) for name in options}
+        return {"tracking": self.tracking, "log_feature_importance": self.log_feature_importance}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__init__()
         self.__dict__.update(state)
-        self.run_id = None
         self._reset()
 
     def __repr__(self) -> str:
-        options = {"register_as": self.register_as, "aliases": self.aliases}
+        t = self.tracking
+        options = {"register_as": t.register_as, "aliases": t.aliases}
         shown = ", ".join(f"{k}={x!r}" for k, x in options.items() if x)
-        return f"RegistrumCallback({self.project!r}{', ' if shown else ''}{shown})"
+        return f"RegistrumCallback({t.project!r}{', ' if shown else ''}{shown})"
 
     # -- XGBoost hooks -------------------------------------------------------------------
 
     def before_training(self, model: Any) -> Any:
-        try:
+        with self.tracking.guard("before_training"):
             self._start(model)
-        except Exception as exc:
-            self._failed("before_training", exc)
         return model
 
     def after_iteration(self, model: Any, epoch: int, evals_log: EvalsLog) -> bool:
-        try:
-            if self._run is not None:
+        with self.tracking.guard("after_iteration"):
+            if self.tracking.run is not None:
                 self._log_iteration(epoch, evals_log)
-        except Exception as exc:
-            self._failed("after_iteration", exc)
         return False
 
     def after_training(self, model: Any) -> Any:
@@ -133,17 +111,13 @@ class RegistrumCallback(xgboost.callback.TrainingCallback):
     # -- what the hooks do ---------------------------------------------------------------
 
     def _start(self, model: Any) -> None:
-        if self._run is not None:
-            self._end_run("failed")  # the previous training raised before it reached its end
+        self.tracking.end("failed")  # a previous training that raised before its end
         self._reset()
         if xgboost.collective.get_rank() != 0:
             return
         training = find_training()
-        run = registrum.active_run()
-        if run is None:
-            run = registrum.init(self.project, **self.run_options)
-            self._owns_run = True
-        self._run, self.run_id, self._training = run, run.id, training
+        run = self.tracking.begin(job_type="train")
+        self._training = training
         self._first_step = model.num_boosted_rounds()  # continued training goes on counting
         run.config.update(training.params)
         for name, (role, data) in training.datasets.items():
@@ -158,7 +132,7 @@ class RegistrumCallback(xgboost.callback.TrainingCallback):
     def _log_iteration(self, epoch: int, evals_log: EvalsLog) -> None:
         """Logs the newest value of every eval set and metric, under XGBoost's names;
         `xgb.cv` gives (mean, std) pairs, logged as `<name>-mean` and `<name>-std`."""
-        assert self._run is not None
+        assert self.tracking.run is not None
         values: dict[str, float] = {}
         for data, metrics in evals_log.items():
             for metric, scores in metrics.items():
@@ -169,35 +143,34 @@ class RegistrumCallback(xgboost.callback.TrainingCallback):
                     values[f"{data}-{metric}"] = latest
         self._history = evals_log
         if values:
-            self._run.log(values, step=self._first_step + epoch)
+            self.tracking.run.log(values, step=self._first_step + epoch)
 
     def _complete(self, model: Any) -> None:
         """Logs what training ended with (best iteration and score, importance, model)
         and finishes the run this callback started."""
-        run = self._run
+        run = self.tracking.run
         if run is None:
             return
-        try:
+        with self.tracking.guard("after_training"):
             best_found = best(model)
             if best_found is not None:
                 iteration, score = best_found
                 run.log({"best_iteration": iteration, "best_score": score}, step=iteration)
             if isinstance(model, xgboost.Booster) and not run.disabled:
-                with tempfile.TemporaryDirectory(prefix="registrum-xgboost-") as folder:
-                    if self.log_feature_importance and is_tree_booster(model):
-                        table = write_importance(model, Path(folder) / IMPORTANCE_FILE)
-                        run.log_artifact(table, name="feature-importance", type="table")
-                    self._log_model(model, Path(folder) / MODEL_FILE, best_found)
-        except Exception as exc:
-            self._failed("after_training", exc)
-        self._end_run("finished")
+                folder = self.tracking.scratch()
+                if self.log_feature_importance and is_tree_booster(model):
+                    table = write_importance(model, folder / IMPORTANCE_FILE)
+                    run.log_artifact(table, name="feature-importance", type="table")
+                self._log_model(model, folder / MODEL_FILE, best_found)
+        self._training = None
+        self.tracking.end("finished")
 
     def _log_model(
         self, booster: xgboost.Booster, path: Path, best_found: tuple[int, float] | None
     ) -> None:
         """Logs the model as UBJSON (flavor "xgboost") with what rebuilds it, and registers it
         when asked, with each eval metric at the model's last iteration."""
-        assert self._run is not None and self._training is not None
+        assert self._training is not None
         booster.save_model(path)
         metadata: dict[str, Any] = {
             "file": path.name,
@@ -214,15 +187,11 @@ class RegistrumCallback(xgboost.callback.TrainingCallback):
         if best_found is not None:
             metadata["best_iteration"], metadata["best_score"] = best_found
             metrics["best_iteration"], metrics["best_score"] = best_found
-        model = self._run.log_model(path, flavor=FLAVOR, metadata=encode_nonfinite(metadata))
-        if self.register_as is None:
-            return
-        self._run.register_model(
-            self.register_as,
-            model=model,
+        self.tracking.log_model(
+            path,
             flavor=FLAVOR,
+            metadata=encode_nonfinite(metadata),
             metrics=metrics,
-            aliases=self.aliases,
             signature=signature(booster),
         )
 
@@ -235,19 +204,6 @@ class RegistrumCallback(xgboost.callback.TrainingCallback):
             for metric, scores in metrics.items()
             if 0 <= index < len(scores)
         }
-
-    def _end_run(self, status: str) -> None:
-        """Finishes the run if this callback started it, and forgets the training."""
-        run, owns = self._run, self._owns_run
-        self._run, self._training = None, None
-        if run is not None and owns:
-            run.finish(status)
-
-    def _failed(self, hook: str, exc: Exception) -> None:
-        if integration.strict(self._run):
-            self._end_run("failed")
-            raise exc
-        integration.warn_once(self._warned, f"RegistrumCallback.{hook}", exc)
 
 
 class _FinalModel(xgboost.callback.TrainingCallback):

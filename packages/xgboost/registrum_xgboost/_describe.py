@@ -14,6 +14,8 @@ from typing import Any
 
 import xgboost
 
+FLAVOR = "xgboost"
+
 _XGBOOST_DIR = os.path.dirname(xgboost.__file__) + os.sep
 _TRAINING_FILE = xgboost.training.__file__
 ENTRIES = ("train", "cv")  # the xgboost.training functions that run callbacks
@@ -207,6 +209,16 @@ def xgboost_class(estimator: xgboost.XGBModel) -> str:
         if getattr(xgboost, name, None) is cls:
             return name
     return "XGBModel"
+
+
+def model_class(name: str) -> type[Any]:
+    """`xgboost.Booster` or the XGBoost estimator class of that name (for a saved model)."""
+    found = getattr(xgboost, name, None)
+    if found is xgboost.Booster or (
+        isinstance(found, type) and issubclass(found, xgboost.XGBModel)
+    ):
+        return found
+    raise ValueError(f"xgboost {xgboost.__version__} has no model class {name!r}")
 
 
 def _is_json(value: Any) -> bool:

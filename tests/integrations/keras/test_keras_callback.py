@@ -6,6 +6,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from lineage import check_evaluation_lineage
+from registrum.client.names import run_name
 from targets import Target
 
 keras = pytest.importorskip("keras")
@@ -220,9 +222,9 @@ def test_best_checkpoints_hold_the_weights_of_their_epoch(
     """With no time to spare every improvement waits in memory, and the best is
     written at train end from its snapshot (the model keeps its final weights); with time
     to spare each improvement is written at once."""
-    from registrum_keras import _callback
+    from registrum_keras import _checkpoints
 
-    monkeypatch.setattr(_callback, "CHECKPOINT_SHARE", share)
+    monkeypatch.setattr(_checkpoints, "CHECKPOINT_SHARE", share)
     x, y = data
     weights: dict[int, list[Any]] = {}
     remember = keras.callbacks.LambdaCallback(
@@ -407,7 +409,7 @@ def test_copies_carry_the_options_only(
     )
     for copied in (copy.deepcopy(callback), pickle.loads(pickle.dumps(callback))):
         assert copied.run_id is None and copied.model is None
-        assert (copied.monitor, copied.register_as, copied.run_options) == (
+        assert (copied.monitor, copied.tracking.register_as, copied.tracking.run_options) == (
             "val_mae",
             "tiny",
             {"store": target.store},
@@ -436,5 +438,18 @@ def test_load_model_refuses_another_flavor(target: Target, tmp_path: Any) -> Non
     weights.write_bytes(b"\x00" * 10)
     with registrum.init(project="p", store=target.store) as run:
         run.register_model("raw", path=weights, flavor="bytes")
-    with pytest.raises(ValueError, match="raw@1 is a 'bytes' model, not a Keras one"):
+    with pytest.raises(
+        ValueError, match="raw@1 is a 'bytes' model, not one RegistrumCallback logged"
+    ):
         load_model("raw", store=target.store)
+
+
+def test_a_loaded_version_is_in_the_evaluation_runs_lineage_online_and_offline(
+    target: Target, data: Data, make_model: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    x, y = data
+    callback = RegistrumCallback("p", store=target.store, checkpoints=None, register_as="used")
+    make_model().fit(x, y, epochs=1, batch_size=16, callbacks=[callback], verbose=0)
+    run = target.reader.get_run(callback.run_id)
+    assert run.job_type == "train" and run.name == run_name(run.id)
+    check_evaluation_lineage(target, "used@1", load_model, monkeypatch)

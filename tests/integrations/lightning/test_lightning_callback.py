@@ -1,8 +1,11 @@
 import copy
 import csv
 import math
+import os
 import pickle
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,8 +22,10 @@ from lightning_models import Data, Regressor, trainer
 from registrum_lightning import RegistrumCallback, load_model
 
 import registrum
+from lineage import check_evaluation_lineage
 from registrum.capture.fingerprint import fingerprint
 from registrum.client.http import HttpStore
+from registrum.client.names import run_name
 from serving import free_port, server_process
 from targets import Target, sync
 
@@ -362,6 +367,17 @@ def test_test_and_validate_after_fit_log_into_the_fits_run(target: Target, tmp_p
     ]
 
 
+@pytest.mark.parametrize("target", ["embedded"], indirect=True)
+def test_a_test_on_its_own_is_an_evaluation_run_with_a_readable_name(
+    target: Target, tmp_path: Path
+) -> None:
+    callback = RegistrumCallback(project="p", store=target.store)
+    trainer(tmp_path, [callback]).test(Regressor(), datamodule=Data())
+    [run] = runs_of(target.reader, "p")
+    assert run.id == callback.run_id and run.job_type == "evaluation"
+    assert run.name == run_name(run.id) and run.status == "finished"
+
+
 # The resumed fit writes into the first one's checkpoint folder on purpose.
 @pytest.mark.filterwarnings("ignore:Checkpoint directory .* exists and is not empty:UserWarning")
 def test_resuming_from_a_checkpoint_continues_the_run(target: Target, tmp_path: Path) -> None:
@@ -411,18 +427,70 @@ def test_a_module_defined_in_a_function_is_logged_with_a_warning(
 
     callback = RegistrumCallback(project="p", register_as="local")
     model = Local()
-    with pytest.warns(RuntimeWarning, match="Local is defined inside a function"):
+    with pytest.warns(RuntimeWarning, match=r"Local is defined inside a function.*module_class="):
         trainer(tmp_path, [callback], enable_checkpointing=False).fit(model, datamodule=Data())
     version = target.reader.get_model_version("local@1")
     assert version.artifact.metadata["module_class"].endswith("<locals>.Local")
-    with pytest.raises(ImportError, match="the class was defined inside a function"):
+    with pytest.raises(ImportError, match=r"defined inside a function\. Pass the class"):
         load_model("local@1")
-    with registrum.Client() as client:
-        folder = client.download("local@1", tmp_path / "local")
-    rebuilt = Local.load_from_checkpoint(folder / version.artifact.metadata["checkpoint"])
+    rebuilt = load_model("local@1", module_class=Local)
     x = torch.randn(8, 4)
     with torch.no_grad():
-        assert torch.equal(rebuilt(x), model.eval()(x))
+        assert type(rebuilt) is Local and torch.equal(rebuilt(x), model.eval()(x))
+
+
+MAIN_SCRIPT = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from lightning_models import Data, Regressor, trainer
+from registrum_lightning import RegistrumCallback
+
+class LitMLP(Regressor):
+    pass
+
+callback = RegistrumCallback(project="p", register_as="lit")
+trainer(sys.argv[2], [callback], enable_checkpointing=False).fit(LitMLP(), datamodule=Data())
+"""
+
+
+@pytest.mark.parametrize("target", ["embedded"], indirect=True)
+def test_a_module_of_the_training_script_warns_at_fit_end_and_loads_with_module_class(
+    target: Target, tmp_path: Path
+) -> None:
+    script = tmp_path / "train.py"
+    script.write_text(MAIN_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRUM_")}
+    env["REGISTRUM_HOME"] = str(target.home)
+    here = str(Path(__file__).parent)
+    done = subprocess.run(
+        [sys.executable, str(script), here, str(tmp_path / "fit")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    assert "LitMLP is defined in the script that was run (__main__)" in done.stderr
+    assert "load_model(ref, module_class=LitMLP)" in done.stderr
+    version = target.reader.get_model_version("lit@1")
+    assert version.artifact.metadata["module_class"] == "__main__.LitMLP"
+    with pytest.raises(ImportError, match=r"__main__.*module_class=YourModule"):
+        load_model("lit@1")
+
+    class LitMLP(Regressor):
+        pass
+
+    assert type(load_model("lit@1", module_class=LitMLP)) is LitMLP
+
+
+def test_a_loaded_version_is_in_the_evaluation_runs_lineage_online_and_offline(
+    target: Target, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    callback = RegistrumCallback(project="p", register_as="used", store=target.store)
+    trainer(tmp_path, [callback], max_epochs=1).fit(Regressor(), datamodule=Data())
+    run = target.reader.get_run(callback.run_id)
+    assert run.job_type == "train" and run.name == run_name(run.id)
+    check_evaluation_lineage(target, "used@1", load_model, monkeypatch)
 
 
 def test_an_active_run_is_joined_and_left_open(target: Target, tmp_path: Path) -> None:
@@ -483,9 +551,14 @@ def test_copies_and_pickles_hold_options_only(target: Target, tmp_path: Path) ->
     parent.finish()
     trainer(tmp_path, [callback], max_epochs=1).fit(Regressor(), datamodule=Data())
     for copied in (copy.deepcopy(callback), pickle.loads(pickle.dumps(callback))):
-        assert copied.run_options == {"parent": parent.id, "store": target.store}
-        assert (copied.project, copied.register_as, copied.run_id) == ("p", "m", callback.run_id)
-        assert copied._run is None and copied._trainer is None
+        tracking = copied.tracking
+        assert tracking.run_options == {"parent": parent.id, "store": target.store}
+        assert (tracking.project, tracking.register_as, copied.run_id) == (
+            "p",
+            "m",
+            callback.run_id,
+        )
+        assert tracking.run is None and copied._trainer is None
     assert target.reader.get_run(callback.run_id).parent_id == parent.id
 
 

@@ -48,7 +48,7 @@ def test_grid_search_makes_a_child_run_per_candidate_and_registers_the_best(
     results = fitted.cv_results_
 
     parent = target.reader.get_run(tracked.run_id_)
-    assert parent.job_type == "search" and parent.status == "finished"
+    assert parent.job_type == "sweep" and parent.status == "finished"
     assert parent.params["estimator.clf.C"] == 1.0 and parent.params["cv"] == 3
     assert parent.params["param_grid.clf__C"] == [0.01, 1.0, 100.0]
     assert parent.params["best_params.clf.C"] == fitted.best_params_["clf__C"]
@@ -57,7 +57,7 @@ def test_grid_search_makes_a_child_run_per_candidate_and_registers_the_best(
     runs = children(target, "grid", parent.id)
     assert len(runs) == len(results["params"]) == 6
     for index, (run, params) in enumerate(zip(runs, results["params"], strict=True)):
-        assert run.job_type == "search-candidate" and run.status == "finished"
+        assert run.job_type == "trial" and run.status == "finished"
         assert run.params == {key.replace("__", "."): value for key, value in params.items()}
         for key in ("mean_test_accuracy", "std_test_accuracy", "mean_test_f1", "std_test_f1"):
             assert run.metrics[key].last == results[key][index], key

@@ -24,6 +24,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, MaxAbsScaler, StandardScaler
 
 import registrum
+from lineage import check_evaluation_lineage
 from targets import Target
 
 PLAIN = (bool, int, float, str, type(None))
@@ -167,7 +168,9 @@ def test_a_tracking_failure_warns_and_the_fit_goes_on(
     X, y = arrays
     monkeypatch.setenv("REGISTRUM_STRICT", "0")
     tracked = TrackedEstimator(ScoreFails(), project="p", store=target.store)
-    with pytest.warns(RuntimeWarning, match="could not score the fit.*score is broken"):
+    with pytest.warns(
+        RuntimeWarning, match=r"TrackedEstimator.score failed; training goes on.*score is broken"
+    ):
         tracked.fit(X, y)
     assert tracked.predict(X).shape == (120,)
     run = target.reader.get_run(tracked.run_id_)
@@ -203,3 +206,13 @@ def test_sparse_data_is_recorded_and_fit_transform_is_a_recorded_fit(
     signature = version.metadata["signature"]
     assert signature["method"] == "transform"
     assert signature["inputs"] == [{"name": None, "shape": [None, 5], "dtype": "float64"}]
+
+
+def test_a_loaded_version_is_in_the_evaluation_runs_lineage_online_and_offline(
+    target: Target, arrays: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tracked = TrackedEstimator(
+        LogisticRegression(max_iter=500), project="p", register_as="used", store=target.store
+    )
+    tracked.fit(*arrays)
+    check_evaluation_lineage(target, "used@1", load_model, monkeypatch)

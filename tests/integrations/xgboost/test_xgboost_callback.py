@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 
 import registrum
+from lineage import check_evaluation_lineage
+from registrum.client.names import run_name
 from registrum.errors import InvalidArgument, ModelNotFound
 from targets import Target
 
@@ -195,7 +197,8 @@ def test_a_cloned_classifier_fitted_twice_gives_two_clean_runs(target: Target, d
         assert run.status == "finished" and run.params["num_boost_round"] == rounds
         assert_logged_as(target, run_id, record)
     for fresh in (pickle.loads(pickle.dumps(copied)), copy.deepcopy(copied)):
-        assert fresh.run_id is None and fresh.run_options == copied.run_options
+        assert fresh.run_id is None
+        assert fresh.tracking.run_options == copied.tracking.run_options
 
 
 def test_early_stopping_records_the_best_iteration_and_score(target: Target, data: Data) -> None:
@@ -311,18 +314,15 @@ def test_a_grid_search_gives_a_run_per_fit(target: Target, data: Data) -> None:
     assert {r.status for r in runs} == {"finished"} and callback.run_id is None
 
 
-@embedded_only
-def test_load_model_in_a_run_records_its_use(
-    target: Target, data: Data, params: dict[str, Any]
+def test_a_loaded_version_is_in_the_evaluation_runs_lineage_online_and_offline(
+    target: Target, data: Data, params: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     x, y, _, _ = data
     callback = RegistrumCallback("p", register_as="used", store=target.store, **QUICK)
     xgb.train(params, xgb.DMatrix(x, y), 2, verbose_eval=False, callbacks=[callback])
-    with registrum.init(project="p", job_type="evaluation", store=target.store, **QUICK) as ev:
-        load_model("used@latest")
-    version = target.reader.get_model_version("used")
-    inputs = target.reader.run_inputs(ev.id)
-    assert [(i["kind"], i["target_id"]) for i in inputs] == [("model_version", version.id)]
+    run = target.reader.get_run(callback.run_id)
+    assert run.job_type == "train" and run.name == run_name(run.id)
+    check_evaluation_lineage(target, "used@1", load_model, monkeypatch)
 
 
 @embedded_only

@@ -5,8 +5,6 @@ import pytest
 from targets import Target, run_example
 
 pytest.importorskip("xgboost")
-pytest.importorskip("sklearn")
-pytest.importorskip("pandas")
 
 
 def test_the_xgboost_example_trains_registers_and_reloads(target: Target) -> None:
@@ -17,7 +15,7 @@ def test_the_xgboost_example_trains_registers_and_reloads(target: Target) -> Non
     version = target.reader.get_model_version("xgboost-example-classifier@candidate")
     assert run.status == "finished" and run.project == "xgboost-example"
     assert run.params["early_stopping.rounds"] == 10 and run.params["max_depth"] == 3
-    assert run.metrics["validation_1-auc"].last > 0.9
+    assert run.metrics["validation-auc"].last > 0.9
     assert version.run_id == run_id and version.flavor == "xgboost"
     assert version.metrics["best_score"] > 0.9
-    assert {i["name"] for i in version.signature["inputs"]} >= {"mean radius", "worst texture"}
+    assert [i["name"] for i in version.signature["inputs"]][:2] == ["tenure", "monthly_spend"]
