@@ -1,6 +1,7 @@
 # Two commands from a fresh clone:
-#   make demo   set up, then train, track and register a small model on the embedded store
-#   make test   set up, then run every test
+#   make demo   install the client and server, then train, track and register a small model
+#               on the embedded store
+#   make test   install everything, then run every test (a skipped test fails the run)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -11,6 +12,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# `make demo` needs the client, the embedded store and the server behind `registrum ui`.
+$(VENV)/.demo: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[server]"
+	touch $@
+
+# Everything: every framework and the test tools. Torch first, so that the ranges in the
+# extras keep its CPU build instead of pulling a CUDA one.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e ".[all,dev]"
@@ -35,12 +43,13 @@ postgres:
 	@for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && exit 0; sleep 1; done; \
 	  echo "PostgreSQL did not start" >&2; exit 1
 
-demo: setup
+demo: $(VENV)/.demo
 	$(BIN)/registrum demo
 
+# Everything is installed, so nothing may skip: a skip fails the run (tests/no_skip.py).
 test: setup chromium postgres
 	$(BIN)/ruff check core packages tests bench examples
-	$(BIN)/python -m pytest
+	REGISTRUM_TEST_NO_SKIP=1 $(BIN)/python -m pytest
 
 lint: setup
 	$(BIN)/ruff check core packages tests bench examples

@@ -88,7 +88,8 @@ def main() -> None:
     print(f"registered {version.model} version {version.version} as @candidate")
     print(f"  from checkpoint {version.artifact.metadata['checkpoint']}")
 
-    model = load_model("lightning-example-regressor@candidate")
+    # Regressor is defined in this script (__main__): it is passed, not imported by name.
+    model = load_model("lightning-example-regressor@candidate", module_class=Regressor)
     x, y = synthetic(4, seed=2).tensors
     with torch.no_grad():
         predictions = model(x).squeeze(1).tolist()

@@ -118,7 +118,7 @@ def main() -> None:
     pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
     print(f"{len(study.trials)} trials, {pruned} pruned; best trial {study.best_trial.number}")
     print(f"registered {version.model} version {version.version} as @best (run {version.run_id})")
-    model = load_model(f"{MODEL}@best")
+    model = load_model(f"{MODEL}@best", module_class=Regressor)  # defined in this script
     print(f"reloaded: {type(model).__name__} with hidden={model.hparams.hidden}")
     where = client.settings.store or client.settings.home
     print(f"look at it with: registrum runs list {PROJECT}   (store: {where})")

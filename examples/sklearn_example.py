@@ -4,7 +4,7 @@ tracked and registered by Registrum, then load the registered model back.
 python examples/sklearn_example.py                    # the embedded store (~/.registrum)
 REGISTRUM_URL=http://127.0.0.1:8765 python examples/sklearn_example.py   # a `registrum server`
 
-Needs the scikit-learn extra: pip install "registrum[sklearn]".
+Needs the scikit-learn extra alone: pip install "registrum[sklearn]".
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ MODEL_NAME = "sklearn-example-classifier"
 
 
 def main() -> None:
-    X, y = load_breast_cancer(return_X_y=True, as_frame=True)  # a frame with named columns
+    X, y = load_breast_cancer(return_X_y=True)  # numpy arrays: the extra alone, no pandas
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0)
     pipeline = Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression(max_iter=500))])
     search = GridSearchCV(

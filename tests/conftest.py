@@ -4,6 +4,8 @@ client targets (embedded or a real server) for client and integration tests.
 The backends themselves are in `backends.py`. The `store` fixture runs each
 test once per backend. A backend whose name contains "postgres" is marked
 `postgres` and skipped, with the reason, when the server cannot be reached.
+Under REGISTRUM_TEST_NO_SKIP=1 (`make test`, CI) every skip fails instead:
+see `no_skip.py`, whose hooks are imported here.
 
 SQLAlchemy and the store are imported only when a fixture needs them, so a
 test can still check what `import registrum` loads.
@@ -25,6 +27,11 @@ from backends import (
     SQLITE_TEMPLATE,
     PostgresServer,
     backend_params,
+)
+from no_skip import (  # noqa: F401 - hooks, found by name in this module
+    pytest_configure,
+    pytest_make_collect_report,
+    pytest_runtest_makereport,
 )
 from targets import Target
 

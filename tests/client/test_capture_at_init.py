@@ -1,10 +1,10 @@
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import registrum
+from polling import wait_for
 from targets import Target
 
 SCRIPT = """
@@ -61,7 +61,11 @@ def test_capture_can_be_switched_off(target: Target) -> None:
 
 
 def test_system_metrics_are_sampled_when_asked(target: Target) -> None:
+    def sampled(run_id: str) -> int:
+        rss = target.reader.get_run(run_id).metrics.get("system/rss_mb")
+        return 0 if rss is None else rss.count
+
     with registrum.init(project="p", store=target.store, system_metrics=0.1) as run:
-        time.sleep(0.5)
+        wait_for(lambda: sampled(run.id) >= 2, "two system samples to reach the store")
     metrics = target.reader.get_run(run.id).metrics
     assert metrics["system/rss_mb"].count >= 2 and metrics["system/rss_mb"].last > 0

@@ -118,12 +118,19 @@ def test_a_registration_while_the_server_is_down_is_made_when_it_is_back(
 
 
 TRAINER = """
-import sys, time, registrum
+import os, sys, time, registrum
+from pathlib import Path
 run = registrum.init(project="p", name="doomed", store=sys.argv[1])
 for i in range(50_000):
     run.log({"x": float(i)}, step=i)
 run.set_tags({"reached": "end"})
-time.sleep(1.0)  # the writer spools every 0.2 s
+# Points are in the spool once run.log returns; the tags once the writer has spooled them.
+spool = Path(os.environ["REGISTRUM_HOME"], "spool", run.id)
+deadline = time.monotonic() + 60
+while not any(b'"set_tags"' in e.read_bytes() for e in spool.glob("*/events/*.json")):
+    if time.monotonic() > deadline:
+        sys.exit("the tags never reached the spool")
+    time.sleep(0.02)
 print("logged", run.id, flush=True)
 time.sleep(600)
 """

@@ -129,6 +129,7 @@ def check_full_disk_over_http(root: str, blobs: Path) -> None:
         assert client.get_run(run.id).id == run.id
 
 
+@pytest.mark.may_skip("mounting a tmpfs needs root and a container that allows it")
 def test_a_full_volume_gives_507_and_keeps_no_partial_file(tmp_path: Path) -> None:
     # The database shares the small volume, as on a single-disk host: a partial file left
     # behind would keep every later write failing.
@@ -179,6 +180,7 @@ def test_the_embedded_store_answers_a_full_disk_the_same(tmp_path: Path) -> None
     assert outcome["partials"] == [] and outcome["after"] == 4
 
 
+@pytest.mark.may_skip("mounting a tmpfs needs root and a container that allows it")
 def test_the_embedded_store_on_a_full_tmpfs(tmp_path: Path) -> None:
     with small_volume(tmp_path / "small") as volume:
         store = open_store(f"sqlite:///{tmp_path}/r.db", blobs=volume / "blobs")
