@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from registrum.store import schema as t
 from registrum.store.db import make_engine, migrate
-from registrum.store.search import search_run_ids
+from registrum.store.search.query import search_run_ids
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 

@@ -224,6 +224,14 @@ class Page(Record):
 
 
 @dataclass(frozen=True)
+class BlobInfo:
+    """A stored blob: its sha256 hex digest and its size in bytes."""
+
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
 class ArtifactFile(Record):
     path: str
     sha256: str

@@ -27,6 +27,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
 
+from registrum import validation
 from registrum.client.api import Client
 from registrum.client.names import run_name
 from registrum.client.run import Run, active_run
@@ -35,7 +36,6 @@ from registrum.client.start import init
 from registrum.client.writer import describe_error
 from registrum.entities import ModelVersion
 from registrum.errors import RegistrumError, StoreUnavailable
-from registrum.store import validation
 
 __all__ = [
     "JOB_TYPES",

@@ -24,7 +24,7 @@ from registrum.client.http import HttpStore
 from registrum.errors import BlobNotFound, Conflict, Forbidden, NotFound, Unauthorized
 from registrum.server import Settings, create_app
 from registrum.store import schema as t
-from registrum.store.principal import signed_in_as
+from registrum.store.acting import signed_in_as
 from registrum.store.service import Store
 from serving import free_port, running_server
 

@@ -19,9 +19,9 @@ from backends import BACKENDS, backend_params
 from registrum.cli import main
 from registrum.client.http import HttpStore
 from registrum.errors import ApprovalRequired, Conflict, Forbidden, InvalidArgument
-from registrum.store.principal import Principal, signed_in_as
+from registrum.store.acting import Principal, signed_in_as
+from registrum.store.governance.outbox import event_model
 from registrum.store.service import Store
-from registrum.store.webhooks import event_model
 from serving import auth_server
 
 

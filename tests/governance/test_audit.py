@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from registrum.cli import main
 from registrum.store import open_store
-from registrum.store.auditing import acting_as
+from registrum.store.audit_chain import acting_as
 from registrum.store.service import Store
 
 

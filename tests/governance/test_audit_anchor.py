@@ -22,8 +22,8 @@ from registrum.client.http import HttpStore
 from registrum.errors import Forbidden, InvalidArgument, StoreError
 from registrum.server import Settings
 from registrum.store import open_store
-from registrum.store.anchors import Seal
-from registrum.store.auditing import GENESIS, content, event_hash
+from registrum.store.audit_chain import GENESIS, content, event_hash
+from registrum.store.governance.anchors import Seal
 from registrum.store.service import Store
 from serving import ADMIN_TOKEN, running_server
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from registrum.entities import BlobInfo
 from registrum.errors import (
     BlobNotFound,
     HashMismatch,
@@ -23,8 +24,9 @@ from registrum.errors import (
     RangeNotSatisfiable,
     StoreError,
 )
+from registrum.server.ranges import parse_range
 from registrum.store import blobs
-from registrum.store.blobs import BlobInfo, BlobStore, LocalBlobStore, parse_range
+from registrum.store.blobs import BlobStore, LocalBlobStore
 
 MiB = 1 << 20
 CONTENT = bytes(range(256)) * 4  # 1024 bytes, every byte value

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from registrum.errors import FilterSyntaxError, InvalidArgument
-from registrum.store.filters import (
+from registrum.store.search.parser import (
     MAX_COMPARISONS,
     MAX_DEPTH,
     And,

@@ -23,8 +23,8 @@ from registrum.errors import (
     Unauthorized,
 )
 from registrum.store import schema as t
+from registrum.store.acting import Principal, signed_in_as
 from registrum.store.idempotency import KEY_TTL
-from registrum.store.principal import Principal, signed_in_as
 from registrum.store.service import Store
 
 

@@ -11,8 +11,8 @@ import pytest
 import requests
 
 import registrum
+from registrum import validation as v
 from registrum.errors import InvalidArgument, InvalidName
-from registrum.store import validation as v
 from serving import ADMIN_TOKEN, auth_server
 from targets import Target
 

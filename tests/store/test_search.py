@@ -27,9 +27,9 @@ import sqlalchemy as sa
 
 from registrum.errors import FilterSyntaxError, InvalidArgument
 from registrum.store import schema as t
-from registrum.store import search
 from registrum.store.db import make_engine, migrate
-from registrum.store.filters import (
+from registrum.store.search import query as search
+from registrum.store.search.parser import (
     And,
     Comparison,
     Node,
@@ -39,7 +39,7 @@ from registrum.store.filters import (
     parse_filter,
     parse_order_by,
 )
-from registrum.store.search import search_run_ids
+from registrum.store.search.query import search_run_ids
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "REGISTRUM_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 import requests
 
+from registrum import validation as v
 from registrum.errors import (
     FilterSyntaxError,
     InvalidArgument,
@@ -21,7 +22,6 @@ from registrum.errors import (
     StoreUnavailable,
     error_for_code,
 )
-from registrum.store import validation as v
 
 CHUNK = 1 << 20
 # Pauses before each new attempt of a keyed write whose answer did not arrive: its key makes

@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, BinaryIO
 
+from registrum import validation as v
 from registrum.client import _wire as w
 from registrum.entities import (
     UNSET,
     ApiToken,
     Artifact,
+    BlobInfo,
     DatasetVersion,
     IngestResult,
     Membership,
@@ -36,8 +38,6 @@ from registrum.errors import (
     BlobNotFound,
     NotFound,
 )
-from registrum.store import validation as v
-from registrum.store.blobs import BlobInfo
 
 
 class HttpStore(w.Connection):

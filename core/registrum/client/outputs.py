@@ -9,13 +9,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from registrum import validation as v
 from registrum.client import files as f
 from registrum.client.settings import ClientSettings
 from registrum.client.transport import open_transport
 from registrum.client.writer import Writer
 from registrum.entities import Artifact, ModelVersion, encode_nonfinite
 from registrum.errors import InvalidArgument, RegistrumError, StoreUnavailable
-from registrum.store import validation as v
 
 log = logging.getLogger("registrum")
 

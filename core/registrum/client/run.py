@@ -12,11 +12,11 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
+from registrum import validation as v
 from registrum.client.outputs import RunOutputs
 from registrum.client.settings import ClientSettings
 from registrum.client.writer import Writer
 from registrum.errors import InvalidArgument, RegistrumError
-from registrum.store import validation as v
 
 log = logging.getLogger("registrum")
 

@@ -14,13 +14,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from registrum import validation as v
 from registrum.client.run import Run, _activate
 from registrum.client.settings import ClientSettings
 from registrum.client.spool import Spool
 from registrum.client.transport import open_transport
 from registrum.client.writer import Writer
 from registrum.errors import InvalidArgument
-from registrum.store import validation as v
 
 log = logging.getLogger("registrum")
 # (home, store) pairs whose leftover spools this process is delivering now

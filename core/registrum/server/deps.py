@@ -9,8 +9,8 @@ from starlette.concurrency import run_in_threadpool
 
 from registrum.errors import Unauthorized
 from registrum.store import Store
-from registrum.store.auditing import set_actor
-from registrum.store.principal import set_principal
+from registrum.store.acting import set_principal
+from registrum.store.audit_chain import set_actor
 
 
 def _bearer(request: Request) -> str:

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from registrum import validation as v
 from registrum.entities import ROLES
-from registrum.store import validation as v
-from registrum.store.webhooks import WEBHOOK_EVENTS
+from registrum.store.governance.webhooks import WEBHOOK_EVENTS
 
 Schema = dict[str, Any]
 

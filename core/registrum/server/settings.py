@@ -37,8 +37,8 @@ class Settings:
             touches any more (its server was killed mid-upload) is removed; the server
             sweeps at start and then every quarter of this (at most every 5 minutes).
         audit_anchor_interval: seconds between signings of the audit chain's head, recorded
-            outside the database (see `registrum.store.anchors`) when it moved; 0 signs only
-            on request and at every verification.
+            outside the database (see `registrum.store.governance.anchors`) when it moved;
+            0 signs only on request and at every verification.
     """
 
     store_url: str | None = None

@@ -15,6 +15,8 @@ resolve elsewhere. Redirects are not followed, and no answer's body is read or k
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import logging
 import os
 import threading
@@ -27,12 +29,38 @@ import urllib3
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
 
 from registrum.server.settings import Settings, check_webhook_options
-from registrum.store.webhook_targets import Target, TargetRefused, TargetUnresolved, resolve_target
-from registrum.store.webhooks import DueDelivery
+from registrum.store.governance.outbox import DueDelivery
+from registrum.store.governance.targets import (
+    Target,
+    TargetRefused,
+    TargetUnresolved,
+    resolve_target,
+)
 
 log = logging.getLogger("registrum.server.webhooks")
 
 MAX_ERROR = 500
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The `X-Registrum-Signature` header value for `body`: `sha256=<hex HMAC-SHA256>`."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def verify_signature(secret: str, body: bytes, header: str | None) -> bool:
+    """Whether `header` is the signature of `body` under `secret` (constant-time)."""
+    return header is not None and hmac.compare_digest(sign(secret, body), header)
+
+
+def delivery_headers(delivery: DueDelivery) -> dict[str, str]:
+    """The headers a delivery is sent with, its signature among them."""
+    return {
+        "content-type": "application/json",
+        "user-agent": "registrum-webhooks",
+        "x-registrum-event": delivery.action,
+        "x-registrum-delivery": str(delivery.id),
+        "x-registrum-signature": sign(delivery.secret, delivery.body()),
+    }
 
 
 class WebhookWorker:
@@ -165,7 +193,7 @@ def post_pinned(
         path += "?" + parts.query
     port = f":{parts.port}" if parts.port else ""
     shown = f"[{target.host}]" if ":" in target.host else target.host
-    headers = {**delivery.headers(), "host": shown + port}
+    headers = {**delivery_headers(delivery), "host": shown + port}
     if parts.username is not None:
         credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
         headers["authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode()

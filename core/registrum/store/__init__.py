@@ -1,7 +1,10 @@
 """The store: the service layer, its schema and migrations, and blob backends.
 
-`Store` and `open_store` load SQLAlchemy when first used, so the pure modules
-of this package (validation, blobs) import without it.
+`service.py` composes one `Store` from the four wings: `tracking/` (runs and what they log),
+`registry/` (models, versions, aliases), `search/` (the run-search language) and
+`governance/` (access, audit, lineage, approvals, webhooks). `Store` and `open_store` load
+SQLAlchemy when first used, so the pure modules of this package (blobs, the search parser,
+the gates) import without it.
 """
 
 from __future__ import annotations

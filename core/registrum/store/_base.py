@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Engine, Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, OperationalError, StatementError
 
+from registrum import validation as v
 from registrum.errors import (
     Forbidden,
     InvalidArgument,
@@ -22,11 +23,10 @@ from registrum.errors import (
     StoreUnavailable,
 )
 from registrum.store import schema as t
-from registrum.store import validation as v
-from registrum.store.auditing import append_event
+from registrum.store.acting import current_principal, rank
+from registrum.store.audit_chain import append_event
 from registrum.store.blobs import BlobStore
 from registrum.store.db import READONLY
-from registrum.store.principal import current_principal, rank
 
 # Attempts at a new version number (artifact, dataset, model version) when a
 # concurrent writer takes the one tried.
@@ -207,7 +207,7 @@ class StoreBase:
             self._require(conn, project_id, need, name=name)
         return project_id
 
-    # -- access control (rules in store/access.py) ---------------------------------
+    # -- access control (rules in store/governance/access.py) ---------------------------------
 
     def _require(
         self, conn: Connection, project_id: int, role: str, *, name: str | None = None

@@ -9,15 +9,15 @@ import fcntl
 import hashlib
 import mmap
 import os
-import re
 import secrets
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from registrum import validation
+from registrum.entities import BlobInfo
 from registrum.errors import (
     BlobNotFound,
     HashMismatch,
@@ -26,9 +26,8 @@ from registrum.errors import (
     RangeNotSatisfiable,
     StoreError,
 )
-from registrum.store import validation
 
-__all__ = ["BlobInfo", "BlobStore", "BlobWriter", "LocalBlobStore", "parse_range"]
+__all__ = ["BlobStore", "BlobWriter", "LocalBlobStore"]
 
 CHUNK_SIZE = 1 << 20
 # Temp files unmodified this long belong to a writer that died (a live one touches its file at
@@ -37,15 +36,6 @@ PARTIAL_MAX_AGE = 3600.0
 _TOUCH_EVERY = 60.0
 # What a write answers when the volume (or the writer's quota or file size limit) is full.
 _FULL = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
-_RANGE = re.compile(r"^([0-9]*)-([0-9]*)$")
-
-
-@dataclass(frozen=True)
-class BlobInfo:
-    """A stored blob: its sha256 hex digest and its size in bytes."""
-
-    sha256: str
-    size: int
 
 
 class BlobWriter(abc.ABC):
@@ -401,35 +391,6 @@ class LocalBlobStore(BlobStore):
             except FileNotFoundError:
                 pass  # committed, aborted or removed by another cleaner meanwhile
         return removed
-
-
-def parse_range(header: str, size: int) -> tuple[int, int] | None:
-    """Reads a single-range HTTP `Range: bytes=...` header against a blob's size.
-
-    Returns:
-        The first and last byte offsets (inclusive, the last clamped to the blob) for
-        `bytes=a-b`, `bytes=a-` or `bytes=-n`; None when the header is malformed or
-        asks for several ranges, meaning: ignore it and send the whole blob.
-
-    Raises:
-        RangeNotSatisfiable: The range is well formed but lies outside the blob.
-    """
-    unit, sep, spec = header.partition("=")
-    match = _RANGE.match(spec.strip())
-    if not sep or unit.strip().lower() != "bytes" or match is None:
-        return None
-    first, last = match.group(1), match.group(2)
-    if (not first and not last) or (first and last and int(last) < int(first)):
-        return None
-    if not first:
-        suffix = int(last)
-        if suffix == 0 or size == 0:
-            raise RangeNotSatisfiable(f"range {header!r} is empty for {size} bytes", size=size)
-        return max(0, size - suffix), size - 1
-    start = int(first)
-    if start >= size:
-        raise RangeNotSatisfiable(f"range {header!r} starts past {size} bytes", size=size)
-    return start, size - 1 if not last else min(int(last), size - 1)
 
 
 def _storage_error(exc: OSError) -> StoreError:

@@ -24,11 +24,11 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, select, update
 
+from registrum import validation as v
 from registrum.errors import IdempotencyKeyReused
 from registrum.store import schema as t
-from registrum.store import validation as v
 from registrum.store._base import StoreBase, now
-from registrum.store.principal import current_principal
+from registrum.store.acting import current_principal
 
 KEY_TTL = 24 * 3600.0
 SWEEP_EVERY = 600.0

@@ -188,7 +188,7 @@ blobs = Table(
     Column("created_at", Double, nullable=False),
 )
 
-# Who uploaded which blob's bytes (see store/blob_access.py): an uploader may use the blob
+# Who uploaded which blob's bytes (see tracking/blob_access.py): an uploader may use the blob
 # even where no project it can read references it.
 blob_grants = Table(
     "blob_grants",
@@ -315,7 +315,7 @@ aliases = Table(
     Column("updated_at", Double, nullable=False),
 )
 
-# The audit trail (see store/audit.py): append-only, each event chained to the one before.
+# The audit trail (see governance/audit.py): append-only, each event chained to the one before.
 audit_events = Table(
     "audit_events",
     metadata,
@@ -343,7 +343,7 @@ audit_head = Table(
     Column("last_hash", String(64), nullable=False),
 )
 
-# Webhooks (see store/webhooks.py): subscriptions, the worker's place in the audit trail, and
+# Webhooks (see governance/webhooks.py): subscriptions, the worker's place in the audit trail, and
 # one delivery per (hook, event). The secret is kept as given: the worker signs with it.
 webhooks = Table(
     "webhooks",
@@ -393,7 +393,7 @@ webhook_deliveries = Table(
     Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
 )
 
-# Access control (see store/access.py): users, their API tokens (only a sha256 of each is
+# Access control (see governance/access.py): users, their API tokens (only a sha256 of each is
 # kept), and their roles per project.
 users = Table(
     "users",
@@ -430,7 +430,7 @@ memberships = Table(
     Index("ix_memberships_user", "user_id"),
 )
 
-# Promotion with approval (see store/approvals.py): a model's policy, the requests to move its
+# Promotion with approval (see governance/approvals.py): a model's policy, the requests to move its
 # protected aliases, each reviewer's vote, and the history of every alias move.
 model_policies = Table(
     "model_policies",
@@ -493,7 +493,7 @@ alias_history = Table(
     Index("ix_alias_history_model", "model_id", "alias"),
 )
 
-# Idempotency keys (see store/idempotency.py): the answer to each keyed write, by the caller's
+# Idempotency keys (see idempotency.py): the answer to each keyed write, by the caller's
 # principal and key, so a retried write returns it instead of doing the write twice. The key is
 # inserted in the transaction that makes the write: a concurrent retry waits on the primary key.
 idempotency_keys = Table(

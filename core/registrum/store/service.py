@@ -9,31 +9,29 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
+from registrum import validation as v
 from registrum.entities import Page, Project, Run
 from registrum.errors import AlreadyExists, StoreUnavailable
 from registrum.store import schema as t
-from registrum.store import validation as v
 from registrum.store._base import now
-from registrum.store.access import AccessMixin
-from registrum.store.approvals import ApprovalsMixin
-from registrum.store.audit import AuditMixin
 from registrum.store.blobs import BlobStore, LocalBlobStore
 from registrum.store.db import default_home, make_engine, migrate, release
-from registrum.store.evaluations import EvaluationsMixin
-from registrum.store.lineage import LineageMixin
-from registrum.store.metrics import MetricsMixin
-from registrum.store.registry import RegistryMixin
-from registrum.store.webhooks import WebhooksMixin
+from registrum.store.governance.access import AccessMixin
+from registrum.store.governance.audit import AuditMixin
+from registrum.store.governance.lineage import LineageMixin
+from registrum.store.governance.outbox import OutboxMixin
+from registrum.store.registry.evaluations import EvaluationsMixin
+from registrum.store.registry.versions import RegistryMixin
+from registrum.store.tracking.metrics import MetricsMixin
 
 
 class Store(
-    ApprovalsMixin,
     RegistryMixin,
     EvaluationsMixin,
     LineageMixin,
     MetricsMixin,
     AuditMixin,
-    WebhooksMixin,
+    OutboxMixin,
     AccessMixin,
 ):
     """Runs, metrics, artifacts, datasets and the model registry.
@@ -93,7 +91,7 @@ class Store(
         cursor: str | None = None,
     ) -> Page:
         """Runs of a project matching the filter language, ordered, one page at a time."""
-        from registrum.store.search import search_run_ids
+        from registrum.store.search.query import search_run_ids
 
         with self._read() as conn:
             project_id = self._project_id(conn, project, need="viewer")

@@ -1,7 +1,7 @@
 """Blobs: streamed upload with hash check, streamed download with Range support.
 
-Who may read a blob is the service layer's rule (store/blob_access.py): a blob the caller
-may not use answers exactly as one never stored (404, or "missing").
+Who may read a blob is the service layer's rule (store/tracking/blob_access.py): a blob
+the caller may not use answers exactly as one never stored (404, or "missing").
 """
 
 from __future__ import annotations
@@ -14,12 +14,13 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
+from registrum import validation as v
+from registrum.entities import BlobInfo
 from registrum.errors import RangeNotSatisfiable
 from registrum.server.deps import StoreDep
+from registrum.server.ranges import parse_range
 from registrum.server.responses import JSON
 from registrum.server.routes._schemas import MissingBlobs
-from registrum.store import validation as v
-from registrum.store.blobs import BlobInfo, parse_range
 
 router = APIRouter(tags=["blobs"])
 

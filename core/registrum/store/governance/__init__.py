@@ -1,0 +1,1 @@
+"""Governance: access, the audit trail, lineage, promotion approvals, gates and webhooks."""

@@ -1,0 +1,1 @@
+"""The model registry: models, versions, aliases and what each version was evaluated on."""

@@ -1,0 +1,1 @@
+"""Run search: the filter language parsed, planned and compiled to SQL, paged by cursor."""

@@ -1,0 +1,1 @@
+"""Tracking: runs, params, metrics, provenance, artifacts, datasets and the blobs they hold."""
