@@ -104,6 +104,13 @@ class Record:
     def to_dict(self) -> dict[str, Any]:
         return {f.name: _encode(getattr(self, f.name)) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
 
+    def __getitem__(self, name: str) -> Any:
+        """`record["id"]` reads a field as `record.id` does, so code written when these
+        answers were dicts keeps working; attribute access is the typed way."""
+        if not isinstance(name, str) or name not in {f.name for f in dataclasses.fields(self)}:  # type: ignore[arg-type]
+            raise KeyError(name)
+        return getattr(self, name)
+
     @classmethod
     def from_dict(cls: type[T], data: dict[str, Any]) -> T:
         names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
@@ -347,3 +354,180 @@ class Membership(Record):
     user: str
     role: str
     created_at: float
+
+
+@dataclass(frozen=True)
+class Webhook(Record):
+    """A webhook subscription; `secret` is there only in the answer that created it."""
+
+    id: str
+    url: str
+    events: list[str]
+    project: str
+    model: str | None
+    created_by: str | None
+    created_at: float
+    secret: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        # The wire shows the secret once: a hook read back has no `secret` key at all.
+        data = super().to_dict()
+        if self.secret is None:
+            del data["secret"]
+        return data
+
+
+@dataclass(frozen=True)
+class Delivery(Record):
+    """One event's delivery to a webhook: its state, attempts and last outcome."""
+
+    id: int
+    webhook_id: str
+    event_id: int
+    action: str
+    status: str
+    attempts: int
+    last_status: int | None
+    last_error: str | None
+    created_at: float
+    last_attempt_at: float | None
+    next_attempt_at: float | None
+    delivered_at: float | None
+
+
+@dataclass(frozen=True)
+class Policy(Record):
+    """A model's promotion policy: its protected aliases, who approves and how many, and the
+    gates a version must pass (each a gate object, as `set_policy` checked it)."""
+
+    model: str
+    protected: list[str]
+    approver_role: str
+    approvals_needed: int
+    allow_self_approval: bool
+    gates: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Vote(Record):
+    voter: str
+    decision: str
+    comment: str | None
+    at: float
+
+
+@dataclass(frozen=True)
+class PromotionRequest(Record):
+    """A request to point a protected alias at a version: its votes, and its gates, each
+    `{"gate": ..., "passed": ..., "detail": ...}` (evaluated live while it is open)."""
+
+    id: int
+    model: str
+    project: str
+    alias: str
+    version: int
+    from_version: int | None
+    state: str
+    requested_by: str
+    comment: str | None
+    created_at: float
+    decided_by: str | None
+    decided_at: float | None
+    decision_comment: str | None
+    votes: list[Vote]
+    approvals: int
+    approvals_needed: int
+    gates: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class AliasMove(Record):
+    """One move of an alias: from which version to which (None: unset or deleted), by whom,
+    when, and the request that approved it, if any."""
+
+    model: str
+    alias: str
+    from_version: int | None
+    to_version: int | None
+    actor: str
+    at: float
+    request_id: int | None
+
+
+PromotionRequest._decoders = {"votes": _each(Vote.from_dict)}
+
+
+@dataclass(frozen=True)
+class AuditEvent(Record):
+    """One entry of the audit trail: who did what to which entity, when, the entity's state
+    before and after (JSON values, as recorded), and the event's link in the hash chain."""
+
+    id: int
+    at: float
+    actor: str
+    action: str
+    entity_type: str
+    entity_id: str
+    project: str | None
+    before: Any
+    after: Any
+    hash: str
+
+    def to_dict(self) -> dict[str, Any]:
+        # `before` and `after` go out exactly as recorded (the chain hashes them so).
+        return {**super().to_dict(), "before": self.before, "after": self.after}
+
+
+@dataclass(frozen=True)
+class Evaluation(Record):
+    """The latest value of one metric that runs using a model version logged on one dataset
+    version (`dataset` None: the runs used none), with the run that logged it."""
+
+    version: int
+    dataset: str | None
+    metric: str
+    value: float | None
+    step: int
+    time: float
+    run_id: str
+    run_status: str
+    job_type: str | None
+
+
+@dataclass(frozen=True)
+class EvaluationHistory(Record):
+    """A model's evaluation history: its evaluated versions, the dataset versions used (each
+    a dict with its `id`, project, name and version), the metrics, and every evaluation."""
+
+    model: str
+    versions: list[int]
+    datasets: list[dict[str, Any]]
+    metrics: list[str]
+    evaluations: list[Evaluation]
+
+
+@dataclass(frozen=True)
+class LineageEdge(Record):
+    source: str
+    target: str
+    role: str
+
+
+@dataclass(frozen=True)
+class LineageGraph(Record):
+    """The nodes (dicts with `id`, `type`, `label` and what their kind has) and edges
+    reachable from the `start` nodes; `truncated` when the size limit cut it."""
+
+    start: list[str]
+    nodes: list[dict[str, Any]]
+    edges: list[LineageEdge]
+    truncated: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        # Nodes go out as described, their values untouched.
+        return {**super().to_dict(), "nodes": self.nodes}
+
+
+Evaluation._decoders = {"value": decode_float}
+EvaluationHistory._decoders = {"evaluations": _each(Evaluation.from_dict)}
+LineageGraph._decoders = {"edges": _each(LineageEdge.from_dict)}

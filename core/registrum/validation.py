@@ -182,6 +182,20 @@ def status(value: Any) -> str:
     return str(value)
 
 
+def terminal_status(value: Any) -> str:
+    """The status `finish_run` ends a run with: any but `running`."""
+    if value == "running":
+        raise InvalidArgument("finish_run needs a terminal status, not 'running'")
+    return str(value)
+
+
+def webhook_id(value: Any) -> str:
+    """A webhook id as `create_webhook` makes them: letters and digits, at most 64."""
+    if not isinstance(value, str) or not value or len(value) > 64 or not value.isalnum():
+        raise InvalidArgument(f"webhook id {value!r} is not valid: use the id create returned")
+    return value
+
+
 def integer(value: Any, what: str, *, minimum: int | None = None, bits: int = 32) -> int:
     """An integer that fits the database column it goes to: ids, versions and counts are
     32-bit (`bits=64` for sequence numbers, sizes, row counts and offsets)."""

@@ -8,6 +8,7 @@ tested in tests/server/test_webhook_targets.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -443,9 +444,9 @@ def test_hooks_are_created_listed_and_deleted_with_audit_events(db: Store) -> No
     assert on_m["events"] == ["alias.moved", "approval.requested", "approval.decided"]
     assert on_m["project"] == "p" and on_m["model"] == "m" and on_m["secret"] == "x" * 20
     assert on_p["secret"] != on_q["secret"]
-    shown = db.get_webhook(on_p["id"])
-    assert "secret" not in shown
-    assert shown == {k: x for k, x in on_p.items() if k != "secret"}
+    shown = db.get_webhook(on_p.id)
+    assert shown.secret is None and "secret" not in shown.to_dict()
+    assert shown == dataclasses.replace(on_p, secret=None)
     assert [h["id"] for h in db.list_webhooks()] == [on_p["id"], on_m["id"], on_q["id"]]
     assert [h["id"] for h in db.list_webhooks(project="p")] == [on_p["id"], on_m["id"]]
     assert [h["id"] for h in db.list_webhooks(model="m")] == [on_m["id"]]
@@ -458,7 +459,7 @@ def test_hooks_are_created_listed_and_deleted_with_audit_events(db: Store) -> No
         db.delete_webhook(on_m["id"])
     created = db.list_audit(action="webhook.created")
     assert [e["entity_id"] for e in reversed(created)] == [on_p["id"], on_m["id"], on_q["id"]]
-    assert all("x" * 20 not in json.dumps(e) for e in db.list_audit())
+    assert all("x" * 20 not in json.dumps(e.to_dict()) for e in db.list_audit())
     [deleted] = db.list_audit(action="webhook.deleted")
     assert deleted["entity_id"] == on_m["id"] and deleted["project"] == "p"
     assert deleted["before"]["url"] == "http://10.0.0.1:8080/b"

@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from registrum.cli._common import leaf, open_client, when
-from registrum.entities import ROLES
+from registrum.entities import ROLES, Policy, PromotionRequest
 
 
 def _policy_set(args: argparse.Namespace) -> int:
@@ -34,15 +34,15 @@ def _policy_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_policy(policy: dict[str, Any]) -> None:
-    protected = ", ".join(policy["protected"]) or "(none)"
-    print(f"model {policy['model']}: protected aliases {protected}")
-    self_ok = "may" if policy["allow_self_approval"] else "may not"
+def _print_policy(policy: Policy) -> None:
+    protected = ", ".join(policy.protected) or "(none)"
+    print(f"model {policy.model}: protected aliases {protected}")
+    self_ok = "may" if policy.allow_self_approval else "may not"
     print(
-        f"approvals: {policy['approvals_needed']} by {policy['approver_role']} or higher; "
+        f"approvals: {policy.approvals_needed} by {policy.approver_role} or higher; "
         f"requesters {self_ok} approve their own request"
     )
-    for gate in policy["gates"]:
+    for gate in policy.gates:
         print(f"gate: {json.dumps(gate, sort_keys=True)}")
 
 
@@ -60,11 +60,11 @@ def _requests_list(args: argparse.Namespace) -> int:
         requests = client.requests(args.name, state=args.state)
     print(f"{'id':>5}  {'alias':<16}  {'move':<9}  {'state':<9}  {'votes':<5}  {'by':<16}  opened")
     for r in requests:
-        move = f"{r['from_version'] or '-'}->{r['version']}"
-        votes = f"{r['approvals']}/{r['approvals_needed']}"
+        move = f"{r.from_version or '-'}->{r.version}"
+        votes = f"{r.approvals}/{r.approvals_needed}"
         print(
-            f"{r['id']:>5}  {r['alias']:<16}  {move:<9}  {r['state']:<9}  {votes:<5}  "
-            f"{r['requested_by']:<16}  {when(r['created_at'])}"
+            f"{r.id:>5}  {r.alias:<16}  {move:<9}  {r.state:<9}  {votes:<5}  "
+            f"{r.requested_by:<16}  {when(r.created_at)}"
         )
     return 0
 
@@ -82,19 +82,17 @@ def _requests_decide(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_request(r: dict[str, Any]) -> None:
+def _print_request(r: PromotionRequest) -> None:
     print(
-        f"request {r['id']}: {r['model']}@{r['alias']} {r['from_version'] or '(unset)'} -> "
-        f"{r['version']}, {r['state']}, {r['approvals']}/{r['approvals_needed']} approvals"
+        f"request {r.id}: {r.model}@{r.alias} {r.from_version or '(unset)'} -> "
+        f"{r.version}, {r.state}, {r.approvals}/{r.approvals_needed} approvals"
     )
-    print(f"opened by {r['requested_by']} {when(r['created_at'])}: {r['comment'] or ''}")
-    for vote in r["votes"]:
-        print(
-            f"  {vote['decision']} by {vote['voter']} {when(vote['at'])}: {vote['comment'] or ''}"
-        )
-    if r["decided_by"]:
-        print(f"{r['state']} by {r['decided_by']} {when(r['decided_at'])}")
-    for g in r["gates"]:
+    print(f"opened by {r.requested_by} {when(r.created_at)}: {r.comment or ''}")
+    for vote in r.votes:
+        print(f"  {vote.decision} by {vote.voter} {when(vote.at)}: {vote.comment or ''}")
+    if r.decided_by:
+        print(f"{r.state} by {r.decided_by} {when(r.decided_at)}")
+    for g in r.gates:
         print(f"  gate {'pass' if g['passed'] else 'FAIL'}: {g['detail']}")
 
 
@@ -103,11 +101,11 @@ def _aliases_history(args: argparse.Namespace) -> int:
         moves = client.alias_history(args.name, args.alias)
     print(f"{'when':<16}  {'alias':<16}  {'from':>5}  {'to':>5}  {'by':<20}  request")
     for m in moves:
-        before = "-" if m["from_version"] is None else m["from_version"]
-        after = "-" if m["to_version"] is None else m["to_version"]
+        before = "-" if m.from_version is None else m.from_version
+        after = "-" if m.to_version is None else m.to_version
         print(
-            f"{when(m['at']):<16}  {m['alias']:<16}  {before:>5}  {after:>5}  "
-            f"{m['actor']:<20}  {m['request_id'] or '-'}"
+            f"{when(m.at):<16}  {m.alias:<16}  {before:>5}  {after:>5}  "
+            f"{m.actor:<20}  {m.request_id or '-'}"
         )
     return 0
 

@@ -19,8 +19,7 @@ def _audit_list(args: argparse.Namespace) -> int:
         )
     for e in events:
         print(
-            f"{e['id']:>7}  {when(e['at'])}  {e['actor']:<24}  {e['action']:<22}  "
-            f"{e['entity_type']}:{e['entity_id']}"
+            f"{e.id:>7}  {when(e.at)}  {e.actor:<24}  {e.action:<22}  {e.entity_type}:{e.entity_id}"
         )
     return 0
 

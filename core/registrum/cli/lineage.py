@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from registrum.cli._common import add_store, open_client
+from registrum.entities import LineageGraph
 
 
 def _node_line(node: dict[str, Any]) -> str:
@@ -26,14 +27,14 @@ def _node_line(node: dict[str, Any]) -> str:
     return f"{node['id']}  {detail}"
 
 
-def print_lineage(graph: dict[str, Any], print_: Callable[[str], None] = print) -> None:
+def print_lineage(graph: LineageGraph, print_: Callable[[str], None] = print) -> None:
     """The graph as trees from its start nodes: upstream with `<-`, downstream with `->`."""
-    nodes = {n["id"]: n for n in graph["nodes"]}
+    nodes = {n["id"]: n for n in graph.nodes}
     parents: dict[str, list[tuple[str, str]]] = {}
     children: dict[str, list[tuple[str, str]]] = {}
-    for e in graph["edges"]:
-        parents.setdefault(e["target"], []).append((e["source"], e["role"]))
-        children.setdefault(e["source"], []).append((e["target"], e["role"]))
+    for e in graph.edges:
+        parents.setdefault(e.target, []).append((e.source, e.role))
+        children.setdefault(e.source, []).append((e.target, e.role))
 
     def walk(
         node: str, links: dict[str, list[tuple[str, str]]], arrow: str, depth: int, path: set[str]
@@ -44,11 +45,11 @@ def print_lineage(graph: dict[str, Any], print_: Callable[[str], None] = print) 
             if not cycle:
                 walk(other, links, arrow, depth + 1, path | {other})
 
-    for start in graph["start"]:
+    for start in graph.start:
         print_(_node_line(nodes[start]))
         walk(start, parents, "<-", 1, {start})
         walk(start, children, "->", 1, {start})
-    if graph["truncated"]:
+    if graph.truncated:
         print_("(the graph was cut at its size limit: ask for a smaller --depth)")
 
 

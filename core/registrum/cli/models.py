@@ -7,6 +7,7 @@ import argparse
 from typing import Any
 
 from registrum.cli._common import add_store, open_client
+from registrum.entities import Evaluation
 
 
 def _models_list(args: argparse.Namespace) -> int:
@@ -39,13 +40,13 @@ def _models_show(args: argparse.Namespace) -> int:
 def _models_evals(args: argparse.Namespace) -> int:
     with open_client(args, read=True) as client:
         history = client.evaluations(args.name)
-    if not history["evaluations"]:
+    if not history.evaluations:
         print(f"{args.name}: no evaluations yet (runs that use_model a version and log metrics)")
         return 0
-    labels = {d["id"]: f"{d['project']}/{d['name']} v{d['version']}" for d in history["datasets"]}
-    by_dataset: dict[Any, dict[tuple[int, str], dict[str, Any]]] = {}
-    for cell in history["evaluations"]:
-        by_dataset.setdefault(cell["dataset"], {})[cell["version"], cell["metric"]] = cell
+    labels = {d["id"]: f"{d['project']}/{d['name']} v{d['version']}" for d in history.datasets}
+    by_dataset: dict[str | None, dict[tuple[int, str], Evaluation]] = {}
+    for cell in history.evaluations:
+        by_dataset.setdefault(cell.dataset, {})[cell.version, cell.metric] = cell
     for dataset, cells in by_dataset.items():
         metrics = sorted({m for _, m in cells})
         versions = sorted({ver for ver, _ in cells})
@@ -53,7 +54,7 @@ def _models_evals(args: argparse.Namespace) -> int:
         print("  version  " + "  ".join(f"{m:>14}" for m in metrics))
         for ver in versions:
             values = [cells.get((ver, m)) for m in metrics]
-            shown = [f"{c['value']:>14.6g}" if c else f"{'-':>14}" for c in values]
+            shown = [f"{c.value:>14.6g}" if c else f"{'-':>14}" for c in values]
             print(f"  {ver:>7}  " + "  ".join(shown))
     return 0
 

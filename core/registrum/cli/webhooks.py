@@ -14,9 +14,9 @@ def _webhooks_add(args: argparse.Namespace) -> int:
         hook = client.add_webhook(
             args.url, args.event, project=args.project, model=args.model, secret=args.secret
         )
-    scope = f"model {hook['model']}" if hook["model"] else f"project {hook['project']}"
-    print(f"webhook {hook['id']}: {', '.join(hook['events'])} of {scope} -> {hook['url']}")
-    print(f"secret (shown this once; receivers check signatures with it): {hook['secret']}")
+    scope = f"model {hook.model}" if hook.model else f"project {hook.project}"
+    print(f"webhook {hook.id}: {', '.join(hook.events)} of {scope} -> {hook.url}")
+    print(f"secret (shown this once; receivers check signatures with it): {hook.secret}")
     return 0
 
 
@@ -24,8 +24,8 @@ def _webhooks_list(args: argparse.Namespace) -> int:
     with open_client(args, read=True) as client:
         hooks = client.webhooks(project=args.project, model=args.model)
     for hook in hooks:
-        scope = f"model:{hook['model']}" if hook["model"] else f"project:{hook['project']}"
-        print(f"{hook['id']}  {scope:<24}  {','.join(hook['events']):<40}  {hook['url']}")
+        scope = f"model:{hook.model}" if hook.model else f"project:{hook.project}"
+        print(f"{hook.id}  {scope:<24}  {','.join(hook.events):<40}  {hook.url}")
     return 0
 
 
@@ -42,10 +42,10 @@ def _webhooks_deliveries(args: argparse.Namespace) -> int:
             args.webhook_id, status=args.status, limit=args.limit
         )
     for d in deliveries:
-        outcome = d["last_error"] or (f"HTTP {d['last_status']}" if d["last_status"] else "-")
+        outcome = d.last_error or (f"HTTP {d.last_status}" if d.last_status else "-")
         print(
-            f"{d['id']:>7}  event {d['event_id']:<7}  {d['action']:<22}  {d['status']:<9}  "
-            f"{d['attempts']} attempt(s)  {when(d['last_attempt_at'])}  {outcome}"
+            f"{d.id:>7}  event {d.event_id:<7}  {d.action:<22}  {d.status:<9}  "
+            f"{d.attempts} attempt(s)  {when(d.last_attempt_at)}  {outcome}"
         )
     return 0
 

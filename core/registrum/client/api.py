@@ -8,18 +8,26 @@ from typing import Any
 
 from registrum.client import files as f
 from registrum.client.settings import ClientSettings
-from registrum.client.transport import open_transport
+from registrum.client.transport import Transport, open_transport
 from registrum.entities import (
     UNSET,
+    AliasMove,
     ApiToken,
     Artifact,
+    AuditEvent,
     DatasetVersion,
+    Delivery,
+    EvaluationHistory,
+    LineageGraph,
     Membership,
     MetricHistory,
     ModelVersion,
+    Policy,
+    PromotionRequest,
     RegisteredModel,
     Run,
     User,
+    Webhook,
     _Unset,
 )
 
@@ -35,7 +43,7 @@ class Client:
 
     def __init__(self, store: str | None = None, *, token: str | None = None) -> None:
         self.settings = ClientSettings.from_env(store=store)
-        self._store = open_transport(
+        self._store: Transport = open_transport(
             self.settings.store, home=self.settings.home, token=token or self.settings.token
         )
 
@@ -128,8 +136,9 @@ class Client:
 
     # -- lineage and history -------------------------------------------------
 
-    def lineage(self, node: str, *, direction: str = "both", depth: int = 3) -> dict[str, Any]:
-        """The lineage graph around a node, as `{"start", "nodes", "edges", "truncated"}`.
+    def lineage(self, node: str, *, direction: str = "both", depth: int = 3) -> LineageGraph:
+        """The lineage graph around a node: a `LineageGraph` (`start`, `nodes`, `edges`,
+        `truncated`).
 
         `node` is `model:NAME/3` (or `NAME@3`, `NAME@alias`), `run:ID`, `dataset:NAME/2`
         (`dataset:NAME` for every version), `artifact:PROJECT/NAME/1` or `code:COMMIT`;
@@ -137,15 +146,13 @@ class Client:
         """
         if ":" not in node and "@" in node:
             node = "model:" + node
-        graph: dict[str, Any] = self._store.lineage(node, direction=direction, depth=depth)
-        return graph
+        return self._store.lineage(node, direction=direction, depth=depth)
 
-    def evaluations(self, name: str) -> dict[str, Any]:
+    def evaluations(self, name: str) -> EvaluationHistory:
         """A model's evaluation history: for each version × dataset version × metric, the
         latest value logged by a run that used the version (`use_model`), with that run.
-        `["evaluations"]` holds one dict per cell."""
-        history: dict[str, Any] = self._store.evaluations(name)
-        return history
+        `.evaluations` holds one `Evaluation` per cell."""
+        return self._store.evaluations(name)
 
     def dataset_versions(self, project: str, name: str) -> list[DatasetVersion]:
         """The versions of a dataset, newest first."""
@@ -201,9 +208,9 @@ class Client:
         since: float | None = None,
         until: float | None = None,
         limit: int | None = 100,
-    ) -> list[dict[str, Any]]:
+    ) -> list[AuditEvent]:
         """Audit events, newest first: who did what to which entity, when, before and after."""
-        events: list[dict[str, Any]] = self._store.list_audit(
+        events = self._store.list_audit(
             project=project,
             action=action,
             entity_type=entity_type,
@@ -236,13 +243,10 @@ class Client:
 
     # -- webhooks -------------------------------------------------------------
 
-    def webhooks(
-        self, *, project: str | None = None, model: str | None = None
-    ) -> list[dict[str, Any]]:
+    def webhooks(self, *, project: str | None = None, model: str | None = None) -> list[Webhook]:
         """Webhooks, oldest first: of a project (its model hooks too), of a model, or all.
         Secrets are never shown again after `add_webhook`."""
-        hooks: list[dict[str, Any]] = self._store.list_webhooks(project=project, model=model)
-        return hooks
+        return self._store.list_webhooks(project=project, model=model)
 
     def add_webhook(
         self,
@@ -252,17 +256,14 @@ class Client:
         project: str | None = None,
         model: str | None = None,
         secret: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> Webhook:
         """Subscribes `url` to `events` (`run.finished`, `model_version.created`,
         `alias.moved`, `approval.requested`, `approval.decided`) of one project or one model.
 
         Payloads are signed with HMAC-SHA256 under `secret` (generated when not given); the
         result's `secret` is the only time it is shown.
         """
-        hook: dict[str, Any] = self._store.create_webhook(
-            url, events, project=project, model=model, secret=secret
-        )
-        return hook
+        return self._store.create_webhook(url, events, project=project, model=model, secret=secret)
 
     def remove_webhook(self, webhook_id: str) -> None:
         """Removes a webhook and its delivery log."""
@@ -270,13 +271,10 @@ class Client:
 
     def webhook_deliveries(
         self, webhook_id: str, *, status: str | None = None, limit: int | None = 100
-    ) -> list[dict[str, Any]]:
+    ) -> list[Delivery]:
         """A webhook's deliveries, newest event first: status (pending, delivered, failed),
         attempts, the last HTTP status or error, and when."""
-        deliveries: list[dict[str, Any]] = self._store.list_deliveries(
-            webhook_id, status=status, limit=limit
-        )
-        return deliveries
+        return self._store.list_deliveries(webhook_id, status=status, limit=limit)
 
     # -- promotion with approval ------------------------------------------------
 
@@ -289,12 +287,12 @@ class Client:
         approvals_needed: int = 1,
         allow_self_approval: bool = False,
         gates: Sequence[dict[str, Any]] = (),
-    ) -> dict[str, Any]:
+    ) -> Policy:
         """Sets a model's policy (needs project admin): the aliases it protects, who approves
         moves, how many approvals they need, and gates, e.g.
         `{"type": "evaluation", "fingerprint": F, "metric": "acc", "direction": "higher"}`
         or `{"type": "tags", "tags": ["validated"]}`."""
-        result: dict[str, Any] = self._store.set_policy(
+        return self._store.set_policy(
             name,
             protected=list(protected),
             approver_role=approver_role,
@@ -302,53 +300,42 @@ class Client:
             allow_self_approval=allow_self_approval,
             gates=list(gates),
         )
-        return result
 
-    def policy(self, name: str) -> dict[str, Any]:
+    def policy(self, name: str) -> Policy:
         """A model's policy (the default, nothing protected, if none was set)."""
-        result: dict[str, Any] = self._store.get_policy(name)
-        return result
+        return self._store.get_policy(name)
 
     def request_promotion(
         self, name: str, alias: str, version: int, *, comment: str | None = None
-    ) -> dict[str, Any]:
+    ) -> PromotionRequest:
         """Opens a request to point protected alias `alias` at `version`; the answer shows
         which gates pass now."""
-        result: dict[str, Any] = self._store.request_promotion(
-            name, alias, version, comment=comment
-        )
-        return result
+        return self._store.request_promotion(name, alias, version, comment=comment)
 
     def requests(
         self, name: str, *, state: str | None = None, alias: str | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[PromotionRequest]:
         """A model's promotion requests, newest first."""
-        result: list[dict[str, Any]] = self._store.list_requests(name, state=state, alias=alias)
-        return result
+        return self._store.list_requests(name, state=state, alias=alias)
 
-    def request(self, request_id: int) -> dict[str, Any]:
+    def request(self, request_id: int) -> PromotionRequest:
         """One promotion request, with its votes and gates."""
-        result: dict[str, Any] = self._store.get_request(request_id)
-        return result
+        return self._store.get_request(request_id)
 
-    def approve(self, request_id: int, *, comment: str | None = None) -> dict[str, Any]:
+    def approve(self, request_id: int, *, comment: str | None = None) -> PromotionRequest:
         """Approves a request; the last approval needed moves the alias if every gate passes."""
-        result: dict[str, Any] = self._store.approve_request(request_id, comment=comment)
-        return result
+        return self._store.approve_request(request_id, comment=comment)
 
-    def reject(self, request_id: int, *, comment: str | None = None) -> dict[str, Any]:
-        result: dict[str, Any] = self._store.reject_request(request_id, comment=comment)
-        return result
+    def reject(self, request_id: int, *, comment: str | None = None) -> PromotionRequest:
+        return self._store.reject_request(request_id, comment=comment)
 
-    def cancel_request(self, request_id: int, *, comment: str | None = None) -> dict[str, Any]:
+    def cancel_request(self, request_id: int, *, comment: str | None = None) -> PromotionRequest:
         """Withdraws a request (its requester, or a project admin)."""
-        result: dict[str, Any] = self._store.cancel_request(request_id, comment=comment)
-        return result
+        return self._store.cancel_request(request_id, comment=comment)
 
-    def alias_history(self, name: str, alias: str | None = None) -> list[dict[str, Any]]:
+    def alias_history(self, name: str, alias: str | None = None) -> list[AliasMove]:
         """Every move of a model's aliases (or of one), oldest first."""
-        result: list[dict[str, Any]] = self._store.alias_history(name, alias)
-        return result
+        return self._store.alias_history(name, alias)
 
     def download(self, ref: str, out: str | Path) -> Path:
         """Downloads a model version's files into `out`, verified, with progress on a terminal."""

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from registrum.capture.fingerprint import hash_file
+from registrum.client.transport import Transport
 from registrum.errors import HashMismatch, InvalidArgument
 
 _CHUNK = 1 << 20
@@ -143,12 +144,16 @@ class _Counted(io.RawIOBase):
 
 
 def upload(
-    transport: Any, files: list[LocalFile], *, label: str, workers: int = 4
+    transport: Transport, files: list[LocalFile], *, label: str, workers: int = 4
 ) -> list[dict[str, Any]]:
     """Sends what the store lacks (each content once), in parallel, with a progress line, and
     returns the manifest (path, sha256, size) of `files`."""
     hashed = [f for f in files if f.sha256 is not None]
-    missing = set(transport.missing_blobs([f.sha256 for f in hashed])) if hashed else set()
+    missing = (
+        set(transport.missing_blobs([f.sha256 for f in hashed if f.sha256 is not None]))
+        if hashed
+        else set()
+    )
     todo = list({f.sha256: f for f in hashed if f.sha256 in missing}.values())
     todo += [f for f in files if f.sha256 is None]
     progress = Progress(label, sum(f.size for f in todo))
@@ -177,7 +182,7 @@ def upload(
     return manifest
 
 
-def download(transport: Any, files: list[dict[str, Any]], dest: Path, *, label: str) -> Path:
+def download(transport: Transport, files: list[dict[str, Any]], dest: Path, *, label: str) -> Path:
     """Fetches an artifact's files into `dest`, verifying each sha256; files already there
     with the right content are kept. Writes go to a temporary name first."""
     dest.mkdir(parents=True, exist_ok=True)
@@ -235,7 +240,7 @@ def _snapshotted(f: dict[str, Any]) -> LocalFile:
     return local_file(f["path"], source)
 
 
-def deliver_artifact(transport: Any, args: dict[str, Any]) -> Any:
+def deliver_artifact(transport: Transport, args: dict[str, Any]) -> Any:
     """The writer's side of a background artifact (a checkpoint): upload the snapshots the
     store lacks, record the artifact (the same files again give the same version), then drop
     the snapshots, unless the event keeps them for a registration still to come."""

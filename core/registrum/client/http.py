@@ -7,28 +7,35 @@ so code (and the contract tests) run unchanged against either.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from registrum import validation as v
 from registrum.client import _wire as w
 from registrum.entities import (
     UNSET,
+    AliasMove,
     ApiToken,
     Artifact,
+    AuditEvent,
     BlobInfo,
     DatasetVersion,
+    Delivery,
+    EvaluationHistory,
     IngestResult,
+    LineageGraph,
     Membership,
     MetricHistory,
     MetricSummary,
     ModelVersion,
     Page,
+    Policy,
     Project,
+    PromotionRequest,
     RegisteredModel,
     Run,
     User,
+    Webhook,
     _Unset,
-    decode_float,
     decode_floats,
     decode_nonfinite,
     encode_floats,
@@ -38,6 +45,9 @@ from registrum.errors import (
     BlobNotFound,
     NotFound,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class HttpStore(w.Connection):
@@ -50,6 +60,7 @@ class HttpStore(w.Connection):
     """
 
     def health(self) -> dict[str, Any]:
+        """The server's `/health` answer (HTTP only: an embedded store has no server)."""
         result: dict[str, Any] = self._json("GET", "/health")
         return result
 
@@ -68,8 +79,33 @@ class HttpStore(w.Connection):
 
     # -- runs -----------------------------------------------------------------
 
-    def create_run(self, project: str, *, run_id: str | None = None, **fields: Any) -> Run:
-        body = {
+    def create_run(
+        self,
+        project: str,
+        *,
+        run_id: str | None = None,
+        name: str | None = None,
+        job_type: str | None = None,
+        parent_id: str | None = None,
+        user: str | None = None,
+        host: str | None = None,
+        description: str | None = None,
+        start_time: float | None = None,
+        config: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> Run:
+        fields: dict[str, Any] = {
+            "name": name,
+            "job_type": job_type,
+            "parent_id": parent_id,
+            "user": user,
+            "host": host,
+            "description": description,
+            "start_time": start_time,
+            "config": config,
+            "tags": tags,
+        }
+        body: dict[str, Any] = {
             "project": project,
             "id": run_id,
             **{k: val for k, val in fields.items() if val is not None},
@@ -94,10 +130,7 @@ class HttpStore(w.Connection):
     def finish_run(
         self, run_id: str, status: str = "finished", *, end_time: float | None = None
     ) -> Run:
-        if status == "running":
-            from registrum.errors import InvalidArgument
-
-            raise InvalidArgument("finish_run needs a terminal status, not 'running'")
+        v.terminal_status(status)
         return self.set_run_status(run_id, status, end_time=end_time)
 
     def heartbeat(self, run_id: str) -> None:
@@ -131,8 +164,27 @@ class HttpStore(w.Connection):
         result: dict[str, Any] | None = self._json("GET", f"/runs/{w.run(run_id)}/environment")
         return result
 
-    def set_code_version(self, run_id: str, **fields: Any) -> None:
-        self._call("PUT", f"/runs/{w.run(run_id)}/code", body=fields)
+    def set_code_version(
+        self,
+        run_id: str,
+        *,
+        commit: str | None = None,
+        branch: str | None = None,
+        remote: str | None = None,
+        dirty: bool | None = None,
+        diff_sha256: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        fields = {
+            "commit": commit,
+            "branch": branch,
+            "remote": remote,
+            "dirty": dirty,
+            "diff_sha256": diff_sha256,
+            "extra": extra,
+        }
+        body = {k: val for k, val in fields.items() if val is not None}
+        self._call("PUT", f"/runs/{w.run(run_id)}/code", body=body)
 
     def get_code_version(self, run_id: str) -> dict[str, Any] | None:
         result: dict[str, Any] | None = self._json("GET", f"/runs/{w.run(run_id)}/code")
@@ -172,9 +224,9 @@ class HttpStore(w.Connection):
         *,
         seq: int,
         keys: Sequence[str],
-        steps: Any,
-        values: Any,
-        timestamps: Any = None,
+        steps: Sequence[int] | np.ndarray[Any, Any],
+        values: Sequence[float] | np.ndarray[Any, Any],
+        timestamps: Sequence[float] | np.ndarray[Any, Any] | None = None,
     ) -> IngestResult:
         body: dict[str, Any] = {
             "seq": seq,
@@ -309,8 +361,26 @@ class HttpStore(w.Connection):
         return [Artifact.from_dict(a) for a in items]
 
     def log_dataset(
-        self, project: str, name: str, *, fingerprint: str, **fields: Any
+        self,
+        project: str,
+        name: str,
+        *,
+        fingerprint: str,
+        schema: Mapping[str, Any] | None = None,
+        rows: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        artifact_id: int | None = None,
+        run_id: str | None = None,
+        role: str = "input",
     ) -> DatasetVersion:
+        fields = {
+            "schema": schema,
+            "rows": rows,
+            "metadata": metadata,
+            "artifact_id": artifact_id,
+            "run_id": run_id,
+            "role": role,
+        }
         body = {
             "name": name,
             "fingerprint": fingerprint,
@@ -338,16 +408,13 @@ class HttpStore(w.Connection):
 
     # -- questions across runs ------------------------------------------------
 
-    def lineage(self, node: str, *, direction: str = "both", depth: int = 3) -> dict[str, Any]:
+    def lineage(self, node: str, *, direction: str = "both", depth: int = 3) -> LineageGraph:
         params = {"node": node, "direction": direction, "depth": depth}
-        graph: dict[str, Any] = self._json("GET", "/lineage", params=params)
-        return graph
+        return LineageGraph.from_dict(self._json("GET", "/lineage", params=params))
 
-    def evaluations(self, name: str) -> dict[str, Any]:
-        history: dict[str, Any] = self._json("GET", f"/models/{w.model(name)}/evaluations")
-        for cell in history["evaluations"]:
-            cell["value"] = decode_float(cell["value"]) if cell["value"] is not None else None
-        return history
+    def evaluations(self, name: str) -> EvaluationHistory:
+        path = f"/models/{w.model(name)}/evaluations"
+        return EvaluationHistory.from_dict(self._json("GET", path))
 
     def diff_datasets(self, project: str, name: str, a: int | str, b: int | str) -> dict[str, Any]:
         path = f"/projects/{w.project(project)}/datasets/{w.name(name, 'dataset name')}/diff"
@@ -368,11 +435,29 @@ class HttpStore(w.Connection):
         return compared
 
     def list_audit(
-        self, *, limit: int | None = None, offset: int = 0, **filters: Any
-    ) -> list[dict[str, Any]]:
+        self,
+        *,
+        project: str | None = None,
+        action: str | None = None,
+        entity_type: str | None = None,
+        entity_id: str | None = None,
+        actor: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[AuditEvent]:
+        filters = {
+            "project": project,
+            "action": action,
+            "entity_type": entity_type,
+            "entity_id": entity_id,
+            "actor": actor,
+            "since": since,
+            "until": until,
+        }
         params = {k: x for k, x in filters.items() if x is not None}
-        items: list[dict[str, Any]] = self._pages("/audit", params, limit, offset)
-        return items
+        return [AuditEvent.from_dict(e) for e in self._pages("/audit", params, limit, offset)]
 
     def verify_audit(self, anchors: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Any]:
         if anchors is None:
@@ -414,8 +499,35 @@ class HttpStore(w.Connection):
         return RegisteredModel.from_dict(self._json("PATCH", f"/models/{w.model(name)}", body=body))
 
     def register_model_version(
-        self, name: str, *, idempotency_key: str | None = None, **fields: Any
+        self,
+        name: str,
+        *,
+        project: str | None = None,
+        run_id: str | None = None,
+        artifact_id: int | None = None,
+        files: Sequence[Mapping[str, Any]] | None = None,
+        flavor: str | None = None,
+        signature: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        description: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        aliases: Sequence[str] = (),
+        idempotency_key: str | None = None,
     ) -> ModelVersion:
+        fields: dict[str, Any] = {
+            "project": project,
+            "run_id": run_id,
+            "artifact_id": artifact_id,
+            "files": files,
+            "flavor": flavor,
+            "signature": signature,
+            "metrics": metrics,
+            "params": params,
+            "description": description,
+            "tags": tags,
+            "aliases": aliases,
+        }
         if isinstance(fields.get("metrics"), Mapping):
             fields["metrics"] = encode_nonfinite(dict(fields["metrics"]))
         if isinstance(fields.get("aliases"), tuple):
@@ -455,7 +567,7 @@ class HttpStore(w.Connection):
         return ModelVersion.from_dict(self._write("PUT", path, key=idempotency_key, body=body))
 
     def delete_alias(
-        self, name: str, alias: str, *, expected_version: int | _Unset | None = UNSET
+        self, name: str, alias: str, *, expected_version: int | _Unset = UNSET
     ) -> None:
         params = {}
         if isinstance(expected_version, int):
@@ -473,7 +585,7 @@ class HttpStore(w.Connection):
         model: str | None = None,
         secret: str | None = None,
         idempotency_key: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> Webhook:
         body = {
             "url": url,
             "events": list(events) if isinstance(events, tuple) else events,
@@ -481,12 +593,10 @@ class HttpStore(w.Connection):
             "model": model,
             "secret": secret,
         }
-        hook: dict[str, Any] = self._write("POST", "/webhooks", key=idempotency_key, body=body)
-        return hook
+        return Webhook.from_dict(self._write("POST", "/webhooks", key=idempotency_key, body=body))
 
-    def get_webhook(self, webhook_id: str) -> dict[str, Any]:
-        hook: dict[str, Any] = self._json("GET", self._webhook_path(webhook_id))
-        return hook
+    def get_webhook(self, webhook_id: str) -> Webhook:
+        return Webhook.from_dict(self._json("GET", self._webhook_path(webhook_id)))
 
     def list_webhooks(
         self,
@@ -495,10 +605,9 @@ class HttpStore(w.Connection):
         model: str | None = None,
         limit: int | None = None,
         offset: int = 0,
-    ) -> list[dict[str, Any]]:
+    ) -> list[Webhook]:
         params = {"project": project, "model": model}
-        hooks: list[dict[str, Any]] = self._pages("/webhooks", params, limit, offset)
-        return hooks
+        return [Webhook.from_dict(h) for h in self._pages("/webhooks", params, limit, offset)]
 
     def delete_webhook(self, webhook_id: str) -> None:
         self._call("DELETE", self._webhook_path(webhook_id))
@@ -510,36 +619,43 @@ class HttpStore(w.Connection):
         status: str | None = None,
         limit: int | None = None,
         offset: int = 0,
-    ) -> list[dict[str, Any]]:
+    ) -> list[Delivery]:
         path = f"{self._webhook_path(webhook_id)}/deliveries"
-        deliveries: list[dict[str, Any]] = self._pages(path, {"status": status}, limit, offset)
-        return deliveries
+        return [Delivery.from_dict(d) for d in self._pages(path, {"status": status}, limit, offset)]
 
-    def _webhook_path(self, webhook_id: Any) -> str:
-        """A webhook id as a path segment; an empty one would reach another route."""
-        if not isinstance(webhook_id, str) or not webhook_id:
-            from registrum.errors import InvalidArgument
-
-            raise InvalidArgument(
-                f"webhook id {webhook_id!r} is not valid: use the id create returned"
-            )
-        return f"/webhooks/{w.q(webhook_id)}"
+    def _webhook_path(self, webhook_id: str) -> str:
+        """A webhook id as a path segment, checked by the store's own rule first: an empty
+        or malformed one would reach another route, or none."""
+        return f"/webhooks/{w.q(v.webhook_id(webhook_id))}"
 
     # -- promotion with approval ------------------------------------------------
 
     def set_policy(
-        self, name: str, *, idempotency_key: str | None = None, **policy: Any
-    ) -> dict[str, Any]:
+        self,
+        name: str,
+        *,
+        protected: Sequence[str] = (),
+        approver_role: str = "reviewer",
+        approvals_needed: int = 1,
+        allow_self_approval: bool = False,
+        gates: Sequence[Mapping[str, Any]] = (),
+        idempotency_key: str | None = None,
+    ) -> Policy:
+        policy: dict[str, Any] = {
+            "protected": protected,
+            "approver_role": approver_role,
+            "approvals_needed": approvals_needed,
+            "allow_self_approval": allow_self_approval,
+            "gates": gates,
+        }
         for key in ("protected", "gates"):
             if isinstance(policy.get(key), tuple):
                 policy[key] = list(policy[key])
         path = f"/models/{w.model(name)}/policy"
-        result: dict[str, Any] = self._write("PUT", path, key=idempotency_key, body=policy)
-        return result
+        return Policy.from_dict(self._write("PUT", path, key=idempotency_key, body=policy))
 
-    def get_policy(self, name: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._json("GET", f"/models/{w.model(name)}/policy")
-        return result
+    def get_policy(self, name: str) -> Policy:
+        return Policy.from_dict(self._json("GET", f"/models/{w.model(name)}/policy"))
 
     def request_promotion(
         self,
@@ -549,11 +665,10 @@ class HttpStore(w.Connection):
         *,
         comment: str | None = None,
         idempotency_key: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> PromotionRequest:
         body = {"alias": alias, "version": version, "comment": comment}
         path = f"/models/{w.model(name)}/requests"
-        result: dict[str, Any] = self._write("POST", path, key=idempotency_key, body=body)
-        return result
+        return PromotionRequest.from_dict(self._write("POST", path, key=idempotency_key, body=body))
 
     def list_requests(
         self,
@@ -563,49 +678,44 @@ class HttpStore(w.Connection):
         alias: str | None = None,
         limit: int | None = None,
         offset: int = 0,
-    ) -> list[dict[str, Any]]:
+    ) -> list[PromotionRequest]:
         params = {"state": state, "alias": alias}
-        items: list[dict[str, Any]] = self._pages(
-            f"/models/{w.model(name)}/requests", params, limit, offset
-        )
-        return items
+        items = self._pages(f"/models/{w.model(name)}/requests", params, limit, offset)
+        return [PromotionRequest.from_dict(r) for r in items]
 
-    def get_request(self, request_id: int) -> dict[str, Any]:
+    def get_request(self, request_id: int) -> PromotionRequest:
         v.integer(request_id, "request id", minimum=1)
-        result: dict[str, Any] = self._json("GET", f"/requests/{request_id}")
-        return result
+        return PromotionRequest.from_dict(self._json("GET", f"/requests/{request_id}"))
 
     def approve_request(
         self, request_id: int, *, comment: str | None = None, idempotency_key: str | None = None
-    ) -> dict[str, Any]:
+    ) -> PromotionRequest:
         return self._request_action(request_id, "approve", comment, idempotency_key)
 
     def reject_request(
         self, request_id: int, *, comment: str | None = None, idempotency_key: str | None = None
-    ) -> dict[str, Any]:
+    ) -> PromotionRequest:
         return self._request_action(request_id, "reject", comment, idempotency_key)
 
     def cancel_request(
         self, request_id: int, *, comment: str | None = None, idempotency_key: str | None = None
-    ) -> dict[str, Any]:
+    ) -> PromotionRequest:
         return self._request_action(request_id, "cancel", comment, idempotency_key)
 
     def alias_history(
         self, name: str, alias: str | None = None, *, limit: int | None = None, offset: int = 0
-    ) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = self._pages(
-            f"/models/{w.model(name)}/aliases/history", {"alias": alias}, limit, offset
-        )
-        return items
+    ) -> list[AliasMove]:
+        path = f"/models/{w.model(name)}/aliases/history"
+        return [AliasMove.from_dict(m) for m in self._pages(path, {"alias": alias}, limit, offset)]
 
     def _request_action(
         self, request_id: int, action: str, comment: str | None, key: str | None
-    ) -> dict[str, Any]:
+    ) -> PromotionRequest:
         v.integer(request_id, "request id", minimum=1)
-        result: dict[str, Any] = self._write(
-            "POST", f"/requests/{request_id}/{action}", key=key, body={"comment": comment}
+        path = f"/requests/{request_id}/{action}"
+        return PromotionRequest.from_dict(
+            self._write("POST", path, key=key, body={"comment": comment})
         )
-        return result
 
     # -- access control ---------------------------------------------------------
 

@@ -12,7 +12,7 @@ from typing import Any
 from registrum import validation as v
 from registrum.client import files as f
 from registrum.client.settings import ClientSettings
-from registrum.client.transport import open_transport
+from registrum.client.transport import Transport, open_transport
 from registrum.client.writer import Writer
 from registrum.entities import Artifact, ModelVersion, encode_nonfinite
 from registrum.errors import InvalidArgument, RegistrumError, StoreUnavailable
@@ -32,10 +32,10 @@ class RunOutputs:
     name: str | None
     settings: ClientSettings
     _writer: Writer | None
-    _transport: Any = None
+    _transport: Transport | None = None
     _model: Artifact | dict[str, Any] | None = None  # the last model, or its pending event
 
-    def _store(self) -> Any:
+    def _store(self) -> Transport:
         """A transport for calls that answer now, once the run itself has reached the store."""
         if self._writer is None or self.settings.mode == "offline":
             raise StoreUnavailable(

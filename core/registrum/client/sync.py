@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from registrum.client.spool import Spool, spools
-from registrum.client.transport import open_transport
+from registrum.client.transport import Transport, open_transport
 from registrum.client.writer import deliver, describe_error, retryable
 
 if TYPE_CHECKING:
@@ -186,7 +186,7 @@ def _last_seen(spool: Spool) -> float | None:
     return max(times, default=None)
 
 
-def _mark_crashed(transport: Any, spool: Spool, run_id: str) -> bool:
+def _mark_crashed(transport: Transport, spool: Spool, run_id: str) -> bool:
     """Marks the run `crashed` if the store still has it running with its process gone and
     its finish not in the spool; False if it does not (or cannot tell)."""
     try:

@@ -28,6 +28,7 @@ from typing import Any
 
 from registrum.client.points import BATCH_POINTS, PointsFile, SeqClock
 from registrum.client.spool import PointsBatch, Spool
+from registrum.client.transport import Transport
 from registrum.entities import decode_floats, decode_nonfinite, encode_floats
 from registrum.errors import RunNotFound, StoreError, StoreUnavailable
 
@@ -62,7 +63,7 @@ def retryable(exc: BaseException) -> bool:
     return isinstance(exc, StoreError | ConnectionError | TimeoutError | OSError)
 
 
-def deliver(transport: Any, event: dict[str, Any]) -> None:
+def deliver(transport: Transport, event: dict[str, Any]) -> None:
     """Sends one spooled event to a transport."""
     op, args = event["op"], dict(event["args"])
     if op not in OPS:
@@ -100,7 +101,7 @@ def deliver(transport: Any, event: dict[str, Any]) -> None:
     getattr(transport, op)(**args)
 
 
-def deliver_registration(transport: Any, args: dict[str, Any]) -> None:
+def deliver_registration(transport: Transport, args: dict[str, Any]) -> None:
     """A registration queued while the store was unreachable. Its model is an artifact the
     store has (`artifact_id`), or files logged in the background: recording them again
     returns the artifact their own event made, which is then registered. The event's
@@ -125,7 +126,7 @@ class Writer:
         self,
         run_id: str,
         spool: Spool,
-        open_transport: Callable[[], Any],
+        open_transport: Callable[[], Transport],
         *,
         offline: bool = False,
         strict: bool = False,
@@ -136,7 +137,7 @@ class Writer:
         self.run_id = run_id
         self.spool = spool
         self._open_transport = open_transport
-        self._transport: Any = None
+        self._transport: Transport | None = None
         self.offline = offline
         self.strict = strict
         self.store = store  # for messages: where the run goes (None: the embedded store)

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 
-from registrum.entities import encode_float
 from registrum.server.deps import StoreDep
 from registrum.server.responses import JSON
 
@@ -23,10 +20,8 @@ def lineage(store: StoreDep, node: str, direction: str = "both", depth: int = 3)
 @router.get("/models/{name}/evaluations")
 def evaluations(name: str, store: StoreDep) -> JSON:
     """Every version × dataset version × metric: the latest evaluation, with its run."""
-    history: dict[str, Any] = store.evaluations(name)
-    for cell in history["evaluations"]:
-        cell["value"] = encode_float(cell["value"])
-    return JSON(history)
+    # The record's dict carries NaN and infinities as their JSON markers.
+    return JSON(store.evaluations(name))
 
 
 @router.get("/projects/{project}/datasets/{name}/diff")

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from registrum import validation as v
-from registrum.entities import ROLES, _Unset
+from registrum.entities import ROLES, AliasMove, Policy, PromotionRequest, _Unset
 from registrum.errors import (
     AliasMoved,
     AliasNotFound,
@@ -137,7 +137,7 @@ class ApprovalsMixin(AliasMovesMixin, EvaluationsMixin, IdempotencyMixin, StoreB
         allow_self_approval: bool = False,
         gates: Sequence[Mapping[str, Any]] = (),
         idempotency_key: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> Policy:
         """Sets (replaces) a model's policy; needs admin on the model's project."""
         name = v.name(name, "model name")
         if isinstance(protected, str) or not isinstance(protected, Sequence):
@@ -164,8 +164,7 @@ class ApprovalsMixin(AliasMovesMixin, EvaluationsMixin, IdempotencyMixin, StoreB
         with self._tx() as conn:
             answer = self._recall(conn, keyed)
             if answer is not None:
-                replayed: dict[str, Any] = answer.body
-                return replayed
+                return Policy.from_dict(answer.body)
             model = self._model_row(conn, name, need="admin")
             before = self._policy(conn, model.id)
             values = {
@@ -194,14 +193,14 @@ class ApprovalsMixin(AliasMovesMixin, EvaluationsMixin, IdempotencyMixin, StoreB
             )
             result = {"model": name, **self._policy(conn, model.id)}
             self._remember(conn, keyed, 200, result)
-            return result
+            return Policy.from_dict(result)
 
-    def get_policy(self, name: str) -> dict[str, Any]:
+    def get_policy(self, name: str) -> Policy:
         """A model's policy; a model without one has the default (nothing protected)."""
         name = v.name(name, "model name")
         with self._read() as conn:
             model = self._model_row(conn, name, need="viewer")
-            return {"model": name, **self._policy(conn, model.id)}
+            return Policy.from_dict({"model": name, **self._policy(conn, model.id)})
 
     # -- requests --------------------------------------------------------------------
 
@@ -213,11 +212,13 @@ class ApprovalsMixin(AliasMovesMixin, EvaluationsMixin, IdempotencyMixin, StoreB
         *,
         comment: str | None = None,
         idempotency_key: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> PromotionRequest:
         """Opens a request to point protected `alias` at `version`; needs editor. Retried with
         the same `idempotency_key`, it returns the request the first call opened."""
         keyed = claim(idempotency_key, *_open_request(name, alias, version, comment))
-        return self._request_promotion(name, alias, version, comment, keyed)
+        return PromotionRequest.from_dict(
+            self._request_promotion(name, alias, version, comment, keyed)
+        )
 
     def _request_promotion(
         self, name: str, alias: str, version: int, comment: str | None, keyed: Claim | None
@@ -291,7 +292,7 @@ class ApprovalsMixin(AliasMovesMixin, EvaluationsMixin, IdempotencyMixin, StoreB
         alias: str | None = None,
         limit: int | None = None,
         offset: int = 0,
-    ) -> list[dict[str, Any]]:
+    ) -> list[PromotionRequest]:
         """A model's promotion requests, newest first; open ones show their gates live."""
         name = v.name(name, "model name")
         if state is not None and state not in STATES:
@@ -307,9 +308,9 @@ class ApprovalsMixin(AliasMovesMixin, EvaluationsMixin, IdempotencyMixin, StoreB
             ids = conn.execute(self._window(query, limit, offset)).scalars().all()
             records = [self._request_record(conn, int(i)) for i in ids]
             gates = self._policy(conn, model.id)["gates"]
-        return [self._with_live_gates(rec, gates) for rec in records]
+        return [PromotionRequest.from_dict(self._with_live_gates(rec, gates)) for rec in records]
 
-    def get_request(self, request_id: int) -> dict[str, Any]:
+    def get_request(self, request_id: int) -> PromotionRequest:
         """One promotion request, with its votes and its gates (live while it is open)."""
         v.integer(request_id, "request id", minimum=1)
         with self._read() as conn:
@@ -317,32 +318,38 @@ class ApprovalsMixin(AliasMovesMixin, EvaluationsMixin, IdempotencyMixin, StoreB
             self._require(conn, row.project_id, "viewer")
             record = self._request_record(conn, request_id)
             gates = self._policy(conn, row.model_id)["gates"]
-        return self._with_live_gates(record, gates)
+        return PromotionRequest.from_dict(self._with_live_gates(record, gates))
 
     def approve_request(
         self, request_id: int, *, comment: str | None = None, idempotency_key: str | None = None
-    ) -> dict[str, Any]:
+    ) -> PromotionRequest:
         """Approves a request (needs the policy's approver role); the approval that reaches the
         policy's count moves the alias, if every gate passes (`Conflict` names those that
         fail, and nothing changes). Retried with the same `idempotency_key`, it returns the
         first answer instead of `Conflict` (already voted)."""
-        return self._decide(request_id, "approve", comment, idempotency_key)
+        return PromotionRequest.from_dict(
+            self._decide(request_id, "approve", comment, idempotency_key)
+        )
 
     def reject_request(
         self, request_id: int, *, comment: str | None = None, idempotency_key: str | None = None
-    ) -> dict[str, Any]:
+    ) -> PromotionRequest:
         """Rejects a request (needs the policy's approver role); the alias stays."""
-        return self._decide(request_id, "reject", comment, idempotency_key)
+        return PromotionRequest.from_dict(
+            self._decide(request_id, "reject", comment, idempotency_key)
+        )
 
     def cancel_request(
         self, request_id: int, *, comment: str | None = None, idempotency_key: str | None = None
-    ) -> dict[str, Any]:
+    ) -> PromotionRequest:
         """Cancels an open request: its requester, or an admin of the model's project."""
-        return self._decide(request_id, "cancel", comment, idempotency_key)
+        return PromotionRequest.from_dict(
+            self._decide(request_id, "cancel", comment, idempotency_key)
+        )
 
     def alias_history(
         self, name: str, alias: str | None = None, *, limit: int | None = None, offset: int = 0
-    ) -> list[dict[str, Any]]:
+    ) -> list[AliasMove]:
         """Every move of a model's aliases (or of one), oldest first: who, when, from which
         version to which (None: unset or deleted), and the request that approved it."""
         name = v.name(name, "model name")
@@ -354,15 +361,15 @@ class ApprovalsMixin(AliasMovesMixin, EvaluationsMixin, IdempotencyMixin, StoreB
                 query = query.where(h.alias == v.alias(alias))
             rows = conn.execute(self._window(query, limit, offset)).all()
         return [
-            {
-                "model": name,
-                "alias": r.alias,
-                "from_version": r.from_version,
-                "to_version": r.to_version,
-                "actor": r.actor,
-                "at": r.at,
-                "request_id": r.request_id,
-            }
+            AliasMove(
+                model=name,
+                alias=r.alias,
+                from_version=r.from_version,
+                to_version=r.to_version,
+                actor=r.actor,
+                at=r.at,
+                request_id=r.request_id,
+            )
             for r in rows
         ]
 
@@ -537,7 +544,7 @@ class ApprovalsMixin(AliasMovesMixin, EvaluationsMixin, IdempotencyMixin, StoreB
                 current = None
         history = None
         if any(g["type"] == "evaluation" for g in gates):
-            history = self.evaluations(name)
+            history = self._evaluation_history(name)
         return evaluate(
             gates, tags=candidate.tags, history=history, version=version, current=current
         )

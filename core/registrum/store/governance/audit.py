@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from registrum import validation as v
+from registrum.entities import AuditEvent
 from registrum.errors import Forbidden, InvalidArgument
 from registrum.store import schema as t
 from registrum.store._base import StoreBase, loads
@@ -44,7 +45,7 @@ class AuditMixin(StoreBase):
         until: float | None = None,
         limit: int | None = None,
         offset: int = 0,
-    ) -> list[dict[str, Any]]:
+    ) -> list[AuditEvent]:
         """Audit events, newest first, filtered; `limit`/`offset` select one page."""
         a = t.audit_events.c
         query = select(t.audit_events)
@@ -73,18 +74,18 @@ class AuditMixin(StoreBase):
             query = self._audit_scope(conn, query, project)
             rows = conn.execute(self._window(query, limit, offset)).all()
         return [
-            {
-                "id": r.id,
-                "at": r.at,
-                "actor": r.actor,
-                "action": r.action,
-                "entity_type": r.entity_type,
-                "entity_id": r.entity_id,
-                "project": r.project,
-                "before": loads(r.before),
-                "after": loads(r.after),
-                "hash": r.hash,
-            }
+            AuditEvent(
+                id=r.id,
+                at=r.at,
+                actor=r.actor,
+                action=r.action,
+                entity_type=r.entity_type,
+                entity_id=r.entity_id,
+                project=r.project,
+                before=loads(r.before),
+                after=loads(r.after),
+                hash=r.hash,
+            )
             for r in rows
         ]
 

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from registrum import validation as v
+from registrum.entities import LineageEdge, LineageGraph
 from registrum.errors import DatasetNotFound, Forbidden, InvalidArgument, NotFound
 from registrum.store import schema as t
 from registrum.store._base import StoreBase
@@ -38,7 +39,7 @@ Edge = tuple[str, str, str]  # source, target, role
 
 
 class LineageMixin(RegistryReadMixin, StoreBase):
-    def lineage(self, node: str, *, direction: str = "both", depth: int = 3) -> dict[str, Any]:
+    def lineage(self, node: str, *, direction: str = "both", depth: int = 3) -> LineageGraph:
         """The nodes and edges reachable from `node` within `depth` steps, following edges
         forwards (`down`), backwards (`up`) or both ways from the start (`both`: the start's
         ancestors and its descendants, not the descendants of its ancestors)."""
@@ -78,12 +79,12 @@ class LineageMixin(RegistryReadMixin, StoreBase):
                 seen, edges = self._readable(conn, seen, edges, starts, visible)
             edges = {e for e in edges if e[0] in seen and e[1] in seen}
             nodes = [self._describe(conn, n) for n in sorted(seen)]
-        return {
-            "start": starts,
-            "nodes": nodes,
-            "edges": [{"source": s, "target": d, "role": r} for s, d, r in sorted(edges)],
-            "truncated": truncated,
-        }
+        return LineageGraph(
+            start=starts,
+            nodes=nodes,
+            edges=[LineageEdge(source=s, target=d, role=r) for s, d, r in sorted(edges)],
+            truncated=truncated,
+        )
 
     # -- what the signed-in user may see -------------------------------------------
 

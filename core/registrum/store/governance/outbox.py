@@ -20,10 +20,11 @@ from typing import Any
 from sqlalchemy import Connection, func, select, update
 
 from registrum import validation as v
+from registrum.entities import Delivery
 from registrum.errors import InvalidArgument
 from registrum.store import schema as t
 from registrum.store._base import loads, now
-from registrum.store.governance.webhooks import WEBHOOK_EVENTS, WebhooksMixin, check_webhook_id
+from registrum.store.governance.webhooks import WEBHOOK_EVENTS, WebhooksMixin
 
 DELIVERY_STATUSES = ("pending", "delivered", "failed")
 # Events matched per batch, and batches per dispatch: a long backlog is worked off over
@@ -77,9 +78,9 @@ class OutboxMixin(WebhooksMixin):
         status: str | None = None,
         limit: int | None = None,
         offset: int = 0,
-    ) -> list[dict[str, Any]]:
+    ) -> list[Delivery]:
         """A hook's delivery log, newest event first; `status` is pending, delivered or failed."""
-        check_webhook_id(webhook_id)
+        v.webhook_id(webhook_id)
         if status is not None and status not in DELIVERY_STATUSES:
             raise InvalidArgument(
                 f"delivery status {status!r} is not one of {', '.join(DELIVERY_STATUSES)}"
@@ -123,7 +124,7 @@ class OutboxMixin(WebhooksMixin):
         max_attempts: int = 8,
         base_delay: float = 10.0,
         at: float | None = None,
-    ) -> dict[str, Any] | None:
+    ) -> Delivery | None:
         """Records an attempt's outcome: a 2xx answer without `error` delivers; anything else
         schedules a retry after `backoff(base_delay, attempts)`, or fails the delivery once
         `max_attempts` are used. None when the delivery is gone (its hook was deleted)."""
@@ -324,18 +325,18 @@ class _Hook:
         return model == self.model
 
 
-def _delivery_record(r: Any) -> dict[str, Any]:
-    return {
-        "id": int(r.id),
-        "webhook_id": r.webhook_id,
-        "event_id": int(r.event_id),
-        "action": r.action,
-        "status": r.status,
-        "attempts": int(r.attempts),
-        "last_status": r.last_status,
-        "last_error": r.last_error,
-        "created_at": r.created_at,
-        "last_attempt_at": r.last_attempt_at,
-        "next_attempt_at": r.next_attempt_at if r.status == "pending" else None,
-        "delivered_at": r.delivered_at,
-    }
+def _delivery_record(r: Any) -> Delivery:
+    return Delivery(
+        id=int(r.id),
+        webhook_id=r.webhook_id,
+        event_id=int(r.event_id),
+        action=r.action,
+        status=r.status,
+        attempts=int(r.attempts),
+        last_status=r.last_status,
+        last_error=r.last_error,
+        created_at=r.created_at,
+        last_attempt_at=r.last_attempt_at,
+        next_attempt_at=r.next_attempt_at if r.status == "pending" else None,
+        delivered_at=r.delivered_at,
+    )

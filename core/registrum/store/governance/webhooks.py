@@ -10,6 +10,7 @@ Hooks go to public addresses only, unless `allow_private_webhooks` is set (the s
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import secrets
 import uuid
@@ -20,6 +21,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import Connection, delete, select
 
 from registrum import validation as v
+from registrum.entities import Webhook
 from registrum.errors import InvalidArgument, ModelNotFound, NotFound
 from registrum.store import schema as t
 from registrum.store._base import StoreBase, dumps, loads, now
@@ -54,7 +56,7 @@ class WebhooksMixin(IdempotencyMixin, StoreBase):
         model: str | None = None,
         secret: str | None = None,
         idempotency_key: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> Webhook:
         """Subscribes `url` to `events` of one project or one model (exactly one of them).
 
         The secret signs every payload (HMAC-SHA256); one is generated when not given. The
@@ -88,7 +90,7 @@ class WebhooksMixin(IdempotencyMixin, StoreBase):
                 kept = conn.execute(
                     select(t.webhooks.c.secret).where(t.webhooks.c.id == answer.body["id"])
                 ).scalar()
-                return {**answer.body, "secret": kept}
+                return Webhook.from_dict({**answer.body, "secret": kept})
             if model is not None:
                 model = v.name(model, "model name")
                 owner = self._hook_model_project(conn, model)
@@ -118,12 +120,12 @@ class WebhooksMixin(IdempotencyMixin, StoreBase):
                 )
             )
             hook = self._hook(conn, hook_id)
-            self._remember(conn, keyed, 201, hook)
-        return {**hook, "secret": secret}
+            self._remember(conn, keyed, 201, hook.to_dict())
+        return dataclasses.replace(hook, secret=secret)
 
-    def get_webhook(self, webhook_id: str) -> dict[str, Any]:
+    def get_webhook(self, webhook_id: str) -> Webhook:
         """A hook, without its secret."""
-        check_webhook_id(webhook_id)
+        v.webhook_id(webhook_id)
         with self._read() as conn:
             return self._hook(conn, webhook_id, need="admin")
 
@@ -134,7 +136,7 @@ class WebhooksMixin(IdempotencyMixin, StoreBase):
         model: str | None = None,
         limit: int | None = None,
         offset: int = 0,
-    ) -> list[dict[str, Any]]:
+    ) -> list[Webhook]:
         """Hooks, oldest first: of a project (its model hooks too), of a model, or all."""
         w = t.webhooks.c
         query = select(t.webhooks).order_by(w.created_at, w.id)
@@ -154,7 +156,7 @@ class WebhooksMixin(IdempotencyMixin, StoreBase):
 
     def delete_webhook(self, webhook_id: str) -> None:
         """Removes a hook with its delivery log; deliveries not yet sent are dropped."""
-        check_webhook_id(webhook_id)
+        v.webhook_id(webhook_id)
         with self._tx() as conn:
             hook = self._hook(conn, webhook_id, need="admin")
             d = t.webhook_deliveries.c
@@ -165,15 +167,13 @@ class WebhooksMixin(IdempotencyMixin, StoreBase):
                 "webhook.deleted",
                 "webhook",
                 webhook_id,
-                project=hook["project"],
-                before={k: hook[k] for k in ("url", "events", "model")},
+                project=hook.project,
+                before={"url": hook.url, "events": hook.events, "model": hook.model},
             )
 
     # -- helpers -------------------------------------------------------------
 
-    def _hook(
-        self, conn: Connection, webhook_id: str, *, need: str | None = None
-    ) -> dict[str, Any]:
+    def _hook(self, conn: Connection, webhook_id: str, *, need: str | None = None) -> Webhook:
         row = conn.execute(select(t.webhooks).where(t.webhooks.c.id == webhook_id)).first()
         if row is None:
             raise NotFound(f"webhook {webhook_id!r} does not exist", webhook_id=webhook_id)
@@ -192,22 +192,16 @@ class WebhooksMixin(IdempotencyMixin, StoreBase):
         return str(found)
 
 
-def _hook_record(r: Any) -> dict[str, Any]:
-    return {
-        "id": r.id,
-        "url": r.url,
-        "events": loads(r.events),
-        "project": r.project,
-        "model": r.model,
-        "created_by": r.created_by,
-        "created_at": r.created_at,
-    }
-
-
-def check_webhook_id(value: Any) -> str:
-    if not isinstance(value, str) or not value or len(value) > 64 or not value.isalnum():
-        raise InvalidArgument(f"webhook id {value!r} is not valid: use the id create returned")
-    return value
+def _hook_record(r: Any) -> Webhook:
+    return Webhook(
+        id=r.id,
+        url=r.url,
+        events=loads(r.events),
+        project=r.project,
+        model=r.model,
+        created_by=r.created_by,
+        created_at=r.created_at,
+    )
 
 
 def _check_url(url: Any) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from registrum import validation as v
+from registrum.entities import EvaluationHistory
 from registrum.errors import DatasetNotFound, InvalidArgument
 from registrum.store import schema as t
 from registrum.store._base import StoreBase
@@ -21,11 +22,15 @@ DIFF_MAX_BYTES = 1 << 20  # larger uncommitted diffs are compared by digest only
 
 
 class EvaluationsMixin(DatasetsMixin, ProvenanceMixin, RegistryReadMixin, StoreBase):
-    def evaluations(self, name: str) -> dict[str, Any]:
+    def evaluations(self, name: str) -> EvaluationHistory:
         """A model's evaluation history: for every version, every dataset version the
         evaluating runs used (`use_dataset`) and every metric they logged, the latest value
         with its run. Runs that `use_model` a version are its evaluations; a run that used no
         dataset is keyed by dataset None."""
+        return EvaluationHistory.from_dict(self._evaluation_history(name))
+
+    def _evaluation_history(self, name: str) -> dict[str, Any]:
+        """`evaluations` as plain data, as the evaluation gates read it."""
         name = v.name(name, "model name")
         with self._read() as conn:
             model = self._model_row(conn, name, need="viewer")

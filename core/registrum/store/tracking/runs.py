@@ -167,8 +167,7 @@ class RunsMixin(ParamsMixin, StoreBase):
     def finish_run(
         self, run_id: str, status: str = "finished", *, end_time: float | None = None
     ) -> Run:
-        if status == "running":
-            raise InvalidArgument("finish_run needs a terminal status, not 'running'")
+        v.terminal_status(status)
         return self.set_run_status(run_id, status, end_time=end_time)
 
     def heartbeat(self, run_id: str) -> None:
