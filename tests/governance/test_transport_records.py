@@ -7,7 +7,9 @@ import dataclasses
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
+import jsonschema_rs
 import pytest
 import requests
 
@@ -135,3 +137,57 @@ def test_approvals_and_audit_are_equal_records_over_both_transports(
     assert body == cancelled.to_dict() and body["votes"][0]["comment"] == "ok"
     page = requests.get(f"{api}/api/v1/audit", params={"project": "p"}, timeout=10).json()
     assert page["items"] == [e.to_dict() for e in events]
+
+
+def _declared(document: dict[str, Any], path: str, method: str, status: str) -> dict[str, Any]:
+    """The JSON schema the OpenAPI `document` declares for an answer, its components beside
+    it so that its references resolve."""
+    answer = document["paths"][path][method]["responses"][status]
+    schema: dict[str, Any] = answer["content"]["application/json"]["schema"]
+    return {**schema, "components": document["components"]}
+
+
+def test_governance_answers_match_the_records_the_openapi_declares(
+    both: tuple[Store, HttpStore, str],
+) -> None:
+    embedded, http, api = both
+    http.create_project("p")
+    run = http.create_run("p", name="r")
+    blob = http.put_blob(iter([MODEL]))
+    files = [{"path": "model.pkl", "sha256": blob.sha256, "size": blob.size}]
+    for _ in range(2):
+        http.register_model_version("m", project="p", run_id=run.id, files=files)
+    http.set_alias("m", "champion", 1)
+    http.create_webhook("http://127.0.0.1:9/hook", ["run.finished"], project="p")
+    http.finish_run(run.id)
+    embedded.dispatch_webhooks()
+    http.set_policy("m", protected=["champion"], allow_self_approval=True)
+    document = requests.get(f"{api}/api/v1/openapi.json", timeout=10).json()
+    hook = http.list_webhooks(project="p")[0]
+    opened = http.request_promotion("m", "champion", 2)
+    answers = [
+        ("/api/v1/models/{name}/policy", "/models/m/policy", "get_policy"),
+        ("/api/v1/requests/{request_id}", f"/requests/{opened.id}", "PromotionRequest"),
+        ("/api/v1/models/{name}/requests", "/models/m/requests", "page"),
+        ("/api/v1/models/{name}/aliases/history", "/models/m/aliases/history", "page"),
+        ("/api/v1/webhooks", "/webhooks?project=p", "page"),
+        ("/api/v1/webhooks/{webhook_id}", f"/webhooks/{hook.id}", "Webhook"),
+        ("/api/v1/webhooks/{webhook_id}/deliveries", f"/webhooks/{hook.id}/deliveries", "page"),
+        ("/api/v1/audit", "/audit?project=p", "page"),
+        ("/api/v1/lineage", "/lineage?node=model:m/1", "LineageGraph"),
+        ("/api/v1/models/{name}/evaluations", "/models/m/evaluations", "EvaluationHistory"),
+    ]
+    for template, path, what in answers:
+        body = requests.get(f"{api}/api/v1{path}", timeout=10).json()
+        schema = _declared(document, template, "get", "200")
+        assert "$ref" in schema or "items" in schema.get("properties", {}), template
+        if what == "page":
+            assert body["items"], f"{path} answered no items to check"
+        jsonschema_rs.validate(schema, body)  # raises naming the field that differs
+    # A record the document declares fails on an answer that lacks one of its fields.
+    body = requests.get(f"{api}/api/v1/requests/{opened.id}", timeout=10).json()
+    del body["votes"]
+    with pytest.raises(jsonschema_rs.ValidationError):
+        jsonschema_rs.validate(
+            _declared(document, "/api/v1/requests/{request_id}", "get", "200"), body
+        )

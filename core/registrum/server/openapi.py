@@ -80,6 +80,17 @@ _RECORDS = (
     entities.User,
     entities.ApiToken,
     entities.Membership,
+    entities.Policy,
+    entities.Vote,
+    entities.PromotionRequest,
+    entities.AliasMove,
+    entities.Webhook,
+    entities.Delivery,
+    entities.AuditEvent,
+    entities.LineageEdge,
+    entities.LineageGraph,
+    entities.Evaluation,
+    entities.EvaluationHistory,
 )
 
 
@@ -167,9 +178,10 @@ _SUCCESS: dict[str, Schema] = {
     "list_versions": _page(_ref("ModelVersion")),
     "get_version": _ref("ModelVersion"),
     "update_version": _ref("ModelVersion"),
-    "lineage": _object("nodes", "edges"),
+    "lineage": _ref("LineageGraph"),
+    "evaluations": _ref("EvaluationHistory"),
     "dataset_models": _items(_OBJECT),
-    "list_audit": _page(_OBJECT),
+    "list_audit": _page(_ref("AuditEvent")),
     "verify_audit": _object("ok", "events", "problems"),
     "whoami": {"allOf": [_ref("User"), _object("roles")]},
     "list_users": _items(_ref("User")),
@@ -180,10 +192,19 @@ _SUCCESS: dict[str, Schema] = {
     "revoke_token": _ref("ApiToken"),
     "list_members": _items(_ref("Membership")),
     "set_member": _ref("Membership"),
-    "list_requests": _page(_OBJECT),
-    "alias_history": _page(_OBJECT),
-    "list_webhooks": _page(_OBJECT),
-    "list_deliveries": _page(_OBJECT),
+    "set_policy": _ref("Policy"),
+    "get_policy": _ref("Policy"),
+    "open_request": _ref("PromotionRequest"),
+    "get_request": _ref("PromotionRequest"),
+    "approve": _ref("PromotionRequest"),
+    "reject": _ref("PromotionRequest"),
+    "cancel": _ref("PromotionRequest"),
+    "list_requests": _page(_ref("PromotionRequest")),
+    "alias_history": _page(_ref("AliasMove")),
+    "create_webhook": _ref("Webhook"),
+    "get_webhook": _ref("Webhook"),
+    "list_webhooks": _page(_ref("Webhook")),
+    "list_deliveries": _page(_ref("Delivery")),
 }
 
 # Bodies the routes read themselves, by endpoint name.
@@ -340,9 +361,14 @@ def record_schema(record: type[Any]) -> Schema:
     fields = [f.name for f in dataclasses.fields(record)]
     return {
         "type": "object",
-        "required": fields,
+        "required": [f for f in fields if f not in _SOMETIMES.get(record.__name__, ())],
         "properties": {f: _json_type(hints[f]) for f in fields},
     }
+
+
+# Fields a record's `to_dict` leaves out at times: a webhook's secret is shown only in the
+# answer that created it.
+_SOMETIMES: dict[str, tuple[str, ...]] = {"Webhook": ("secret",)}
 
 
 def _json_type(hint: Any) -> Schema:
