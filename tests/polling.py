@@ -12,12 +12,22 @@ import pytest
 T = TypeVar("T")
 
 
-def wait_for(predicate: Callable[[], T], what: str = "", timeout: float = 30.0) -> T:
+def wait_for(
+    predicate: Callable[[], T],
+    what: str = "",
+    timeout: float = 30.0,
+    *,
+    ignoring: tuple[type[BaseException], ...] = (),
+) -> T:
     """Calls `predicate` every 20 ms until it returns something true, and returns that; fails
-    the test, saying `what` it waited for, once `timeout` seconds have passed."""
+    the test, saying `what` it waited for, once `timeout` seconds have passed. An exception
+    of a type in `ignoring` counts as "not yet"."""
     deadline = time.monotonic() + timeout
     while True:
-        result = predicate()
+        try:
+            result = predicate()
+        except ignoring:
+            result = None  # type: ignore[assignment]
         if result:
             return result
         if time.monotonic() >= deadline:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 import registrum
+from polling import wait_for
 from registrum.client.http import HttpStore
 from registrum.client.settings import ClientSettings
 from registrum.client.sync import deliver_leftovers
@@ -54,16 +55,6 @@ def killed_trainer(tmp_path: Path, store: str | None, home: Path) -> str:
         trainer.send_signal(signal.SIGKILL)
         trainer.wait(30)
     return line[1]
-
-
-def wait_for(check: Any, what: str, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"{what} did not happen in {timeout} s"
-        time.sleep(0.1)
 
 
 def test_registrum_sync_marks_a_killed_trainer_crashed(target: Target, tmp_path: Path) -> None:

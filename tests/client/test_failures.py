@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Sequence
 from contextlib import closing
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 
 import pytest
 
+import polling
 import registrum
 from registrum.client.http import HttpStore
 from registrum.client.settings import ClientSettings
@@ -72,16 +72,8 @@ def lines(text: str) -> list[str]:
 
 
 def wait_for(check: Any, what: str, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            found = check()
-        except registrum.RegistrumError:
-            found = None
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"{what} did not happen in {timeout} s"
-        time.sleep(0.1)
+    """Waits while the store cannot answer yet, too (a server still starting)."""
+    return polling.wait_for(check, what, timeout, ignoring=(registrum.RegistrumError,))
 
 
 # -- the store is down --------------------------------------------------------------------

@@ -18,13 +18,14 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
 import pytest
 import requests
 
+from polling import wait_for
 from registrum.client.http import HttpStore
 from registrum.errors import InsufficientStorage
 from registrum.store import open_store
@@ -203,13 +204,6 @@ def start_upload(root: str, size: int) -> socket.socket:
     )
     sock.sendall(b"x" * (8 << 20))
     return sock
-
-
-def wait_for(predicate: Callable[[], object], what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.05)
 
 
 def test_a_partial_upload_of_a_killed_server_is_swept(tmp_path: Path) -> None:

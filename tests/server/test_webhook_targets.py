@@ -13,7 +13,6 @@ import socket
 import ssl
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from typing import Any
 import pytest
 import requests
 
+from polling import wait_for
 from registrum.errors import InvalidArgument
 from registrum.server import Settings
 from registrum.store import open_store
@@ -170,16 +170,6 @@ class Receiver:
             thread.join(10)
 
 
-def wait_until(check: Callable[[], Any], timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.02)
-
-
 def settings(tmp_path: Path, **options: Any) -> Settings:
     values: dict[str, Any] = {
         "webhook_poll_interval": 0.05,
@@ -310,7 +300,7 @@ def test_a_name_that_turns_private_after_creation_is_refused_at_delivery(
             hooks[created.json()["id"]] = (name, *REBOUND[i])
         finish_a_run(url)
         for hook_id, (name, address, kind) in hooks.items():
-            [refused] = wait_until(lambda: settled(url, hook_id))  # noqa: B023
+            [refused] = wait_for(lambda: settled(url, hook_id))  # noqa: B023
             assert refused["status"] == "failed" and refused["attempts"] == 2
             assert refused["last_status"] is None
             error = refused["last_error"]
@@ -333,7 +323,7 @@ def test_each_delivery_connects_to_the_address_it_checked(
             created = add_hook(url, f"http://pinned.test:{checked.port}/hook")
             assert created.status_code == 201, created.text
             finish_a_run(url)
-            [delivered] = wait_until(lambda: settled(url, created.json()["id"]))
+            [delivered] = wait_for(lambda: settled(url, created.json()["id"]))
     assert delivered["status"] == "delivered" and delivered["last_status"] == 200
     assert [h.host for h in checked.hits] == [f"pinned.test:{checked.port}"]
     assert elsewhere.hits == []
@@ -352,7 +342,7 @@ def test_localhost_is_refused_by_default_and_reached_with_the_option(tmp_path: P
             created = add_hook(url, target)
             assert created.status_code == 201, created.text
             finish_a_run(url)
-            [delivered] = wait_until(lambda: settled(url, created.json()["id"]))
+            [delivered] = wait_for(lambda: settled(url, created.json()["id"]))
     assert delivered["status"] == "delivered"
     assert [h.host for h in receiver.hits] == [f"localhost:{receiver.port}"]
     assert json.loads(receiver.hits[0].body)["action"] == "run.finished"
@@ -372,7 +362,7 @@ def test_redirects_are_not_followed_and_answers_are_not_kept(tmp_path: Path) -> 
             api_post(url, "/projects", {"name": "p"})
             created = add_hook(url, f"http://127.0.0.1:{redirecting.port}/hook")
             finish_a_run(url)
-            [failed] = wait_until(lambda: settled(url, created.json()["id"]))
+            [failed] = wait_for(lambda: settled(url, created.json()["id"]))
             log = requests.get(f"{url}/api/v1/webhooks/{created.json()['id']}/deliveries")
     assert failed["status"] == "failed" and failed["last_status"] == 302
     assert failed["last_error"] == "the receiver answered HTTP 302"
@@ -424,8 +414,8 @@ def test_https_checks_the_certificate_of_the_named_host(
         # The same address under a name the certificate does not cover: refused by TLS.
         bad = add_hook(url, f"https://impostor.test:{receiver.port}/hook").json()["id"]
         finish_a_run(url)
-        [delivered] = wait_until(lambda: settled(url, good))
-        [failed] = wait_until(lambda: settled(url, bad))
+        [delivered] = wait_for(lambda: settled(url, good))
+        [failed] = wait_for(lambda: settled(url, bad))
     assert delivered["status"] == "delivered", delivered
     assert failed["status"] == "failed" and failed["last_status"] is None
     assert "hostname 'impostor.test' doesn't match 'secure.test'" in failed["last_error"]
