@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from registrum import __version__
-from registrum.server import errors, openapi
+from registrum.server import errors, mlflow, openapi
 from registrum.server.access import bootstrap_admin
 from registrum.server.docs import mount_docs
 from registrum.server.headers import SecurityHeaders
@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(access.router, prefix="/api/v1")
     app.include_router(webhooks.router, prefix="/api/v1")
     app.include_router(approvals.router, prefix="/api/v1")
+    mlflow.install(app)
     mount_ui(app)
     mount_docs(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)

@@ -1,0 +1,3 @@
+"""MLflow's logged_models routes (see _wire.py for the conventions)."""
+
+from __future__ import annotations
