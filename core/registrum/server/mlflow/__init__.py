@@ -141,9 +141,7 @@ async def dispatch(request: Request, path: str) -> JSON:
     return JSON(answer)
 
 
-@router.api_route(
-    API + "/{path:path}", methods=["GET", "POST", "PATCH", "DELETE", "PUT"]
-)
+@router.api_route(API + "/{path:path}", methods=["GET", "POST", "PATCH", "DELETE", "PUT"])
 async def mlflow_api(request: Request, path: str) -> JSON:
     return await dispatch(request, path)
 

@@ -224,7 +224,7 @@ def key_values(args: Args, key: str) -> list[tuple[str, str]]:
     out = []
     for i, item in enumerate(value):
         if not isinstance(item, Mapping) or not isinstance(item.get("key"), str):
-            raise invalid(f"Invalid value for '{key}[{i}]': expected {{\"key\": ..., \"value\": ...}}.")
+            raise invalid(f"Invalid value for '{key}[{i}]': expected an object with key and value.")
         v = item.get("value", "")
         if v is None:
             v = ""
@@ -239,7 +239,7 @@ def tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
 
 
 def millis(seconds: float | None) -> int | None:
-    return None if seconds is None else int(round(seconds * 1000))
+    return None if seconds is None else round(seconds * 1000)
 
 
 def seconds(ms: int | None) -> float | None:
