@@ -117,23 +117,24 @@ def _unsupported(path: str) -> MlflowError | None:
 async def dispatch(request: Request, path: str) -> JSON:
     path = "/" + path.strip("/")
     method = request.method.upper()
-    found = _wire.ROUTES.get((method, path))
+    found = _wire.resolve(method, path)
     try:
         if found is None:
             unsupported = _unsupported(path)
             if unsupported is not None:
                 raise unsupported
-            if any(p == path for (_, p) in _wire.ROUTES):
-                allowed = sorted(m for (m, p) in _wire.ROUTES if p == path)
+            allowed = _wire.paths_matching(path)
+            if allowed:
                 raise MlflowError(
                     "BAD_REQUEST",
                     f"{method} is not allowed on {API}{path}; use {', '.join(allowed)}",
                     405,
                 )
             raise MlflowError("ENDPOINT_NOT_FOUND", f"no MLflow route {method} {API}{path}", 404)
+        handler, params = found
         store = await acting_store(request)
-        args = await _args(request)
-        answer = await run_in_threadpool(found.handler, store, args)
+        args = {**await _args(request), **params}
+        answer = await run_in_threadpool(handler.handler, store, args)
     except MlflowError as exc:
         return error_response(exc)
     except RegistrumError as exc:

@@ -15,6 +15,7 @@ input is never one).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -47,27 +48,54 @@ class Route:
 
 
 ROUTES: dict[tuple[str, str], Route] = {}
+# Paths with parameters ("/logged-models/{model_id}"), tried after the fixed paths.
+PATTERNS: list[tuple[str, re.Pattern[str], Route]] = []
 
 
 def route(method: str, path: str) -> Callable[[Handler], Handler]:
-    """Registers `handler` for `METHOD /api/2.0/mlflow{path}`."""
+    """Registers `handler` for `METHOD /api/2.0/mlflow{path}`; a `{name}` segment of `path`
+    matches one path segment and reaches the handler as `args[name]`."""
 
     def register(handler: Handler) -> Handler:
         key = (method.upper(), path)
         if key in ROUTES:
             raise RuntimeError(f"MLflow route {method} {path} is registered twice")
-        ROUTES[key] = Route(method.upper(), path, handler)
+        found = Route(method.upper(), path, handler)
+        ROUTES[key] = found
+        if "{" in path:
+            regex = re.sub(r"\\{(\w+)\\}", r"(?P<\1>[^/]+)", re.escape(path))
+            PATTERNS.append((method.upper(), re.compile(f"^{regex}$"), found))
         return handler
 
     return register
 
 
+def resolve(method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+    """The route for `METHOD path` and the values of its `{name}` segments."""
+    found = ROUTES.get((method.upper(), path))
+    if found is not None and "{" not in found.path:
+        return found, {}
+    for wanted, regex, candidate in PATTERNS:
+        m = regex.match(path)
+        if wanted == method.upper() and m is not None:
+            return candidate, m.groupdict()
+    return None
+
+
+def paths_matching(path: str) -> list[str]:
+    """The methods some route answers on `path` (for a 405's message)."""
+    methods = {m for (m, p) in ROUTES if p == path}
+    methods.update(m for m, regex, _ in PATTERNS if regex.match(path))
+    return sorted(methods)
+
+
 def call(store: Store, method: str, path: str, args: Args) -> dict[str, Any]:
     """Runs the handler of `METHOD path` in-process (what the server does per request)."""
-    found = ROUTES.get((method.upper(), path))
+    found = resolve(method, path)
     if found is None:
         raise MlflowError("ENDPOINT_NOT_FOUND", f"no MLflow route {method} {API}{path}", 404)
-    return found.handler(store, args)
+    handler, params = found
+    return handler.handler(store, {**args, **params})
 
 
 class MlflowError(Exception):
