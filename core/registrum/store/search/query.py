@@ -46,7 +46,7 @@ from registrum.store import schema as t
 from registrum.store.search.cursor import decode_cursor, encode_cursor, query_hash
 from registrum.store.search.parser import parse_filter, parse_order_by
 from registrum.store.search.plan import plan
-from registrum.store.search.predicates import FilterCompiler
+from registrum.store.search.predicates import FilterCompiler, Pred, all_of
 from registrum.store.search.read import Reader
 from registrum.store.search.syntax import And, Comparison, Field, Node, Not, Or
 
@@ -63,6 +63,7 @@ def search_run_ids(
     order_by: str | Sequence[str] | None = None,
     limit: int = 100,
     cursor: str | None = None,
+    deleted: str = "exclude",
 ) -> tuple[list[str], str | None]:
     """Run ids of one project matching `filter`, ordered, at most `limit`;
     plus the next cursor (None at the end).
@@ -75,6 +76,8 @@ def search_run_ids(
             such; runs missing an ordering value come last. Default: newest first.
         limit: page size, 1 to 1000.
         cursor: the cursor a previous call with the same filter and order returned.
+        deleted: soft-deleted runs are left out ("exclude"), the only ones ("only"),
+            or found with the others ("include").
 
     Raises:
         FilterSyntaxError: the filter does not parse; `position` says where.
@@ -97,11 +100,16 @@ def search_run_ids(
         start_segment, after = decode_cursor(cursor, digest, segments)
 
     compiler = FilterCompiler(key_ids, sqlite=sqlite, fence=not sqlite)
-    where = compiler.node(tree)
+    lifecycle = _lifecycle(deleted)
+    where = all_of([compiler.node(tree), lifecycle])
     if where is False:
         return [], None
     # Probes that PostgreSQL may hash, for segments that must read every run anyway.
-    unfenced = where if sqlite else FilterCompiler(key_ids, sqlite=False, fence=False).node(tree)
+    unfenced = (
+        where
+        if sqlite
+        else all_of([FilterCompiler(key_ids, sqlite=False, fence=False).node(tree), lifecycle])
+    )
     candidates = _candidates(conn, project_id, tree, compiler, _driver_threshold(limit))
     if candidates is not None and not candidates:
         return [], None
@@ -128,6 +136,17 @@ def search_run_ids(
         return ids, None
     index, row = found[limit - 1]
     return ids, encode_cursor(digest, index, list(row[1:]))
+
+
+def _lifecycle(deleted: str) -> Pred:
+    """Which runs a search sees by their soft deletion."""
+    if deleted == "exclude":
+        return t.runs.c.deleted_at.is_(None)
+    if deleted == "only":
+        return t.runs.c.deleted_at.is_not(None)
+    if deleted == "include":
+        return True
+    raise InvalidArgument(f"deleted must be 'exclude', 'only' or 'include', got {deleted!r}")
 
 
 def _fields(node: Node | None) -> Iterator[Field]:
