@@ -156,13 +156,22 @@ class Project(Record):
 
 @dataclass(frozen=True)
 class MetricSummary(Record):
+    """A series' last point, range and size; `last_step` is a decimal (a float) for a
+    series logged with decimal steps (`step_scale` > 0, see `MetricHistory`)."""
+
     key: str
     last: float
-    last_step: int
+    last_step: int | float
     last_time: float
     min: float | None
     max: float | None
     count: int
+    step_scale: int = 0
+
+    def integer_last_step(self) -> int:
+        """`last_step × 10**step_scale`, exact: what an integer-only reader (MLflow) is told."""
+        scaled: float = self.last_step * 10**self.step_scale
+        return round(scaled)
 
 
 @dataclass(frozen=True)
@@ -186,7 +195,11 @@ class Run(Record):
 
 @dataclass(frozen=True)
 class MetricHistory(Record):
-    """A metric's points ordered by step; the arrays are numpy arrays or lists."""
+    """A metric's points ordered by step; the arrays are numpy arrays or lists.
+
+    `steps` are the steps as logged: integers, or, for a series logged with decimal steps
+    (`step_scale` > 0, an import from Neptune), their decimal values as floats.
+    """
 
     run_id: str
     key: str
@@ -195,6 +208,17 @@ class MetricHistory(Record):
     timestamps: Any
     total: int
     downsampled: bool
+    step_scale: int = 0
+
+    def integer_steps(self) -> Any:
+        """The steps as exact integers, `step × 10**step_scale` (the steps themselves when the
+        scale is 0): what a reader that only takes integer steps (MLflow) is answered."""
+        import numpy as np
+
+        steps = np.asarray(self.steps)
+        if not self.step_scale:
+            return steps.astype(np.int64, copy=False)
+        return np.rint(steps * 10**self.step_scale).astype(np.int64)
 
     def to_dict(self) -> dict[str, Any]:
         values = self.values.tolist() if hasattr(self.values, "tolist") else list(self.values)
@@ -210,6 +234,7 @@ class MetricHistory(Record):
             ),
             "total": self.total,
             "downsampled": self.downsampled,
+            "step_scale": self.step_scale,
         }
 
     def __len__(self) -> int:
@@ -259,6 +284,24 @@ class Artifact(Record):
     metadata: dict[str, Any]
     created_at: float
     files: list[ArtifactFile] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LoggedModel(Record):
+    """MLflow 3's logged model: files that collect while `pending` and become the model
+    artifact `artifact_id` of its run when it turns `ready`."""
+
+    id: str
+    project: str
+    name: str
+    status: str  # pending, ready or failed
+    run_id: str | None
+    model_type: str | None
+    params: dict[str, str]
+    tags: dict[str, str]
+    artifact_id: int | None
+    created_at: float
+    updated_at: float
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from registrum.cli import (
     audit,
     datasets,
     demo,
+    importing,
     lineage,
     models,
     runs,
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     webhooks.add_commands(commands)
     access.add_commands(commands)
     approvals.add_commands(commands, models_group)
+    importing.add_commands(commands)
     demo.add_commands(commands)
     return parser
 

@@ -254,14 +254,23 @@ class HttpStore(w.Connection):
         params = {} if max_points is None else {"max_points": v.integer(max_points, "max_points")}
         data = self._json("GET", f"/runs/{w.run(run_id)}/metrics/{w.key(key)}", params=params)
         values = decode_floats(data["values"])
+        scale = int(data.get("step_scale", 0))
         return MetricHistory(
             run_id=data["run_id"],
             key=data["key"],
-            steps=np.asarray(data["steps"], dtype=np.int64),
+            steps=np.asarray(data["steps"], dtype=np.float64 if scale else np.int64),
             values=np.asarray(values, dtype=np.float64),
             timestamps=np.asarray(data["timestamps"], dtype=np.float64),
             total=data["total"],
             downsampled=data["downsampled"],
+            step_scale=scale,
+        )
+
+    def set_metric_step_scale(self, run_id: str, key: str, scale: int) -> None:
+        self._json(
+            "PUT",
+            f"/runs/{w.run(run_id)}/metric-step-scales",
+            body={"key": key, "scale": scale},
         )
 
     # -- blobs ----------------------------------------------------------------

@@ -79,7 +79,7 @@ def run_json(
             "key": key,
             "value": encode_number(m.last),
             "timestamp": millis(m.last_time),
-            "step": m.last_step,
+            "step": m.integer_last_step(),
         }
         for key, m in run.metrics.items()
     ]
@@ -115,7 +115,7 @@ def _dataset_input(role: str, dataset: DatasetVersion) -> dict[str, Any]:
 def history_points(history: MetricHistory, start: int, end: int) -> list[dict[str, Any]]:
     """Points `start:end` of a history as MLflow's metric objects."""
     values = np.asarray(history.values[start:end], dtype=np.float64)
-    steps = np.asarray(history.steps[start:end]).tolist()
+    steps = history.integer_steps()[start:end].tolist()
     stamps = np.rint(np.asarray(history.timestamps[start:end]) * 1000).astype(np.int64).tolist()
     if bool(np.isfinite(values).all()):
         numbers: list[Any] = values.tolist()

@@ -19,6 +19,7 @@ from registrum.entities import MetricHistory, decode_floats
 from registrum.errors import InvalidArgument
 from registrum.server.deps import StoreDep
 from registrum.server.responses import JSON
+from registrum.server.routes._schemas import Body
 
 router = APIRouter(tags=["metrics"])
 
@@ -71,6 +72,18 @@ async def log_metrics(run_id: str, request: Request, store: StoreDep) -> JSON:
     return JSON(result)
 
 
+class StepScale(Body):
+    key: Any
+    scale: Any
+
+
+@router.put("/runs/{run_id}/metric-step-scales", status_code=204)
+def set_step_scale(run_id: str, body: StepScale, store: StoreDep) -> Response:
+    """Declares that metric `key` logs its steps as `step × 10**scale` (decimal steps)."""
+    store.set_metric_step_scale(run_id, body.key, body.scale)
+    return Response(status_code=204)
+
+
 @router.get("/runs/{run_id}/metrics")
 def summaries(run_id: str, store: StoreDep) -> JSON:
     return JSON({k: m.to_dict() for k, m in store.metric_summaries(run_id).items()})
@@ -87,6 +100,7 @@ def _history_body(h: MetricHistory) -> dict[str, Any]:
         "key": h.key,
         "total": h.total,
         "downsampled": h.downsampled,
+        "step_scale": h.step_scale,
         "steps": h.steps,
         "values": values,
         "timestamps": h.timestamps,

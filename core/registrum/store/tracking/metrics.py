@@ -17,6 +17,8 @@ from registrum.store._base import StoreBase, now
 from registrum.store.tracking.runs import RunsMixin
 
 MAX_BATCH = 1_000_000
+# Decimal steps keep at most 18 digits after the point (Neptune's decimal(18, 6) needs 6).
+MAX_STEP_SCALE = 18
 # Bounds of one `metric_histories` call (the charts of a run page or a comparison).
 MAX_HISTORY_RUNS = 50
 MAX_HISTORY_KEYS = 200
@@ -166,6 +168,49 @@ class MetricsMixin(RunsMixin, StoreBase):
             )
         return IngestResult(run_id=run_id, seq=seq, points=n, duplicate=False)
 
+    def set_metric_step_scale(self, run_id: str, key: str, scale: int) -> None:
+        """Declares that the steps of `key` in this run are logged as `step × 10**scale`
+        (decimal steps, as Neptune's), so that every reader gets the decimal steps back.
+
+        Declared before the series' first point; declaring the same scale again changes
+        nothing, so an import that resumes may repeat it. Scale 0 (integer steps) is every
+        series' default and needs no declaration.
+        """
+        v.run_id(run_id)
+        v.key(key, "metric key")
+        v.integer(scale, "scale", minimum=0)
+        if scale > MAX_STEP_SCALE:
+            raise InvalidArgument(f"scale must be at most {MAX_STEP_SCALE}, got {scale}")
+        with self._tx() as conn:
+            row = self._run_row(conn, run_id, need="editor")
+            key_id = self._key_ids(conn, row.project_id, [key])[key]
+            s = t.metric_step_scales.c
+            known = conn.execute(
+                select(s.scale).where(s.run_id == run_id, s.key_id == key_id)
+            ).scalar()
+            if known == scale or (known is None and scale == 0):
+                return  # declared already, or the default
+            if known is not None or self._has_points(conn, run_id, key_id):
+                raise InvalidArgument(
+                    f"metric {key!r} of run {run_id!r} already holds points logged with step "
+                    f"scale {known or 0}; a series keeps the scale of its first point: log "
+                    "the other steps under another key"
+                )
+            conn.execute(
+                t.metric_step_scales.insert().values(run_id=run_id, key_id=key_id, scale=scale)
+            )
+            self._audit_run(conn, row, "metrics.step_scale_set", after={"key": key, "scale": scale})
+
+    def _has_points(self, conn: Any, run_id: str, key_id: int) -> bool:
+        c = t.metric_summaries.c
+        found = conn.execute(select(c.points).where(c.run_id == run_id, c.key_id == key_id)).first()
+        return found is not None
+
+    def _step_scale(self, conn: Any, run_id: str, key_id: int) -> int:
+        s = t.metric_step_scales.c
+        scale = conn.execute(select(s.scale).where(s.run_id == run_id, s.key_id == key_id)).scalar()
+        return int(scale or 0)
+
     def _merge_summaries(self, conn: Any, run_id: str, fresh: dict[int, dict[str, Any]]) -> None:
         s = t.metric_summaries
         old = {
@@ -231,9 +276,10 @@ class MetricsMixin(RunsMixin, StoreBase):
             row = self._run_row(conn, run_id, need="viewer")
             ids = self._key_ids(conn, row.project_id, [key], create=False)
             chunks = self._read_chunks(conn, run_id, ids[key]) if key in ids else []
+            scale = self._step_scale(conn, run_id, ids[key]) if chunks else 0
         if not chunks:
             raise MetricNotFound(f"run {run_id!r} has no metric {key!r}", run_id=run_id, key=key)
-        return _history(run_id, key, chunks, max_points)
+        return _history(run_id, key, chunks, max_points, scale)
 
     def metric_histories(
         self, run_ids: Sequence[str], keys: Sequence[str], *, max_points: int
@@ -270,15 +316,18 @@ class MetricsMixin(RunsMixin, StoreBase):
                     # One series at a time: only its raw points are ever held in memory.
                     chunks = self._read_chunks(conn, row.id, ids[key]) if key in ids else []
                     if chunks:
-                        found.append(_history(row.id, key, chunks, max_points))
+                        scale = self._step_scale(conn, row.id, ids[key])
+                        found.append(_history(row.id, key, chunks, max_points, scale))
                     else:
                         missing.append({"run_id": row.id, "key": key})
         return found, missing
 
 
-def _history(run_id: str, key: str, chunks: list[Any], max_points: int | None) -> MetricHistory:
+def _history(
+    run_id: str, key: str, chunks: list[Any], max_points: int | None, scale: int = 0
+) -> MetricHistory:
     """A series from its chunks: ordered by step, then cut to `max_points` (min and max per
-    bucket) when it is longer."""
+    bucket) when it is longer; steps stored with a decimal `scale` come back as decimals."""
     steps = _concat([ch[0] for ch in chunks], _STEP)
     values = _concat([ch[1] for ch in chunks], _FLOAT)
     times = _concat([ch[2] for ch in chunks], _FLOAT)
@@ -291,6 +340,10 @@ def _history(run_id: str, key: str, chunks: list[Any], max_points: int | None) -
         assert max_points is not None
         keep = _minmax_indices(values, max_points // 2)
         steps, values, times = steps[keep], values[keep], times[keep]
+    if scale:
+        # Both exact in a double (steps below 2**53; 10**18 is): the quotient is the double
+        # nearest the decimal step, the same as float(Decimal(step)).
+        steps = steps.astype(_FLOAT) / float(10**scale)
     return MetricHistory(
         run_id=run_id,
         key=key,
@@ -299,6 +352,7 @@ def _history(run_id: str, key: str, chunks: list[Any], max_points: int | None) -
         timestamps=times,
         total=total,
         downsampled=downsampled,
+        step_scale=scale,
     )
 
 

@@ -293,10 +293,11 @@ class RunsMixin(ParamsMixin, StoreBase):
         for r in conn.execute(select(t.run_tags).where(t.run_tags.c.run_id.in_(ids))):
             tags.setdefault(r.run_id, {})[r.key] = r.value
         metrics: dict[str, dict[str, MetricSummary]] = {}
-        s = t.metric_summaries
+        s, scales = t.metric_summaries, t.metric_step_scales
         for r in conn.execute(
-            select(s, t.keys.c.name)
+            select(s, t.keys.c.name, scales.c.scale)
             .join(t.keys, t.keys.c.id == s.c.key_id)
+            .outerjoin(scales, (scales.c.run_id == s.c.run_id) & (scales.c.key_id == s.c.key_id))
             .where(s.c.run_id.in_(ids))
         ):
             metrics.setdefault(r.run_id, {})[r.name] = summary_from_row(r.name, r)
@@ -324,10 +325,14 @@ class RunsMixin(ParamsMixin, StoreBase):
 
 
 def summary_from_row(key: str, r: Any) -> MetricSummary:
+    """A summary from its row; with the series' decimal step scale (`scale`, when the row
+    has it), the last step is the decimal step."""
+    scale = int(getattr(r, "scale", None) or 0)
     return MetricSummary(
         key=key,
         last=math.nan if r.last_value is None else r.last_value,
-        last_step=int(r.last_step),
+        last_step=int(r.last_step) / 10**scale if scale else int(r.last_step),
+        step_scale=scale,
         last_time=r.last_time,
         min=r.min_value,
         max=r.max_value,

@@ -133,7 +133,7 @@ export class Chart {
         })),
       ],
       axes: [
-        { values: xAxis(xMode) },
+        { values: xAxis(xMode, this.data[0]) },
         { size: axisSize },
       ],
       cursor: { drag: { x: true, y: false, setScale: true } },
@@ -274,9 +274,11 @@ function xRange(xs, xMode) {
   };
 }
 
-function xAxis(xMode) {
+// Integer steps get integer ticks only; decimal steps (an import from Neptune) get every tick.
+function xAxis(xMode, xs) {
   if (xMode === "relative") return (u, splits, axis, space, incr) => splits.map((v) => fmtElapsed(v, incr));
-  if (xMode === "step") return (u, splits) => splits.map((v) => (Number.isInteger(v) ? v.toLocaleString("en-US") : ""));
+  const decimal = xs.some((x) => !Number.isInteger(x));
+  if (xMode === "step") return (u, splits) => splits.map((v) => (decimal || Number.isInteger(v) ? v.toLocaleString("en-US") : ""));
   return undefined; // uPlot's own date ticks
 }
 
