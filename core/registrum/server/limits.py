@@ -9,12 +9,14 @@ from registrum.server.responses import error
 
 BLOB_PREFIX = "/api/v1/blobs/"
 BLOB_UPLOAD = "/api/v1/blobs"  # POST: content hashed by the server on arrival
+MLFLOW_ARTIFACT = "/api/2.0/mlflow-artifacts/artifacts/"  # PUT: MLflow's file upload
 
 
 def _blob_upload(method: str, path: str) -> bool:
-    return (method == "PUT" and path.startswith(BLOB_PREFIX)) or (
-        method == "POST" and path.rstrip("/") == BLOB_UPLOAD
-    )
+    """Uploads stream into the blob store, never held in memory: no limit applies."""
+    if method == "PUT":
+        return path.startswith(BLOB_PREFIX) or path.startswith(MLFLOW_ARTIFACT)
+    return method == "POST" and path.rstrip("/") == BLOB_UPLOAD
 
 
 class BodyLimit:

@@ -24,7 +24,7 @@ from registrum.errors import (
     ProjectNotFound,
     RunNotFound,
 )
-from registrum.server.mlflow import _filters, _paging
+from registrum.server.mlflow import _filters, _paging, logged_models
 from registrum.server.mlflow._experiments import (
     DEFAULT_EXPERIMENT,
     NAME_TAG,
@@ -180,7 +180,11 @@ def _experiment_of_run(store: Store, run: Run) -> str:
 def _run_answer(store: Store, run: Run) -> dict[str, Any]:
     deleted = run.id in store.deleted_runs([run.id])
     datasets = store.run_datasets([run.id]).get(run.id, [])
-    return run_json(run, _experiment_of_run(store, run), deleted=deleted, datasets=datasets)
+    answer = run_json(run, _experiment_of_run(store, run), deleted=deleted, datasets=datasets)
+    outputs = logged_models.run_outputs(store, run.id)
+    if outputs:
+        answer["outputs"] = outputs
+    return answer
 
 
 _ADJECTIVES = (

@@ -8,7 +8,8 @@ code diff) only when
 * it uploaded those bytes itself: each upload records a grant (sha256, user) in the
   database, so the rule holds across server replicas; or
 * it may read a project whose entities reference the blob (an artifact file, a model
-  version's files, a run's uncommitted diff).
+  version's files, a run's uncommitted diff, a file of a run's file tree or of a logged
+  model).
 
 Everything else answers as if the blob were not stored: `HEAD`/`GET` give 404 and
 `missing_blobs` lists it as missing, so the client uploads it and thereby proves that it
@@ -150,6 +151,7 @@ class BlobsMixin(StoreBase):
             return set(wanted)
         g, f, a = t.blob_grants.c, t.artifact_files.c, t.artifacts.c
         c, r, m = t.code_versions.c, t.runs.c, t.memberships.c
+        rf, mf, lm = t.run_files.c, t.logged_model_files.c, t.logged_models.c
         member_of = select(m.project_id).where(m.user_id == principal.user_id)
         # Cheapest first; each asks only for the digests the ones before did not find.
         sources: tuple[Callable[[list[str]], Select[Any]], ...] = (
@@ -165,6 +167,16 @@ class BlobsMixin(StoreBase):
                 select(c.diff_sha256)
                 .join(t.runs, r.id == c.run_id)
                 .where(c.diff_sha256.in_(batch), r.project_id.in_(member_of))
+            ),
+            lambda batch: (
+                select(rf.sha256)
+                .join(t.runs, r.id == rf.run_id)
+                .where(rf.sha256.in_(batch), r.project_id.in_(member_of))
+            ),
+            lambda batch: (
+                select(mf.sha256)
+                .join(t.logged_models, lm.id == mf.model_id)
+                .where(mf.sha256.in_(batch), lm.project_id.in_(member_of))
             ),
         )
         found: set[str] = set()
