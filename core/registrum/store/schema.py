@@ -43,6 +43,15 @@ projects = Table(
     Column("created_at", Double, nullable=False),
 )
 
+# A project's tags (an MLflow experiment's tags, its original name among them).
+project_tags = Table(
+    "project_tags",
+    metadata,
+    Column("project_id", Integer, ForeignKey("projects.id"), primary_key=True),
+    Column("key", NAME, primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
 # Interned metric and param key names, one namespace per project. Search
 # indexes hold the small integer, not the string.
 keys = Table(
@@ -70,6 +79,7 @@ runs = Table(
     Column("end_time", Double),
     Column("heartbeat_at", Double),
     Column("created_at", Double, nullable=False),
+    Column("deleted_at", Double),  # soft-deleted (restorable) when set
     Index("ix_runs_project_start", "project_id", "start_time"),
     # Run search reads these in order when sorting by name or end time, so a
     # page stops after LIMIT matches instead of sorting the whole project.
@@ -156,6 +166,16 @@ metric_summaries = Table(
     Column("points", BigInteger, nullable=False),
     # Covering for run search, like the params value indexes.
     Index("ix_metric_summaries_key_last", "key_id", "last_value", "run_id"),
+)
+
+# A series logged with decimal steps (an import from Neptune) stores each step as
+# step × 10**scale in the int64 step columns; readers divide it back. No row: scale 0.
+metric_step_scales = Table(
+    "metric_step_scales",
+    metadata,
+    Column("run_id", ID, ForeignKey("runs.id"), primary_key=True),
+    Column("key_id", Integer, ForeignKey("keys.id"), primary_key=True),
+    Column("scale", Integer, nullable=False),
 )
 
 run_environments = Table(
@@ -269,6 +289,10 @@ registered_models = Table(
     Column("last_version", Integer, nullable=False),
     Column("created_at", Double, nullable=False),
     Column("updated_at", Double, nullable=False),
+    # A deleted model gives its name up (`name` becomes `deleted/<id>`, which no model name
+    # can be) and keeps it here, so the name can be used again and the model restored.
+    Column("deleted_at", Double),
+    Column("deleted_name", NAME),
 )
 
 model_tags = Table(
@@ -294,6 +318,7 @@ model_versions = Table(
     Column("description", Text),
     Column("created_at", Double, nullable=False),
     Column("updated_at", Double, nullable=False),
+    Column("deleted_at", Double),  # soft-deleted: gone from reads, its number never reused
     UniqueConstraint("model_id", "version"),
     Index("ix_model_versions_run", "run_id"),
 )
@@ -507,4 +532,58 @@ idempotency_keys = Table(
     Column("response", Text, nullable=False),  # JSON
     Column("created_at", Double, nullable=False),
     Index("ix_idempotency_keys_created", "created_at"),
+)
+
+# MLflow's files (see tracking/files.py): a run's file tree, written one path at a time and
+# overwritable, and MLflow 3's logged models, whose files collect while they are pending and
+# become a model artifact of their run when they turn ready.
+run_files = Table(
+    "run_files",
+    metadata,
+    Column("run_id", ID, ForeignKey("runs.id"), primary_key=True),
+    Column("path", String(1024), primary_key=True),
+    Column("sha256", String(64), ForeignKey("blobs.sha256"), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Index("ix_run_files_sha256", "sha256"),  # who may read a blob (blob_access.py)
+)
+
+logged_models = Table(
+    "logged_models",
+    metadata,
+    Column("id", ID, primary_key=True),  # "m-" and 32 hex digits
+    Column("project_id", Integer, ForeignKey("projects.id"), nullable=False),
+    Column("run_id", ID, ForeignKey("runs.id")),
+    Column("name", NAME, nullable=False),
+    Column("status", String(16), nullable=False),  # pending, ready or failed
+    Column("model_type", NAME),
+    Column("params", Text, nullable=False),  # JSON object of strings
+    Column("tags", Text, nullable=False),  # JSON object of strings
+    Column("artifact_id", Integer, ForeignKey("artifacts.id")),
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
+    Column("deleted_at", Double),
+    Index("ix_logged_models_project_created", "project_id", "created_at"),
+    Index("ix_logged_models_run", "run_id"),
+)
+
+logged_model_files = Table(
+    "logged_model_files",
+    metadata,
+    Column("model_id", ID, ForeignKey("logged_models.id"), primary_key=True),
+    Column("path", String(1024), primary_key=True),
+    Column("sha256", String(64), ForeignKey("blobs.sha256"), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Index("ix_logged_model_files_sha256", "sha256"),  # who may read a blob (blob_access.py)
+)
+
+# The models a run produced, as MLflow's `runs/outputs` records them (step: the training step).
+run_model_outputs = Table(
+    "run_model_outputs",
+    metadata,
+    Column("run_id", ID, ForeignKey("runs.id"), primary_key=True),
+    Column("model_id", ID, ForeignKey("logged_models.id"), primary_key=True),
+    Column("step", BigInteger, nullable=False),
+    Column("created_at", Double, nullable=False),
 )

@@ -22,7 +22,12 @@ from registrum.store.governance.lineage import LineageMixin
 from registrum.store.governance.outbox import OutboxMixin
 from registrum.store.registry.evaluations import EvaluationsMixin
 from registrum.store.registry.versions import RegistryMixin
+from registrum.store.tracking.fixed_params import FixedParamsMixin
+from registrum.store.tracking.lifecycle import LifecycleMixin
+from registrum.store.tracking.logged_models import LoggedModelsMixin
 from registrum.store.tracking.metrics import MetricsMixin
+from registrum.store.tracking.project_tags import ProjectTagsMixin
+from registrum.store.tracking.run_datasets import RunDatasetsMixin
 
 
 class Store(
@@ -30,9 +35,14 @@ class Store(
     EvaluationsMixin,
     LineageMixin,
     MetricsMixin,
+    LoggedModelsMixin,
     AuditMixin,
     OutboxMixin,
     AccessMixin,
+    LifecycleMixin,
+    FixedParamsMixin,
+    ProjectTagsMixin,
+    RunDatasetsMixin,
 ):
     """Runs, metrics, artifacts, datasets and the model registry.
 
@@ -89,14 +99,22 @@ class Store(
         order_by: str | Sequence[str] | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        deleted: str = "exclude",
     ) -> Page:
-        """Runs of a project matching the filter language, ordered, one page at a time."""
+        """Runs of a project matching the filter language, ordered, one page at a time;
+        soft-deleted runs are left out unless `deleted` is "only" or "include"."""
         from registrum.store.search.query import search_run_ids
 
         with self._read() as conn:
             project_id = self._project_id(conn, project, need="viewer")
             ids, next_cursor = search_run_ids(
-                conn, project_id, filter=filter, order_by=order_by, limit=limit, cursor=cursor
+                conn,
+                project_id,
+                filter=filter,
+                order_by=order_by,
+                limit=limit,
+                cursor=cursor,
+                deleted=deleted,
             )
             runs: list[Run] = self._load_runs(conn, ids)
         return Page(items=runs, next_cursor=next_cursor)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
+from registrum import validation as v
 from registrum.entities import ModelVersion, RegisteredModel, decode_float
 from registrum.errors import AliasNotFound, ModelNotFound, ModelVersionNotFound
 from registrum.store import schema as t
@@ -17,7 +18,9 @@ class RegistryReadMixin(ArtifactsMixin, StoreBase):
     def _model_row(self, conn: Connection, name: str, *, need: str | None = None) -> Any:
         """A model's row; with `need`, the signed-in user must hold that role on its project."""
         row = conn.execute(
-            select(t.registered_models).where(t.registered_models.c.name == name)
+            select(t.registered_models).where(
+                t.registered_models.c.name == name, t.registered_models.c.deleted_at.is_(None)
+            )
         ).first()
         if row is None:
             raise ModelNotFound(f"model {name!r} does not exist", model=name)
@@ -28,7 +31,9 @@ class RegistryReadMixin(ArtifactsMixin, StoreBase):
     def _version_id_or_none(self, conn: Connection, model_id: int, version: int) -> int | None:
         mv = t.model_versions.c
         found = conn.execute(
-            select(mv.id).where(mv.model_id == model_id, mv.version == version)
+            select(mv.id).where(
+                mv.model_id == model_id, mv.version == version, mv.deleted_at.is_(None)
+            )
         ).scalar()
         return None if found is None else int(found)
 
@@ -46,7 +51,10 @@ class RegistryReadMixin(ArtifactsMixin, StoreBase):
             return found
         if wanted is None:
             found = conn.execute(
-                select(mv.id).where(mv.model_id == model.id).order_by(mv.version.desc()).limit(1)
+                select(mv.id)
+                .where(mv.model_id == model.id, mv.deleted_at.is_(None))
+                .order_by(mv.version.desc())
+                .limit(1)
             ).scalar()
             if found is None:
                 raise ModelVersionNotFound(f"model {name!r} has no versions yet", model=name)
@@ -60,6 +68,28 @@ class RegistryReadMixin(ArtifactsMixin, StoreBase):
             raise AliasNotFound(f"model {name!r} has no alias {wanted!r}", model=name, alias=wanted)
         return int(found)
 
+    def latest_versions_by_tag(self, name: str, key: str) -> dict[str | None, ModelVersion]:
+        """For each value of version tag `key` (None: versions without it), the newest live
+        version of model `name` holding it: MLflow's latest version per stage, read without
+        loading every version."""
+        name = v.name(name, "model name")
+        v.key(key, "tag key")
+        mv, tag = t.model_versions.c, t.model_version_tags.c
+        with self._read() as conn:
+            model = self._model_row(conn, name, need="viewer")
+            rows = conn.execute(
+                select(tag.value, func.max(mv.version))
+                .select_from(
+                    t.model_versions.outerjoin(
+                        t.model_version_tags, (tag.version_id == mv.id) & (tag.key == key)
+                    )
+                )
+                .where(mv.model_id == model.id, mv.deleted_at.is_(None))
+                .group_by(tag.value)
+            ).all()
+            found = {value: self._version_id_or_none(conn, model.id, n) for value, n in rows}
+            return {value: self._load_version(conn, i) for value, i in found.items() if i}
+
     def _load_model(self, conn: Connection, model_id: int) -> RegisteredModel:
         r = conn.execute(
             select(t.registered_models, t.projects.c.name.label("project"))
@@ -68,7 +98,10 @@ class RegistryReadMixin(ArtifactsMixin, StoreBase):
         ).one()
         mv = t.model_versions.c
         latest = conn.execute(
-            select(mv.version).where(mv.model_id == model_id).order_by(mv.version.desc()).limit(1)
+            select(mv.version)
+            .where(mv.model_id == model_id, mv.deleted_at.is_(None))
+            .order_by(mv.version.desc())
+            .limit(1)
         ).scalar()
         alias_rows = conn.execute(
             select(t.aliases.c.alias, mv.version)

@@ -16,6 +16,7 @@ from registrum.store import schema as t
 from registrum.store._base import RETRIES, StoreBase, dumps, json_text, now
 from registrum.store.idempotency import claim
 from registrum.store.registry.aliases import AliasesMixin
+from registrum.store.registry.lifecycle import RegistryLifecycleMixin
 from registrum.store.tracking.runs import RunsMixin
 
 
@@ -53,7 +54,7 @@ class _Registration:
     aliases: list[str]
 
 
-class RegistryMixin(AliasesMixin, RunsMixin, StoreBase):
+class RegistryMixin(RegistryLifecycleMixin, AliasesMixin, RunsMixin, StoreBase):
     def create_model(
         self,
         name: str,
@@ -117,7 +118,11 @@ class RegistryMixin(AliasesMixin, RunsMixin, StoreBase):
     ) -> list[RegisteredModel]:
         """Registered models by name, of one project or all; `limit`/`offset` select one page."""
         with self._read() as conn:
-            query = select(t.registered_models.c.id).order_by(t.registered_models.c.name)
+            query = (
+                select(t.registered_models.c.id)
+                .where(t.registered_models.c.deleted_at.is_(None))
+                .order_by(t.registered_models.c.name)
+            )
             if project is not None:
                 query = query.where(
                     t.registered_models.c.project_id
@@ -385,7 +390,10 @@ class RegistryMixin(AliasesMixin, RunsMixin, StoreBase):
             model = self._model_row(conn, name, need="viewer")
             query = (
                 select(t.model_versions.c.id)
-                .where(t.model_versions.c.model_id == model.id)
+                .where(
+                    t.model_versions.c.model_id == model.id,
+                    t.model_versions.c.deleted_at.is_(None),
+                )
                 .order_by(t.model_versions.c.version.desc())
             )
             ids = conn.execute(self._window(query, limit, offset)).scalars()
