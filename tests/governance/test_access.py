@@ -306,6 +306,15 @@ class World:
         other = padmin.create_webhook("https://hooks.test/other", ["alias.moved"], project="p")
         self.doomed_hook = other["id"]
         self.run, self.artifact = run.id, artifact.id
+        # A file in the run's file tree, written as MLflow's client writes one.
+        experiment = editor.get_project("p").id
+        put = requests.put(
+            f"{url}/api/2.0/mlflow-artifacts/artifacts/{experiment}/{run.id}/artifacts/notes.txt",
+            data=b"notes",
+            headers={"authorization": f"Bearer {tokens['editor']}"},
+            timeout=30,
+        )
+        assert put.ok, put.text
         for client in (admin, padmin, editor):
             client.close()
 
@@ -349,7 +358,14 @@ def requests_for(w: World) -> dict[str, tuple[str, dict[str, Any]]]:
             "viewer",
             {"params": {"run_id": w.run, "key": "loss", "max_points": 100}},
         ),
+        "PUT /api/v1/runs/{run_id}/metric-step-scales": (
+            "editor",
+            {"json": {"key": "loss", "scale": 0}},
+        ),
         "GET /api/v1/projects/{project}/keys": ("viewer", p),
+        "GET /api/v1/runs/{run_id}/files": ("viewer", {}),
+        "HEAD /api/v1/runs/{run_id}/files/{path}": ("viewer", {"path": "notes.txt"}),
+        "GET /api/v1/runs/{run_id}/files/{path}": ("viewer", {"path": "notes.txt"}),
         # Bytes of the caller's own: uploading p's would (rightly) let it read them after.
         "PUT /api/v1/blobs/{sha256}": ("user", {"sha256": OWN_SHA, "data": OWN_BYTES}),
         "POST /api/v1/blobs": ("user", {"data": b"anything"}),

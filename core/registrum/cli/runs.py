@@ -1,4 +1,5 @@
-"""`registrum runs list|show|code`: a project's runs, one run, and a run's code version."""
+"""`registrum runs list|show|code|files|download`: a project's runs, one run, a run's code
+version, and a run's files (what MLflow's `log_artifact` wrote)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ def _runs_list(args: argparse.Namespace) -> int:
 def _runs_show(args: argparse.Namespace) -> int:
     with open_client(args, read=True) as client:
         r = client.run(args.run_id)
+        files = client.run_files(args.run_id)
     print(f"run {r.id}  ({r.project}/{r.name or '-'})  {r.status}")
     print(f"  job type {r.job_type or '-'}, user {r.user or '-'}, host {r.host or '-'}")
     print(f"  started {when(r.start_time)}, ended {when(r.end_time)}, parent {r.parent_id or '-'}")
@@ -36,6 +38,39 @@ def _runs_show(args: argparse.Namespace) -> int:
         print("  metrics (last, min, max, count):")
         for k, m in r.metrics.items():
             print(f"    {k}: {m.last:.6g}, {m.min}, {m.max}, {m.count} at step {m.last_step}")
+    if files:
+        size = _size(sum(x.size for x in files))
+        print(f"  files: {len(files)}, {size} (registrum runs files {r.id})")
+    return 0
+
+
+def _size(n: int) -> str:
+    """A byte count as people read it: 512 B, 3.2 KiB, 1.5 GiB."""
+    value, unit = float(n), "B"
+    for bigger in ("KiB", "MiB", "GiB", "TiB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, bigger
+    return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
+
+
+def _runs_files(args: argparse.Namespace) -> int:
+    with open_client(args, read=True) as client:
+        files = client.run_files(args.run_id, args.prefix)
+    if not files:
+        where = f" under {args.prefix!r}" if args.prefix else ""
+        print(f"run {args.run_id} has no files{where}")
+        return 0
+    print(f"{'size':>10}  {'sha256':<12}  path")
+    for x in files:
+        print(f"{_size(x.size):>10}  {x.sha256[:12]:<12}  {x.path}")
+    return 0
+
+
+def _runs_download(args: argparse.Namespace) -> int:
+    with open_client(args, read=True) as client:
+        out = client.download_run_files(args.run_id, args.out, path=args.path)
+    print(f"downloaded {args.path or 'the files'} of run {args.run_id} to {out}")
     return 0
 
 
@@ -67,7 +102,7 @@ def _runs_code(args: argparse.Namespace) -> int:
 
 
 def add_commands(commands: Any) -> None:
-    """Adds `runs list`, `runs show` and `runs code` to the `registrum` command."""
+    """Adds `runs list`, `show`, `code`, `files` and `download` to the `registrum` command."""
     runs = commands.add_parser("runs", help="list and show runs").add_subparsers(
         dest="action", required=True
     )
@@ -88,3 +123,14 @@ def add_commands(commands: Any) -> None:
     code.add_argument("--diff", action="store_true", help="print the uncommitted diff")
     add_store(code)
     code.set_defaults(handler=_runs_code)
+    files = runs.add_parser("files", help="a run's files (what MLflow's log_artifact wrote)")
+    files.add_argument("run_id")
+    files.add_argument("--prefix", default=None, help="only the files under this folder")
+    add_store(files)
+    files.set_defaults(handler=_runs_files)
+    download = runs.add_parser("download", help="download a run's file or folder")
+    download.add_argument("run_id")
+    download.add_argument("path", nargs="?", default=None, help="a file or folder (default all)")
+    download.add_argument("-o", "--out", default=".", help="the folder to write into")
+    add_store(download)
+    download.set_defaults(handler=_runs_download)

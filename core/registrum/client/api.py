@@ -14,6 +14,7 @@ from registrum.entities import (
     AliasMove,
     ApiToken,
     Artifact,
+    ArtifactFile,
     AuditEvent,
     DatasetVersion,
     Delivery,
@@ -30,6 +31,7 @@ from registrum.entities import (
     Webhook,
     _Unset,
 )
+from registrum.errors import ArtifactNotFound
 
 
 class Client:
@@ -97,6 +99,40 @@ class Client:
         """A metric's steps, values and times (numpy arrays), whole or downsampled."""
         history: MetricHistory = self._store.metric_history(run_id, key, max_points=max_points)
         return history
+
+    # -- run files ----------------------------------------------------------------
+
+    def run_files(self, run_id: str, prefix: str | None = None) -> list[ArtifactFile]:
+        """The run's file tree (what MLflow's `log_artifact`, `log_text` or `log_dict`
+        wrote), by path: every file, or those under the folder `prefix`."""
+        files: list[ArtifactFile] = self._store.list_run_files(run_id, prefix)
+        return files
+
+    def download_run_files(self, run_id: str, out: str | Path, *, path: str | None = None) -> Path:
+        """Downloads the run's file or folder `path` (None: all its files) into the folder
+        `out`, verified: a file keeps its name, a folder's files their paths inside it."""
+        where = None if path is None else path.strip("/") or None
+        manifest = [x.to_dict() for x in self._run_files_at(run_id, where)]
+        shown = where or "files"
+        return f.download(self._store, manifest, Path(out), label=f"downloading {shown}")
+
+    def _run_files_at(self, run_id: str, where: str | None) -> list[ArtifactFile]:
+        """The files at `where` (a file, or a folder's files), with paths relative to it."""
+        if where is None:
+            return self.run_files(run_id)
+        try:
+            found = self._store.get_run_file(run_id, where)
+        except ArtifactNotFound:
+            files = self.run_files(run_id, where)
+            if not files:
+                raise ArtifactNotFound(
+                    f"run {run_id} has no file or folder {where!r}; list its files with "
+                    "run_files (or `registrum runs files RUN`)",
+                    path=where,
+                ) from None
+            cut = len(where) + 1
+            return [ArtifactFile(x.path[cut:], x.sha256, x.size) for x in files]
+        return [ArtifactFile(found.path.rsplit("/", 1)[-1], found.sha256, found.size)]
 
     # -- models ---------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from registrum.entities import (
     AliasMove,
     ApiToken,
     Artifact,
+    ArtifactFile,
     AuditEvent,
     BlobInfo,
     DatasetVersion,
@@ -42,6 +43,7 @@ from registrum.entities import (
     encode_nonfinite,
 )
 from registrum.errors import (
+    ArtifactNotFound,
     BlobNotFound,
     NotFound,
 )
@@ -320,6 +322,26 @@ class HttpStore(w.Connection):
             headers["range"] = f"bytes={start}-{'' if end is None else end}"
         response = self._call("GET", f"/blobs/{w.sha(sha256)}", headers=headers, stream=True)
         return w.iter_body(response)
+
+    # -- run files ------------------------------------------------------------
+
+    def list_run_files(self, run_id: str, prefix: str | None = None) -> list[ArtifactFile]:
+        items = self._pages(f"/runs/{w.run(run_id)}/files", {"prefix": prefix}, None, 0)
+        return [ArtifactFile.from_dict(f) for f in items]
+
+    def get_run_file(self, run_id: str, path: str) -> ArtifactFile:
+        """The file's record, from the headers of a HEAD request (no bytes are sent)."""
+        checked = v.artifact_path(path)
+        where = "/".join(w.q(part) for part in checked.split("/"))
+        try:
+            response = self._call("HEAD", f"/runs/{w.run(run_id)}/files/{where}")
+        except NotFound:  # a HEAD answer has no body to name the error
+            raise ArtifactNotFound(
+                f"run {run_id} has no file {checked!r}; list its files with run_files",
+                path=checked,
+            ) from None
+        sha256 = response.headers["etag"].strip('"')
+        return ArtifactFile(checked, sha256, int(response.headers["content-length"]))
 
     # -- artifacts and datasets ------------------------------------------------
 

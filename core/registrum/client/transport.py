@@ -11,6 +11,7 @@ from registrum.entities import (
     AliasMove,
     ApiToken,
     Artifact,
+    ArtifactFile,
     AuditEvent,
     BlobInfo,
     DatasetVersion,
@@ -154,6 +155,10 @@ class Transport(Protocol):
     def missing_blobs(self, sha256s: Sequence[str]) -> list[str]: ...
 
     def read_blob(self, sha256: str, start: int = 0, end: int | None = None) -> Iterator[bytes]: ...
+
+    def list_run_files(self, run_id: str, prefix: str | None = None) -> list[ArtifactFile]: ...
+
+    def get_run_file(self, run_id: str, path: str) -> ArtifactFile: ...
 
     def create_artifact(
         self,

@@ -20,6 +20,7 @@ from registrum.server.routes import (
     artifacts,
     audit,
     blobs,
+    files,
     lineage,
     metrics,
     models,
@@ -68,7 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     errors.install(app)
     openapi.install(app)
-    for module in (projects, runs, metrics, blobs, artifacts, models, lineage, audit):
+    for module in (projects, runs, metrics, files, blobs, artifacts, models, lineage, audit):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(access.router, prefix="/api/v1")
     app.include_router(webhooks.router, prefix="/api/v1")

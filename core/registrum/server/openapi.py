@@ -160,6 +160,7 @@ _SUCCESS: dict[str, Schema] = {
         },
     },
     "history": _ref("MetricHistory"),
+    "list_run_files": _page(_ref("ArtifactFile")),
     "upload": _STORED,
     "upload_unhashed": _STORED,
     "missing": _object("missing"),
@@ -239,16 +240,20 @@ _BODIES: dict[str, Schema] = {
 }
 
 # Success statuses besides the route's declared one.
+_RANGED: dict[str, Schema] = {
+    "206": {
+        "description": "The requested byte range.",
+        "content": {"application/octet-stream": {"schema": _BINARY}},
+    },
+    "416": {"description": "The range lies past the end of the content."},
+}
 _ALSO: dict[str, dict[str, Schema]] = {
     "upload": {"200": {"description": "The blob was stored already; nothing was sent on."}},
-    "download": {
-        "206": {
-            "description": "The requested byte range.",
-            "content": {"application/octet-stream": {"schema": _BINARY}},
-        },
-        "416": {"description": "The range lies outside the blob."},
-    },
+    "download": _RANGED,
+    "download_run_file": _RANGED,
 }
+# Operations that answer bytes, not JSON.
+_DOWNLOADS = {"download", "download_run_file"}
 
 
 def install(app: FastAPI) -> None:
@@ -310,7 +315,7 @@ def _operation(operation: dict[str, Any], route: APIRoute, method: str) -> None:
         answer["content"] = {"application/json": {"schema": _OBJECT}}
     for also, extra in _ALSO.get(name, {}).items():
         responses.setdefault(also, extra)
-    if name == "download":
+    if name in _DOWNLOADS:
         answer["content"] = {"application/octet-stream": {"schema": _BINARY}}
     for status in _statuses(operation, route, method):
         declared = responses.setdefault(str(status), {})

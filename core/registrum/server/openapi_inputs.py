@@ -77,7 +77,11 @@ _PARAMETERS: dict[str, Schema] = {
     "max_points": {"type": "integer", "minimum": 2, "maximum": 100000},
     "Idempotency-Key": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,255}$"},
 }
+_FILE_PATH: Schema = {"type": "string", "minLength": 1, "maxLength": v.MAX_PATH}
 _PARAMETERS_OF: dict[str, dict[str, Schema]] = {
+    "list_run_files": {"prefix": _nullable({"type": "string", "maxLength": v.MAX_PATH})},
+    "run_file_info": {"path": _FILE_PATH},
+    "download_run_file": {"path": _FILE_PATH},
     "compare_code": {"a": _RUN_ID, "b": _RUN_ID},
     "diff_datasets": {"a": _VERSION, "b": _VERSION},
 }

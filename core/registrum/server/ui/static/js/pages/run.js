@@ -1,5 +1,6 @@
 // One run: what it is, its params and tags, metric charts (server-side downsampled), the data
-// it read, what it wrote, its children, and the code and environment it ran in.
+// it read, what it wrote (artifacts, its file tree), its children, and the code and
+// environment it ran in.
 
 import { api, apiUrl, download, token } from "../api.js";
 import { setQuery } from "../app.js";
@@ -10,6 +11,7 @@ import {
 
 const MAX_CHARTS = 30; // charts drawn at once; a filter picks among more keys
 const DIFF_BYTES = 256 * 1024; // the most of a code diff shown
+const FILES_SHOWN = 1000; // files of a run listed at once
 
 export default async function render(root, params, query) {
   const run = await api(`/runs/${encodeURIComponent(params.run_id)}`);
@@ -19,6 +21,7 @@ export default async function render(root, params, query) {
     ["tags", "Tags", (el) => el.append(keyValues(run.tags, "No tags."))],
     ["datasets", "Datasets and models used", (el) => inputs(el, run)],
     ["artifacts", "Artifacts", (el) => artifacts(el, run)],
+    ["files", "Files", (el) => runFiles(el, run)],
     ["models", "Models registered", (el) => registered(el, run)],
     ["children", "Child runs", (el) => children(el, run)],
     ["code", "Code", (el) => code(el, run)],
@@ -251,6 +254,46 @@ function fileList(artifact) {
 
 function downloadFile(file) {
   return download(`/blobs/${file.sha256}`, file.path.split("/").pop());
+}
+
+// The run's file tree: what MLflow's log_artifact (or the importer) wrote, path by path.
+async function runFiles(el, run) {
+  const page = await api(`/runs/${encodeURIComponent(run.id)}/files`, { query: { limit: FILES_SHOWN } });
+  const status = h("div", { class: "run-files-status" });
+  if (page.items.length) {
+    const total = page.items.reduce((sum, f) => sum + f.size, 0);
+    const count = `${fmtNum(page.items.length)}${page.next_cursor ? "+" : ""}`;
+    el.append(h("p", { class: "muted" }, `${count} files, ${fmtBytes(total)}${page.next_cursor ? "+" : ""}`));
+  }
+  el.append(table([
+    ["Path", (f) => filePath(f.path)],
+    ["Size", (f) => fmtBytes(f.size)],
+    ["sha256", (f) => h("code", { title: f.sha256 }, f.sha256.slice(0, 12))],
+    ["", (f) => h("button", { type: "button", class: "download", dataset: { path: f.path },
+      onclick: () => downloadRunFile(run, f, status) }, "Download")],
+  ], page.items, { cls: "run-files", empty: "This run has no files (MLflow's mlflow.log_artifact writes them here)." }));
+  if (page.next_cursor) {
+    el.append(h("p", { class: "muted" }, `Showing the first ${fmtNum(FILES_SHOWN)} files; `,
+      h("code", {}, `registrum runs files ${run.id}`), " lists them all."));
+  }
+  el.append(status);
+}
+
+// A path with its folder muted, so that a file's name stands out in a deep tree.
+function filePath(path) {
+  const cut = path.lastIndexOf("/");
+  if (cut < 0) return h("span", { class: "file-path" }, path);
+  return h("span", { class: "file-path" }, h("span", { class: "muted" }, path.slice(0, cut + 1)), path.slice(cut + 1));
+}
+
+async function downloadRunFile(run, file, status) {
+  const where = file.path.split("/").map(encodeURIComponent).join("/");
+  try {
+    await download(`/runs/${encodeURIComponent(run.id)}/files/${where}`, file.path.split("/").pop());
+    status.replaceChildren();
+  } catch (err) {
+    status.replaceChildren(errorBox(err));
+  }
 }
 
 async function children(el, run) {
