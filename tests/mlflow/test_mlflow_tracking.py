@@ -99,6 +99,11 @@ def test_experiments(mlflow_uri: str) -> None:
     by_path = client.get_experiment_by_name(path)
     assert by_path is not None and by_path.experiment_id == databricks_id
     assert client.get_experiment(databricks_id).name == path
+    # The tag that holds the name changes only by a rename (which needs the admin role).
+    with pytest.raises(MlflowException) as renamed:
+        client.set_experiment_tag(databricks_id, "mlflow.experimentName", "hijacked")
+    assert renamed.value.error_code == "INVALID_PARAMETER_VALUE"
+    assert client.get_experiment(databricks_id).name == path
 
     found = client.search_experiments(filter_string="name LIKE 'tab%'")
     assert [e.name for e in found] == ["tabular"]

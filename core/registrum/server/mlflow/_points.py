@@ -9,8 +9,13 @@ from typing import Any
 
 import numpy as np
 
+from registrum.errors import MetricNotFound
 from registrum.server.mlflow._wire import integer, invalid, number
 from registrum.store import Store
+
+# Fields by which MLflow 3 links a point to a logged model or a dataset: `log_model` sends
+# the run's points again with them, and MLflow keeps an identical point once.
+_LINKS = ("model_id", "dataset_name", "dataset_digest")
 
 
 def batch_seq(
@@ -65,5 +70,48 @@ def log_points(store: Store, rid: str, metrics: Any) -> None:
     steps = _column(raw_steps, "step", integral=True)
     values = _column(raw_values, "value", integral=False)
     times = _column(raw_times, "timestamp", integral=True).astype(np.float64) / 1000.0
+    if any(isinstance(m, dict) and any(m.get(f) for f in _LINKS) for m in metrics):
+        keep = _not_stored(store, rid, keys, steps, values, times)
+        if not keep.any():
+            return
+        keys = [k for k, kept in zip(keys, keep.tolist(), strict=True) if kept]
+        steps, values, times = steps[keep], values[keep], times[keep]
     seq = batch_seq(keys, steps, values, times)
     store.log_metrics(rid, seq=seq, keys=keys, steps=steps, values=values, timestamps=times)
+
+
+def _not_stored(
+    store: Store,
+    rid: str,
+    keys: list[str],
+    steps: np.ndarray[Any, Any],
+    values: np.ndarray[Any, Any],
+    times: np.ndarray[Any, Any],
+) -> np.ndarray[Any, Any]:
+    """Which points of a batch the run does not hold yet (same key, step, time and value):
+    a point sent again to link it to a model or a dataset is not a new point."""
+    stored: set[tuple[str, int, int, Any]] = set()
+    for key in set(keys):
+        try:
+            history = store.metric_history(rid, key)
+        except MetricNotFound:
+            continue
+        stamps = np.rint(np.asarray(history.timestamps) * 1000).astype(np.int64).tolist()
+        steps_of = history.integer_steps().tolist()
+        points = zip(steps_of, stamps, _comparable(history.values), strict=True)
+        stored.update((key, *point) for point in points)
+    ms = np.rint(times * 1000).astype(np.int64).tolist()
+    return np.array(
+        [
+            (key, step, stamp, value) not in stored
+            for key, step, stamp, value in zip(
+                keys, steps.tolist(), ms, _comparable(values), strict=True
+            )
+        ],
+        dtype=bool,
+    )
+
+
+def _comparable(values: Any) -> list[Any]:
+    """Values as set members: NaN (never equal to itself) as a marker."""
+    return ["nan" if v != v else v for v in np.asarray(values, dtype=np.float64).tolist()]

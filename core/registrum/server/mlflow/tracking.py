@@ -126,15 +126,26 @@ def get_experiment(store: Store, args: Args) -> dict[str, Any]:
 @route("POST", "/experiments/set-experiment-tag")
 def set_experiment_tag(store: Store, args: Args) -> dict[str, Any]:
     project = experiment_project(store, string(args, "experiment_id"))
-    store.set_project_tags(project.name, {string(args, "key"): _text(args, "value")})
+    key = _settable_tag(string(args, "key"))
+    store.set_project_tags(project.name, {key: _text(args, "value")})
     return {}
 
 
 @route("POST", "/experiments/delete-experiment-tag")
 def delete_experiment_tag(store: Store, args: Args) -> dict[str, Any]:
     project = experiment_project(store, string(args, "experiment_id"))
-    store.delete_project_tag(project.name, string(args, "key"))
+    store.delete_project_tag(project.name, _settable_tag(string(args, "key")))
     return {}
+
+
+def _settable_tag(key: str) -> str:
+    """An experiment tag a caller may set; the one that holds the experiment's name changes
+    only with a rename (`experiments/update`, which needs the project's admin)."""
+    if key == NAME_TAG:
+        raise invalid(
+            f"Tag '{NAME_TAG}' holds the experiment's name; rename it with experiments/update."
+        )
+    return key
 
 
 @route("POST", "/experiments/update")
