@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -23,19 +24,25 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
-async def get_store(request: Request) -> Store:
-    """The store, acting for the caller. With access control on, the bearer token names the
-    user whose roles every call is checked against and whom audit events name (401 without
-    a valid token); off, audit events name the caller's address (`anonymous@ADDRESS`)."""
+async def acting_store(request: Request, token_of: Callable[[Request], str]) -> Store:
+    """The store, acting for the caller. With access control on, the token (`token_of` reads
+    it from the request) names the user whose roles every call is checked against and whom
+    audit events name (401 without a valid token); off, audit events name the caller's
+    address (`anonymous@ADDRESS`)."""
     store: Store = request.app.state.store
     if request.app.state.settings.auth:
-        principal = await run_in_threadpool(store.authenticate, _bearer(request))
+        principal = await run_in_threadpool(store.authenticate, token_of(request))
         set_principal(principal)
         set_actor(principal.name)
     else:
         client = request.client.host if request.client else "unknown"
         set_actor(f"anonymous@{client}")
     return store
+
+
+async def get_store(request: Request) -> Store:
+    """The store, acting for the caller of a bearer token (see `acting_store`)."""
+    return await acting_store(request, _bearer)
 
 
 async def get_public_store(request: Request) -> Store:

@@ -20,12 +20,11 @@ from fastapi import APIRouter, FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 
 from registrum.errors import RegistrumError, Unauthorized
+from registrum.server import deps
 from registrum.server.mlflow import _wire
 from registrum.server.mlflow._wire import API, MlflowError
 from registrum.server.responses import JSON
 from registrum.store import Store
-from registrum.store.acting import set_principal
-from registrum.store.audit_chain import set_actor
 
 # What MLflow offers that Registrum does not: a clear 501, never a crash or a bare 404.
 UNSUPPORTED = {
@@ -70,16 +69,8 @@ def _token(request: Request) -> str:
 
 
 async def acting_store(request: Request) -> Store:
-    """The store, acting for the caller (see server/deps.py: the same rules, with Basic too)."""
-    store: Store = request.app.state.store
-    if request.app.state.settings.auth:
-        principal = await run_in_threadpool(store.authenticate, _token(request))
-        set_principal(principal)
-        set_actor(principal.name)
-    else:
-        client = request.client.host if request.client else "unknown"
-        set_actor(f"anonymous@{client}")
-    return store
+    """The store, acting for the caller (server/deps.py's rules, with Basic auth too)."""
+    return await deps.acting_store(request, _token)
 
 
 async def _args(request: Request) -> dict[str, Any]:
