@@ -77,3 +77,32 @@ def test_no_route_answers_bad_input_with_a_5xx(mlflow_server: Any) -> None:
 
 def _url_safe(text: str) -> bool:
     return len(text) < 4000 and not any("\ud800" <= c <= "\udfff" for c in text)
+
+
+def test_what_is_not_served_says_so(mlflow_server: Any, mlflow_uri: str) -> None:
+    """Traces, prompts, the gateway, ...: a clear 501 naming the feature, never a hang or a
+    crash; an unknown route is MLflow's ENDPOINT_NOT_FOUND."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    for path in (
+        "/api/2.0/mlflow/traces/search",
+        "/api/3.0/mlflow/traces/search",
+        "/api/2.0/mlflow/gateway/routes",
+        "/api/2.0/mlflow/prompts/search",
+        "/api/2.0/mlflow/webhooks",
+    ):
+        r = requests.post(f"{mlflow_server.url}{path}", json={}, timeout=30)
+        assert r.status_code == 501, (path, r.status_code, r.text)
+        answer = r.json()
+        assert answer["error_code"] == "NOT_IMPLEMENTED"
+        assert "docs/coming-from-mlflow.md" in answer["message"]
+    unknown = requests.get(f"{mlflow_server.url}/api/2.0/mlflow/nope", timeout=30)
+    assert (unknown.status_code, unknown.json()["error_code"]) == (404, "ENDPOINT_NOT_FOUND")
+    # The real client: an error it raises at once, with the reason.
+    try:
+        mlflow.search_traces(locations=["0"])
+    except MlflowException as refused:
+        assert "does not serve traces" in str(refused)
+    else:
+        raise AssertionError("search_traces answered")

@@ -38,6 +38,7 @@ UNSUPPORTED = {
 }
 
 router = APIRouter(include_in_schema=False)
+API3 = "/api/3.0/mlflow"
 
 
 def error_response(exc: MlflowError) -> JSON:
@@ -138,7 +139,7 @@ async def mlflow_api(request: Request, path: str) -> JSON:
     return await dispatch(request, path)
 
 
-@router.get("/api/3.0/mlflow/server-info")
+@router.get(API3 + "/server-info")
 async def server_info() -> JSON:
     """The capability probe: bytes go through the artifact proxy, in one request each."""
     return JSON(
@@ -149,6 +150,17 @@ async def server_info() -> JSON:
             "workspaces_enabled": False,
         }
     )
+
+
+@router.api_route(API3 + "/{path:path}", methods=["GET", "POST", "PATCH", "DELETE", "PUT"])
+async def mlflow_api_v3(request: Request, path: str) -> JSON:
+    """MLflow 3's own routes (traces, scorers, ...): none is served but `server-info`."""
+    path = "/" + path.strip("/")
+    unsupported = _unsupported(path)
+    if unsupported is not None:
+        return error_response(unsupported)
+    where = f"{request.method.upper()} {API3}{path}"
+    return error_response(MlflowError("ENDPOINT_NOT_FOUND", f"no MLflow route {where}", 404))
 
 
 def install(app: FastAPI) -> None:
