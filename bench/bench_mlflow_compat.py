@@ -69,7 +69,7 @@ def tree_rss_mib(pid: int) -> float:
     try:
         root = psutil.Process(pid)
         procs = [root, *root.children(recursive=True)]
-        return sum(p.memory_info().rss for p in procs) / 2**20
+        return float(sum(p.memory_info().rss for p in procs)) / 2**20
     except psutil.Error:
         return 0.0
 
@@ -212,7 +212,14 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=100)
     parser.add_argument("--versions", type=int, default=50)
     parser.add_argument("--artifact-mib", type=int, default=1024)
+    parser.add_argument(
+        "--only",
+        type=_figures,
+        default=FIGURES,
+        help=f"comma-separated figures to measure (of {','.join(FIGURES)}; default: all)",
+    )
     args = parser.parse_args()
+    only: tuple[str, ...] = args.only
     print_platform()
     with tempfile.TemporaryDirectory(prefix="bench-mlflow-") as tmp:
         folder = Path(tmp)
@@ -221,7 +228,7 @@ def main() -> None:
         big = folder / "big.bin"
         with big.open("wb") as f:
             chunk = os.urandom(2**20)
-            for _ in range(args.artifact_mib):
+            for _ in range(args.artifact_mib if "artifact" in only else 0):
                 f.write(chunk)
         with (
             mlflow_server(folder / "mlflow") as (m_url, m_pid),
@@ -232,30 +239,60 @@ def main() -> None:
             figures: dict[str, dict[str, float]] = {t.name: {} for t in targets}
             for t in targets:
                 print(f"-- {t.name}: measuring", flush=True)
-                figures[t.name]["ingest"] = ingest(t, args.batches)
-                figures[t.name]["history"], _ = history(t, args.points)
-                figures[t.name]["versions"] = versions(t, args.versions, folder)
-                seconds, grown = artifact(t, big)
-                figures[t.name]["artifact"], figures[t.name]["artifact_rss"] = seconds, grown
-                experiment = seed_runs(t, args.runs)
-                figures[t.name]["search"] = search(t, experiment)
-            rate = import_rate(m_url, folder, args.points + args.batches * 1000)
+                found = figures[t.name]
+                if "ingest" in only:
+                    found["ingest"] = ingest(t, args.batches)
+                if "history" in only:
+                    found["history"], _ = history(t, args.points)
+                if "versions" in only:
+                    found["versions"] = versions(t, args.versions, folder)
+                if "artifact" in only:
+                    found["artifact"], found["artifact_rss"] = artifact(t, big)
+                if "search" in only:
+                    found["search"] = search(t, seed_runs(t, args.runs))
+            rate = None
+            if "import" in only:
+                points = args.points * ("history" in only)
+                points += args.batches * 1000 * ("ingest" in only)
+                rate = import_rate(m_url, folder, points)
         summarize(figures, args)
-        report("registrum import mlflow", f"{rate:,.0f} points/s", rate >= 50_000, "≥ 50,000/s")
+        if rate is not None:
+            report("registrum import mlflow", f"{rate:,.0f} points/s", rate >= 50_000, "≥ 50,000/s")
+
+
+FIGURES = ("ingest", "history", "versions", "artifact", "search", "import")
+
+
+def _figures(text: str) -> tuple[str, ...]:
+    """The figures named in `--only` (comma-separated), refused when one is unknown."""
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in FIGURES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown figure(s) {', '.join(unknown) or '(none)'}: use some of {', '.join(FIGURES)}"
+        )
+    return names
 
 
 def summarize(figures: dict[str, dict[str, float]], args: argparse.Namespace) -> None:
+    """One line per measured figure (those left out by `--only` print nothing)."""
     m, r = figures["mlflow"], figures["registrum"]
-    points = args.batches * 1000
-    rates = f"{points / r['ingest']:,.0f} vs {points / m['ingest']:,.0f} points/s"
-    _ratio("log_batch ingest", m["ingest"], r["ingest"], 5, rates)
-    ms = f"{r['search'] * 1000:.1f} vs {m['search'] * 1000:.1f} ms"
-    _ratio(f"search_runs by a metric, {args.runs:,} runs", m["search"], r["search"], 20, ms)
-    took = f"{r['history']:.2f} vs {m['history']:.2f} s"
-    _ratio(f"get_metric_history, {args.points:,} points", m["history"], r["history"], 5, took)
-    r_each, m_each = (x["versions"] / args.versions * 1000 for x in (r, m))
-    each = f"{r_each:.1f} vs {m_each:.1f} ms each"
-    _ratio("create_model_version", m["versions"], r["versions"], 2, each)
+    if "ingest" in r:
+        points = args.batches * 1000
+        rates = f"{points / r['ingest']:,.0f} vs {points / m['ingest']:,.0f} points/s"
+        _ratio("log_batch ingest", m["ingest"], r["ingest"], 5, rates)
+    if "search" in r:
+        ms = f"{r['search'] * 1000:.1f} vs {m['search'] * 1000:.1f} ms"
+        _ratio(f"search_runs by a metric, {args.runs:,} runs", m["search"], r["search"], 20, ms)
+    if "history" in r:
+        took = f"{r['history']:.2f} vs {m['history']:.2f} s"
+        _ratio(f"get_metric_history, {args.points:,} points", m["history"], r["history"], 5, took)
+    if "versions" in r:
+        r_each, m_each = (x["versions"] / args.versions * 1000 for x in (r, m))
+        each = f"{r_each:.1f} vs {m_each:.1f} ms each"
+        _ratio("create_model_version", m["versions"], r["versions"], 2, each)
+    if "artifact" not in r:
+        return
     took = f"{r['artifact']:.1f} vs {m['artifact']:.1f} s"
     _ratio(f"{args.artifact_mib} MiB log_artifact", m["artifact"], r["artifact"], 1, took)
     grown = r["artifact_rss"]

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, func, select
+from sqlalchemy import Connection, Engine, Table, bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, OperationalError, StatementError
 
@@ -31,6 +31,16 @@ from registrum.store.db import READONLY
 # Attempts at a new version number (artifact, dataset, model version) when a
 # concurrent writer takes the one tried.
 RETRIES = 8
+
+# The lookups nearly every call makes, built once: building a statement costs a few times
+# more than running it (SQLAlchemy then also reuses its cache key).
+_RUN_BY_ID = select(t.runs).where(t.runs.c.id == bindparam("id"))
+_PROJECT_NAME = select(t.projects.c.name).where(t.projects.c.id == bindparam("id"))
+_PROJECT_ID = select(t.projects.c.id).where(t.projects.c.name == bindparam("name"))
+_ROLE = select(t.memberships.c.role).where(
+    t.memberships.c.project_id == bindparam("project_id"),
+    t.memberships.c.user_id == bindparam("user_id"),
+)
 
 
 def now() -> float:
@@ -183,7 +193,7 @@ class StoreBase:
         """The id of project `name`; with `create`, made if new (its creator becomes its
         admin); with `need`, the signed-in user must hold that role on it."""
         name = v.name(name, "project name")
-        found = conn.execute(select(t.projects.c.id).where(t.projects.c.name == name)).scalar()
+        found = conn.execute(_PROJECT_ID, {"name": name}).scalar()
         if found is not None:
             if need is not None:
                 self._require(conn, int(found), need, name=name)
@@ -197,9 +207,7 @@ class StoreBase:
             .on_conflict_do_nothing(index_elements=["name"])
             .returning(t.projects.c.id)
         ).first()
-        project_id = int(
-            conn.execute(select(t.projects.c.id).where(t.projects.c.name == name)).scalar_one()
-        )
+        project_id = int(conn.execute(_PROJECT_ID, {"name": name}).scalar_one())
         if created is not None:
             self._audit(conn, "project.created", "project", name, project=name)
             self._make_creator_admin(conn, project_id, name)
@@ -217,9 +225,8 @@ class StoreBase:
         principal = current_principal()
         if principal is None or principal.server_admin:
             return
-        m = t.memberships.c
         held = conn.execute(
-            select(m.role).where(m.project_id == project_id, m.user_id == principal.user_id)
+            _ROLE, {"project_id": project_id, "user_id": principal.user_id}
         ).scalar()
         if held is not None and rank(held) >= rank(role):
             return
@@ -287,14 +294,12 @@ class StoreBase:
         self, conn: Connection, row: Any, action: str, *, before: Any = None, after: Any = None
     ) -> None:
         """An audit event about a run (`row`, a runs row), in its project."""
-        project = conn.execute(
-            select(t.projects.c.name).where(t.projects.c.id == row.project_id)
-        ).scalar_one()
+        project = self._project_name(conn, row.project_id)
         self._audit(conn, action, "run", row.id, project=project, before=before, after=after)
 
     def _run_row(self, conn: Connection, run_id: str, *, need: str | None = None) -> Any:
         """A run's row; with `need`, the signed-in user must hold that role on its project."""
-        row = conn.execute(select(t.runs).where(t.runs.c.id == run_id)).first()
+        row = conn.execute(_RUN_BY_ID, {"id": run_id}).first()
         if row is None:
             raise RunNotFound(f"run {run_id!r} does not exist", run_id=run_id)
         if need is not None:
@@ -342,9 +347,7 @@ class StoreBase:
         return query
 
     def _project_name(self, conn: Connection, project_id: int) -> str:
-        name: str = conn.execute(
-            select(t.projects.c.name).where(t.projects.c.id == project_id)
-        ).scalar_one()
+        name: str = conn.execute(_PROJECT_NAME, {"id": project_id}).scalar_one()
         return name
 
     def _key_ids(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from registrum.entities import ModelVersion, RegisteredModel
+from registrum.entities import Artifact, ModelVersion, RegisteredModel
 from registrum.errors import NotFound
 from registrum.server.mlflow import logged_models
 from registrum.server.mlflow._wire import millis, tag_list
@@ -82,10 +82,10 @@ def model_json(store: Store, model: RegisteredModel) -> dict[str, Any]:
     }
 
 
-def flavor(store: Store, artifact_id: int) -> str | None:
+def flavor(store: Store, artifact: Artifact) -> str | None:
     """The model's flavor as its MLmodel file names it (the first besides python_function,
     which every MLflow model also has); None when there is no readable MLmodel."""
-    found = [f for f in store.get_artifact_by_id(artifact_id).files if f.path == "MLmodel"]
+    found = [f for f in artifact.files if f.path == "MLmodel"]
     if not found or found[0].size > MLMODEL_MAX_BYTES:
         return None
     try:

@@ -1,7 +1,7 @@
 """Where a model version's files are: MLflow's `source`, as a Registrum artifact.
 
 A source Registrum holds (`models:/m-<id>`, `runs:/<run>/<path>`, `mlflow-artifacts:/...`)
-is the artifact of those files (`logged_models.artifact_for_source`); another version
+is the artifact of those files (`logged_models.source_artifact`); another version
 (`models:/<name>/<version>` or `models:/<name>@<alias>`, what `copy_model_version` sends)
 shares that version's artifact. MLflow's registry may also point at files it does not hold
 (an S3 path, a run of another tracking server, as imported registries do): such a version's
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
-from registrum.entities import ModelVersion
+from registrum.entities import Artifact, ModelVersion
 from registrum.errors import InvalidArgument, RunNotFound
 from registrum.server.mlflow import logged_models
 from registrum.server.mlflow._wire import invalid
@@ -27,18 +27,27 @@ POINTER_MAX_BYTES = 64 * 1024
 _HELD = ("models", "runs", "mlflow-artifacts")  # the schemes Registrum's own files answer
 _REGISTERED = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<number>\d+)|@(?P<alias>[\w.-]+))/?$")
 _LOGGED_MODEL_ID = re.compile(r"^m-[0-9a-f]{32}$")
+RUN_PATH = "mlflow_run_path"  # the metadata of an artifact frozen from a run's files
 
 
 @dataclass(frozen=True)
 class VersionFiles:
-    """What `register_model_version` takes for a source: an artifact, or a pointer manifest."""
+    """What `register_model_version` takes for a source: an artifact (loaded with its
+    files, which the flavor is read from), or a pointer manifest. `of_run`: the artifact
+    holds the files of a run the source names, frozen into that run's project."""
 
-    artifact_id: int | None
+    artifact: Artifact | None
     files: list[dict[str, Any]] | None
+    of_run: bool = False
+
+    @property
+    def artifact_id(self) -> int | None:
+        return None if self.artifact is None else self.artifact.id
 
 
 def files_for(store: Store, source: str, run_id: str | None) -> VersionFiles:
     """The artifact (or pointer) a version registered from `source` gets."""
+    del run_id  # a source names its own files; MLflow sends the run beside it for lineage
     scheme = urlparse(source).scheme
     if scheme in ("", "file"):
         raise invalid(
@@ -50,10 +59,12 @@ def files_for(store: Store, source: str, run_id: str | None) -> VersionFiles:
     if registered is not None and not _LOGGED_MODEL_ID.match(registered["name"]):
         wanted = registered["number"] or registered["alias"]
         origin = store.get_model_version(f"{registered['name']}@{wanted}")
-        return VersionFiles(origin.artifact.id, None)
+        return VersionFiles(origin.artifact, None)
     if scheme in _HELD:
         try:
-            return VersionFiles(logged_models.artifact_for_source(store, source, run_id), None)
+            artifact = logged_models.source_artifact(store, source)
+            of_run = scheme != "models" and RUN_PATH in artifact.metadata
+            return VersionFiles(artifact, None, of_run)
         except RunNotFound:
             if scheme == "models":
                 raise
@@ -61,15 +72,19 @@ def files_for(store: Store, source: str, run_id: str | None) -> VersionFiles:
     return VersionFiles(None, [{"path": POINTER, "sha256": blob.sha256, "size": blob.size}])
 
 
-def known_run(store: Store, run_id: str | None) -> str | None:
-    """`run_id` when this store holds that run (a version links it for lineage)."""
+def known_run(store: Store, run_id: str | None, found: VersionFiles) -> tuple[str, str] | None:
+    """`run_id` and its project when this store holds that run (a version links it for
+    lineage); an artifact just made of that run's files (read with the caller's role on
+    the run) already says both."""
     if run_id is None:
         return None
+    artifact = found.artifact
+    if found.of_run and artifact is not None and artifact.run_id == run_id:
+        return run_id, artifact.project
     try:
-        store.get_run(run_id)
+        return run_id, store.project_of_run(run_id).name
     except (RunNotFound, InvalidArgument):
         return None
-    return run_id
 
 
 def download_uri(store: Store, mv: ModelVersion) -> str:

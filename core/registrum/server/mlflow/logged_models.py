@@ -3,7 +3,7 @@
 A logged model is a model artifact of its run in the making: its files collect while it
 is pending (under `<experiment>/models/<id>/artifacts`, see artifacts.py) and become a
 Registrum artifact when the client marks it READY. The registry module registers model
-versions through `artifact_for_source` and answers their files with `download_uri`.
+versions through `source_artifact` and answers their files with `download_uri`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from registrum.entities import LoggedModel
+from registrum.entities import Artifact, LoggedModel
 from registrum.errors import InvalidArgument
 from registrum.server.mlflow import _wire
 from registrum.server.mlflow._experiments import experiment_id_of, experiment_project
@@ -271,12 +271,18 @@ SOURCES = (
 
 
 def artifact_for_source(store: Store, source: str, run_id: str | None) -> int:
-    """The Registrum artifact holding a model version's files, from MLflow's `source`:
-    `models:/m-<id>` (the logged model's artifact, frozen now if still pending);
-    `runs:/<run>/<path>` or `mlflow-artifacts:/<exp>/<run>/artifacts/<path>` (the run's
-    files under that path, frozen into a model artifact named after its last segment, or
-    else the run's logged model of that name, as MLflow's client resolves it)."""
-    del run_id  # the source names its run; MLflow sends run_id beside it for lineage only
+    """The id of the Registrum artifact holding a model version's files (see
+    `source_artifact`); MLflow sends `run_id` beside the source for lineage only."""
+    del run_id  # the source names its run
+    return source_artifact(store, source).id
+
+
+def source_artifact(store: Store, source: str) -> Artifact:
+    """The Registrum artifact holding a model version's files, from MLflow's `source`, with
+    its file list: `models:/m-<id>` (the logged model's artifact, frozen now if still
+    pending); `runs:/<run>/<path>` or `mlflow-artifacts:/<exp>/<run>/artifacts/<path>` (the
+    run's files under that path, frozen into a model artifact named after its last segment,
+    or else the run's logged model of that name, as MLflow's client resolves it)."""
     found = _MODELS.match(source)
     if found is not None:
         return _model_artifact(store, store.get_logged_model(found["id"]))
@@ -287,8 +293,9 @@ def artifact_for_source(store: Store, source: str, run_id: str | None) -> int:
         )
     run, path = found["run"], (found["path"] or "").strip("/")
     name = path.rsplit("/", 1)[-1] if path else f"run-{run[:8]}"
-    if store.list_run_files(run, path or None):
-        return store.freeze_run_files(run, path or None, name=name).id
+    frozen = store.freeze_run_files(run, path or None, name=name)
+    if frozen is not None:
+        return frozen
     project = store.get_run(run).project
     models = store.search_logged_models([project], name=name, run_id=run, limit=1)
     if not models:
@@ -299,17 +306,17 @@ def artifact_for_source(store: Store, source: str, run_id: str | None) -> int:
     return _model_artifact(store, models[0])
 
 
-def _model_artifact(store: Store, model: LoggedModel) -> int:
+def _model_artifact(store: Store, model: LoggedModel) -> Artifact:
     """A logged model's artifact: the one recorded when it turned ready, else its files
     as they are now."""
     if model.status == "ready" and model.artifact_id is not None:
-        return model.artifact_id
+        return store.get_artifact_by_id(model.artifact_id)
     artifact = store.freeze_logged_model(model.id)
     if artifact is None:
         raise _wire.invalid(
             f"Logged model {model.id} has no files yet; log its files, then register it."
         )
-    return artifact.id
+    return artifact
 
 
 def download_uri(store: Store, artifact_id: int) -> str:

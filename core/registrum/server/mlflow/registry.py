@@ -305,14 +305,15 @@ def _version_tags(args: Args, source: str) -> dict[str, str]:
     return tags
 
 
-def _follow_first_run(store: Store, model: RegisteredModel, run_id: str | None) -> None:
+def _follow_first_run(store: Store, model: RegisteredModel, run: tuple[str, str] | None) -> None:
     """A model created empty in "Default" (no `registrum.project` tag) moves to the project
-    of its first version's run (one this store holds), before that version is registered."""
-    if run_id is None or model.latest_version is not None or PROJECT_TAG in model.tags:
+    of its first version's run (`run`: one this store holds, and its project), before that
+    version is registered."""
+    if run is None or model.latest_version is not None or PROJECT_TAG in model.tags:
         return
     if model.project != DEFAULT_PROJECT:
         return
-    project = store.get_run(run_id).project
+    project = run[1]
     if project != model.project:
         # Moving needs editor on both projects; without it the model stays where it is.
         with contextlib.suppress(Forbidden):
@@ -326,17 +327,21 @@ def create_model_version(store: Store, args: Args) -> dict[str, Any]:
     run = optional_string(args, "run_id")
     model = store.get_model(name)  # MLflow adds versions to existing models only
     found = sources.files_for(store, source, run)
-    linked = sources.known_run(store, run)
+    if run is None and found.artifact is not None:
+        # `log_model(registered_model_name=...)` sends `models:/m-...` alone: the logged
+        # model's artifact names its run, and the version links it for lineage.
+        run = found.artifact.run_id
+    linked = sources.known_run(store, run, found)
     _follow_first_run(store, model, linked)
     tags = _version_tags(args, source)
     if run is not None and linked is None:  # a run this store does not hold: kept as said
         tags[RUN_ID_TAG] = run
     mv = store.register_model_version(
         name,
-        run_id=linked,
+        run_id=None if linked is None else linked[0],
         artifact_id=found.artifact_id,
         files=found.files,
-        flavor=None if found.artifact_id is None else flavor(store, found.artifact_id),
+        flavor=None if found.artifact is None else flavor(store, found.artifact),
         description=optional_string(args, "description"),
         tags=tags,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, bindparam, func, select
 
 from registrum import validation as v
 from registrum.entities import ModelVersion, RegisteredModel, decode_float
@@ -13,15 +13,53 @@ from registrum.store import schema as t
 from registrum.store._base import StoreBase, loads
 from registrum.store.tracking.artifacts import ArtifactsMixin
 
+_mv, _alias, _model = t.model_versions, t.aliases.c, t.registered_models
+# Built once (see _base.py): the reads behind every model and version answer.
+_LIVE_MODEL = select(_model).where(
+    _model.c.name == bindparam("name"), _model.c.deleted_at.is_(None)
+)
+_MODEL = (
+    select(_model, t.projects.c.name.label("project"))
+    .join(t.projects, t.projects.c.id == _model.c.project_id)
+    .where(_model.c.id == bindparam("id"))
+)
+_LATEST_NUMBER = (
+    select(_mv.c.version)
+    .where(_mv.c.model_id == bindparam("id"), _mv.c.deleted_at.is_(None))
+    .order_by(_mv.c.version.desc())
+    .limit(1)
+)
+_MODEL_ALIASES = (
+    select(_alias.alias, _mv.c.version)
+    .join(_mv, _mv.c.id == _alias.version_id)
+    .where(_alias.model_id == bindparam("id"))
+    .order_by(_alias.alias)
+)
+_MODEL_TAGS = (
+    select(t.model_tags.c.key, t.model_tags.c.value)
+    .where(t.model_tags.c.model_id == bindparam("id"))
+    .order_by(t.model_tags.c.key)
+)
+_VERSION = (
+    select(_mv, _model.c.name.label("model"), t.projects.c.name.label("project"))
+    .join(_model, _model.c.id == _mv.c.model_id)
+    .join(t.projects, t.projects.c.id == _model.c.project_id)
+    .where(_mv.c.id == bindparam("id"))
+)
+_VERSION_ALIASES = (
+    select(_alias.alias).where(_alias.version_id == bindparam("id")).order_by(_alias.alias)
+)
+_VERSION_TAGS = (
+    select(t.model_version_tags.c.key, t.model_version_tags.c.value)
+    .where(t.model_version_tags.c.version_id == bindparam("id"))
+    .order_by(t.model_version_tags.c.key)
+)
+
 
 class RegistryReadMixin(ArtifactsMixin, StoreBase):
     def _model_row(self, conn: Connection, name: str, *, need: str | None = None) -> Any:
         """A model's row; with `need`, the signed-in user must hold that role on its project."""
-        row = conn.execute(
-            select(t.registered_models).where(
-                t.registered_models.c.name == name, t.registered_models.c.deleted_at.is_(None)
-            )
-        ).first()
+        row = conn.execute(_LIVE_MODEL, {"name": name}).first()
         if row is None:
             raise ModelNotFound(f"model {name!r} does not exist", model=name)
         if need is not None:
@@ -91,29 +129,11 @@ class RegistryReadMixin(ArtifactsMixin, StoreBase):
             return {value: self._load_version(conn, i) for value, i in found.items() if i}
 
     def _load_model(self, conn: Connection, model_id: int) -> RegisteredModel:
-        r = conn.execute(
-            select(t.registered_models, t.projects.c.name.label("project"))
-            .join(t.projects, t.projects.c.id == t.registered_models.c.project_id)
-            .where(t.registered_models.c.id == model_id)
-        ).one()
-        mv = t.model_versions.c
-        latest = conn.execute(
-            select(mv.version)
-            .where(mv.model_id == model_id, mv.deleted_at.is_(None))
-            .order_by(mv.version.desc())
-            .limit(1)
-        ).scalar()
-        alias_rows = conn.execute(
-            select(t.aliases.c.alias, mv.version)
-            .join(t.model_versions, mv.id == t.aliases.c.version_id)
-            .where(t.aliases.c.model_id == model_id)
-            .order_by(t.aliases.c.alias)
-        )
-        tags = conn.execute(
-            select(t.model_tags)
-            .where(t.model_tags.c.model_id == model_id)
-            .order_by(t.model_tags.c.key)
-        )
+        key = {"id": model_id}
+        r = conn.execute(_MODEL, key).one()
+        latest = conn.execute(_LATEST_NUMBER, key).scalar()
+        alias_rows = conn.execute(_MODEL_ALIASES, key)
+        tags = conn.execute(_MODEL_TAGS, key)
         return RegisteredModel(
             id=r.id,
             name=r.name,
@@ -127,25 +147,10 @@ class RegistryReadMixin(ArtifactsMixin, StoreBase):
         )
 
     def _load_version(self, conn: Connection, version_id: int) -> ModelVersion:
-        mv = t.model_versions
-        r = conn.execute(
-            select(
-                mv, t.registered_models.c.name.label("model"), t.projects.c.name.label("project")
-            )
-            .join(t.registered_models, t.registered_models.c.id == mv.c.model_id)
-            .join(t.projects, t.projects.c.id == t.registered_models.c.project_id)
-            .where(mv.c.id == version_id)
-        ).one()
-        aliases = conn.execute(
-            select(t.aliases.c.alias)
-            .where(t.aliases.c.version_id == version_id)
-            .order_by(t.aliases.c.alias)
-        ).scalars()
-        tags = conn.execute(
-            select(t.model_version_tags)
-            .where(t.model_version_tags.c.version_id == version_id)
-            .order_by(t.model_version_tags.c.key)
-        )
+        key = {"id": version_id}
+        r = conn.execute(_VERSION, key).one()
+        aliases = conn.execute(_VERSION_ALIASES, key).scalars()
+        tags = conn.execute(_VERSION_TAGS, key)
         metrics = {k: decode_float(x) for k, x in loads(r.metrics).items()}
         return ModelVersion(
             id=r.id,

@@ -6,18 +6,42 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from registrum import validation as v
-from registrum.entities import UNSET, ArtifactFile, ModelVersion, RegisteredModel, encode_nonfinite
-from registrum.errors import AlreadyExists, InvalidArgument, RunNotFound, StoreError
+from registrum.entities import (
+    UNSET,
+    ArtifactFile,
+    ModelVersion,
+    RegisteredModel,
+    decode_float,
+    encode_nonfinite,
+)
+from registrum.errors import AlreadyExists, InvalidArgument, StoreError
 from registrum.store import schema as t
-from registrum.store._base import RETRIES, StoreBase, dumps, json_text, now
+from registrum.store._base import RETRIES, StoreBase, dumps, json_text, loads, now
 from registrum.store.idempotency import claim
 from registrum.store.registry.aliases import AliasesMixin
 from registrum.store.registry.lifecycle import RegistryLifecycleMixin
 from registrum.store.tracking.runs import RunsMixin
+
+# Built once (see _base.py): the statements of every registration.
+_m = t.registered_models.c
+_MODEL_BY_NAME = (
+    select(t.registered_models, t.projects.c.name.label("project_name"))
+    .join(t.projects, t.projects.c.id == _m.project_id)
+    .where(_m.name == bindparam("name"))
+)
+# The row lock (PostgreSQL) or the write lock (SQLite) taken by this UPDATE serialises
+# concurrent registrations: numbers stay consecutive.
+_NEXT_NUMBER = (
+    update(t.registered_models)
+    .where(_m.id == bindparam("model_id"))
+    .values(last_version=_m.last_version + 1, updated_at=bindparam("at"))
+    .returning(_m.last_version)
+)
+_INSERT_VERSION = t.model_versions.insert().returning(t.model_versions.c.id)
 
 
 def _metrics(value: Mapping[str, Any] | None) -> dict[str, float]:
@@ -281,21 +305,18 @@ class RegistryMixin(RegistryLifecycleMixin, AliasesMixin, RunsMixin, StoreBase):
 
     def _register(self, conn: Connection, r: _Registration) -> ModelVersion:
         """One registration, inside one transaction: all of it happens or none."""
-        m = t.registered_models.c
-        run = None
+        run_project_id = None
         if r.run_id is not None:
-            self._run_row(conn, r.run_id, need="viewer")
-            found = self._load_runs(conn, [r.run_id])
-            if not found:
-                raise RunNotFound(f"run {r.run_id!r} does not exist", run_id=r.run_id)
-            run = found[0]
-        row = conn.execute(select(t.registered_models).where(m.name == r.name)).first()
+            run_project_id = self._run_row(conn, r.run_id, need="viewer").project_id
+        row = conn.execute(_MODEL_BY_NAME, {"name": r.name}).first()
         # A model lives in one project; a new one takes the given project or the run's.
         if row is not None:
-            project: str | None = self._project_name(conn, row.project_id)
+            project: str | None = row.project_name
             self._require(conn, row.project_id, "editor", name=project)
+        elif r.project is not None:
+            project = r.project
         else:
-            project = r.project or (run.project if run else None)
+            project = None if run_project_id is None else self._project_name(conn, run_project_id)
         if row is None:
             if project is None:
                 raise InvalidArgument(
@@ -304,10 +325,10 @@ class RegistryMixin(RegistryLifecycleMixin, AliasesMixin, RunsMixin, StoreBase):
             model_id = self._create_model(conn, r.name, project, None)
         else:
             model_id = row.id
+        assert project is not None
         if r.manifest is not None:
-            assert project is not None
             files, digest = r.manifest
-            artifact_id = self._create_artifact(
+            artifact = self._create_artifact(
                 conn,
                 project,
                 r.name,
@@ -316,42 +337,29 @@ class RegistryMixin(RegistryLifecycleMixin, AliasesMixin, RunsMixin, StoreBase):
                 digest,
                 r.run_id,
                 dumps({"flavor": r.flavor}),
-            ).id
+            )
         else:
             assert r.artifact_id is not None
-            artifact_id = self._load_artifact(conn, r.artifact_id, need="viewer").id
-        metric_map = r.metrics
-        params_text = r.params_text
-        if run is not None and not metric_map:
-            metric_map = {k: s.last for k, s in run.metrics.items()}
-        if run is not None and params_text is None:
-            params_text = dumps(encode_nonfinite(run.params))
-        # The row lock (PostgreSQL) or the write lock (SQLite) taken by this
-        # UPDATE serialises concurrent registrations: numbers stay consecutive.
-        conn.execute(
-            update(t.registered_models)
-            .where(m.id == model_id)
-            .values(last_version=m.last_version + 1, updated_at=now())
-        )
-        number = int(conn.execute(select(m.last_version).where(m.id == model_id)).scalar_one())
+            artifact = self._load_artifact(conn, r.artifact_id, need="viewer")
+        metric_map, params_text = self._run_snapshot(conn, r)
+        number = int(conn.execute(_NEXT_NUMBER, {"model_id": model_id, "at": now()}).scalar_one())
         stamp = now()
         version_id = int(
             conn.execute(
-                t.model_versions.insert()
-                .values(
-                    model_id=model_id,
-                    version=number,
-                    run_id=r.run_id,
-                    artifact_id=artifact_id,
-                    flavor=r.flavor,
-                    signature=r.signature_text,
-                    metrics=_metrics_json(metric_map),
-                    params=params_text or "{}",
-                    description=r.description,
-                    created_at=stamp,
-                    updated_at=stamp,
-                )
-                .returning(t.model_versions.c.id)
+                _INSERT_VERSION,
+                {
+                    "model_id": model_id,
+                    "version": number,
+                    "run_id": r.run_id,
+                    "artifact_id": artifact.id,
+                    "flavor": r.flavor,
+                    "signature": r.signature_text,
+                    "metrics": _metrics_json(metric_map),
+                    "params": params_text or "{}",
+                    "description": r.description,
+                    "created_at": stamp,
+                    "updated_at": stamp,
+                },
             ).scalar_one()
         )
         self._write_tags(conn, t.model_version_tags, "version_id", version_id, r.tags)
@@ -363,7 +371,7 @@ class RegistryMixin(RegistryLifecycleMixin, AliasesMixin, RunsMixin, StoreBase):
             project=project,
             after={
                 "run_id": r.run_id,
-                "artifact_id": artifact_id,
+                "artifact_id": artifact.id,
                 "flavor": r.flavor,
                 "metrics": _metrics_json(metric_map),
                 "tags": r.tags,
@@ -373,7 +381,40 @@ class RegistryMixin(RegistryLifecycleMixin, AliasesMixin, RunsMixin, StoreBase):
             # A protected alias fails the whole registration: nothing is kept half-done.
             self._refuse_protected(conn, model_id, r.name, alias, number)
             self._move_alias(conn, model_id, alias, version_id, UNSET)
-        return self._load_version(conn, version_id)
+        # What was just written, as `_load_version` would read it back.
+        return ModelVersion(
+            id=version_id,
+            model=r.name,
+            version=number,
+            project=project,
+            run_id=r.run_id,
+            artifact=artifact,
+            flavor=r.flavor,
+            signature=loads(r.signature_text),
+            metrics={k: decode_float(x) for k, x in loads(_metrics_json(metric_map)).items()},
+            params=loads(params_text or "{}"),
+            description=r.description,
+            aliases=sorted(r.aliases),
+            tags=dict(sorted(r.tags.items())),
+            created_at=stamp,
+            updated_at=stamp,
+        )
+
+    def _run_snapshot(
+        self, conn: Connection, r: _Registration
+    ) -> tuple[dict[str, float], str | None]:
+        """The metrics and params a version records: those given, else the source run's
+        last metric values and its params (read only when needed)."""
+        metric_map, params_text = r.metrics, r.params_text
+        if r.run_id is None:
+            return metric_map, params_text
+        if not metric_map:
+            summaries = self._runs_metrics(conn, [r.run_id]).get(r.run_id, {})
+            metric_map = {k: summaries[k].last for k in sorted(summaries)}
+        if params_text is None:
+            params = self._runs_params(conn, [r.run_id]).get(r.run_id, {})
+            params_text = dumps(encode_nonfinite(dict(sorted(params.items()))))
+        return metric_map, params_text
 
     def get_model_version(self, ref: str) -> ModelVersion:
         """Resolves `name`, `name@latest`, `name@3` or `name@alias`."""

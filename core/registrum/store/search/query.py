@@ -53,6 +53,7 @@ from registrum.store.search.syntax import And, Comparison, Field, Node, Not, Or
 MAX_LIMIT = 1000
 _MAX_DRIVER_PROBES = 2
 _WINDOW = 2000  # index entries in the first window of an ordered walk; doubles after
+_MAX_RUNS_COUNTED = 50_000  # runs index entries counted to weigh a walk against candidates
 
 
 def search_run_ids(
@@ -110,7 +111,10 @@ def search_run_ids(
         if sqlite
         else all_of([FilterCompiler(key_ids, sqlite=False, fence=False).node(tree), lifecycle])
     )
-    candidates = _candidates(conn, project_id, tree, compiler, _driver_threshold(limit))
+    walkable = bool(segments) and segments[0].lead is not None and segments[0].lead.indexed
+    candidates = _candidates(
+        conn, project_id, tree, compiler, _driver_threshold(limit), limit if walkable else None
+    )
     if candidates is not None and not candidates:
         return [], None
 
@@ -177,17 +181,37 @@ def _driver_threshold(limit: int) -> int:
     return min(max(20 * limit, 2000), 10_000)
 
 
+def _walk_is_cheaper(conn: sa.Connection, project_id: int, count: int, limit: int) -> bool:
+    """Whether walking the order's index beats reading `count` candidates: a walk probes
+    about limit * runs / count entries for a page, the candidates cost about `count`, so
+    it wins in a project of fewer than count² / limit runs. Those are counted on the runs
+    index, at most `_MAX_RUNS_COUNTED` (past that the candidates are kept, as they were
+    before the count)."""
+    if count <= limit:
+        return False
+    enough = min(count * count // limit, 20 * count, _MAX_RUNS_COUNTED)
+    r = t.runs.c
+    bounded: sa.Select[Any] = (
+        select(sa.literal_column("1")).where(r.project_id == project_id).limit(enough)
+    )
+    runs = conn.execute(select(func.count()).select_from(bounded.subquery())).scalar_one()
+    return int(runs) < enough
+
+
 def _candidates(
     conn: sa.Connection,
     project_id: int,
     tree: Node | None,
     compiler: FilterCompiler,
     threshold: int,
+    walk_limit: int | None = None,
 ) -> list[str] | None:
     """The ids of the few runs one top-level `and` term allows, or None if no term is small.
 
     Each try counts at most `threshold + 1` index entries, so a term that
-    matches much costs little to reject.
+    matches much costs little to reject. With `walk_limit` (the order's index
+    can be walked for a page of that many), a term that matches more than a
+    page is also refused when walking is cheaper (see `_walk_is_cheaper`).
     """
     items = tree.items if isinstance(tree, And) else (tree,)
     terms = [c for c in items if isinstance(c, Comparison)]
@@ -202,6 +226,8 @@ def _candidates(
         bounded = driver.with_only_columns(sa.literal_column("1")).limit(threshold + 1).subquery()
         count = conn.execute(select(func.count()).select_from(bounded)).scalar_one()
         if count <= threshold:
+            if walk_limit is not None and _walk_is_cheaper(conn, project_id, count, walk_limit):
+                return None
             return list(dict.fromkeys(str(i) for i in conn.execute(driver).scalars()))
         tried += 1
         if tried >= _MAX_DRIVER_PROBES:

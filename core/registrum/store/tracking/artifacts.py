@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from registrum import validation as v
@@ -16,6 +16,27 @@ from registrum.store import schema as t
 from registrum.store._base import RETRIES, StoreBase, json_object, loads, now
 from registrum.store.acting import current_principal
 from registrum.store.tracking.blob_access import BlobsMixin
+
+# Built once (see _base.py): an artifact and its files.
+_ARTIFACT = (
+    select(t.artifacts, t.projects.c.name.label("project"))
+    .join(t.projects, t.projects.c.id == t.artifacts.c.project_id)
+    .where(t.artifacts.c.id == bindparam("id"))
+)
+_ARTIFACT_FILES = (
+    select(t.artifact_files.c.path, t.artifact_files.c.sha256, t.artifact_files.c.size)
+    .where(t.artifact_files.c.artifact_id == bindparam("id"))
+    .order_by(t.artifact_files.c.path)
+)
+_SAME_DIGEST = (
+    select(t.artifacts.c.id)
+    .where(
+        t.artifacts.c.project_id == bindparam("project_id"),
+        t.artifacts.c.name == bindparam("name"),
+        t.artifacts.c.digest == bindparam("digest"),
+    )
+    .limit(1)
+)
 
 
 def manifest_digest(files: Iterable[ArtifactFile]) -> str:
@@ -86,15 +107,19 @@ class ArtifactsMixin(BlobsMixin, StoreBase):
         raise StoreError(f"could not allocate a version for artifact {name!r}; try again")
 
     def _verified_manifest(
-        self, files: Sequence[Mapping[str, Any]]
+        self, files: Sequence[Mapping[str, Any]], conn: Connection | None = None
     ) -> tuple[list[ArtifactFile], str]:
         """A checked manifest whose every blob is stored with its declared size and is the
-        signed-in user's to reference, and its digest."""
+        signed-in user's to reference, and its digest; read in `conn` when given (a
+        transaction that goes on to record the artifact), else in a read of its own."""
         manifest = _check_manifest(files)
         usable = None
         if current_principal() is not None:
-            with self._read() as conn:
+            if conn is not None:
                 usable = self._usable_blobs(conn, [f.sha256 for f in manifest])
+            else:
+                with self._read() as read:
+                    usable = self._usable_blobs(read, [f.sha256 for f in manifest])
         for f in manifest:
             if usable is not None and f.sha256 not in usable:
                 # Refused in `_create_artifact`, once the caller's role is checked; a size
@@ -135,9 +160,7 @@ class ArtifactsMixin(BlobsMixin, StoreBase):
             )
         a = t.artifacts.c
         same = conn.execute(
-            select(a.id)
-            .where(a.project_id == project_id, a.name == name, a.digest == digest)
-            .limit(1)
+            _SAME_DIGEST, {"project_id": project_id, "name": name, "digest": digest}
         ).scalar()
         if same is not None:
             return self._load_artifact(conn, int(same))
@@ -230,11 +253,7 @@ class ArtifactsMixin(BlobsMixin, StoreBase):
     ) -> Artifact:
         """An artifact with its files; with `need`, the signed-in user must hold that role
         on its project."""
-        row = conn.execute(
-            select(t.artifacts, t.projects.c.name.label("project"))
-            .join(t.projects, t.projects.c.id == t.artifacts.c.project_id)
-            .where(t.artifacts.c.id == artifact_id)
-        ).first()
+        row = conn.execute(_ARTIFACT, {"id": artifact_id}).first()
         if row is None:
             raise ArtifactNotFound(
                 f"artifact {artifact_id} does not exist", artifact_id=artifact_id
@@ -242,12 +261,8 @@ class ArtifactsMixin(BlobsMixin, StoreBase):
         if need is not None:
             self._require(conn, row.project_id, need, name=row.project)
         files = [
-            ArtifactFile(path=f.path, sha256=f.sha256, size=int(f.size))
-            for f in conn.execute(
-                select(t.artifact_files)
-                .where(t.artifact_files.c.artifact_id == artifact_id)
-                .order_by(t.artifact_files.c.path)
-            )
+            ArtifactFile(path=path, sha256=sha256, size=int(size))
+            for path, sha256, size in conn.execute(_ARTIFACT_FILES, {"id": artifact_id}).all()
         ]
         return _artifact(row, row.project, files)
 

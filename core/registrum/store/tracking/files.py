@@ -7,16 +7,18 @@ so `freeze_run_files` copies the files under a folder into a versioned model art
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, func, select
+from sqlalchemy import Connection, Integer, Select, Table, Text, bindparam, delete, func, select
+from sqlalchemy.exc import IntegrityError
 
 from registrum import validation as v
 from registrum.entities import Artifact, ArtifactFile, Project
-from registrum.errors import ArtifactNotFound, BlobNotFound, InvalidArgument
+from registrum.errors import ArtifactNotFound, BlobNotFound, InvalidArgument, StoreError
 from registrum.store import schema as t
-from registrum.store._base import StoreBase, now
+from registrum.store._base import RETRIES, StoreBase, json_object, now
 from registrum.store.tracking.artifacts import ArtifactsMixin
 from registrum.store.tracking.blob_access import BlobsMixin
 
@@ -32,6 +34,18 @@ def folder(prefix: str | None) -> str | None:
     if prefix is None or prefix.strip("/") == "":
         return None
     return v.artifact_path(prefix.strip("/"))
+
+
+@functools.cache
+def _tree_listing(table: Table, owner: str, in_folder: bool) -> Select[Any]:
+    """The files of one owner, by path (`in_folder`: those under a folder), built once per
+    table (see _base.py); the same test as `under`, on bound values."""
+    c = table.c
+    query = select(c.path, c.sha256, c.size).where(c[owner] == bindparam("owner"))
+    if in_folder:
+        length = bindparam("length", type_=Integer)
+        query = query.where(func.substr(c.path, 1, length) == bindparam("head", type_=Text))
+    return query.order_by(c.path)
 
 
 class FileTree(BlobsMixin, StoreBase):
@@ -74,13 +88,13 @@ class FileTree(BlobsMixin, StoreBase):
     def _tree_files(
         self, conn: Connection, table: Table, owner: str, owner_id: str, prefix: str | None
     ) -> list[ArtifactFile]:
-        c = table.c
-        query = select(c.path, c.sha256, c.size).where(c[owner] == owner_id)
+        query = _tree_listing(table, owner, prefix is not None)
+        values: dict[str, Any] = {"owner": owner_id}
         if prefix is not None:
-            query = query.where(under(c.path, prefix))
+            values.update(head=prefix + "/", length=len(prefix) + 1)
         return [
-            ArtifactFile(r.path, r.sha256, int(r.size))
-            for r in conn.execute(query.order_by(c.path))
+            ArtifactFile(path, sha256, int(size))
+            for path, sha256, size in conn.execute(query, values).all()
         ]
 
     def _tree_file(
@@ -167,29 +181,32 @@ class RunFilesMixin(FileTree, ArtifactsMixin, StoreBase):
 
     def freeze_run_files(
         self, run_id: str, prefix: str | None, *, name: str, type: str = "model"
-    ) -> Artifact:
+    ) -> Artifact | None:
         """The run's files under `prefix` as a new version of artifact `name` of the run
-        (the same files give the same version), their paths relative to `prefix`."""
+        (the same files give the same version), their paths relative to `prefix`; None
+        when the folder holds no files. Read and recorded in one transaction."""
         v.run_id(run_id)
         where = folder(prefix)
-        with self._read() as conn:
-            row = self._run_row(conn, run_id, need="viewer")
-            project = self._project_name(conn, row.project_id)
-            files = self._tree_files(conn, t.run_files, "run_id", run_id, where)
-        if not files:
-            shown = where or "/"
-            raise InvalidArgument(
-                f"run {run_id} has no files under {shown!r}; log the model's files first"
-            )
-        manifest = [f.to_dict() for f in relative(files, where)]
-        return self.create_artifact(
-            project,
-            name,
-            type=type,
-            files=manifest,
-            run_id=run_id,
-            metadata={"mlflow_run_path": where or ""},
-        )
+        name = v.name(name, "artifact name")
+        v.name(type, "artifact type")
+        meta = json_object({"mlflow_run_path": where or ""}, "metadata")
+        for _ in range(RETRIES):
+            try:
+                with self._tx() as conn:
+                    row = self._run_row(conn, run_id, need="viewer")
+                    files = self._tree_files(conn, t.run_files, "run_id", run_id, where)
+                    if not files:
+                        return None
+                    manifest, digest = self._verified_manifest(
+                        [f.to_dict() for f in relative(files, where)], conn
+                    )
+                    project = self._project_name(conn, row.project_id)
+                    return self._create_artifact(
+                        conn, project, name, type, manifest, digest, run_id, meta
+                    )
+            except IntegrityError:
+                continue  # a concurrent writer took the version number: try the next
+        raise StoreError(f"could not allocate a version for artifact {name!r}; try again")
 
 
 def relative(files: Sequence[ArtifactFile], prefix: str | None) -> list[ArtifactFile]:

@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import BindParameter, bindparam, select
 
 from registrum import validation as v
 from registrum.entities import DatasetVersion
 from registrum.store import schema as t
 from registrum.store._base import StoreBase, loads
+
+# Built once (see _base.py): the two reads, for a list of run ids.
+_ids: BindParameter[Any] = bindparam("ids", expanding=True)
+_i, _d, _p = t.run_inputs.c, t.dataset_versions.c, t.projects.c
+_PROJECTS = select(t.runs.c.project_id).where(t.runs.c.id.in_(_ids)).distinct()
+_INPUTS = (
+    select(_i.run_id, _i.role, t.dataset_versions, _p.name.label("project"))
+    .join(t.dataset_versions, _d.id == _i.target_id)
+    .join(t.projects, _p.id == _d.project_id)
+    .where(_i.run_id.in_(_ids), _i.kind == "dataset")
+    .order_by(_i.id)
+)
 
 
 class RunDatasetsMixin(StoreBase):
@@ -19,20 +32,11 @@ class RunDatasetsMixin(StoreBase):
         ids = list(dict.fromkeys(v.run_id(r) for r in run_ids))
         if not ids:
             return {}
-        i, d, p = t.run_inputs.c, t.dataset_versions.c, t.projects.c
         with self._read() as conn:
-            projects = conn.execute(
-                select(t.runs.c.project_id).where(t.runs.c.id.in_(ids)).distinct()
-            ).scalars()
+            projects = conn.execute(_PROJECTS, {"ids": ids}).scalars()
             for project_id in list(projects):
                 self._require(conn, int(project_id), "viewer")
-            rows = conn.execute(
-                select(i.run_id, i.role, t.dataset_versions, p.name.label("project"))
-                .join(t.dataset_versions, d.id == i.target_id)
-                .join(t.projects, p.id == d.project_id)
-                .where(i.run_id.in_(ids), i.kind == "dataset")
-                .order_by(i.id)
-            ).all()
+            rows = conn.execute(_INPUTS, {"ids": ids}).all()
         out: dict[str, list[tuple[str, DatasetVersion]]] = {}
         for r in rows:
             dataset = DatasetVersion(

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import BindParameter, Connection, bindparam, delete, select, update
 
 from registrum import validation as v
 from registrum.entities import MetricSummary, Run
@@ -26,6 +26,30 @@ TRANSITIONS: dict[str, set[str]] = {
     "crashed": {"crashed", "running", "finished", "failed", "killed"},
     "killed": {"killed", "running", "finished", "failed", "crashed"},
 }
+
+
+# Built once (see _base.py): the four reads of `_load_runs`, for a list of run ids.
+_IDS: BindParameter[Any] = bindparam("ids", expanding=True)
+_RUNS = (
+    select(t.runs, t.projects.c.name.label("project"))
+    .join(t.projects, t.projects.c.id == t.runs.c.project_id)
+    .where(t.runs.c.id.in_(_IDS))
+)
+_RUNS_PARAMS = (
+    select(t.params.c.run_id, t.keys.c.name, t.params.c.value_type, t.params.c.value_json)
+    .join(t.keys, t.keys.c.id == t.params.c.key_id)
+    .where(t.params.c.run_id.in_(_IDS))
+)
+_RUNS_TAGS = select(t.run_tags.c.run_id, t.run_tags.c.key, t.run_tags.c.value).where(
+    t.run_tags.c.run_id.in_(_IDS)
+)
+_s, _scales = t.metric_summaries, t.metric_step_scales
+_RUNS_METRICS = (
+    select(_s, t.keys.c.name, _scales.c.scale)
+    .join(t.keys, t.keys.c.id == _s.c.key_id)
+    .outerjoin(_scales, (_scales.c.run_id == _s.c.run_id) & (_scales.c.key_id == _s.c.key_id))
+    .where(_s.c.run_id.in_(_IDS))
+)
 
 
 class RunsMixin(ParamsMixin, StoreBase):
@@ -277,30 +301,12 @@ class RunsMixin(ParamsMixin, StoreBase):
         """Full run records, in the order of `ids`, in four queries."""
         if not ids:
             return []
-        rows = conn.execute(
-            select(t.runs, t.projects.c.name.label("project"))
-            .join(t.projects, t.projects.c.id == t.runs.c.project_id)
-            .where(t.runs.c.id.in_(ids))
-        ).all()
-        params: dict[str, dict[str, Any]] = {}
-        for r in conn.execute(
-            select(t.params.c.run_id, t.keys.c.name, t.params.c.value_type, t.params.c.value_json)
-            .join(t.keys, t.keys.c.id == t.params.c.key_id)
-            .where(t.params.c.run_id.in_(ids))
-        ):
-            params.setdefault(r.run_id, {})[r.name] = param_value(r.value_type, r.value_json)
+        rows = conn.execute(_RUNS, {"ids": list(ids)}).all()
+        params = self._runs_params(conn, ids)
         tags: dict[str, dict[str, str]] = {}
-        for r in conn.execute(select(t.run_tags).where(t.run_tags.c.run_id.in_(ids))):
-            tags.setdefault(r.run_id, {})[r.key] = r.value
-        metrics: dict[str, dict[str, MetricSummary]] = {}
-        s, scales = t.metric_summaries, t.metric_step_scales
-        for r in conn.execute(
-            select(s, t.keys.c.name, scales.c.scale)
-            .join(t.keys, t.keys.c.id == s.c.key_id)
-            .outerjoin(scales, (scales.c.run_id == s.c.run_id) & (scales.c.key_id == s.c.key_id))
-            .where(s.c.run_id.in_(ids))
-        ):
-            metrics.setdefault(r.run_id, {})[r.name] = summary_from_row(r.name, r)
+        for run_id, key, value in conn.execute(_RUNS_TAGS, {"ids": list(ids)}).all():
+            tags.setdefault(run_id, {})[key] = value
+        metrics = self._runs_metrics(conn, ids)
         by_id = {
             r.id: Run(
                 id=r.id,
@@ -322,6 +328,24 @@ class RunsMixin(ParamsMixin, StoreBase):
             for r in rows
         }
         return [by_id[i] for i in ids if i in by_id]
+
+    def _runs_params(self, conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The params of runs `ids`, by run (runs without any are absent)."""
+        params: dict[str, dict[str, Any]] = {}
+        for run_id, name, value_type, value_json in conn.execute(
+            _RUNS_PARAMS, {"ids": list(ids)}
+        ).all():
+            params.setdefault(run_id, {})[name] = param_value(value_type, value_json)
+        return params
+
+    def _runs_metrics(
+        self, conn: Connection, ids: Sequence[str]
+    ) -> dict[str, dict[str, MetricSummary]]:
+        """The metric summaries of runs `ids`, by run and key (runs without any are absent)."""
+        metrics: dict[str, dict[str, MetricSummary]] = {}
+        for r in conn.execute(_RUNS_METRICS, {"ids": list(ids)}).all():
+            metrics.setdefault(r.run_id, {})[r.name] = summary_from_row(r.name, r)
+        return metrics
 
 
 def summary_from_row(key: str, r: Any) -> MetricSummary:
