@@ -6,7 +6,7 @@ import functools
 import json
 import re
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -255,6 +255,15 @@ class StoreBase:
         m = t.memberships.c
         rows = conn.execute(select(m.project_id, m.role).where(m.user_id == principal.user_id))
         return [int(p) for p, held in rows if rank(held) >= rank(role)]
+
+    def _visible_named(self, conn: Connection, names: Sequence[str]) -> dict[int, str]:
+        """The projects among `names` that exist and the signed-in user may see: id -> name."""
+        p = t.projects.c
+        query = select(p.id, p.name).where(p.name.in_(names))
+        visible = self._visible_projects(conn)
+        if visible is not None:
+            query = query.where(p.id.in_(visible))
+        return {int(pid): str(name) for pid, name in conn.execute(query)}
 
     def _make_creator_admin(self, conn: Connection, project_id: int, name: str) -> None:
         principal = current_principal()

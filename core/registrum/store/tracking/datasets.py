@@ -187,15 +187,20 @@ class DatasetsMixin(ArtifactsMixin, StoreBase):
             .join(t.projects, t.projects.c.id == t.dataset_versions.c.project_id)
             .where(t.dataset_versions.c.id == dataset_id)
         ).one()
-        return DatasetVersion(
-            id=r.id,
-            project=r.project,
-            name=r.name,
-            version=r.version,
-            fingerprint=r.fingerprint,
-            schema=loads(r.schema),
-            rows=r.rows,
-            metadata=loads(r.metadata),
-            artifact_id=r.artifact_id,
-            created_at=r.created_at,
-        )
+        return dataset_record(r)
+
+
+def dataset_record(r: Any) -> DatasetVersion:
+    """A dataset version from its row (with the project's name as `project`)."""
+    return DatasetVersion(
+        id=r.id,
+        project=r.project,
+        name=r.name,
+        version=r.version,
+        fingerprint=r.fingerprint,
+        schema=loads(r.schema),
+        rows=r.rows,
+        metadata=loads(r.metadata),
+        artifact_id=r.artifact_id,
+        created_at=r.created_at,
+    )

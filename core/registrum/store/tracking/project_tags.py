@@ -63,12 +63,7 @@ class ProjectTagsMixin(StoreBase):
         if not names:
             return {}
         with self._read() as conn:
-            p = t.projects.c
-            query = select(p.id, p.name).where(p.name.in_(names))
-            visible = self._visible_projects(conn)
-            if visible is not None:
-                query = query.where(p.id.in_(visible))
-            ids = {int(pid): str(name) for pid, name in conn.execute(query)}
+            ids = self._visible_named(conn, names)
             tags = self._project_tag_rows(conn, list(ids), None)
         return {name: tags.get(pid, {}) for pid, name in ids.items()}
 

@@ -10,7 +10,8 @@ from sqlalchemy import BindParameter, bindparam, select
 from registrum import validation as v
 from registrum.entities import DatasetVersion
 from registrum.store import schema as t
-from registrum.store._base import StoreBase, loads
+from registrum.store._base import StoreBase
+from registrum.store.tracking.datasets import dataset_record
 
 # Built once (see _base.py): the two reads, for a list of run ids.
 _ids: BindParameter[Any] = bindparam("ids", expanding=True)
@@ -39,17 +40,5 @@ class RunDatasetsMixin(StoreBase):
             rows = conn.execute(_INPUTS, {"ids": ids}).all()
         out: dict[str, list[tuple[str, DatasetVersion]]] = {}
         for r in rows:
-            dataset = DatasetVersion(
-                id=r.id,
-                project=r.project,
-                name=r.name,
-                version=r.version,
-                fingerprint=r.fingerprint,
-                schema=loads(r.schema),
-                rows=r.rows,
-                metadata=loads(r.metadata),
-                artifact_id=r.artifact_id,
-                created_at=r.created_at,
-            )
-            out.setdefault(r.run_id, []).append((r.role, dataset))
+            out.setdefault(r.run_id, []).append((r.role, dataset_record(r)))
         return out

@@ -286,12 +286,7 @@ class RunsMixin(ParamsMixin, StoreBase):
         if not names:
             return {}
         with self._read() as conn:
-            p = t.projects.c
-            query = select(p.id, p.name).where(p.name.in_(names))
-            visible = self._visible_projects(conn)
-            if visible is not None:
-                query = query.where(p.id.in_(visible))
-            ids = {int(pid): str(name) for pid, name in conn.execute(query)}
+            ids = self._visible_named(conn, names)
             counts = run_counts(conn, list(ids))
         return {name: counts.get(pid, 0) for pid, name in ids.items()}
 
