@@ -422,3 +422,32 @@ def test_auth_with_tokens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
         with pytest.raises(MlflowException) as refused:
             viewer.create_run(exp_id)
         assert refused.value.error_code == "PERMISSION_DENIED"
+
+
+def test_mlflow_semantics_of_tags_default_and_experiment_deletion(
+    mlflow_uri: str, mlflow_server: Any
+) -> None:
+    client = MlflowClient()
+    # MLflow always lists its experiment "0", also before it is first used.
+    assert [(e.experiment_id, e.name) for e in client.search_experiments()] == [("0", "Default")]
+    with mlflow.start_run() as active:
+        mlflow.set_tag("keep", "1")
+    rid = active.info.run_id
+    with pytest.raises(MlflowException) as missing:
+        client.delete_tag(rid, "never-set")
+    assert missing.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+    with pytest.raises(MlflowException) as unknown:
+        client.delete_tag("f" * 32, "keep")
+    assert f"Run with id={'f' * 32} not found" in str(unknown.value)
+    client.delete_run(rid)
+    with pytest.raises(MlflowException) as deleted:
+        client.delete_tag(rid, "keep")
+    assert deleted.value.error_code == "INVALID_PARAMETER_VALUE"
+    client.restore_run(rid)
+    client.delete_tag(rid, "keep")
+    assert "keep" not in client.get_run(rid).data.tags
+    # Experiments are projects, not deleted through MLflow: a clear refusal.
+    refused = requests.post(
+        f"{mlflow_uri}/api/2.0/mlflow/experiments/delete", json={"experiment_id": "0"}, timeout=30
+    )
+    assert (refused.status_code, refused.json()["error_code"]) == (501, "NOT_IMPLEMENTED")

@@ -91,7 +91,21 @@ async def _args(request: Request) -> dict[str, Any]:
     return args
 
 
+# Experiments are projects, whose deletion is not served through MLflow.
+NOT_SERVED = {
+    "/experiments/delete": "deleting experiments (Registrum projects)",
+    "/experiments/restore": "restoring experiments (Registrum projects)",
+}
+
+
 def _unsupported(path: str) -> MlflowError | None:
+    if path in NOT_SERVED:
+        return MlflowError(
+            "NOT_IMPLEMENTED",
+            f"Registrum's MLflow API does not serve {NOT_SERVED[path]} ({path}); "
+            "see docs/coming-from-mlflow.md for what it supports",
+            501,
+        )
     first = path.strip("/").split("/", 1)[0]
     what = UNSUPPORTED.get(first)
     if what is None and "prompt" in first:

@@ -28,6 +28,7 @@ from registrum.errors import (
     NotFound,
     PayloadTooLarge,
     RegistrumError,
+    RunNotFound,
     StoreUnavailable,
     Unauthorized,
 )
@@ -121,6 +122,10 @@ def not_found(message: str) -> MlflowError:
 
 def translate(exc: RegistrumError) -> MlflowError:
     """A Registrum error as MLflow says it (codes from databricks.proto's ErrorCode)."""
+    if isinstance(exc, RunNotFound) and "run_id" in exc.context:
+        # In MLflow's words, which its tools match.
+        message = f"Run with id={exc.context['run_id']} not found"
+        return MlflowError("RESOURCE_DOES_NOT_EXIST", message, 404)
     if isinstance(exc, NotFound):
         return MlflowError("RESOURCE_DOES_NOT_EXIST", exc.message, 404)
     if isinstance(exc, AlreadyExists):

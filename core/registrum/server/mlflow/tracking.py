@@ -18,6 +18,7 @@ from registrum import validation as v
 from registrum.entities import Project, Run
 from registrum.errors import (
     AlreadyExists,
+    Forbidden,
     InvalidArgument,
     InvalidTransition,
     MetricNotFound,
@@ -171,6 +172,8 @@ def search_experiments(store: Store, args: Args) -> dict[str, Any]:
     if view == "only":
         return {}
     projects = store.list_projects()
+    if not any(p.name == DEFAULT_EXPERIMENT for p in projects):
+        projects.extend(_default_to_be(store))
     tags = store.project_tags([p.name for p in projects])
     found = [experiment_json(p, tags.get(p.name, {})) for p in projects]
     found = order_experiments([e for e in found if matches(e)], order_by)
@@ -179,6 +182,18 @@ def search_experiments(store: Store, args: Args) -> dict[str, Any]:
     if offset + limit < len(found):
         answer["next_page_token"] = _paging.encode_token({"offset": offset + limit})
     return answer
+
+
+def _default_to_be(store: Store) -> list[Project]:
+    """MLflow's experiment "0" as searches list it before it is first used (it is made then,
+    by `experiment_project`): MLflow always lists it. None where it exists out of sight."""
+    try:
+        store.get_project(DEFAULT_EXPERIMENT)
+    except ProjectNotFound:
+        return [Project(id=0, name=DEFAULT_EXPERIMENT, description=None, created_at=0.0)]
+    except Forbidden:
+        pass
+    return []
 
 
 # -- runs ------------------------------------------------------------------------------------
@@ -329,7 +344,13 @@ def set_tag(store: Store, args: Args) -> dict[str, Any]:
 
 @route("POST", "/runs/delete-tag")
 def delete_tag(store: Store, args: Args) -> dict[str, Any]:
-    store.delete_tag(run_id(args), string(args, "key"))
+    rid, key = run_id(args), string(args, "key")
+    run = store.get_run(rid)
+    if rid in store.deleted_runs([rid]):
+        raise invalid(f"The run {rid} must be in the 'active' state. Current state is deleted.")
+    if key not in run.tags:
+        raise not_found(f"No tag with name: {key} in run with id {rid}")
+    store.delete_tag(rid, key)
     return {}
 
 
