@@ -169,8 +169,10 @@ def history(target: Target, points: int) -> tuple[float, str]:
     return seconds, run.info.run_id
 
 
-def versions(target: Target, count: int, folder: Path) -> float:
-    """Seconds for `count` create_model_version calls (one registered model, one run)."""
+def versions(target: Target, count: int, folder: Path, blocks: int = 5) -> float:
+    """Seconds for `count` create_model_version calls (one registered model, one run): the
+    median of `blocks` timed blocks (after a warm-up block), times the number of blocks, so
+    one stall of the shared machine does not decide the figure."""
     run = target.client.create_run(target.experiment("registry"))
     model_file = folder / f"model-{target.name}" / "MLmodel"
     model_file.parent.mkdir(parents=True, exist_ok=True)
@@ -178,12 +180,19 @@ def versions(target: Target, count: int, folder: Path) -> float:
     target.client.log_artifacts(run.info.run_id, str(model_file.parent), "model")
     target.client.create_registered_model("bench-model")
     source = f"runs:/{run.info.run_id}/model"
-    return timed(
-        lambda: [
-            target.client.create_model_version("bench-model", source, run.info.run_id)
-            for _ in range(count)
-        ]
-    )
+    per_block = max(1, count // blocks)
+
+    def block() -> float:
+        return timed(
+            lambda: [
+                target.client.create_model_version("bench-model", source, run.info.run_id)
+                for _ in range(per_block)
+            ]
+        )
+
+    block()  # warm-up: the first calls of a fresh server
+    times = sorted(block() for _ in range(blocks))
+    return times[len(times) // 2] * count / per_block
 
 
 def artifact(target: Target, path: Path) -> tuple[float, float]:
