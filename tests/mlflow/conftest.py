@@ -67,8 +67,11 @@ def _point_mlflow_at(url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
     monkeypatch.setenv("DO_NOT_TRACK", "true")
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
     mlflow.set_tracking_uri(url)
     mlflow.set_registry_uri(url)
+    _forget_experiment()
     try:
         yield url
     finally:
@@ -76,6 +79,15 @@ def _point_mlflow_at(url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]
             mlflow.end_run()
         mlflow.set_tracking_uri(None)
         mlflow.set_registry_uri(None)
+        _forget_experiment()
+
+
+def _forget_experiment() -> None:
+    """The fluent API remembers the experiment `set_experiment` chose, by id, for the process:
+    a fresh server per test must not inherit an id from another test's server."""
+    import mlflow.tracking.fluent
+
+    mlflow.tracking.fluent._active_experiment_id = None
 
 
 @pytest.fixture
