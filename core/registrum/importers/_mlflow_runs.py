@@ -25,6 +25,7 @@ from registrum.importers._mlflow_source import (
     history,
     pages,
     quoted,
+    walk_artifacts,
 )
 from registrum.importers._mlflow_target import Target
 
@@ -247,17 +248,7 @@ class ExperimentCopy:
 
     def target_files(self, root: str) -> dict[str, int]:
         """The files the target already holds under `root`, with their sizes."""
-        found: dict[str, int] = {}
-        stack = [""]
-        while stack:
-            folder = stack.pop()
-            for entry in self.target.list_artifacts(f"{root}/{folder}".rstrip("/")):
-                name = f"{folder}/{entry['path']}" if folder else str(entry["path"])
-                if entry.get("is_dir"):
-                    stack.append(name)
-                else:
-                    found[name] = int(entry.get("file_size") or 0)
-        return found
+        return dict(walk_artifacts(self.target.list_artifacts, root))
 
     def copy_artifacts(
         self, source_uri: str, target_root: str, owner: str, *, fresh: bool = False

@@ -8,7 +8,7 @@ call and read as streams.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
@@ -126,17 +126,8 @@ class MlflowSource:
         return history(self.http, run_id, key)
 
     def artifact_files(self, root: str) -> Iterator[tuple[str, int]]:
-        """Every file under the artifact folder `root`, as (path relative to `root`, size),
-        walking subfolders depth first."""
-        stack = [""]
-        while stack:
-            folder = stack.pop()
-            for entry in self.http.list_artifacts(f"{root}/{folder}".rstrip("/")):
-                name = f"{folder}/{entry['path']}" if folder else str(entry["path"])
-                if entry.get("is_dir"):
-                    stack.append(name)
-                else:
-                    yield name, int(entry.get("file_size") or 0)
+        """Every file under the artifact folder `root` (see `walk_artifacts`)."""
+        return walk_artifacts(self.http.list_artifacts, root)
 
     def logged_models(self, experiment_id: str) -> list[Json]:
         """The logged models (MLflow 3) of an experiment; none on a server without them."""
@@ -158,3 +149,19 @@ class MlflowSource:
         args = {"filter": f"name={quoted(name)}", "max_results": 10_000}
         found = list(pages(self.http, "GET", "/model-versions/search", args, "model_versions"))
         return sorted(found, key=lambda v: int(v["version"]))
+
+
+def walk_artifacts(
+    list_artifacts: Callable[[str], Iterable[Json]], root: str
+) -> Iterator[tuple[str, int]]:
+    """Every file under the artifact folder `root` of a store that `list_artifacts` lists one
+    level of (MLflow's artifact listing), as (path relative to `root`, size), depth first."""
+    stack = [""]
+    while stack:
+        folder = stack.pop()
+        for entry in list_artifacts(f"{root}/{folder}".rstrip("/")):
+            name = f"{folder}/{entry['path']}" if folder else str(entry["path"])
+            if entry.get("is_dir"):
+                stack.append(name)
+            else:
+                yield name, int(entry.get("file_size") or 0)

@@ -99,15 +99,8 @@ NOT_SERVED = {
 
 
 def _unsupported(path: str) -> MlflowError | None:
-    if path in NOT_SERVED:
-        return MlflowError(
-            "NOT_IMPLEMENTED",
-            f"Registrum's MLflow API does not serve {NOT_SERVED[path]} ({path}); "
-            "see docs/coming-from-mlflow.md for what it supports",
-            501,
-        )
     first = path.strip("/").split("/", 1)[0]
-    what = UNSUPPORTED.get(first)
+    what = NOT_SERVED.get(path) or UNSUPPORTED.get(first)
     if what is None and "prompt" in first:
         what = "prompts"
     if what is None:

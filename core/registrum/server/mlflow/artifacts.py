@@ -32,7 +32,7 @@ from registrum.server.mlflow import _wire, acting_store, error_response
 from registrum.server.mlflow._experiments import experiment_id_of
 from registrum.server.mlflow._wire import ARTIFACTS_API, MlflowError
 from registrum.server.responses import JSON
-from registrum.server.routes.blobs import _receive as receive_blob
+from registrum.server.routes.blobs import receive_blob
 from registrum.store import Store
 
 router = APIRouter(include_in_schema=False)

@@ -33,7 +33,7 @@ _FULL: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def _receive(request: Request, store: Any, sha256: str | None) -> BlobInfo:
+async def receive_blob(request: Request, store: Any, sha256: str | None) -> BlobInfo:
     """Streams the request body into a new blob and publishes it. The chunks of one 4 MiB
     stretch are hashed and written in a worker thread while the next stretch arrives, in
     order, and never joined: no memory is allocated per stretch."""
@@ -77,7 +77,7 @@ async def upload(sha256: str, request: Request, store: StoreDep) -> JSON:
     if await run_in_threadpool(store.blob_exists, sha256):
         size = await run_in_threadpool(store.blob_size, sha256)
         return JSON({"sha256": sha256, "size": size, "created": False})
-    info = await _receive(request, store, sha256)
+    info = await receive_blob(request, store, sha256)
     return JSON({"sha256": info.sha256, "size": info.size, "created": True}, status_code=201)
 
 
@@ -86,7 +86,7 @@ async def upload_unhashed(request: Request, store: StoreDep) -> JSON:
     """Streams the body into the blob store and answers with its sha256, hashed on arrival
     (for a client that sends a large file without reading it twice). Content the store
     has already is kept once."""
-    info = await _receive(request, store, None)
+    info = await receive_blob(request, store, None)
     return JSON({"sha256": info.sha256, "size": info.size}, status_code=201)
 
 
