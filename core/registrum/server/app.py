@@ -69,12 +69,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     errors.install(app)
     openapi.install(app)
+    # First: its catch-all routes have prefixes of their own, and requests are matched
+    # against routes in order (MLflow's clients make many small calls).
+    mlflow.install(app)
     for module in (projects, runs, metrics, files, blobs, artifacts, models, lineage, audit):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(access.router, prefix="/api/v1")
     app.include_router(webhooks.router, prefix="/api/v1")
     app.include_router(approvals.router, prefix="/api/v1")
-    mlflow.install(app)
     mount_ui(app)
     mount_docs(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)

@@ -28,7 +28,7 @@ _ARTIFACT_FILES = (
     .where(t.artifact_files.c.artifact_id == bindparam("id"))
     .order_by(t.artifact_files.c.path)
 )
-_SAME_DIGEST = (
+SAME_DIGEST = (
     select(t.artifacts.c.id)
     .where(
         t.artifacts.c.project_id == bindparam("project_id"),
@@ -160,7 +160,7 @@ class ArtifactsMixin(BlobsMixin, StoreBase):
             )
         a = t.artifacts.c
         same = conn.execute(
-            _SAME_DIGEST, {"project_id": project_id, "name": name, "digest": digest}
+            SAME_DIGEST, {"project_id": project_id, "name": name, "digest": digest}
         ).scalar()
         if same is not None:
             return self._load_artifact(conn, int(same))

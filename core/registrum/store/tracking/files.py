@@ -19,7 +19,7 @@ from registrum.entities import Artifact, ArtifactFile, Project
 from registrum.errors import ArtifactNotFound, BlobNotFound, InvalidArgument, StoreError
 from registrum.store import schema as t
 from registrum.store._base import RETRIES, StoreBase, json_object, now
-from registrum.store.tracking.artifacts import ArtifactsMixin
+from registrum.store.tracking.artifacts import SAME_DIGEST, ArtifactsMixin, manifest_digest
 from registrum.store.tracking.blob_access import BlobsMixin
 
 
@@ -190,6 +190,16 @@ class RunFilesMixin(FileTree, ArtifactsMixin, StoreBase):
         name = v.name(name, "artifact name")
         v.name(type, "artifact type")
         meta = json_object({"mlflow_run_path": where or ""}, "metadata")
+        with self._read() as conn:  # the same files frozen before: nothing to write
+            row = self._run_row(conn, run_id, need="viewer")
+            files = self._tree_files(conn, t.run_files, "run_id", run_id, where)
+            if not files:
+                return None
+            digest = manifest_digest(relative(files, where))
+            key = {"project_id": row.project_id, "name": name, "digest": digest}
+            same = conn.execute(SAME_DIGEST, key).scalar()
+            if same is not None:
+                return self._load_artifact(conn, int(same))
         for _ in range(RETRIES):
             try:
                 with self._tx() as conn:
