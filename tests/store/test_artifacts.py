@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import io
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from backends import BACKENDS, backend_params
 from registrum.entities import Artifact, ArtifactFile, DatasetVersion
 from registrum.errors import (
     ArtifactNotFound,
@@ -446,3 +448,32 @@ def test_invalid_run_input_changes_nothing(store: Any) -> None:
     with pytest.raises(RunNotFound):
         store.run_inputs("missing")
     assert store.run_inputs(run.id) == []
+
+
+@pytest.fixture(params=backend_params(["sqlite", "postgres"]))
+def service(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """The service layer itself (run files are frozen there, not over /api/v1)."""
+    with BACKENDS[request.param](tmp_path) as opened:
+        yield opened
+
+
+def test_freezing_the_same_run_files_again_gives_the_same_version(service: Any) -> None:
+    store = service
+
+    def upload(path: str, data: bytes) -> dict[str, Any]:
+        info = store.put_blob(io.BytesIO(data), sha256=sha(data))
+        return {"path": path, "sha256": info.sha256, "size": info.size}
+
+    run = store.create_run("freeze")
+    first = upload("model/MLmodel", b"flavors: {}\n")
+    store.put_run_file(run.id, first["path"], sha256=first["sha256"], size=first["size"])
+    frozen = store.freeze_run_files(run.id, "model", name="model")
+    assert [f.path for f in frozen.files] == ["MLmodel"]
+    again = store.freeze_run_files(run.id, "model", name="model")
+    assert (again.id, again.version, again.files) == (frozen.id, frozen.version, frozen.files)
+    weights = upload("model/weights.bin", b"\x00" * 10)
+    store.put_run_file(run.id, weights["path"], sha256=weights["sha256"], size=weights["size"])
+    grown = store.freeze_run_files(run.id, "model", name="model")
+    assert grown.version == frozen.version + 1
+    assert sorted(f.path for f in grown.files) == ["MLmodel", "weights.bin"]
+    assert store.freeze_run_files(run.id, "empty", name="model") is None
