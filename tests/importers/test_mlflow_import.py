@@ -491,3 +491,146 @@ def test_chosen_experiments_only_and_unknown_names_refused(source: Source, tmp_p
     assert report.ok, report.render()
     assert (report.runs, report.versions, report.models) == (2, 0, 0)
     assert any("registered model imp-reg" in s.what for s in report.skipped)
+
+
+# -- metric histories read from the MLflow server's own database ----------------------------
+
+
+def test_histories_read_from_the_servers_database_are_the_points_the_server_sends(
+    source: Source, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import registrum
+
+    monkeypatch.setenv("REGISTRUM_HOME", str(tmp_path / "home"))
+    store_url = f"sqlite:///{tmp_path}/r.db"
+    database = f"sqlite:///{source.artifacts.parent}/m.db"  # the server's --backend-store-uri
+    report = _import(source, store_url, backend_store_uri=database)
+    assert report.ok, report.render()
+    assert report.points == LOSS_POINTS + 2 + 1 + 1 + 1
+    client = registrum.Client(store_url)
+    try:
+        for run_id, key in [(source.parent, "loss"), (source.parent, "acc"), (source.child, "acc")]:
+            history = client.metric_history(run_id, key)
+            ours = sorted(
+                _point(int(s), round(t * 1000), v)
+                for s, t, v in zip(history.steps, history.timestamps, history.values, strict=True)
+            )
+            assert ours == _mlflow_history(source.url, run_id, key)
+    finally:
+        client.close()
+    again = _import(source, store_url, backend_store_uri=database)
+    assert again.ok and (again.points, again.runs_unchanged) == (0, 5), again.render()
+
+
+def _mlflow_tables(path: Path) -> str:
+    """A SQLite database with MLflow's two tables, empty: another MLflow's database."""
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE runs (run_uuid VARCHAR(32) PRIMARY KEY)")
+        conn.execute(
+            "CREATE TABLE metrics (key VARCHAR(250), value FLOAT, timestamp BIGINT, "
+            "run_uuid VARCHAR(32), step BIGINT, is_nan BOOLEAN)"
+        )
+    return f"sqlite:///{path}"
+
+
+def test_a_database_that_is_not_the_servers_stops_the_import_clearly(
+    source: Source, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from registrum.errors import InvalidArgument
+
+    monkeypatch.setenv("REGISTRUM_HOME", str(tmp_path / "home"))
+    store_url = f"sqlite:///{tmp_path}/r.db"
+    other = _mlflow_tables(tmp_path / "other.db")
+    report = _import(source, store_url, backend_store_uri=other)
+    assert not report.ok and report.points == 0
+    assert "does not hold run" in report.render() and "--backend-store-uri" in report.render()
+    assert len(report.failures) == 1  # the import stopped at the first run
+
+    (tmp_path / "empty.db").touch()
+    with pytest.raises(InvalidArgument, match="not an MLflow tracking database"):
+        _import(source, store_url, backend_store_uri=f"sqlite:///{tmp_path}/empty.db")
+    with pytest.raises(InvalidArgument, match="is not a database URI"):
+        _import(source, store_url, backend_store_uri=str(tmp_path / "m.db"))
+    with pytest.raises(InvalidArgument, match="only SQLite and PostgreSQL"):
+        _import(source, store_url, backend_store_uri="mysql://u:secret@127.0.0.1/mlflow")
+
+
+def test_histories_read_from_an_mlflow_postgresql_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLflow on PostgreSQL; the import is given the URI as MLflow's users write it
+    (`postgresql://`), and reads it with the driver Registrum ships."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+
+    monkeypatch.setenv("REGISTRUM_HOME", str(tmp_path / "home"))
+    with POSTGRES.database() as database:
+        url = f"http://127.0.0.1:{free_port()}"
+        cmd = [sys.executable, "-m", "mlflow", "server", "--workers", "1"]
+        cmd += ["--host", "127.0.0.1", "--port", url.rsplit(":", 1)[1]]
+        cmd += ["--backend-store-uri", database]
+        cmd += ["--artifacts-destination", str(tmp_path / "artifacts")]
+        env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+        env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+        with (
+            open(tmp_path / "server.log", "wb") as log,
+            subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=log, stderr=log) as proc,
+        ):
+            try:
+                wait_for(
+                    lambda: requests.get(f"{url}/health", timeout=5).ok,
+                    "mlflow server to start",
+                    timeout=120,
+                    ignoring=(requests.RequestException,),
+                )
+                monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+                client = MlflowClient(url)
+                run = client.create_run(client.create_experiment("pg-hist")).info.run_id
+                values = [i / 7 for i in range(3000)]
+                values[5] = math.nan
+                client.log_batch(
+                    run,
+                    metrics=[Metric("loss", v, START + i, i) for i, v in enumerate(values[:1000])],
+                )
+                client.log_batch(
+                    run,
+                    metrics=[
+                        Metric("loss", v, START + 1000 + i, 1000 + i)
+                        for i, v in enumerate(values[1000:2000])
+                    ],
+                )
+                client.log_batch(
+                    run,
+                    metrics=[
+                        Metric("loss", v, START + 2000 + i, 2000 + i)
+                        for i, v in enumerate(values[2000:])
+                    ],
+                )
+                as_users_write_it = "postgresql://" + database.split("://", 1)[1]
+                store_url = f"sqlite:///{tmp_path}/r.db"
+                from registrum.importers import import_mlflow
+
+                report = import_mlflow(
+                    url, store=store_url, stream=io.StringIO(), backend_store_uri=as_users_write_it
+                )
+                assert report.ok and report.points == 3000, report.render()
+                import registrum
+
+                with registrum.Client(store_url) as reader:
+                    history = reader.metric_history(run, "loss")
+                    ours = sorted(
+                        _point(int(s), round(t * 1000), v)
+                        for s, t, v in zip(
+                            history.steps, history.timestamps, history.values, strict=True
+                        )
+                    )
+                assert ours == _mlflow_history(url, run, "loss")
+            finally:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()

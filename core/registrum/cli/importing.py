@@ -39,6 +39,7 @@ def _mlflow(args: argparse.Namespace) -> int:
         store=args.store,
         experiments=args.experiment,
         threads=args.threads,
+        backend_store_uri=args.backend_store_uri,
         stream=sys.stderr,
     )
     return _finish(report)
@@ -95,5 +96,11 @@ def add_commands(commands: Any) -> None:
     )
     mlflow.add_argument(
         "--threads", type=int, default=4, metavar="N", help="runs copied at once (default 4)"
+    )
+    mlflow.add_argument(
+        "--backend-store-uri",
+        metavar="URI",
+        help="the MLflow server's own database (its --backend-store-uri, SQLite or "
+        "PostgreSQL): metric histories are read from it, several times faster; only read",
     )
     mlflow.set_defaults(handler=_mlflow)

@@ -21,7 +21,6 @@ from registrum.importers._mlflow_http import MlflowCallFailed
 from registrum.importers._mlflow_report import MlflowImport
 from registrum.importers._mlflow_source import (
     MlflowSource,
-    histories,
     history,
     pages,
     quoted,
@@ -209,7 +208,7 @@ class ExperimentCopy:
         points: Iterable[Json] = (
             itertools.chain.from_iterable(self.missing(run_id, k) for k in keys)
             if resumed
-            else histories(self.source.http, run_id, keys, window=HISTORY_WINDOW)
+            else self.source.histories(run_id, keys, window=HISTORY_WINDOW)
         )
         for batch in metric_batches(points):
             self.target.call("POST", "/runs/log-batch", {"run_id": run_id, "metrics": batch})

@@ -7,11 +7,13 @@ call and read as streams.
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
+from registrum.importers._mlflow_database import MlflowDatabase
 from registrum.importers._mlflow_http import MlflowCallFailed, MlflowHttp
 
 Json = dict[str, Any]
@@ -99,10 +101,12 @@ def quoted(value: str) -> str:
 
 
 class MlflowSource:
-    """The MLflow server an import reads from."""
+    """The MLflow server an import reads from; metric histories from its database instead
+    when the import is given it (`MlflowDatabase`)."""
 
-    def __init__(self, http: MlflowHttp) -> None:
+    def __init__(self, http: MlflowHttp, database: MlflowDatabase | None = None) -> None:
         self.http = http
+        self.database = database
 
     @property
     def url(self) -> str:
@@ -123,7 +127,16 @@ class MlflowSource:
         """Every point of one metric of one run, in the server's order, read a page at a
         time: `{key, value, timestamp, step}` with the value as sent (NaN and ±inf as
         strings)."""
+        if self.database is not None:
+            return self.database.history(run_id, key)
         return history(self.http, run_id, key)
+
+    def histories(self, run_id: str, keys: Sequence[str], *, window: int) -> Iterator[Json]:
+        """Every point of each of `keys`, key after key (see `histories`)."""
+        if self.database is not None:
+            self.database.check(run_id, keys)
+            return itertools.chain.from_iterable(self.database.history(run_id, k) for k in keys)
+        return histories(self.http, run_id, keys, window=window)
 
     def artifact_files(self, root: str) -> Iterator[tuple[str, int]]:
         """Every file under the artifact folder `root` (see `walk_artifacts`)."""
