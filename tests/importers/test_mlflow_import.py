@@ -156,12 +156,16 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Source]:
             finally:
                 mlflow.set_tracking_uri(None)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            _stop(proc)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _import(source: Source, store: str, **options: Any) -> Any:
@@ -181,6 +185,15 @@ def _mlflow_history(url: str, run_id: str, key: str) -> list[tuple[int, int, str
     return sorted(
         _point(m.step, m.timestamp, m.value)
         for m in MlflowClient(url).get_metric_history(run_id, key)
+    )
+
+
+def _registrum_history(client: Any, run_id: str, key: str) -> list[tuple[int, int, str]]:
+    """A metric's history as Registrum serves it, in `_mlflow_history`'s form."""
+    history = client.metric_history(run_id, key)
+    return sorted(
+        _point(int(s), round(t * 1000), v)
+        for s, t, v in zip(history.steps, history.timestamps, history.values, strict=True)
     )
 
 
@@ -264,12 +277,9 @@ def test_import_into_an_embedded_store_keeps_every_point_byte_and_link(
         assert client.run(source.failed).status == "failed"
         assert client.run(source.killed).status == "killed"
         for run_id, key in [(source.parent, "loss"), (source.parent, "acc"), (source.child, "acc")]:
-            history = client.metric_history(run_id, key)
-            ours = sorted(
-                _point(int(s), round(t * 1000), v)
-                for s, t, v in zip(history.steps, history.timestamps, history.values, strict=True)
+            assert _registrum_history(client, run_id, key) == _mlflow_history(
+                source.url, run_id, key
             )
-            assert ours == _mlflow_history(source.url, run_id, key)
         version = client.model_version("imp-reg@champion")
         assert (version.version, version.run_id) == (2, source.parent)
         assert client.model_version("imp-reg@1").tags["mlflow.stage"] == "Staging"
@@ -510,12 +520,9 @@ def test_histories_read_from_the_servers_database_are_the_points_the_server_send
     client = registrum.Client(store_url)
     try:
         for run_id, key in [(source.parent, "loss"), (source.parent, "acc"), (source.child, "acc")]:
-            history = client.metric_history(run_id, key)
-            ours = sorted(
-                _point(int(s), round(t * 1000), v)
-                for s, t, v in zip(history.steps, history.timestamps, history.values, strict=True)
+            assert _registrum_history(client, run_id, key) == _mlflow_history(
+                source.url, run_id, key
             )
-            assert ours == _mlflow_history(source.url, run_id, key)
     finally:
         client.close()
     again = _import(source, store_url, backend_store_uri=database)
@@ -619,18 +626,7 @@ def test_histories_read_from_an_mlflow_postgresql_database(
                 import registrum
 
                 with registrum.Client(store_url) as reader:
-                    history = reader.metric_history(run, "loss")
-                    ours = sorted(
-                        _point(int(s), round(t * 1000), v)
-                        for s, t, v in zip(
-                            history.steps, history.timestamps, history.values, strict=True
-                        )
-                    )
+                    ours = _registrum_history(reader, run, "loss")
                 assert ours == _mlflow_history(url, run, "loss")
             finally:
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+                _stop(proc)
