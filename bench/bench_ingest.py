@@ -3,6 +3,7 @@
     python bench/bench_ingest.py                      # 2.5 million points, SQLite and PostgreSQL
     python bench/bench_ingest.py --db sqlite --points 1000000
     python bench/bench_ingest.py --client httpstore   # through registrum.client.http.HttpStore
+    python bench/bench_ingest.py --replicas 2         # PostgreSQL: 2 replicas vs 1, the ratio
 
 A real `registrum server` runs as a subprocess on a free loopback port. One
 client sends batches of 10,000 points (10 keys x 1,000 steps) back to back.
@@ -11,6 +12,14 @@ with orjson before the clock starts, so the figure is what the server
 sustains; `--client httpstore` includes the client's own serialisation.
 PostgreSQL uses its own database (`registrum_bench_ingest`), created and
 dropped here; SQLite a temporary file.
+
+`--replicas N` runs N `registrum server` processes on one PostgreSQL database and
+`--clients` client processes (default 2 per replica), each with its own run,
+client i sending to replica i mod N directly (a proxy in front would spend CPU
+that the comparison needs), first with one replica and the same clients, then
+with N. It prints both rates, their ratio (target >= 1.6 with 2 replicas when the
+database is not the limit) and where the CPU went: the servers, PostgreSQL, the
+clients, and how busy the machine was, which tells where the limit is.
 """
 
 from __future__ import annotations
@@ -51,15 +60,7 @@ def ingest(url: str, points: int, batch: int, client: str) -> tuple[float, int]:
     batches = points // batch
     if client == "requests":
         with requests.Session() as session:
-            with session.post(f"{url}/api/v1/runs", json={"project": "bench"}) as r:
-                r.raise_for_status()
-                run_id = r.json()["id"]
-            bodies = []
-            for seq in range(batches):
-                cols = batch_columns(seq, steps_per_key)
-                lists = {k: v.tolist() if hasattr(v, "tolist") else v for k, v in cols.items()}
-                bodies.append(orjson.dumps({"seq": seq, **lists}))
-            target = f"{url}/api/v1/runs/{run_id}/metrics"
+            run_id, target, bodies = prepared_run(session, url, batches, steps_per_key)
             headers = {"content-type": "application/json"}
             _warm(session, url, run_id)
             began = time.perf_counter()
@@ -85,6 +86,22 @@ def ingest(url: str, points: int, batch: int, client: str) -> tuple[float, int]:
         finally:
             store.close()
     return elapsed, stored
+
+
+def prepared_run(
+    session: requests.Session, url: str, batches: int, steps_per_key: int
+) -> tuple[str, str, list[bytes]]:
+    """A new run, the URL its metric batches go to, and the `batches` request bodies (made
+    before any timing starts)."""
+    with session.post(f"{url}/api/v1/runs", json={"project": "bench"}) as r:
+        r.raise_for_status()
+        run_id = r.json()["id"]
+    bodies = []
+    for seq in range(batches):
+        cols = batch_columns(seq, steps_per_key)
+        lists = {k: v.tolist() if hasattr(v, "tolist") else v for k, v in cols.items()}
+        bodies.append(orjson.dumps({"seq": seq, **lists}))
+    return run_id, f"{url}/api/v1/runs/{run_id}/metrics", bodies
 
 
 def _warm(session: requests.Session, url: str, run_id: str) -> None:
@@ -126,12 +143,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=10_000, help="points per batch")
     parser.add_argument("--client", choices=["requests", "httpstore"], default="requests")
     parser.add_argument("--pg-database", default="registrum_bench_ingest")
+    parser.add_argument("--replicas", type=int, default=0, help="replicas to compare with one")
+    parser.add_argument("--clients", type=int, default=0, help="client processes (replica mode)")
     args = parser.parse_args(argv)
     if args.batch < len(KEYS) or args.batch % len(KEYS):
         parser.error(f"--batch must be a multiple of {len(KEYS)}")
     if args.points < args.batch:
         parser.error("--points must be at least --batch")
     print_platform()
+    if args.replicas:
+        from _replicas import compare_replicas
+
+        if args.replicas < 2:
+            parser.error("--replicas compares N >= 2 replicas with one")
+        clients = args.clients or 2 * args.replicas
+        compare_replicas(args.pg_database, args.replicas, clients, args.points, args.batch)
+        return 0
     each_store(args.db, args.pg_database, "registrum-bench-ingest-", partial(measure, args=args))
     return 0
 

@@ -1,9 +1,12 @@
-"""A large checkpoint uploaded with `run.log_artifact` to `registrum server`, against `cp`.
+"""A large checkpoint uploaded with `run.log_artifact` to `registrum server`, against `cp`; and,
+with blobs in an S3 bucket (moto's server on loopback), the direct path against boto3's own
+`upload_file` and against the proxied path, the server's RSS during a large upload, and a
+killed upload's resume.
 
 Each round first copies the file with `cp` (to the same file system, then deletes the copy),
 then uploads it, so both meet the same page cache; every round changes the file's last bytes,
 so no upload is skipped as already stored. Reports the medians of the paired rounds and the
-client's RSS growth.
+client's RSS growth. The S3 rounds alternate the direct upload and boto3's in the same way.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import time
 from pathlib import Path
 
 from _common import print_platform, report, server
+from _s3 import bench_s3
 
 import registrum
 
@@ -44,8 +48,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--gib", type=float, default=1.0, help="checkpoint size in GiB")
     parser.add_argument("--rounds", type=int, default=5, help="paired cp/upload rounds")
+    parser.add_argument("--s3-gib", type=float, default=1.0, help="S3 checkpoint size in GiB")
+    parser.add_argument("--s3-rounds", type=int, default=3, help="rounds of each S3 path")
+    parser.add_argument("--rss-gib", type=float, default=2.0, help="upload watched for RSS")
+    parser.add_argument("--only", choices=["local", "s3"], help="run one half only")
     args = parser.parse_args()
     print_platform()
+    if args.only != "s3":
+        bench_local(args)
+    if args.only != "local":
+        bench_s3(args.s3_gib, args.s3_rounds, args.rss_gib, write_file)
+
+
+def bench_local(args: argparse.Namespace) -> None:
     size = int(args.gib * (1 << 30))
     cp_times, upload_times, growth = [], [], []
     with tempfile.TemporaryDirectory(dir=".") as scratch:

@@ -28,6 +28,7 @@ RegistrumError
 ├── RangeNotSatisfiable                    416 range_not_satisfiable
 └── StoreError                             500 store_error
     ├── StoreUnavailable (ConnectionError) 503 store_unavailable
+    │   └── SchemaMismatch                 503 schema_mismatch
     └── InsufficientStorage                507 insufficient_storage
 ```
 
@@ -204,6 +205,14 @@ class StoreUnavailable(StoreError, ConnectionError):
 
     status = 503
     code = "store_unavailable"
+
+
+class SchemaMismatch(StoreUnavailable):
+    """The database's schema is not the one this version runs on: older (a server waits for
+    `registrum db upgrade`, run on purpose, after a backup) or newer (written by a newer
+    Registrum, which this one must not touch). The message names the command that fixes it."""
+
+    code = "schema_mismatch"
 
 
 class InsufficientStorage(StoreError):

@@ -325,6 +325,7 @@ def requests_for(w: World) -> dict[str, tuple[str, dict[str, Any]]]:
     manifest = {"files": [w.file]}
     return {
         "GET /api/v1/health": ("public", {}),
+        "GET /api/v1/metrics": ("server", {}),
         "GET /api/v1/projects": ("user", {}),
         "POST /api/v1/projects": ("user", {"json": {"name": "made"}}),
         "GET /api/v1/projects/{project}": ("viewer", p),
@@ -372,6 +373,18 @@ def requests_for(w: World) -> dict[str, tuple[str, dict[str, Any]]]:
         "HEAD /api/v1/blobs/{sha256}": ("reader", {"sha256": w.sha}),
         "GET /api/v1/blobs/{sha256}": ("reader", {"sha256": w.sha}),
         "POST /api/v1/blobs/missing": ("user", {"json": {"sha256s": [w.sha]}}),
+        # Direct uploads (a bucket's presigned URLs); this server keeps a folder, so the start
+        # answers "proxy" and an upload token names nothing (404): both let the caller in.
+        "POST /api/v1/blobs/uploads": ("user", {"json": {"sha256": OWN_SHA, "size": 25}}),
+        "GET /api/v1/blobs/uploads/{upload}": ("user", {"upload": "bm8"}),
+        "POST /api/v1/blobs/uploads/{upload}/parts": (
+            "user",
+            {"upload": "bm8", "json": {"crc32": {"1": "AAAAAA=="}}},
+        ),
+        "POST /api/v1/blobs/uploads/{upload}/complete": (
+            "user",
+            {"upload": "bm8", "json": {"sha256": OWN_SHA, "size": 25}},
+        ),
         "POST /api/v1/projects/{project}/artifacts": (
             "editor",
             {**p, "json": {"name": "a", "type": "data", **manifest}},

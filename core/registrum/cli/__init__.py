@@ -10,7 +10,9 @@ from registrum.cli import (
     access,
     approvals,
     audit,
+    backups,
     datasets,
+    db,
     demo,
     importing,
     lineage,
@@ -40,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     access.add_commands(commands)
     approvals.add_commands(commands, models_group)
     importing.add_commands(commands)
+    backups.add_commands(commands)
+    db.add_commands(commands)
     demo.add_commands(commands)
     return parser
 

@@ -57,6 +57,7 @@ def server_auth(args: argparse.Namespace) -> dict[str, Any] | None:
         "auth": bool(args.auth),
         "admin_token": os.environ.get("REGISTRUM_ADMIN_TOKEN") or None,
         "admin_name": args.admin_name,
+        "metrics_public": bool(args.metrics_public),
     }
 
 
@@ -74,8 +75,10 @@ def _server(args: argparse.Namespace) -> int:
     try:
         settings = Settings(
             **access,
-            store_url=args.store,
+            store_url=args.store or database_from_env(),
             blobs=args.blobs,
+            proxy_blobs=args.proxy_blobs,
+            upgrade=args.upgrade,
             max_body_bytes=args.max_body_mb * 1024 * 1024,
             webhook_senders=args.webhook_senders,
             webhook_retry_delay=args.webhook_retry_delay,
@@ -87,10 +90,14 @@ def _server(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"registrum server: {exc}", file=sys.stderr)
         return 2
-    # Open (create, upgrade) the store once up front, so a wrong URL or an
-    # unreachable database is one clear line, not a traceback from the server.
+    refused = network_sqlite_problem(settings.store_url)
+    if refused is not None:
+        print(f"registrum server: refusing to start: {refused}", file=sys.stderr)
+        return 2
+    # Open (create, upgrade) the store once up front, so a wrong URL, an unreachable
+    # database or an older schema is one clear line, not a traceback from the server.
     try:
-        open_store(settings.store_url, blobs=settings.blobs).close()
+        open_store(settings.store_url, blobs=settings.blobs, upgrade=settings.upgrade).close()
     except (RegistrumError, OSError) as exc:
         print(f"registrum server: {exc}", file=sys.stderr)
         return 2
@@ -109,6 +116,34 @@ def _server(args: argparse.Namespace) -> int:
     return 0
 
 
+def database_from_env() -> str | None:
+    """REGISTRUM_URL when it names a database (a container's way to give the store); a
+    server URL there is the clients' setting, not a store this server can serve."""
+    url = os.environ.get("REGISTRUM_URL") or None
+    if url is None or url.split("://", 1)[0].lower() in ("http", "https"):
+        return None
+    return url
+
+
+def network_sqlite_problem(store_url: str | None) -> str | None:
+    """Why a server must not serve `store_url`: a SQLite file on a network file system
+    (see `registrum.store.filesystems`); None for any other store."""
+    from sqlalchemy.engine import make_url
+
+    from registrum.store.db import default_home
+    from registrum.store.filesystems import sqlite_on_network_problem
+
+    if store_url is None:
+        return sqlite_on_network_problem(default_home() / "registrum.db")
+    try:
+        url = make_url(store_url)
+    except Exception:  # opening the store names what is wrong with the URL
+        return None
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return sqlite_on_network_problem(str(url.database))
+
+
 def _ui(args: argparse.Namespace) -> int:
     """The web UI over the embedded store (REGISTRUM_HOME), on loopback only."""
     if not _has_server_extra("ui"):
@@ -118,7 +153,9 @@ def _ui(args: argparse.Namespace) -> int:
     from registrum.server import Settings, create_app
     from registrum.store import open_store
 
-    settings = Settings(store_url=args.store, blobs=args.blobs)
+    # The UI serves the embedded store to its one user, on loopback: it upgrades as the
+    # embedded store does.
+    settings = Settings(store_url=args.store, blobs=args.blobs, upgrade=True)
     try:
         open_store(settings.store_url, blobs=settings.blobs).close()
     except (RegistrumError, OSError) as exc:
@@ -153,6 +190,12 @@ def _add_access_options(server: argparse.ArgumentParser) -> None:
         help="allow listening on a non-loopback address without --auth (anyone who reaches "
         "the port may read and change everything)",
     )
+    server.add_argument(
+        "--metrics-public",
+        action="store_true",
+        help="with --auth, let /api/v1/metrics be read without a token (a Prometheus scraper "
+        "on a private network); without it the metrics need a server admin's token",
+    )
 
 
 def add_commands(commands: Any) -> None:
@@ -165,12 +208,27 @@ def add_commands(commands: Any) -> None:
     add_store(
         server,
         help="database URL: sqlite:///path.db or postgresql+psycopg://user@host/db "
-        "(default: the SQLite file under REGISTRUM_HOME, ~/.registrum)",
+        "(default: REGISTRUM_URL when it is a database URL, else the SQLite file under "
+        "REGISTRUM_HOME, ~/.registrum)",
     )
     server.add_argument(
         "--blobs",
-        default=None,
-        help="folder for artifact blobs (default: blobs/ beside the database)",
+        default=os.environ.get("REGISTRUM_BLOBS") or None,
+        help="where artifact blobs live: a folder, or s3://BUCKET/PREFIX for an S3-compatible "
+        "bucket (credentials, region, endpoint from the standard AWS variables); default "
+        "$REGISTRUM_BLOBS, else blobs/ beside the database",
+    )
+    server.add_argument(
+        "--proxy-blobs",
+        action="store_true",
+        help="with an s3:// bucket, pass blob bytes through the server (for clients that "
+        "cannot reach the bucket) instead of handing out presigned URLs",
+    )
+    server.add_argument(
+        "--upgrade",
+        action="store_true",
+        help="upgrade a database at an older schema revision on start (without it, the "
+        "server refuses one and names `registrum db upgrade`, to run after a backup)",
     )
     server.add_argument(
         "--max-body-mb", type=int, default=64, help="largest JSON request body in MiB (default 64)"

@@ -159,10 +159,14 @@ def upload(
     progress = Progress(label, sum(f.size for f in todo))
     sent: dict[Path, tuple[str, int]] = {}
 
+    direct = getattr(transport, "upload_direct", None)  # a server with an object store
+
     def send(f: LocalFile) -> None:
         stat = f.source.stat()
-        with _Counted(f.source, progress) as body:
-            info = transport.put_blob(body, sha256=f.sha256)
+        info = None if direct is None else direct(f.source, sha256=f.sha256, progress=progress.add)
+        if info is None:
+            with _Counted(f.source, progress) as body:
+                info = transport.put_blob(body, sha256=f.sha256)
         if f.sha256 is None:
             if _identity(f.source.stat()) == _identity(stat):
                 _remember(stat, info.sha256)

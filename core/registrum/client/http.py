@@ -6,11 +6,14 @@ so code (and the contract tests) run unchanged against either.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from registrum import validation as v
 from registrum.client import _wire as w
+from registrum.client.direct import DirectTransfers
 from registrum.entities import (
     UNSET,
     AliasMove,
@@ -320,8 +323,47 @@ class HttpStore(w.Connection):
         headers = {}
         if start or end is not None:
             headers["range"] = f"bytes={start}-{'' if end is None else end}"
-        response = self._call("GET", f"/blobs/{w.sha(sha256)}", headers=headers, stream=True)
+        response = self._call(
+            "GET",
+            f"/blobs/{w.sha(sha256)}",
+            headers=dict(headers),
+            params={"redirect": "true"},
+            stream=True,
+            allow_redirects=False,
+        )
+        if response.status_code in (302, 303, 307, 308):
+            # The bytes are in the server's bucket: fetched from there, without our token.
+            location = response.headers["location"]
+            response.close()
+            response = self.direct.get(location, headers)
         return w.iter_body(response)
+
+    @property
+    def direct(self) -> DirectTransfers:
+        """Transfers straight to and from the server's object store (made on first use)."""
+        found: DirectTransfers | None = self.__dict__.get("_direct")
+        if found is None:
+            found = self.__dict__.setdefault("_direct", DirectTransfers(self))
+        return found
+
+    def upload_direct(
+        self,
+        source: str | os.PathLike[str],
+        *,
+        sha256: str | None = None,
+        progress: Callable[[int], None] = lambda _: None,
+    ) -> BlobInfo | None:
+        """Sends a file straight to the server's object store through presigned URLs (parts
+        in parallel, resumable); None when the server takes the bytes itself (`put_blob`)."""
+        if sha256 is not None:
+            v.sha256(sha256)
+        return self.direct.upload(Path(source), sha256=sha256, progress=progress)
+
+    def close(self) -> None:
+        direct: DirectTransfers | None = self.__dict__.get("_direct")
+        if direct is not None:
+            direct.close()
+        super().close()
 
     # -- run files ------------------------------------------------------------
 

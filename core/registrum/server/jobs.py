@@ -4,13 +4,21 @@
   behind; on a full volume it holds the space until it goes);
 * marking runs `crashed` whose process went silent (no heartbeat and no metric point for the
   heartbeat timeout; `Store.crash_silent_runs`);
+* finishing the check of direct uploads to an S3 bucket that the server which took them did
+  not finish (it died): read back, published or rejected (`Store.verify_pending_uploads`);
 * signing the audit chain's head when it moved (`Store.seal_audit_head`), so a later rewrite
   of the events below it is detected even if nobody asked for an anchor by hand; once more
   at stop.
 
-None is leader-only: each is idempotent or decided by the store in one conditional
-statement, so several replicas do each piece of work once between them. A failed round is
+Each is leader-only (`Job.leader_only`, the default): with replicas on one PostgreSQL
+database only the process holding the leader lock runs it (`registrum.server.leader`), so a
+round is done once across the cluster, not once per replica. Each also stays idempotent or
+decided by the store in one conditional statement, so the second in which a deposed leader
+has not yet noticed its loss cannot do a piece of work twice. A job that is about this
+process alone (its own caches, its own files) sets `leader_only=False`. A failed round is
 logged and retried at the next; it never ends the job.
+
+A new periodic job (garbage collection, blob verification, ...) is one more `Job` in `jobs`.
 """
 
 from __future__ import annotations
@@ -30,6 +38,8 @@ log = logging.getLogger("registrum.server")
 
 SWEEP_EVERY_MAX = 300.0  # seconds between sweeps of partial uploads, at most
 CHECK_EVERY_MAX = 60.0  # seconds between checks for silent runs, at most
+VERIFY_EVERY = 60.0  # seconds between looks for direct uploads left unchecked
+VERIFY_AFTER = 300.0  # an upload's check left this long is taken over
 
 
 @dataclass
@@ -42,12 +52,21 @@ class Job:
     work: Callable[[], Any]
     report: Callable[[Any], None] = lambda _: None
     at_stop: bool = False  # one more round when the server stops
+    leader_only: bool = True  # run only by the cluster's leader (see the module docstring)
     task: asyncio.Task[None] | None = field(default=None, repr=False)
+    leads: Callable[[], bool] = field(default=lambda: True, repr=False)
+
+    def due(self) -> bool:
+        """Whether this process runs the job's rounds now."""
+        return not self.leader_only or self.leads()
 
     async def _loop(self) -> None:
         while True:
-            await self._round()
-            await asyncio.sleep(self.every)
+            if self.due():
+                await self._round()
+                await asyncio.sleep(self.every)
+            else:  # a replica that takes the lead starts the job within a second
+                await asyncio.sleep(min(self.every, 1.0))
 
     async def _round(self) -> None:
         try:
@@ -76,6 +95,11 @@ def _swept(removed: int) -> None:
         log.info("removed %d partial upload(s) left by a writer that died", removed)
 
 
+def _verified(settled: int) -> None:
+    if settled:
+        log.info("checked %d direct upload(s) whose check was left unfinished", settled)
+
+
 def jobs(store: Store, settings: Settings) -> list[Job]:
     """The jobs `settings` asks for, over `store`."""
     max_age, timeout = settings.partial_upload_max_age, settings.heartbeat_timeout
@@ -92,6 +116,14 @@ def jobs(store: Store, settings: Settings) -> list[Job]:
             lambda: store.crash_silent_runs(timeout),
             _crashed(timeout),
         ),
+        # Direct uploads to a bucket whose check the server that took them did not finish
+        # (it died): their content is read back and published, or rejected (blob_direct.py).
+        Job(
+            "checking direct uploads",
+            VERIFY_EVERY,
+            lambda: store.verify_pending_uploads(VERIFY_AFTER),
+            _verified,
+        ),
     ]
     if settings.audit_anchor_interval > 0:
         found.append(
@@ -105,10 +137,14 @@ def jobs(store: Store, settings: Settings) -> list[Job]:
     return found
 
 
-def start_jobs(store: Store, settings: Settings) -> list[Job]:
-    """Starts every job; stop them with `stop_jobs`."""
+def start_jobs(
+    store: Store, settings: Settings, *, leads: Callable[[], bool] = lambda: True
+) -> list[Job]:
+    """Starts every job; stop them with `stop_jobs`. `leads` says whether this process
+    leads now (`Leadership.held`): leader-only jobs skip their rounds while it does not."""
     started = jobs(store, settings)
     for job in started:
+        job.leads = leads
         job.task = asyncio.create_task(job._loop())
     return started
 
@@ -120,5 +156,5 @@ async def stop_jobs(started: list[Job]) -> None:
             job.task.cancel()
     await asyncio.gather(*(j.task for j in started if j.task is not None), return_exceptions=True)
     for job in started:
-        if job.at_stop:
+        if job.at_stop and job.due():
             await job._round()

@@ -131,9 +131,26 @@ _OBJECT: Schema = {"type": "object"}
 _BINARY: Schema = {"type": "string", "format": "binary"}
 _STORED = _object("sha256", "size")
 
+# What /health answers, 200 or 503.
+HEALTH: Schema = {
+    "type": "object",
+    "required": ["status", "version", "database", "checks"],
+    "properties": {
+        "status": {"enum": ["ok", "unavailable"]},
+        "version": {"type": "string"},
+        "database": {"type": "string", "description": "the database's dialect"},
+        "checks": {
+            "type": "object",
+            "description": "per part (database, blobs): ok or unavailable",
+            "additionalProperties": {"enum": ["ok", "unavailable"]},
+        },
+        "error": ERROR["properties"]["error"],
+    },
+}
+
 # The success body of each operation, by endpoint name.
 _SUCCESS: dict[str, Schema] = {
-    "health": _object("status", "version", "database"),
+    "health": HEALTH,
     "list_projects": _page(_ref("Project")),
     "create_project": _ref("Project"),
     "get_project": _ref("Project"),
@@ -254,6 +271,8 @@ _ALSO: dict[str, dict[str, Schema]] = {
 }
 # Operations that answer bytes, not JSON.
 _DOWNLOADS = {"download", "download_run_file"}
+# Operations that answer text.
+_TEXT = {"metrics"}
 
 
 def install(app: FastAPI) -> None:
@@ -317,6 +336,8 @@ def _operation(operation: dict[str, Any], route: APIRoute, method: str) -> None:
         responses.setdefault(also, extra)
     if name in _DOWNLOADS:
         answer["content"] = {"application/octet-stream": {"schema": _BINARY}}
+    if name in _TEXT:
+        answer["content"] = {"text/plain": {"schema": {"type": "string"}}}
     for status in _statuses(operation, route, method):
         declared = responses.setdefault(str(status), {})
         for key, value in _error(status, method).items():

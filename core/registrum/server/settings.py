@@ -13,7 +13,13 @@ class Settings:
     Args:
         store_url: database URL (`sqlite:///...` or `postgresql+psycopg://...`);
             None for the embedded default under `REGISTRUM_HOME`.
-        blobs: folder of the local blob backend; None for the default beside the database.
+        blobs: folder of the local blob backend, or `s3://BUCKET/PREFIX` for an
+            S3-compatible bucket; None for the default folder beside the database.
+        proxy_blobs: with an S3 bucket, whether blob bytes pass through the server (for
+            clients that cannot reach the bucket); off, clients get presigned URLs.
+        upgrade: whether a database at an older schema revision is upgraded on start; off,
+            the server refuses it and names `registrum db upgrade` (an empty database is
+            created either way).
         max_body_bytes: largest JSON request body; larger ones get 413.
             Blob uploads stream and are not limited by it.
         webhook_senders: webhook deliveries sent at once; 0 runs no delivery worker in
@@ -31,6 +37,8 @@ class Settings:
         admin_token: with `auth`, the first server admin's token when the store has no user
             yet (None: a fresh token is made and printed once).
         admin_name: the first server admin's user name.
+        metrics_public: with `auth`, whether `/api/v1/metrics` may be read without a token
+            (for a scraper on a private network); off, it needs a server admin's token.
         heartbeat_timeout: seconds without a heartbeat (or a metric point) after which a
             running run is marked crashed: its process is taken to be gone.
         partial_upload_max_age: seconds after which a partial blob upload that no writer
@@ -43,6 +51,8 @@ class Settings:
 
     store_url: str | None = None
     blobs: Path | str | None = None
+    proxy_blobs: bool = False
+    upgrade: bool = False
     max_body_bytes: int = 64 * 1024 * 1024
     webhook_senders: int = 4
     webhook_poll_interval: float = 1.0
@@ -53,6 +63,7 @@ class Settings:
     auth: bool = False
     admin_token: str | None = None
     admin_name: str = "admin"
+    metrics_public: bool = False
     heartbeat_timeout: float = 600.0
     partial_upload_max_age: float = 3600.0
     audit_anchor_interval: float = 60.0

@@ -20,6 +20,8 @@ import hmac
 import logging
 import os
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -75,6 +77,9 @@ class WebhookWorker:
         timeout: seconds to wait for a receiver to connect, and then to answer.
         allow_private: whether hooks may reach loopback, private, link-local and other
             non-public addresses (`registrum server --allow-private-webhooks`).
+        term: when this process took the lead, None while it does not lead
+            (`Leadership.term`): only the leader of a cluster sends. Default: it leads from
+            the worker's creation.
     """
 
     def __init__(
@@ -87,6 +92,7 @@ class WebhookWorker:
         max_attempts: int = 8,
         timeout: float = 10.0,
         allow_private: bool = False,
+        term: Callable[[], float | None] | None = None,
     ) -> None:
         check_webhook_options(
             senders=senders,
@@ -106,6 +112,10 @@ class WebhookWorker:
         self.allow_private = allow_private
         # A claimed delivery is due again after its lease: long enough for any one send.
         self.lease = 2 * timeout + 60
+        created = time.time()
+        self._term_of = term or (lambda: created)
+        self._term: float | None = None
+        self._released = True
         self._stopping = threading.Event()
         self._wake = threading.Event()
         self._lock = threading.Lock()
@@ -115,6 +125,12 @@ class WebhookWorker:
 
     def start(self) -> None:
         self._thread.start()
+
+    @property
+    def in_flight(self) -> int:
+        """Deliveries being sent now."""
+        with self._lock:
+            return self._in_flight
 
     def wake(self) -> None:
         """Looks for work now instead of at the next poll."""
@@ -141,6 +157,8 @@ class WebhookWorker:
             self._wake.clear()
 
     def _round(self) -> None:
+        if not self._leads():
+            return
         with self._lock:
             free = self.senders - self._in_flight
         due: list[DueDelivery] = self.store.dispatch_webhooks(limit=free, lease=self.lease)
@@ -149,6 +167,22 @@ class WebhookWorker:
                 self._in_flight += 1
             future = self._pool.submit(self._deliver, delivery)
             future.add_done_callback(self._done)
+
+    def _leads(self) -> bool:
+        """Whether this process sends now; in a new term, once the previous leader's sends
+        must have ended (each takes at most twice the timeout), takes over the deliveries it
+        claimed and never reported, instead of waiting out their leases."""
+        term = self._term_of()
+        if term is None:
+            return False
+        if term != self._term:
+            self._term, self._released = term, False
+        if not self._released and time.time() >= term + 2 * self.timeout + 1:
+            released = self.store.release_webhook_claims(term)
+            self._released = True
+            if released:
+                log.info("took over %d webhook delivery(ies) a previous leader left", released)
+        return True
 
     def _done(self, _: Future[None]) -> None:
         with self._lock:
@@ -264,8 +298,11 @@ def _reason(exc: Exception) -> str:
     return str(cause) if isinstance(cause, OSError) else str(exc)
 
 
-def start_worker(store: Any, settings: Settings) -> WebhookWorker | None:
-    """The delivery worker for `store`, started; None when `settings` turn it off."""
+def start_worker(
+    store: Any, settings: Settings, *, term: Callable[[], float | None] | None = None
+) -> WebhookWorker | None:
+    """The delivery worker for `store`, started; None when `settings` turn it off. `term`
+    says whether (since when) this process leads: see `WebhookWorker`."""
     if settings.webhook_senders <= 0:
         return None
     worker = WebhookWorker(
@@ -276,6 +313,7 @@ def start_worker(store: Any, settings: Settings) -> WebhookWorker | None:
         max_attempts=settings.webhook_max_attempts,
         timeout=settings.webhook_timeout,
         allow_private=settings.allow_private_webhooks,
+        term=term,
     )
     worker.start()
     return worker

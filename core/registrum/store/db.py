@@ -148,24 +148,114 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def migrate(engine: Engine) -> None:
+def migrate(engine: Engine, *, upgrade: bool = True) -> str | None:
     """Brings the database to the newest schema; a no-op when it is current.
 
     Concurrent openers serialise on a lock (SQLite's write lock, PostgreSQL's
     advisory lock), so the first migrates and the rest find it done.
+
+    Args:
+        upgrade: whether a database at an older revision is upgraded; False refuses it
+            (SchemaMismatch naming `registrum db upgrade`), so that upgrading existing data
+            is a step an operator takes on purpose. An empty database is created either way.
+
+    Returns:
+        The revision found before upgrading (`EMPTY` for an empty database), or None when
+        the database was current and nothing was done.
+
+    Raises:
+        SchemaMismatch: the database is at a revision this version does not know (a newer
+            Registrum upgraded it), or older and `upgrade` is False.
     """
     from alembic.runtime.migration import MigrationContext
 
     head = _head()
+    found: str | None = None
     if not _at(engine, head):
+        _check_revision(engine, schema_revision(engine), upgrade=upgrade)
         with _migrate_lock, engine.begin() as conn:
             if engine.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(7403911)"))
-            if MigrationContext.configure(conn).get_current_revision() != head:
+            current = MigrationContext.configure(conn).get_current_revision()
+            if current != head:
+                _check_revision(engine, current, upgrade=upgrade)
                 _upgrade(conn, "head")
+                found = current or EMPTY
     identity = _identity(engine)
     if identity is not None:
         _files[engine] = identity
+    return found
+
+
+# What `migrate` reports for a database that had no schema yet (alembic's name for it).
+EMPTY = "base"
+
+
+def schema_revision(engine: Engine) -> str | None:
+    """The database's schema revision; None where it has none (an empty database)."""
+    with engine.connect() as conn:
+        try:
+            revisions = conn.execute(_REVISION).scalars().all()
+        except DBAPIError:
+            return None
+        conn.rollback()
+    return revisions[0] if revisions else None
+
+
+def head_revision() -> str:
+    """The newest schema revision this version of Registrum knows."""
+    head = _head()
+    assert head is not None, "the package ships its migrations"
+    return head
+
+
+def known_revision(revision: str) -> bool:
+    """Whether `revision` is one of the migrations that ship with this version."""
+    return revision in _revisions()
+
+
+def shown_url(engine: Engine) -> str:
+    """The engine's URL as a user may see and type it again: without its password."""
+    return engine.url._replace(password=None).render_as_string(hide_password=False)
+
+
+def _check_revision(engine: Engine, current: str | None, *, upgrade: bool) -> None:
+    """Refuses a revision this version cannot run `migrate` on (see `migrate`)."""
+    from registrum import __version__
+    from registrum.errors import SchemaMismatch
+
+    where = shown_url(engine)
+    if current is not None and not known_revision(current):
+        raise SchemaMismatch(
+            f"the database at {where} has schema revision {current}, which Registrum "
+            f"{__version__} does not know (its newest is {head_revision()}): a newer Registrum "
+            "upgraded it; run that version (pip install -U registrum)",
+            revision=current,
+            head=head_revision(),
+        )
+    if current is not None and not upgrade:
+        raise SchemaMismatch(
+            f"the database at {where} has schema revision {current}, older than this "
+            f"version's {head_revision()}: upgrade it with `registrum db upgrade --store "
+            f"{where}` (a backup first: `registrum backup DIR --store {where}`), then start "
+            f"again; or start the server with --upgrade to upgrade it on start{_password(engine)}",
+            revision=current,
+            head=head_revision(),
+        )
+
+
+def _password(engine: Engine) -> str:
+    """A hint where a command shown without the URL's password needs it."""
+    if not engine.url.password:
+        return ""
+    return " (the password goes in PGPASSWORD or ~/.pgpass, or back into the URL)"
+
+
+@functools.cache
+def _revisions() -> frozenset[str]:
+    from alembic.script import ScriptDirectory
+
+    return frozenset(r.revision for r in ScriptDirectory(str(_MIGRATIONS)).walk_revisions())
 
 
 # What alembic reads to tell the revision, as one statement the engine compiles once:

@@ -11,7 +11,13 @@ from sqlalchemy.exc import OperationalError
 
 from registrum import validation as v
 from registrum.entities import Page, Project, Run
-from registrum.errors import AlreadyExists, StoreUnavailable
+from registrum.errors import (
+    AlreadyExists,
+    RegistrumError,
+    SchemaMismatch,
+    StoreError,
+    StoreUnavailable,
+)
 from registrum.store import schema as t
 from registrum.store._base import now
 from registrum.store.blobs import BlobStore, LocalBlobStore
@@ -22,6 +28,7 @@ from registrum.store.governance.lineage import LineageMixin
 from registrum.store.governance.outbox import OutboxMixin
 from registrum.store.registry.evaluations import EvaluationsMixin
 from registrum.store.registry.versions import RegistryMixin
+from registrum.store.tracking.blob_direct import DirectBlobsMixin
 from registrum.store.tracking.fixed_params import FixedParamsMixin
 from registrum.store.tracking.lifecycle import LifecycleMixin
 from registrum.store.tracking.logged_models import LoggedModelsMixin
@@ -43,6 +50,7 @@ class Store(
     FixedParamsMixin,
     ProjectTagsMixin,
     RunDatasetsMixin,
+    DirectBlobsMixin,
 ):
     """Runs, metrics, artifacts, datasets and the model registry.
 
@@ -123,14 +131,20 @@ class Store(
         release(self.engine)
 
 
-def open_store(url: str | None = None, *, blobs: str | Path | BlobStore | None = None) -> Store:
+def open_store(
+    url: str | None = None, *, blobs: str | Path | BlobStore | None = None, upgrade: bool = True
+) -> Store:
     """Opens (and creates or upgrades) a store.
 
     Args:
         url: a `sqlite:///path.db` or `postgresql+psycopg://...` URL; default
             the SQLite file under `REGISTRUM_HOME` (`~/.registrum`).
-        blobs: a folder for the local blob backend, or a `BlobStore`; default
-            `blobs/` beside the SQLite file, or under `REGISTRUM_HOME`.
+        blobs: a folder for the local blob backend, `s3://BUCKET/PREFIX` for an
+            S3-compatible bucket (see `registrum.store.blobs_s3`), or a `BlobStore`;
+            default `blobs/` beside the SQLite file, or under `REGISTRUM_HOME`.
+        upgrade: whether a database at an older schema revision is upgraded (the embedded
+            store's one user does it by opening); the server passes False and refuses such a
+            database until `registrum db upgrade` ran (SchemaMismatch says so).
     """
     home = default_home()
     if url is None:
@@ -145,16 +159,41 @@ def open_store(url: str | None = None, *, blobs: str | Path | BlobStore | None =
             else home / "blobs"
         )
         blobs = LocalBlobStore(root)
+    elif isinstance(blobs, str) and blobs.startswith("s3://"):
+        try:
+            blobs = _s3_blobs(blobs)
+        except RegistrumError:
+            engine.dispose()
+            raise
     elif not isinstance(blobs, BlobStore):
         blobs = LocalBlobStore(Path(blobs).expanduser())
     try:
-        migrate(engine)
+        migrate(engine, upgrade=upgrade)
+    except SchemaMismatch:
+        engine.dispose()
+        raise
     except OperationalError as exc:
         engine.dispose()
         where = engine.url.render_as_string(hide_password=True)
         raise StoreUnavailable(f"cannot open the store at {where}: {exc.orig}") from None
     store = Store(engine, blobs)
     # Partial uploads of a process that died (SIGKILL, power loss) go at the next open.
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError, StoreError):
         store.sweep_partial_uploads()
     return store
+
+
+def _s3_blobs(url: str) -> BlobStore:
+    """The bucket an `s3://` URL names, checked now: a missing bucket or refused
+    credentials stop the opening with what to fix, not a failed upload later."""
+    from registrum.store.blobs_s3 import S3BlobStore
+
+    try:
+        s3 = S3BlobStore.from_url(url)
+    except ImportError as exc:  # pragma: no cover - boto3 comes with the server extra
+        raise StoreUnavailable(
+            f"an s3:// blob store needs boto3 ({exc.name} is missing): "
+            'pip install "registrum[server]"'
+        ) from None
+    s3.check()
+    return s3

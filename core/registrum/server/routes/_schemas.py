@@ -9,11 +9,11 @@ from starlette.convertors import StringConvertor, register_url_convertor
 
 
 class BlobDigest(StringConvertor):
-    """`{sha256:blob}`: a path segment naming a blob, never `missing`, so that
-    `/blobs/missing` is only its own resource (POST) and any other method there is a 405,
-    not an attempt at a blob called "missing"."""
+    """`{sha256:blob}`: a path segment naming a blob, never `missing` or `uploads`, so that
+    `/blobs/missing` and `/blobs/uploads` are only their own resources (POST) and any other
+    method there is a 405, not an attempt at a blob called "missing"."""
 
-    regex = "(?!missing$)[^/]+"
+    regex = "(?!(?:missing|uploads)$)[^/]+"
 
 
 register_url_convertor("blob", BlobDigest())

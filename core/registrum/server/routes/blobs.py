@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
@@ -100,12 +100,37 @@ def exists(sha256: str, store: StoreDep) -> Response:
     )
 
 
-@router.get("/blobs/{sha256:blob}")
-def download(sha256: str, request: Request, store: StoreDep) -> Response:
-    size = store.blob_size(sha256)
-    headers = {"accept-ranges": "bytes", "etag": f'"{sha256}"'}
+@router.get(
+    "/blobs/{sha256:blob}",
+    responses={
+        307: {
+            "description": "The blob's bytes are in the object store: a presigned GET "
+            "(valid for an hour; send it without the Authorization header, with any Range).",
+            "headers": {"Location": {"schema": {"type": "string"}}},
+        }
+    },
+)
+def download(
+    sha256: str,
+    request: Request,
+    store: StoreDep,
+    redirect: Annotated[
+        bool,
+        Query(
+            description="Answer 307 with a presigned GET where the bytes live in an S3 bucket "
+            "(and the server does not proxy them); false or absent, the server sends the "
+            "bytes itself (the web UI, whose pages fetch only from their own origin)."
+        ),
+    ] = False,
+) -> Response:
+    """The blob's bytes (a Range gets 206), or, with `redirect`, where the bytes live in an S3
+    bucket, a redirect to a presigned GET."""
+    url = store.blob_download_url(sha256) if redirect else None
     header = request.headers.get("range")
+    headers = {"accept-ranges": "bytes", "etag": f'"{sha256}"'}
     span = None
+    if url is None or header:
+        size = store.blob_size(sha256)
     if header:
         try:
             span = parse_range(header, size)
@@ -113,6 +138,8 @@ def download(sha256: str, request: Request, store: StoreDep) -> Response:
             # Answered here, not raised: the error handler would drop Content-Range.
             headers["content-range"] = f"bytes */{size}"
             return JSON({"error": exc.to_dict()}, status_code=exc.status, headers=headers)
+    if url is not None:  # a satisfiable range (or none) is the bucket's to serve
+        return Response(status_code=307, headers={"location": url, "cache-control": "no-store"})
     if span is None:
         headers["content-length"] = str(size)
         return StreamingResponse(

@@ -69,6 +69,8 @@ async def log_metrics(run_id: str, request: Request, store: StoreDep) -> JSON:
         values=values,
         timestamps=timestamps,
     )
+    if not result.duplicate:
+        request.app.state.telemetry.ingested(result.points)
     return JSON(result)
 
 

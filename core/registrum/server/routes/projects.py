@@ -1,4 +1,4 @@
-"""Health and projects."""
+"""Projects."""
 
 from __future__ import annotations
 
@@ -6,19 +6,12 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from registrum import __version__
-from registrum.server.deps import PublicStoreDep, StoreDep
+from registrum.server.deps import StoreDep
 from registrum.server.pagination import Cursor, Limit, page
 from registrum.server.responses import JSON
 from registrum.server.routes._schemas import CreateProject
 
 router = APIRouter(tags=["projects"])
-
-
-@router.get("/health")
-def health(store: PublicStoreDep) -> JSON:
-    """Whether the server is up; needs no token."""
-    return JSON({"status": "ok", "version": __version__, "database": store.engine.dialect.name})
 
 
 @router.get("/projects")

@@ -8,7 +8,10 @@ each one and reports back with `record_delivery`, which schedules a retry with e
 backoff or marks the delivery delivered or failed.
 
 A claimed delivery is leased: it is not due again until the lease runs out, so two workers
-on one database never send it at once, and one whose worker died mid-send is sent again.
+on one database never send it at once, and one whose worker died mid-send is sent again
+(at the latest when its lease runs out; sooner after a change of leader, see
+`release_webhook_claims`). Delivery is therefore at least once: a receiver that must act once
+per event keeps the `X-Registrum-Delivery` ids it has seen.
 """
 
 from __future__ import annotations
@@ -153,6 +156,57 @@ class OutboxMixin(WebhooksMixin):
             conn.execute(update(t.webhook_deliveries).where(d.id == delivery_id).values(**values))
             updated = conn.execute(select(t.webhook_deliveries).where(d.id == delivery_id)).one()
         return _delivery_record(updated)
+
+    def release_webhook_claims(self, claimed_before: float, at: float | None = None) -> int:
+        """Makes the pending deliveries claimed before `claimed_before` due now instead of
+        when their lease runs out, and returns how many.
+
+        A new leader calls it once the sends of the previous one must have ended (each is
+        bounded by the worker's timeout): a delivery that leader claimed and never reported
+        is otherwise held back for the whole lease. A retry waiting out its backoff from
+        before then is sent early, once per change of leader."""
+        self._require_server_admin("releasing webhook claims")
+        v.number(claimed_before, "claimed_before")
+        stamp = now() if at is None else v.number(at, "at")
+        d = t.webhook_deliveries.c
+        with self._tx() as conn:
+            released = conn.execute(
+                update(t.webhook_deliveries)
+                .where(
+                    d.status == "pending",
+                    d.next_attempt_at > stamp,
+                    d.last_attempt_at < claimed_before,
+                )
+                .values(next_attempt_at=stamp)
+            )
+        return int(released.rowcount or 0)
+
+    def webhook_queue(self, at: float | None = None) -> dict[str, int]:
+        """How far webhook delivery is behind, for monitoring: audit events not yet matched
+        to hooks (`backlog`), deliveries `pending`, of them `due` now, and `failed` ones.
+
+        Counts only, no names or content; it checks no role (the metrics endpoint decides
+        who may read it)."""
+        stamp = now() if at is None else v.number(at, "at")
+        d = t.webhook_deliveries.c
+        pending = (d.status == "pending",)
+        with self._read() as conn:
+            first = conn.execute(select(func.min(t.webhooks.c.since_event))).scalar()
+            backlog = 0
+            if first is not None:
+                cursor = conn.execute(select(t.webhook_cursor.c.last_event_id)).scalar() or 0
+                head = conn.execute(select(t.audit_head.c.last_id)).scalar_one()
+                backlog = max(0, int(head) - max(int(cursor), int(first)))
+            counts = {
+                "pending": select(func.count()).where(*pending),
+                "due": select(func.count()).where(*pending, d.next_attempt_at <= stamp),
+                "failed": select(func.count()).where(d.status == "failed"),
+            }
+            found = {
+                name: int(conn.execute(query.select_from(t.webhook_deliveries)).scalar_one())
+                for name, query in counts.items()
+            }
+        return {"backlog": backlog, **found}
 
     # -- helpers -------------------------------------------------------------
 

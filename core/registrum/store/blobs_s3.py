@@ -1,0 +1,354 @@
+"""Blobs in an S3-compatible bucket (AWS S3, MinIO, Ceph, R2, GCS interoperability) over boto3.
+
+Blobs live under `s3://BUCKET/PREFIX/<sha[:2]>/<sha>`. Nothing reaches that key before its
+content was hashed and checked: writes go to a staging key under `PREFIX/.staging/` (one
+multipart upload, streamed, hashed on the way) and are published by a server-side copy.
+Credentials, region and endpoint come from the standard AWS chain and variables
+(`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_DEFAULT_REGION`, `AWS_ENDPOINT_URL`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+from registrum import validation
+from registrum.errors import BlobNotFound, StoreUnavailable
+from registrum.store.blobs import CHUNK_SIZE, PARTIAL_MAX_AGE, BlobStore, BlobWriter
+from registrum.store.s3_client import (
+    PUBLIC_URL,
+    BodyReader,
+    b64,
+    code,
+    completed_part,
+    is_missing,
+    make_client,
+    parse_s3_url,
+    s3_error,
+)
+from registrum.store.s3_writer import WRITE_PART, S3BlobWriter
+
+__all__ = ["WRITE_PART", "S3BlobStore", "b64", "new_staging_name", "parse_s3_url"]
+
+STAGING = ".staging/"  # beside the two-hex-digit folders, which it cannot collide with
+_COPY_CHUNK = 1 << 30  # above this a publish copies in parallel parts
+
+
+class S3BlobStore(BlobStore):
+    """Blobs in `bucket` under `prefix` (`""` or ending in "/").
+
+    Args:
+        bucket: the bucket; it must exist (`check` says so clearly at start).
+        prefix: the key prefix every blob and staging object lives under.
+        client: a boto3 S3 client; default one from the standard AWS chain.
+    """
+
+    def __init__(self, bucket: str, prefix: str = "", *, client: Any = None) -> None:
+        self.bucket = bucket
+        self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
+        self.client = client if client is not None else make_client()
+        # Presigned URLs name the endpoint clients reach, where the server reaches the
+        # bucket by another name (a container network): signing needs no connection.
+        public = os.environ.get(PUBLIC_URL)
+        self.signer = make_client(public) if public and client is None else self.client
+        self._enforces: bool | None = None
+
+    @classmethod
+    def from_url(cls, url: str, *, client: Any = None) -> S3BlobStore:
+        bucket, prefix = parse_s3_url(url)
+        return cls(bucket, prefix, client=client)
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+    def key(self, sha256: str) -> str:
+        """The object key that holds (or would hold) the blob."""
+        validation.sha256(sha256)
+        return f"{self.prefix}{sha256[:2]}/{sha256}"
+
+    def staging_key(self, name: str) -> str:
+        return f"{self.prefix}{STAGING}{name}"
+
+    def check(self) -> None:
+        """Raises StoreUnavailable, saying what to fix, when the bucket is missing or the
+        credentials do not open it: at start, not as a failed upload later."""
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except Exception as exc:
+            if code(exc) in {"404", "NoSuchBucket"}:
+                raise StoreUnavailable(
+                    f"the bucket {self.bucket!r} does not exist (blob store {self.url}); "
+                    "create it, or correct --blobs / REGISTRUM_BLOBS"
+                ) from None
+            raise s3_error(exc, f"open the bucket {self.bucket!r}") from None
+
+    # -- the BlobStore interface ------------------------------------------------------
+
+    def begin(self) -> BlobWriter:
+        return S3BlobWriter(self)
+
+    def _head(self, key: str) -> dict[str, Any] | None:
+        try:
+            answer: dict[str, Any] = self.client.head_object(Bucket=self.bucket, Key=key)
+        except Exception as exc:
+            if is_missing(exc):
+                return None
+            raise s3_error(exc, "look up a blob") from None
+        return answer
+
+    def exists(self, sha256: str) -> bool:
+        return self._head(self.key(sha256)) is not None
+
+    def size(self, sha256: str) -> int:
+        head = self._head(self.key(sha256))
+        if head is None:
+            raise _not_found(sha256)
+        return int(head["ContentLength"])
+
+    def _get(self, sha256: str, byte_range: str | None = None) -> Any:
+        args = {"Bucket": self.bucket, "Key": self.key(sha256)}
+        if byte_range:
+            args["Range"] = byte_range
+        try:
+            return self.client.get_object(**args)["Body"]
+        except Exception as exc:
+            if is_missing(exc):
+                raise _not_found(sha256) from None
+            raise s3_error(exc, "read a blob") from None
+
+    def open(self, sha256: str) -> BinaryIO:
+        return io.BufferedReader(BodyReader(self._get(sha256)), CHUNK_SIZE)
+
+    def _iter(self, sha256: str, start: int, length: int, chunk_size: int) -> Iterator[bytes]:
+        # One ranged GET, opened lazily: a generator never started opens no connection.
+        body = self._get(sha256, f"bytes={start}-{start + length - 1}")
+        try:
+            while length > 0:
+                chunk = body.read(min(chunk_size, length))
+                if not chunk:
+                    break
+                length -= len(chunk)
+                yield chunk
+        finally:
+            body.close()
+
+    def delete(self, sha256: str) -> None:
+        key = self.key(sha256)
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+        except Exception as exc:
+            if not is_missing(exc):
+                raise s3_error(exc, "delete a blob") from None
+
+    def cleanup_temp(self, older_than_seconds: float = PARTIAL_MAX_AGE) -> int:
+        """Aborts multipart uploads to staging keys with no part sent for `older_than_seconds`
+        and removes staging objects as old (their writer or client died); returns how many
+        went."""
+        cutoff = time.time() - older_than_seconds
+        removed = 0
+        staging = self.staging_key("")
+        try:
+            for upload in self._paged("list_multipart_uploads", "Uploads", Prefix=staging):
+                started = max(upload["Initiated"].timestamp(), _named_at(upload["Key"]))
+                if started < cutoff and self._idle_since(upload, cutoff):
+                    with contextlib.suppress(Exception):
+                        self.client.abort_multipart_upload(
+                            Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                        )
+                        removed += 1
+            for item in self._paged("list_objects_v2", "Contents", Prefix=staging):
+                if item["LastModified"].timestamp() < cutoff:
+                    self.client.delete_object(Bucket=self.bucket, Key=item["Key"])
+                    removed += 1
+        except Exception as exc:
+            raise s3_error(exc, "sweep stale uploads") from None
+        return removed
+
+    def _idle_since(self, upload: dict[str, Any], cutoff: float) -> bool:
+        """Whether no part of a multipart upload arrived after `cutoff` (a slow live one,
+        or one a client resumed, keeps sending parts)."""
+        parts = self.list_parts(upload["Key"], upload["UploadId"])
+        return all(p["LastModified"].timestamp() < cutoff for p in parts)
+
+    def _paged(self, operation: str, field: str, **args: Any) -> Iterator[dict[str, Any]]:
+        paginator = self.client.get_paginator(operation)
+        for page in paginator.paginate(Bucket=self.bucket, **args):
+            yield from page.get(field, [])
+
+    # -- staging, publishing, presigning (also for direct transfers) ------------------
+
+    def put_small(self, sha256: str, data: bytes) -> None:
+        """Writes content this process hashed itself straight under its key."""
+        try:
+            self.client.put_object(
+                Bucket=self.bucket, Key=self.key(sha256), Body=data, ChecksumSHA256=b64(sha256)
+            )
+        except Exception as exc:
+            raise s3_error(exc, "store a blob") from None
+
+    def create_upload(self, key: str) -> str:
+        """A multipart upload whose parts each carry a CRC32 the bucket checks (as the AWS
+        SDKs send by default): a part damaged on the way is refused as it arrives."""
+        try:
+            created = self.client.create_multipart_upload(
+                Bucket=self.bucket, Key=key, ChecksumAlgorithm="CRC32"
+            )
+            return str(created["UploadId"])
+        except Exception as exc:
+            raise s3_error(exc, "start an upload") from None
+
+    def list_parts(self, key: str, upload_id: str) -> list[dict[str, Any]]:
+        """The parts of a multipart upload that arrived, by number; NotFound when the upload
+        is gone (completed, aborted or swept)."""
+        try:
+            return list(self._paged("list_parts", "Parts", Key=key, UploadId=upload_id))
+        except Exception as exc:
+            if is_missing(exc):
+                raise BlobNotFound("this upload is not in progress (finished, or swept)") from None
+            raise s3_error(exc, "list an upload's parts") from None
+
+    def complete(self, key: str, upload_id: str, parts: list[dict[str, Any]]) -> None:
+        try:
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": [completed_part(p) for p in parts]},
+            )
+        except Exception as exc:
+            raise s3_error(exc, "complete an upload") from None
+
+    def staged_checksum(self, key: str) -> tuple[int, str | None] | None:
+        """A staging object's size and the sha256 checksum (base64) the bucket verified for
+        it, if any; None when there is no such object."""
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")
+        except Exception as exc:
+            if is_missing(exc):
+                return None
+            raise s3_error(exc, "look up an upload") from None
+        return int(head["ContentLength"]), head.get("ChecksumSHA256")
+
+    def staged_size(self, key: str) -> int | None:
+        head = self._head(key)
+        return None if head is None else int(head["ContentLength"])
+
+    def hash_staged(self, key: str) -> tuple[str, int]:
+        """The sha256 and size of a staging object, read back streamed: the check a
+        multipart upload needs, as S3 only keeps per-part checksums for it."""
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+        except Exception as exc:
+            raise s3_error(exc, "read back an upload") from None
+        h, size = hashlib.sha256(), 0
+        try:
+            for chunk in iter(lambda: body.read(4 * CHUNK_SIZE), b""):
+                h.update(chunk)
+                size += len(chunk)
+        finally:
+            body.close()
+        return h.hexdigest(), size
+
+    def publish(self, staging: str, sha256: str, size: int) -> None:
+        """Copies a checked staging object to the blob's key (inside the bucket), unless the
+        blob is there already, then removes the staging object."""
+        try:
+            if not self.exists(sha256):
+                source = {"Bucket": self.bucket, "Key": staging}
+                if size <= _COPY_CHUNK:
+                    self.client.copy_object(
+                        Bucket=self.bucket, Key=self.key(sha256), CopySource=source
+                    )
+                else:
+                    from boto3.s3.transfer import TransferConfig
+
+                    self.client.copy(
+                        source,
+                        self.bucket,
+                        self.key(sha256),
+                        Config=TransferConfig(multipart_chunksize=256 << 20),
+                    )
+            self.client.delete_object(Bucket=self.bucket, Key=staging)
+        except Exception as exc:
+            raise s3_error(exc, "publish a blob") from None
+
+    def list_staged(self) -> Iterator[dict[str, Any]]:
+        """The objects under the staging prefix (uploads, their claims)."""
+        try:
+            yield from self._paged("list_objects_v2", "Contents", Prefix=self.staging_key(""))
+        except Exception as exc:
+            raise s3_error(exc, "list staged uploads") from None
+
+    def read_small(self, key: str) -> bytes | None:
+        """A small object's bytes (an upload's claim), or None when there is none."""
+        try:
+            return bytes(self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+        except Exception as exc:
+            if is_missing(exc):
+                return None
+            raise s3_error(exc, "read an upload's record") from None
+
+    def write_small(self, key: str, data: bytes) -> None:
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
+        except Exception as exc:
+            raise s3_error(exc, "record an upload") from None
+
+    def remove(self, key: str) -> None:
+        with contextlib.suppress(Exception):
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+
+    def presign(self, operation: str, expires: int, **params: Any) -> str:
+        return str(
+            self.signer.generate_presigned_url(
+                operation, Params={"Bucket": self.bucket, **params}, ExpiresIn=expires
+            )
+        )
+
+    def enforces_checksums(self) -> bool:
+        """Whether the bucket refuses a PUT whose body does not match its
+        `x-amz-checksum-sha256` (AWS S3 does; some S3-compatible stores and emulators
+        ignore it, and then a single PUT is verified by reading it back). Probed once."""
+        if self._enforces is None:
+            key = self.staging_key(f"probe-{secrets.token_hex(8)}")
+            wrong = b64(hashlib.sha256(b"not the body").hexdigest())
+            try:
+                self.client.put_object(
+                    Bucket=self.bucket, Key=key, Body=b"probe", ChecksumSHA256=wrong
+                )
+            except Exception as exc:
+                status = (getattr(exc, "response", None) or {}).get("ResponseMetadata", {})
+                if code(exc) != "BadDigest" and status.get("HTTPStatusCode") != 400:
+                    raise s3_error(exc, "probe the object store") from None
+                self._enforces = True  # refused as a bad request: the bytes were checked
+            else:
+                self._enforces = False
+            self.remove(key)
+        return self._enforces
+
+
+def new_staging_name() -> str:
+    """A staging object's name: 32 hex digits, the first 8 the time it was made (seconds), so
+    a sweep knows an upload's age even where a store reports none (moto's `Initiated` is a
+    fixed date), the rest random."""
+    return f"{int(time.time()) & 0xFFFFFFFF:08x}{secrets.token_hex(12)}"
+
+
+def _named_at(key: str) -> float:
+    """When the staging object `key` was named (0 for a name of another form)."""
+    name = key.rsplit("/", 1)[-1]
+    try:
+        return float(int(name[:8], 16)) if len(name) >= 32 else 0.0
+    except ValueError:
+        return 0.0
+
+
+def _not_found(sha256: str) -> BlobNotFound:
+    return BlobNotFound(f"blob {sha256} is not stored", sha256=sha256)
