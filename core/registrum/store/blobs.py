@@ -268,13 +268,7 @@ class _LocalBlobWriter(BlobWriter):
             self._flush_tail(fd)
             os.fsync(fd)
             digest = self._hash.hexdigest()
-            if expected_sha256 is not None and digest != expected_sha256:
-                raise HashMismatch(
-                    f"content hashes to sha256 {digest}, but {expected_sha256} was expected; "
-                    "send the content again or correct the declared digest",
-                    expected=expected_sha256,
-                    actual=digest,
-                )
+            check_digest(digest, expected_sha256)
             final = self._store.path(digest)
             if not final.exists():
                 created = not final.parent.is_dir()
@@ -391,6 +385,17 @@ class LocalBlobStore(BlobStore):
             except FileNotFoundError:
                 pass  # committed, aborted or removed by another cleaner meanwhile
         return removed
+
+
+def check_digest(digest: str, expected_sha256: str | None) -> None:
+    """Raises HashMismatch when content hashing to `digest` was declared as another hash."""
+    if expected_sha256 is not None and digest != expected_sha256:
+        raise HashMismatch(
+            f"content hashes to sha256 {digest}, but {expected_sha256} was expected; "
+            "send the content again or correct the declared digest",
+            expected=expected_sha256,
+            actual=digest,
+        )
 
 
 def _storage_error(exc: OSError) -> StoreError:

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from registrum import validation
 from registrum.entities import BlobInfo
-from registrum.errors import HashMismatch, InvalidArgument
-from registrum.store.blobs import BlobWriter
+from registrum.errors import InvalidArgument
+from registrum.store.blobs import BlobWriter, check_digest
 from registrum.store.s3_client import s3_error
 
 if TYPE_CHECKING:
@@ -92,13 +92,7 @@ class S3BlobWriter(BlobWriter):
             if expected_sha256 is not None:
                 validation.sha256(expected_sha256)
             digest = self._hash.hexdigest()
-            if expected_sha256 is not None and digest != expected_sha256:
-                raise HashMismatch(
-                    f"content hashes to sha256 {digest}, but {expected_sha256} was expected; "
-                    "send the content again or correct the declared digest",
-                    expected=expected_sha256,
-                    actual=digest,
-                )
+            check_digest(digest, expected_sha256)
             if self._upload_id is None:
                 if not self._store.exists(digest):
                     self._store.put_small(digest, bytes(self._buffer))
