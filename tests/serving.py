@@ -80,6 +80,18 @@ def auth_server(
         yield url, admin, tokens
 
 
+def stop(proc: subprocess.Popen[Any]) -> None:
+    """Terminates `proc` if it still runs; kills it if it has not exited after 10 s."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -122,10 +134,4 @@ def server_process(
                 time.sleep(0.05)
             yield ServerProcess(f"{root}/api/v1", root, proc.pid, blobs, proc)
         finally:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop(proc)

@@ -21,7 +21,7 @@ import yaml
 from backends import POSTGRES
 from moto_s3 import s3_bucket, s3_env  # noqa: F401 - fixtures
 from polling import wait_for
-from serving import free_port
+from serving import free_port, stop
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
@@ -139,5 +139,4 @@ def test_the_image_command_serves_postgres_and_s3(
                 got = client.download_artifact("deploy", "weights", tmp_path / "out")
                 assert (Path(got) / "weights.bin").read_bytes() == weights.read_bytes()
         finally:
-            proc.terminate()
-            proc.wait(30)
+            stop(proc)

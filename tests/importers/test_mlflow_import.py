@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import requests
 
 from backends import POSTGRES, backend_params
 from polling import wait_for
-from serving import ADMIN_TOKEN, auth_server, free_port, server_process
+from serving import ADMIN_TOKEN, auth_server, free_port, server_process, stop
 
 mlflow = pytest.importorskip("mlflow")
 
@@ -125,20 +126,19 @@ def _fill(url: str, folder: Path) -> Source:
     )
 
 
-@pytest.fixture(scope="module")
-def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Source]:
-    """A real `mlflow server` (SQLite, proxied artifacts), filled once for the module."""
-    folder = tmp_path_factory.mktemp("mlflow-source")
+@contextmanager
+def _mlflow_server(folder: Path, backend_store_uri: str) -> Iterator[str]:
+    """A real `mlflow server` on `backend_store_uri` (proxied artifacts under `folder`);
+    yields its URL once it answers."""
     url = f"http://127.0.0.1:{free_port()}"
     cmd = [sys.executable, "-m", "mlflow", "server", "--workers", "1", "--host", "127.0.0.1"]
-    cmd += ["--port", url.rsplit(":", 1)[1], "--backend-store-uri", f"sqlite:///{folder}/m.db"]
+    cmd += ["--port", url.rsplit(":", 1)[1], "--backend-store-uri", backend_store_uri]
     cmd += ["--artifacts-destination", str(folder / "artifacts")]
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
     env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"  # its job workers take seconds to start
     with (
         open(folder / "server.log", "wb") as log,
         subprocess.Popen(cmd, cwd=folder, env=env, stdout=log, stderr=log) as proc,
-        pytest.MonkeyPatch.context() as mp,
     ):
         try:
             wait_for(
@@ -147,25 +147,27 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Source]:
                 timeout=120,
                 ignoring=(requests.RequestException,),
             )
-            mp.setenv("MLFLOW_TRACKING_URI", url)
-            mp.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-            mp.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-            mlflow.set_tracking_uri(url)
-            try:
-                yield _fill(url, folder)
-            finally:
-                mlflow.set_tracking_uri(None)
+            yield url
         finally:
-            _stop(proc)
+            stop(proc)
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Source]:
+    """A real `mlflow server` (SQLite, proxied artifacts), filled once for the module."""
+    folder = tmp_path_factory.mktemp("mlflow-source")
+    with (
+        _mlflow_server(folder, f"sqlite:///{folder}/m.db") as url,
+        pytest.MonkeyPatch.context() as mp,
+    ):
+        mp.setenv("MLFLOW_TRACKING_URI", url)
+        mp.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+        mp.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        mlflow.set_tracking_uri(url)
+        try:
+            yield _fill(url, folder)
+        finally:
+            mlflow.set_tracking_uri(None)
 
 
 def _import(source: Source, store: str, **options: Any) -> Any:
@@ -573,60 +575,25 @@ def test_histories_read_from_an_mlflow_postgresql_database(
     from mlflow.entities import Metric
 
     monkeypatch.setenv("REGISTRUM_HOME", str(tmp_path / "home"))
-    with POSTGRES.database() as database:
-        url = f"http://127.0.0.1:{free_port()}"
-        cmd = [sys.executable, "-m", "mlflow", "server", "--workers", "1"]
-        cmd += ["--host", "127.0.0.1", "--port", url.rsplit(":", 1)[1]]
-        cmd += ["--backend-store-uri", database]
-        cmd += ["--artifacts-destination", str(tmp_path / "artifacts")]
-        env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
-        env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
-        with (
-            open(tmp_path / "server.log", "wb") as log,
-            subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=log, stderr=log) as proc,
-        ):
-            try:
-                wait_for(
-                    lambda: requests.get(f"{url}/health", timeout=5).ok,
-                    "mlflow server to start",
-                    timeout=120,
-                    ignoring=(requests.RequestException,),
-                )
-                monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-                client = MlflowClient(url)
-                run = client.create_run(client.create_experiment("pg-hist")).info.run_id
-                values = [i / 7 for i in range(3000)]
-                values[5] = math.nan
-                client.log_batch(
-                    run,
-                    metrics=[Metric("loss", v, START + i, i) for i, v in enumerate(values[:1000])],
-                )
-                client.log_batch(
-                    run,
-                    metrics=[
-                        Metric("loss", v, START + 1000 + i, 1000 + i)
-                        for i, v in enumerate(values[1000:2000])
-                    ],
-                )
-                client.log_batch(
-                    run,
-                    metrics=[
-                        Metric("loss", v, START + 2000 + i, 2000 + i)
-                        for i, v in enumerate(values[2000:])
-                    ],
-                )
-                as_users_write_it = "postgresql://" + database.split("://", 1)[1]
-                store_url = f"sqlite:///{tmp_path}/r.db"
-                from registrum.importers import import_mlflow
+    with POSTGRES.database() as database, _mlflow_server(tmp_path, database) as url:
+        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        client = MlflowClient(url)
+        run = client.create_run(client.create_experiment("pg-hist")).info.run_id
+        values = [i / 7 for i in range(3000)]
+        values[5] = math.nan
+        for start in range(0, len(values), 1000):  # MLflow's log-batch limit
+            points = [Metric("loss", values[i], START + i, i) for i in range(start, start + 1000)]
+            client.log_batch(run, metrics=points)
+        as_users_write_it = "postgresql://" + database.split("://", 1)[1]
+        store_url = f"sqlite:///{tmp_path}/r.db"
+        from registrum.importers import import_mlflow
 
-                report = import_mlflow(
-                    url, store=store_url, stream=io.StringIO(), backend_store_uri=as_users_write_it
-                )
-                assert report.ok and report.points == 3000, report.render()
-                import registrum
+        report = import_mlflow(
+            url, store=store_url, stream=io.StringIO(), backend_store_uri=as_users_write_it
+        )
+        assert report.ok and report.points == 3000, report.render()
+        import registrum
 
-                with registrum.Client(store_url) as reader:
-                    ours = _registrum_history(reader, run, "loss")
-                assert ours == _mlflow_history(url, run, "loss")
-            finally:
-                _stop(proc)
+        with registrum.Client(store_url) as reader:
+            ours = _registrum_history(reader, run, "loss")
+        assert ours == _mlflow_history(url, run, "loss")

@@ -150,12 +150,7 @@ class BlobStore(abc.ABC):
         # Opened lazily so that a generator never started leaves no file open.
         with self.open(sha256) as f:
             f.seek(start)
-            while length > 0:
-                chunk = f.read(min(chunk_size, length))
-                if not chunk:
-                    break
-                length -= len(chunk)
-                yield chunk
+            yield from read_span(f, length, chunk_size)
 
 
 _DIRECT_BLOCK = 4 << 20  # the aligned buffer of a writer; blobs larger than this bypass the cache
@@ -385,6 +380,16 @@ class LocalBlobStore(BlobStore):
             except FileNotFoundError:
                 pass  # committed, aborted or removed by another cleaner meanwhile
         return removed
+
+
+def read_span(f: BinaryIO, length: int, chunk_size: int) -> Iterator[bytes]:
+    """Up to `length` bytes of `f` from where it stands, `chunk_size` at a time."""
+    while length > 0:
+        chunk = f.read(min(chunk_size, length))
+        if not chunk:
+            break
+        length -= len(chunk)
+        yield chunk
 
 
 def check_digest(digest: str, expected_sha256: str | None) -> None:

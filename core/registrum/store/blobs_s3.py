@@ -20,7 +20,13 @@ from typing import Any, BinaryIO
 
 from registrum import validation
 from registrum.errors import BlobNotFound, StoreUnavailable
-from registrum.store.blobs import CHUNK_SIZE, PARTIAL_MAX_AGE, BlobStore, BlobWriter
+from registrum.store.blobs import (
+    CHUNK_SIZE,
+    PARTIAL_MAX_AGE,
+    BlobStore,
+    BlobWriter,
+    read_span,
+)
 from registrum.store.s3_client import (
     PUBLIC_URL,
     BodyReader,
@@ -130,12 +136,7 @@ class S3BlobStore(BlobStore):
         # One ranged GET, opened lazily: a generator never started opens no connection.
         body = self._get(sha256, f"bytes={start}-{start + length - 1}")
         try:
-            while length > 0:
-                chunk = body.read(min(chunk_size, length))
-                if not chunk:
-                    break
-                length -= len(chunk)
-                yield chunk
+            yield from read_span(body, length, chunk_size)
         finally:
             body.close()
 
