@@ -124,13 +124,17 @@ class Leadership:
             if self._lock_engine is None:
                 self._lock_engine = _lock_engine(self._url)
             conn = self._lock_engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-            for setting, value in (
-                ("tcp_keepalives_idle", KEEPALIVE_IDLE),
-                ("tcp_keepalives_interval", KEEPALIVE_INTERVAL),
-                ("tcp_keepalives_count", KEEPALIVE_COUNT),
-            ):
-                conn.execute(text(f"SET {setting} = {int(value)}"))
-            conn.execute(text("SET application_name = 'registrum leader'"))
+            try:
+                for setting, value in (
+                    ("tcp_keepalives_idle", KEEPALIVE_IDLE),
+                    ("tcp_keepalives_interval", KEEPALIVE_INTERVAL),
+                    ("tcp_keepalives_count", KEEPALIVE_COUNT),
+                ):
+                    conn.execute(text(f"SET {setting} = {int(value)}"))
+                conn.execute(text("SET application_name = 'registrum leader'"))
+            except BaseException:  # a session that failed half set up is not kept open
+                conn.invalidate()
+                raise
             self._conn = conn
         return self._conn
 
