@@ -4,6 +4,7 @@ leader takes over."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ from sqlalchemy import create_engine, text
 
 from backends import PostgresServer
 from polling import wait_for
-from registrum.server.jobs import Job
+from registrum.server.jobs import Job, stop_jobs
 from registrum.server.leader import Leadership
 from registrum.server.webhooks import WebhookWorker
 from registrum.store import Store, open_store
@@ -110,6 +111,29 @@ def test_leader_only_jobs_skip_their_rounds_while_another_leads() -> None:
 
     asyncio.run(run())
     assert "cluster" in done
+
+
+def test_stopping_the_jobs_waits_for_a_round_in_flight() -> None:
+    """A cancelled round's thread runs on: the server closes its store only after it ended
+    (else its database connection is returned to a closed pool and leaks)."""
+    started, release = threading.Event(), threading.Event()
+    ended: list[str] = []
+
+    def slow() -> None:
+        started.set()
+        release.wait(5)
+        ended.append("round")
+
+    async def run() -> None:
+        job = Job("slow work", 60, slow, leader_only=False)
+        job.task = asyncio.ensure_future(job._loop())
+        while not started.is_set():
+            await asyncio.sleep(0.01)
+        threading.Timer(0.3, release.set).start()
+        await stop_jobs([job])
+        assert ended == ["round"]  # stop_jobs returned only after the round ended
+
+    asyncio.run(run())
 
 
 # -- the webhook claims of a previous leader ------------------------------------------------

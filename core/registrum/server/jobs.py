@@ -55,6 +55,9 @@ class Job:
     leader_only: bool = True  # run only by the cluster's leader (see the module docstring)
     task: asyncio.Task[None] | None = field(default=None, repr=False)
     leads: Callable[[], bool] = field(default=lambda: True, repr=False)
+    # The round in flight: its thread runs on when the job is cancelled, so `stop_jobs`
+    # waits for it (the store must not close under it).
+    running: asyncio.Future[Any] | None = field(default=None, repr=False)
 
     def due(self) -> bool:
         """Whether this process runs the job's rounds now."""
@@ -69,8 +72,9 @@ class Job:
                 await asyncio.sleep(min(self.every, 1.0))
 
     async def _round(self) -> None:
+        self.running = asyncio.ensure_future(run_in_threadpool(self.work))
         try:
-            result = await run_in_threadpool(self.work)
+            result = await asyncio.shield(self.running)
         except Exception:  # a failed round is retried at the next; it must not end the job
             log.exception("%s failed", self.name)
         else:
@@ -150,11 +154,13 @@ def start_jobs(
 
 
 async def stop_jobs(started: list[Job]) -> None:
-    """Stops the jobs, waits until they have, then runs the rounds due at stop."""
+    """Stops the jobs, waits until they have (a round in flight finishes), then runs the
+    rounds due at stop."""
     for job in started:
         if job.task is not None:
             job.task.cancel()
     await asyncio.gather(*(j.task for j in started if j.task is not None), return_exceptions=True)
+    await asyncio.gather(*(j.running for j in started if j.running), return_exceptions=True)
     for job in started:
         if job.at_stop and job.due():
             await job._round()
