@@ -148,6 +148,10 @@ def test_runs_log_register_and_download_through_the_bucket(
     keys = server.objects()
     assert f"team/{big_sha[:2]}/{big_sha}" in keys and f"team/{small_sha[:2]}/{small_sha}" in keys
     assert not [k for k in keys if "/.staging/" in k and not k.endswith(".claim")]
+    # The multipart upload was published in place: its bytes were not copied.
+    big_at, big_size = server.s3.located(big_sha)
+    assert big_at.startswith(server.s3.upload_key("")) and big_size == 3 * PART + 123
+    assert server.s3.located(small_sha) == (f"team/{small_sha[:2]}/{small_sha}", 300)
     # Downloads: a redirect to a presigned GET, followed by the client.
     with closing(HttpStore(server.url)) as client:
         blob = f"{server.url}/api/v1/blobs/{big_sha}"
@@ -322,6 +326,7 @@ def test_a_declared_hash_never_plants_other_bytes(
         assert state["state"] == "rejected" and "hashes to" in state["reason"]
         assert not found.s3.exists(sha)
         assert not [k for k in found.objects() if k.startswith("team/") and sha in k]
+        assert all(k.endswith(".claim") for k in found.objects())  # its bytes went too
         with closing(HttpStore(found.url, token=tokens["victim"])) as victim:
             assert victim.missing_blobs([sha]) == [sha]
             source = tmp_path / "victim.bin"
@@ -431,7 +436,7 @@ def test_a_killed_upload_resumes_from_its_finished_parts(
         [sys.executable, "-c", _SLOW_CLIENT, server.url, str(source)],
         env={**os.environ, "REGISTRUM_HOME": str(home)},
     )
-    staging = server.s3.staging_key("")
+    staging = server.s3.upload_key("")
     finished: list[Any] = []
     deadline = time.monotonic() + 60
     while len(finished) < 3 and time.monotonic() < deadline:

@@ -1,8 +1,14 @@
 """Blobs in an S3-compatible bucket (AWS S3, MinIO, Ceph, R2, GCS interoperability) over boto3.
 
 Blobs live under `s3://BUCKET/PREFIX/<sha[:2]>/<sha>`. Nothing reaches that key before its
-content was hashed and checked: writes go to a staging key under `PREFIX/.staging/` (one
-multipart upload, streamed, hashed on the way) and are published by a server-side copy.
+content was hashed and checked. A small blob is written there in one PUT. A large one is a
+multipart upload to a key of its own under `PREFIX/.uploads/` (streamed and hashed on the
+way, or sent by a client and read back by the server), and is published in place: the
+blob's key then holds an empty pointer object whose metadata names that upload, so the
+bytes are never copied inside the bucket. Only the server can write either key: a client
+sending bytes directly holds presigned URLs for the parts of one upload, which die when the
+server completes it. Single PUTs from clients go to `PREFIX/.staging/` and are published by
+a copy (their presigned URL stays valid for its hour, so the object must not stay in use).
 Credentials, region and endpoint come from the standard AWS chain and variables
 (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_DEFAULT_REGION`, `AWS_ENDPOINT_URL`).
 """
@@ -13,9 +19,11 @@ import contextlib
 import hashlib
 import io
 import os
+import re
 import secrets
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO
 
 from registrum import validation
@@ -43,7 +51,12 @@ from registrum.store.s3_writer import WRITE_PART, S3BlobWriter
 __all__ = ["WRITE_PART", "S3BlobStore", "b64", "new_staging_name", "parse_s3_url"]
 
 STAGING = ".staging/"  # beside the two-hex-digit folders, which it cannot collide with
+UPLOADS = ".uploads/"  # multipart uploads: in progress, being checked, or a blob's content
 _COPY_CHUNK = 1 << 30  # above this a publish copies in parallel parts
+# The metadata of a pointer object at a blob's key: the upload that holds the bytes, and
+# their size (the pointer itself is empty).
+_AT, _SIZE = "registrum-upload", "registrum-size"
+_NAME = re.compile(r"[0-9a-f]{32}")
 
 
 class S3BlobStore(BlobStore):
@@ -82,6 +95,10 @@ class S3BlobStore(BlobStore):
     def staging_key(self, name: str) -> str:
         return f"{self.prefix}{STAGING}{name}"
 
+    def upload_key(self, name: str) -> str:
+        """Where a multipart upload named `name` goes, and where its bytes stay."""
+        return f"{self.prefix}{UPLOADS}{name}"
+
     def check(self) -> None:
         """Raises StoreUnavailable, saying what to fix, when the bucket is missing or the
         credentials do not open it: at start, not as a failed upload later."""
@@ -113,17 +130,38 @@ class S3BlobStore(BlobStore):
         return self._head(self.key(sha256)) is not None
 
     def size(self, sha256: str) -> int:
+        return self.located(sha256)[1]
+
+    def located(self, sha256: str) -> tuple[str, int]:
+        """The key that holds the blob's bytes (its own, or the upload its pointer names)
+        and their size; BlobNotFound when it is not stored."""
         head = self._head(self.key(sha256))
         if head is None:
             raise _not_found(sha256)
-        return int(head["ContentLength"])
+        found = _pointer(head)
+        if found is None:
+            return self.key(sha256), int(head["ContentLength"])
+        return self.upload_key(found[0]), found[1]
 
     def _get(self, sha256: str, byte_range: str | None = None) -> Any:
         args = {"Bucket": self.bucket, "Key": self.key(sha256)}
         if byte_range:
             args["Range"] = byte_range
         try:
-            return self.client.get_object(**args)["Body"]
+            try:
+                answer = self.client.get_object(**args)
+            except Exception as exc:
+                if code(exc) != "InvalidRange":
+                    raise
+                answer = None  # a range of an empty object: a pointer (or an empty blob)
+            if answer is None or _pointer(answer) is not None:
+                if answer is not None:
+                    answer["Body"].close()
+                args["Key"] = self.located(sha256)[0]
+                answer = self.client.get_object(**args)
+            return answer["Body"]
+        except BlobNotFound:
+            raise
         except Exception as exc:
             if is_missing(exc):
                 raise _not_found(sha256) from None
@@ -143,27 +181,34 @@ class S3BlobStore(BlobStore):
     def delete(self, sha256: str) -> None:
         key = self.key(sha256)
         try:
+            head = self._head(key)
+            found = None if head is None else _pointer(head)
             self.client.delete_object(Bucket=self.bucket, Key=key)
+            if found is not None:  # the pointer first: never a pointer to nothing
+                self.client.delete_object(Bucket=self.bucket, Key=self.upload_key(found[0]))
         except Exception as exc:
             if not is_missing(exc):
                 raise s3_error(exc, "delete a blob") from None
 
     def cleanup_temp(self, older_than_seconds: float = PARTIAL_MAX_AGE) -> int:
-        """Aborts multipart uploads to staging keys with no part sent for `older_than_seconds`
-        and removes staging objects as old (their writer or client died); returns how many
-        went."""
+        """Aborts multipart uploads with no part sent for `older_than_seconds` and removes
+        staging objects as old (their writer or client died); returns how many went. A
+        completed upload under `.uploads/` stays: it holds a blob, or waits for its check."""
         cutoff = time.time() - older_than_seconds
         removed = 0
         staging = self.staging_key("")
         try:
-            for upload in self._paged("list_multipart_uploads", "Uploads", Prefix=staging):
-                started = max(upload["Initiated"].timestamp(), _named_at(upload["Key"]))
-                if started < cutoff and self._idle_since(upload, cutoff):
-                    with contextlib.suppress(Exception):
-                        self.client.abort_multipart_upload(
-                            Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
-                        )
-                        removed += 1
+            for prefix in (staging, self.upload_key("")):
+                for upload in self._paged("list_multipart_uploads", "Uploads", Prefix=prefix):
+                    started = max(upload["Initiated"].timestamp(), _named_at(upload["Key"]))
+                    if started < cutoff and self._idle_since(upload, cutoff):
+                        with contextlib.suppress(Exception):
+                            self.client.abort_multipart_upload(
+                                Bucket=self.bucket,
+                                Key=upload["Key"],
+                                UploadId=upload["UploadId"],
+                            )
+                            removed += 1
             for item in self._paged("list_objects_v2", "Contents", Prefix=staging):
                 if item["LastModified"].timestamp() < cutoff:
                     self.client.delete_object(Bucket=self.bucket, Key=item["Key"])
@@ -249,12 +294,14 @@ class S3BlobStore(BlobStore):
         except Exception as exc:
             raise s3_error(exc, "read back an upload") from None
         h, size = hashlib.sha256(), 0
-        try:
-            for chunk in iter(lambda: body.read(4 * CHUNK_SIZE), b""):
+        # The next chunk arrives on a thread while this one is hashed (both release the GIL).
+        with body, ThreadPoolExecutor(1, thread_name_prefix="registrum-read") as reader:
+            chunk = body.read(4 * CHUNK_SIZE)
+            while chunk:
+                coming = reader.submit(body.read, 4 * CHUNK_SIZE)
                 h.update(chunk)
                 size += len(chunk)
-        finally:
-            body.close()
+                chunk = coming.result()
         return h.hexdigest(), size
 
     def publish(self, staging: str, sha256: str, size: int) -> None:
@@ -277,6 +324,25 @@ class S3BlobStore(BlobStore):
                         Config=TransferConfig(multipart_chunksize=256 << 20),
                     )
             self.client.delete_object(Bucket=self.bucket, Key=staging)
+        except Exception as exc:
+            raise s3_error(exc, "publish a blob") from None
+
+    def publish_in_place(self, name: str, sha256: str, size: int) -> None:
+        """Publishes the checked, completed upload `name` without copying it: the blob's key
+        gets a pointer to it. Where the blob is stored already the upload is removed, unless
+        that pointer names it (a second check of the same upload)."""
+        key = self.key(sha256)
+        try:
+            head = self._head(key)
+            if head is None:
+                self.client.put_object(
+                    Bucket=self.bucket,
+                    Key=key,
+                    Body=b"",
+                    Metadata={_AT: name, _SIZE: str(size)},
+                )
+            elif (found := _pointer(head)) is None or found[0] != name:
+                self.client.delete_object(Bucket=self.bucket, Key=self.upload_key(name))
         except Exception as exc:
             raise s3_error(exc, "publish a blob") from None
 
@@ -349,6 +415,17 @@ def _named_at(key: str) -> float:
         return float(int(name[:8], 16)) if len(name) >= 32 else 0.0
     except ValueError:
         return 0.0
+
+
+def _pointer(answer: dict[str, Any]) -> tuple[str, int] | None:
+    """The upload a pointer object names and the blob's size; None for a blob's own bytes."""
+    meta = answer.get("Metadata") or {}
+    name, size = meta.get(_AT), str(meta.get(_SIZE, ""))
+    if name is None:
+        return None
+    if not _NAME.fullmatch(name) or not size.isdigit():
+        raise StoreUnavailable(f"a blob's pointer object is damaged ({name!r}, {size!r})")
+    return str(name), int(size)
 
 
 def _not_found(sha256: str) -> BlobNotFound:

@@ -1,5 +1,5 @@
 """Streaming one blob into an S3 bucket from this process (the embedded store, proxied
-uploads): a multipart upload to a staging key, hashed on the way, published by a copy."""
+uploads): a multipart upload under `.uploads/`, hashed on the way, published in place."""
 
 from __future__ import annotations
 
@@ -21,9 +21,10 @@ WRITE_PART = 8 << 20  # the part size of a blob streamed through this process
 
 
 class S3BlobWriter(BlobWriter):
-    """Streams a blob to a staging key as a multipart upload (a small blob goes in one PUT at
-    commit), hashing on the way; one part is sent on a thread of its own while the next fills.
-    Commit publishes under the hash by a server-side copy, or by nothing if already there."""
+    """Streams a blob as a multipart upload (a small blob goes in one PUT at commit), hashing
+    on the way; one part is sent on a thread of its own while the next fills. Commit
+    publishes the upload in place under the hash (a pointer, no copy), or drops it when the
+    blob is there already."""
 
     def __init__(self, store: S3BlobStore) -> None:
         self._store = store
@@ -32,7 +33,8 @@ class S3BlobWriter(BlobWriter):
         self._buffer = bytearray()
         from registrum.store.blobs_s3 import new_staging_name
 
-        self._staging = store.staging_key(new_staging_name())
+        self._name = new_staging_name()
+        self._key = store.upload_key(self._name)
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
         self._sending: Future[dict[str, Any]] | None = None
@@ -55,7 +57,7 @@ class S3BlobWriter(BlobWriter):
 
     def _send(self, part: bytes) -> None:
         if self._upload_id is None:
-            self._upload_id = self._store.create_upload(self._staging)
+            self._upload_id = self._store.create_upload(self._key)
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="registrum-s3")
         self._collect()
         number = len(self._parts) + 1
@@ -66,7 +68,7 @@ class S3BlobWriter(BlobWriter):
         try:
             answer = self._store.client.upload_part(
                 Bucket=self._store.bucket,
-                Key=self._staging,
+                Key=self._key,
                 UploadId=self._upload_id,
                 PartNumber=number,
                 Body=part,
@@ -101,9 +103,9 @@ class S3BlobWriter(BlobWriter):
                     self._send(bytes(self._buffer))
                     self._buffer = bytearray()
                 self._collect()
-                self._store.complete(self._staging, self._upload_id, self._parts)
+                self._store.complete(self._key, self._upload_id, self._parts)
                 self._upload_id = None
-                self._store.publish(self._staging, digest, self._size)
+                self._store.publish_in_place(self._name, digest, self._size)
             return BlobInfo(digest, self._size)
         finally:
             self.abort()
@@ -120,6 +122,6 @@ class S3BlobWriter(BlobWriter):
         if self._upload_id is not None:
             with contextlib.suppress(Exception):
                 self._store.client.abort_multipart_upload(
-                    Bucket=self._store.bucket, Key=self._staging, UploadId=self._upload_id
+                    Bucket=self._store.bucket, Key=self._key, UploadId=self._upload_id
                 )
             self._upload_id = None

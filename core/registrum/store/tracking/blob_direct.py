@@ -9,9 +9,11 @@ A blob counts as present only once its bytes are known to hash to its sha256:
   `S3BlobStore.enforces_checksums` probes once) the bucket refused other bytes, so the object
   is published (copied inside the bucket) without being read; elsewhere it is checked like
   a multipart upload.
-* a multipart upload (parts in parallel) goes to a staging key; S3 keeps only per-part
-  checksums for it, so on completion the store reads the object back, hashes it, and only
-  then copies it to the blob's key (`verify_direct_upload`, run in the background).
+* a multipart upload (parts in parallel) goes to a key of its own under `.uploads/`; S3
+  keeps only per-part checksums for it, so on completion the store reads the object back,
+  hashes it, and only then publishes it in place: the blob's key gets a pointer to the
+  upload, and the bytes are not copied (`verify_direct_upload`, run in the background). The
+  client's part URLs die with the upload, so nobody can change those bytes afterwards.
 
 So a hash that a client merely declares never becomes content that another upload
 deduplicates against. What a completed upload claims (digest, size, who uploaded) is kept
@@ -38,7 +40,8 @@ from registrum.store.acting import Principal, current_principal, signed_in_as
 from registrum.store.blobs_s3 import S3BlobStore, b64, new_staging_name
 from registrum.store.tracking.blob_access import BlobsMixin
 
-PART_SIZE = 32 << 20  # parts of a direct upload; larger for blobs of over 10,000 of them
+# Parts of a direct upload (as the AWS SDKs send them); larger for blobs of over 10,000 parts.
+PART_SIZE = 8 << 20
 MAX_PARTS = 10_000  # S3's limit
 MAX_SIZE = 5 << 40  # S3's largest object
 URL_TTL = 3600  # seconds a presigned URL stays valid
@@ -118,7 +121,7 @@ class DirectBlobsMixin(BlobsMixin, StoreBase):
         if sha256 is not None and size <= part_size:
             token = encode_token({"n": name, "u": None, "z": size, "p": part_size, "s": sha256})
             return {"mode": "direct", "present": False, **self._single(s3, token)}
-        upload_id = s3.create_upload(s3.staging_key(name))
+        upload_id = s3.create_upload(s3.upload_key(name))
         token = encode_token({"n": name, "u": upload_id, "z": size, "p": part_size, "s": sha256})
         return {
             "mode": "direct",
@@ -140,7 +143,7 @@ class DirectBlobsMixin(BlobsMixin, StoreBase):
                 return {"upload": token, "state": "done", "sha256": sha, "size": fields["z"]}
             return self._single(s3, token)
         try:
-            parts = s3.list_parts(s3.staging_key(fields["n"]), fields["u"])
+            parts = s3.list_parts(s3.upload_key(fields["n"]), fields["u"])
         except BlobNotFound:
             if sha and self.blob_exists(sha):
                 return {"upload": token, "state": "done", "sha256": sha, "size": fields["z"]}
@@ -175,11 +178,11 @@ class DirectBlobsMixin(BlobsMixin, StoreBase):
                 return {"upload": token, "state": "done", "sha256": sha256, "size": size}
         else:
             try:
-                parts = s3.list_parts(staging, fields["u"])
+                parts = s3.list_parts(s3.upload_key(name), fields["u"])
             except BlobNotFound:
                 raise _upload_not_found() from None
             _check_parts(parts, size, fields["p"])
-            s3.complete(staging, fields["u"], parts)
+            s3.complete(s3.upload_key(name), fields["u"], parts)
         principal = current_principal()
         self._write_claim(
             s3,
@@ -189,6 +192,7 @@ class DirectBlobsMixin(BlobsMixin, StoreBase):
                 "size": size,
                 "user_id": principal.user_id if principal else None,
                 "user": principal.name if principal else None,
+                "in_place": fields["u"] is not None,  # under .uploads/, published in place
             },
         )
         return {"upload": token, "state": "verifying", "sha256": sha256, "size": size}
@@ -226,7 +230,8 @@ class DirectBlobsMixin(BlobsMixin, StoreBase):
         state = _claimed("", claim)["state"]
         if state != "verifying":
             return str(state)
-        staging = s3.staging_key(name)
+        in_place = bool(claim.get("in_place"))
+        staging = s3.upload_key(name) if in_place else s3.staging_key(name)
         if s3.staged_size(staging) is None:  # being published by another replica
             return "verifying"
         digest, size = s3.hash_staged(staging)
@@ -238,7 +243,10 @@ class DirectBlobsMixin(BlobsMixin, StoreBase):
             )
             self._write_claim(s3, name, {**claim, "rejected": reason})
             return "rejected"
-        s3.publish(staging, digest, size)
+        if in_place:
+            s3.publish_in_place(name, digest, size)
+        else:
+            s3.publish(staging, digest, size)
         uploader = (
             Principal(user_id=claim["user_id"], name=claim["user"])
             if claim.get("user_id") is not None
@@ -260,7 +268,7 @@ class DirectBlobsMixin(BlobsMixin, StoreBase):
             return None
         if not self.blob_exists(sha256):
             raise BlobNotFound(f"blob {sha256} is not stored", sha256=sha256)
-        return s3.presign("get_object", URL_TTL, Key=s3.key(sha256))
+        return s3.presign("get_object", URL_TTL, Key=s3.located(sha256)[0])
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -312,7 +320,7 @@ class DirectBlobsMixin(BlobsMixin, StoreBase):
                 f"crc32 must map 1 to {URLS_PER_ANSWER} part numbers to their CRC32 checksums"
             )
         count = max(1, math.ceil(fields["z"] / fields["p"]))
-        key = s3.staging_key(fields["n"])
+        key = s3.upload_key(fields["n"])
         urls = {}
         for number, checksum in crc32.items():
             n = _part_number(number, count)
