@@ -25,6 +25,7 @@ import requests
 import registrum
 from backends import POSTGRES, backend_params
 from moto_s3 import s3_bucket, s3_env  # noqa: F401 - fixtures
+from polling import wait_for
 from registrum.cli import main
 from registrum.client.http import HttpStore
 from registrum.errors import BlobNotFound, HashMismatch, StoreUnavailable
@@ -32,6 +33,7 @@ from registrum.server import Settings, create_app
 from registrum.store import Store, open_store
 from registrum.store.blobs_s3 import S3BlobStore
 from registrum.store.tracking import blob_direct
+from registrum.store.tracking.blob_direct import encode_token
 from serving import ADMIN_TOKEN, serve_app
 
 MiB = 1 << 20
@@ -558,6 +560,35 @@ def test_completing_too_early_or_wrongly_is_a_400_and_the_upload_stays(server: S
     assert bad.status_code == 400
     state = requests.get(f"{api}/{token}", timeout=30).json()
     assert state["state"] == "uploading" and state["missing"] == [1, 2]
+
+
+def test_a_multipart_upload_completed_without_its_hash_is_stored_under_what_it_hashes_to(
+    server: S3Server,
+) -> None:
+    """The client need not read a large file twice: the server's read-back hashes it, and
+    the state says the digest. A single PUT's upload needs its sha256 (it is signed in)."""
+    data = os.urandom(PART + 7)
+    sha = hashlib.sha256(data).hexdigest()
+    api = f"{server.url}/api/v1/blobs/uploads"
+    started = requests.post(api, json={"sha256": None, "size": len(data)}, timeout=30).json()
+    token = started["upload"]
+    put_part(server.store, token, 1, data[:PART])
+    put_part(server.store, token, 2, data[PART:])
+    done = requests.post(f"{api}/{token}/complete", json={"size": len(data)}, timeout=30)
+    assert done.status_code in (200, 202), done.text
+    assert done.json()["sha256"] is None  # not known before the check
+    state = wait_for(
+        lambda: (
+            (got := requests.get(f"{api}/{token}", timeout=30).json())["state"] == "done" and got
+        ),
+        "the server's check of the upload",
+    )
+    assert (state["sha256"], state["size"]) == (sha, len(data))
+    assert b"".join(server.store.blobs.iter_range(sha)) == data
+
+    forged = encode_token({"n": "0" * 32, "u": None, "z": 3, "p": PART, "s": None})
+    answer = requests.post(f"{api}/{forged}/complete", json={"size": 3}, timeout=30)
+    assert answer.status_code == 400 and "its sha256" in answer.json()["error"]["message"]
 
 
 @pytest.mark.parametrize(

@@ -42,6 +42,8 @@ WORKERS = 8  # parts in flight at once
 _READ = 1 << 20  # bytes per read of a part as it is sent
 _HASH_READ = 8 << 20
 _PART_ATTEMPTS = 3
+_URL_BATCH = 2 * WORKERS  # part URLs asked for in one request
+_BATCHES_AHEAD = 3
 _POLLS = (0.02, 0.05, 0.1, 0.2, 0.25)  # pauses while the server checks an upload
 
 Progress = Callable[[int], None]
@@ -88,14 +90,6 @@ class _Slice(io.RawIOBase):
     def close(self) -> None:
         self._file.close()
         super().close()
-
-
-def _hash_file(source: Path) -> str:
-    h = hashlib.sha256()
-    with open(source, "rb") as f:
-        for block in iter(lambda: f.read(_HASH_READ), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _crc32(source: Path, offset: int, length: int) -> str:
@@ -170,20 +164,13 @@ class DirectTransfers:
             if "missing" in state:  # a multipart upload: kept, to resume after a kill
                 keep.parent.mkdir(parents=True, exist_ok=True)
                 keep.write_text(json.dumps({"upload": state["upload"]}))
-        hashing: Future[str] | None = None
-        pool = ThreadPoolExecutor(1, thread_name_prefix="registrum-hash")
-        try:
-            if sha256 is None:  # hashed while the parts are sent, from the page cache
-                hashing = pool.submit(_hash_file, source)
-            began = time.perf_counter()
-            if state["state"] == "uploading":
-                self._send(source, size, state, progress)
-            digest = hashing.result() if hashing is not None else sha256
-            assert digest is not None
-        finally:
-            pool.shutdown(wait=False)
+        # A file of unknown digest is not hashed here: the server reads a multipart upload
+        # back to check it anyway, and says what it hashes to (the client reads it once).
+        began = time.perf_counter()
+        if state["state"] == "uploading":
+            self._send(source, size, state, progress)
         sent = time.perf_counter()
-        info = self._complete(state["upload"], digest, size)
+        info = self._complete(state["upload"], sha256, size)
         self.last_timing = {"send": sent - began, "check": time.perf_counter() - sent}
         keep.unlink(missing_ok=True)
         return info
@@ -209,21 +196,37 @@ class DirectTransfers:
         part_size = state["part_size"]
         progress(sum(p["size"] for p in state["parts"]))  # what arrived before a kill
 
-        def send(number: int) -> None:
+        def signed(numbers: list[int]) -> dict[int, tuple[str, str]]:
+            """Each part's presigned URL and CRC32: one request for a batch of parts."""
+            crc32 = {}
+            for n in numbers:
+                offset = (n - 1) * part_size
+                crc32[str(n)] = _crc32(source, offset, min(part_size, size - offset))
+            urls = self._conn._json(
+                "POST", f"/blobs/uploads/{state['upload']}/parts", body={"crc32": crc32}
+            )["urls"]
+            return {n: (urls[str(n)], crc32[str(n)]) for n in numbers}
+
+        def send(number: int, url: str, checksum: str) -> None:
             offset = (number - 1) * part_size
             length = min(part_size, size - offset)
-            checksum = _crc32(source, offset, length)
-            urls = self._conn._json(
-                "POST",
-                f"/blobs/uploads/{state['upload']}/parts",
-                body={"crc32": {str(number): checksum}},
-            )["urls"]
             headers = {"x-amz-checksum-crc32": checksum}
-            self._put(urls[str(number)], source, offset, length, progress, headers)
+            self._put(url, source, offset, length, progress, headers)
 
+        # URLs are asked for a batch at a time while earlier parts are sent, at most a few
+        # batches ahead (a URL is valid for an hour, and a failure stops the rest soon).
+        missing = list(state["missing"])
+        batches = [missing[i : i + _URL_BATCH] for i in range(0, len(missing), _URL_BATCH)]
         with ThreadPoolExecutor(WORKERS, thread_name_prefix="registrum-part") as pool:
-            for future in [pool.submit(send, n) for n in state["missing"]]:
-                future.result()
+            sending: list[list[Future[None]]] = []
+            for batch in batches:
+                if len(sending) >= _BATCHES_AHEAD:
+                    for future in sending.pop(0):
+                        future.result()
+                sending.append([pool.submit(send, n, *at) for n, at in signed(batch).items()])
+            for futures in sending:
+                for future in futures:
+                    future.result()
 
     def _put(
         self,
@@ -264,14 +267,14 @@ class DirectTransfers:
                     f"{answer.text[:300]}"
                 )
 
-    def _complete(self, token: str, sha256: str, size: int) -> BlobInfo:
+    def _complete(self, token: str, sha256: str | None, size: int) -> BlobInfo:
         state = self._conn._json(
             "POST", f"/blobs/uploads/{token}/complete", body={"sha256": sha256, "size": size}
         )
         # The server reads a large upload back before it counts: that takes a while.
         for pause in itertools.chain(_POLLS, itertools.repeat(_POLLS[-1])):
             if state["state"] == "done":
-                return BlobInfo(sha256=sha256, size=size)
+                return BlobInfo(sha256=state["sha256"], size=size)
             if state["state"] == "rejected":
                 raise HashMismatch(state.get("reason", "the server rejected the upload"))
             time.sleep(pause)

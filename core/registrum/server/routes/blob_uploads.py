@@ -55,7 +55,7 @@ class PartChecksums(Body):
 
 
 class CompleteUpload(Body):
-    sha256: Any
+    sha256: Any = None
     size: Any
 
 
@@ -121,7 +121,9 @@ async def complete_upload(
     upload: str, body: CompleteUpload, store: StoreDep, tasks: BackgroundTasks
 ) -> JSON:
     """Closes the upload of a blob declared to hash to `sha256`. It counts as present once
-    the server has read it back and the hash matched (202 until then)."""
+    the server has read it back and the hash matched (202 until then). A multipart upload
+    may leave `sha256` out: the blob is stored under what the server's read-back finds,
+    which the upload's state gives once it is `done`."""
     state: dict[str, Any] = await run_in_threadpool(
         store.complete_direct_upload, upload, sha256=body.sha256, size=body.size
     )

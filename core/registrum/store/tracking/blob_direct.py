@@ -150,14 +150,25 @@ class DirectBlobsMixin(BlobsMixin, StoreBase):
             raise _upload_not_found() from None
         return self._multipart(s3, token, fields, parts)
 
-    def complete_direct_upload(self, token: str, *, sha256: str, size: int) -> dict[str, Any]:
+    def complete_direct_upload(
+        self, token: str, *, sha256: str | None, size: int
+    ) -> dict[str, Any]:
         """Closes an upload of `size` bytes declared to hash to `sha256`. Answers "done"
         when the bucket vouched for the bytes, else "verifying": then `verify_direct_upload`
-        must run (the server runs it in the background; the client polls the state)."""
-        v.sha256(sha256)
+        must run (the server runs it in the background; the client polls the state).
+
+        A multipart upload may leave `sha256` out: the server's read-back hashes the bytes
+        anyway, and the blob is stored under the digest it finds (the client need not read
+        a large file twice); the state tells the digest once it is "done"."""
         v.integer(size, "size", minimum=0, bits=64)
         s3 = self._require_bucket()
         fields = decode_token(token)
+        if sha256 is None:
+            sha256 = fields.get("s")
+        if sha256 is not None:
+            v.sha256(sha256)
+        elif fields["u"] is None:
+            raise InvalidArgument("a single PUT's upload is completed with its sha256")
         if size != fields["z"]:
             raise InvalidArgument(f"the upload was started for {fields['z']} bytes, not {size}")
         if fields.get("s") not in (None, sha256):
@@ -168,6 +179,7 @@ class DirectBlobsMixin(BlobsMixin, StoreBase):
             return _claimed(token, claim)
         staging = s3.staging_key(name)
         if fields["u"] is None:
+            assert sha256 is not None
             checksum = s3.staged_checksum(staging)
             if checksum is None or checksum[0] != size:
                 raise InvalidArgument("nothing of this size arrived at the upload's URL yet")
@@ -235,11 +247,12 @@ class DirectBlobsMixin(BlobsMixin, StoreBase):
         if s3.staged_size(staging) is None:  # being published by another replica
             return "verifying"
         digest, size = s3.hash_staged(staging)
-        if (digest, size) != (claim["sha256"], claim["size"]):
+        if (claim["sha256"] or digest, claim["size"]) != (digest, size):
             s3.remove(staging)
+            declared = claim["sha256"] or "(none declared)"
             reason = (
                 f"the uploaded content hashes to sha256 {digest} ({size} bytes), not the "
-                f"declared {claim['sha256']} ({claim['size']} bytes); nothing was kept"
+                f"declared {declared} ({claim['size']} bytes); nothing was kept"
             )
             self._write_claim(s3, name, {**claim, "rejected": reason})
             return "rejected"
@@ -255,7 +268,7 @@ class DirectBlobsMixin(BlobsMixin, StoreBase):
         with signed_in_as(uploader):
             self._record_blob(BlobInfo(digest, size))
         # Kept (until the sweep of old staging objects) so that the client polling it learns.
-        self._write_claim(s3, name, {**claim, "done": True})
+        self._write_claim(s3, name, {**claim, "sha256": digest, "done": True})
         return "done"
 
     # -- downloads --------------------------------------------------------------------
