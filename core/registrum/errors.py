@@ -175,6 +175,13 @@ class ApprovalRequired(Conflict):
 
     code = "approval_required"
 
+    @property
+    def request_id(self) -> int | None:
+        """The promotion request the move opened (None where none was opened: deleting a
+        model or version a protected alias needs)."""
+        found = self.context.get("request_id")
+        return None if found is None else int(found)
+
 
 class IdempotencyKeyReused(Conflict):
     """An idempotency key came back with a different request than the one it was first

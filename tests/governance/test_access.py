@@ -415,6 +415,11 @@ def requests_for(w: World) -> dict[str, tuple[str, dict[str, Any]]]:
             "editor",
             {"name": "m", "ref": "1", "json": {"description": "x"}},
         ),
+        "DELETE /api/v1/models/{name}/tags/{key}": ("editor", {"name": "m", "key": "k"}),
+        "DELETE /api/v1/models/{name}/versions/{ref}/tags/{key}": (
+            "editor",
+            {"name": "m", "ref": "1", "key": "k"},
+        ),
         "PUT /api/v1/models/{name}/aliases/{alias}": (
             "editor",
             {"name": "m", "alias": "champion", "json": {"version": 1}},

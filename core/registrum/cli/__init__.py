@@ -17,6 +17,7 @@ from registrum.cli import (
     importing,
     lineage,
     models,
+    projects,
     runs,
     server,
     sync,
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     server.add_commands(commands)
     sync.add_commands(commands)
+    projects.add_commands(commands)
     runs.add_commands(commands)
     models_group = models.add_commands(commands)
     lineage.add_commands(commands)

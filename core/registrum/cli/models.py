@@ -1,13 +1,15 @@
-"""`registrum models list|show|evals` and `registrum download`: registered models, their
-versions, how each version did on each evaluation dataset, and a version's files."""
+"""`registrum models list|show|evals|tag|untag|describe|alias|unalias` and `registrum
+download`: registered models, their versions, how each version did on each evaluation
+dataset, their tags, descriptions and aliases, and a version's files."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-from registrum.cli._common import add_store, open_client
+from registrum.cli._common import add_store, leaf, open_client
 from registrum.entities import Evaluation
+from registrum.errors import ApprovalRequired, InvalidArgument
 
 
 def _models_list(args: argparse.Namespace) -> int:
@@ -33,6 +35,11 @@ def _models_show(args: argparse.Namespace) -> int:
         )
         metrics = ", ".join(f"{k}={x:.4g}" for k, x in mv.metrics.items())
         print(f"  metrics: {metrics or '-'}")
+        if mv.description:
+            print(f"  description: {mv.description}")
+        tags = ", ".join(f"{k}={x}" for k, x in sorted(mv.tags.items()))
+        if tags:
+            print(f"  tags: {tags}")
         print(f"  files: {mv.artifact.file_count}, {mv.artifact.size:,} bytes")
     return 0
 
@@ -59,6 +66,71 @@ def _models_evals(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pairs(items: list[str]) -> dict[str, str]:
+    """`key=value` arguments as a dict; a missing `=` is an error that says so."""
+    pairs = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InvalidArgument(f"tags are given as key=value, got {item!r}")
+        pairs[key] = value
+    return pairs
+
+
+def _tag(args: argparse.Namespace) -> int:
+    tags = _pairs(args.tags)
+    with open_client(args) as client:
+        if "@" in args.ref:
+            client.set_version_tags(args.ref, tags)
+        else:
+            client.set_model_tags(args.ref, tags)
+    print(f"tagged {args.ref}: {', '.join(f'{k}={x}' for k, x in tags.items())}")
+    return 0
+
+
+def _untag(args: argparse.Namespace) -> int:
+    with open_client(args) as client:
+        for key in args.keys:
+            if "@" in args.ref:
+                client.delete_version_tag(args.ref, key)
+            else:
+                client.delete_model_tag(args.ref, key)
+    print(f"removed from {args.ref}: {', '.join(args.keys)}")
+    return 0
+
+
+def _describe(args: argparse.Namespace) -> int:
+    with open_client(args) as client:
+        client.set_description(args.ref, args.text)
+    print(f"described {args.ref}")
+    return 0
+
+
+def _alias(args: argparse.Namespace) -> int:
+    with open_client(args) as client:
+        try:
+            client.set_alias(args.name, args.alias, args.version)
+        except ApprovalRequired as exc:
+            if exc.request_id is None:
+                raise
+            # Protected: the move waits for reviewers; opening the request is what was asked.
+            print(
+                f"{args.name}@{args.alias} is protected: opened request {exc.request_id}, "
+                f"which moves it to version {args.version} once approved "
+                f"(registrum requests show {exc.request_id})"
+            )
+            return 0
+    print(f"{args.name}@{args.alias} -> version {args.version}")
+    return 0
+
+
+def _unalias(args: argparse.Namespace) -> int:
+    with open_client(args) as client:
+        client.delete_alias(args.name, args.alias)
+    print(f"removed alias {args.name}@{args.alias}")
+    return 0
+
+
 def _download(args: argparse.Namespace) -> int:
     with open_client(args, read=True) as client:
         out = client.download(args.ref, args.dir)
@@ -69,9 +141,9 @@ def _download(args: argparse.Namespace) -> int:
 def add_commands(commands: Any) -> Any:
     """Adds `models list|show|evals` and `download` to the `registrum` command; returns the
     `models` group, which `approvals` extends with `aliases-history`."""
-    models = commands.add_parser("models", help="list and show registered models").add_subparsers(
-        dest="action", required=True
-    )
+    models = commands.add_parser(
+        "models", help="registered models: list, show, tag, describe, alias"
+    ).add_subparsers(dest="action", required=True)
     models_list = models.add_parser("list", help="registered models")
     models_list.add_argument("--project", default=None)
     add_store(models_list)
@@ -84,6 +156,27 @@ def add_commands(commands: Any) -> Any:
     evals.add_argument("name")
     add_store(evals)
     evals.set_defaults(handler=_models_evals)
+    tag = leaf(models, "tag", "set tags on a model (NAME) or a version (NAME@REF)", _tag)
+    tag.add_argument("ref", help="NAME or NAME@VERSION / NAME@ALIAS")
+    tag.add_argument("tags", nargs="+", metavar="KEY=VALUE")
+    untag = leaf(models, "untag", "remove tags from a model or a version", _untag)
+    untag.add_argument("ref", help="NAME or NAME@VERSION / NAME@ALIAS")
+    untag.add_argument("keys", nargs="+", metavar="KEY")
+    describe = leaf(models, "describe", "set the description of a model or a version", _describe)
+    describe.add_argument("ref", help="NAME or NAME@VERSION / NAME@ALIAS")
+    describe.add_argument("text")
+    alias = leaf(
+        models,
+        "alias",
+        "point an alias at a version (a protected alias opens a promotion request)",
+        _alias,
+    )
+    alias.add_argument("name")
+    alias.add_argument("alias")
+    alias.add_argument("version", type=int)
+    unalias = leaf(models, "unalias", "remove an alias", _unalias)
+    unalias.add_argument("name")
+    unalias.add_argument("alias")
 
     download = commands.add_parser("download", help="download a model version's files")
     download.add_argument("ref", help="NAME@ALIAS or NAME@VERSION")

@@ -24,6 +24,7 @@ from registrum.entities import (
     MetricHistory,
     ModelVersion,
     Policy,
+    Project,
     PromotionRequest,
     RegisteredModel,
     Run,
@@ -57,6 +58,22 @@ class Client:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    # -- projects -------------------------------------------------------------
+
+    def create_project(self, name: str, *, description: str | None = None) -> Project:
+        """Creates project `name` (its creator becomes its admin); `AlreadyExists` if taken."""
+        project: Project = self._store.create_project(name, description=description)
+        return project
+
+    def projects(self) -> list[Project]:
+        """The projects the signed-in user may read, by name."""
+        projects: list[Project] = self._store.list_projects()
+        return projects
+
+    def project(self, name: str) -> Project:
+        project: Project = self._store.get_project(name)
+        return project
 
     # -- runs -----------------------------------------------------------------
 
@@ -166,6 +183,29 @@ class Client:
         """Sets string tags on model version `ref` (`name@3`, `name@alias`); other tags stay."""
         tagged: ModelVersion = self._store.update_model_version(ref, tags=tags)
         return tagged
+
+    def delete_version_tag(self, ref: str, key: str) -> ModelVersion:
+        """Removes tag `key` of model version `ref` (a missing tag is no error)."""
+        untagged: ModelVersion = self._store.delete_model_version_tag(ref, key)
+        return untagged
+
+    def set_model_tags(self, name: str, tags: Mapping[str, str]) -> RegisteredModel:
+        """Sets string tags on model `name`; other tags stay."""
+        tagged: RegisteredModel = self._store.update_model(name, tags=tags)
+        return tagged
+
+    def delete_model_tag(self, name: str, key: str) -> RegisteredModel:
+        """Removes tag `key` of model `name` (a missing tag is no error)."""
+        untagged: RegisteredModel = self._store.delete_model_tag(name, key)
+        return untagged
+
+    def set_description(self, ref: str, description: str) -> RegisteredModel | ModelVersion:
+        """Describes model `name`, or one version of it (`name@3`, `name@alias`)."""
+        if "@" in ref:
+            version: ModelVersion = self._store.update_model_version(ref, description=description)
+            return version
+        model: RegisteredModel = self._store.update_model(ref, description=description)
+        return model
 
     def delete_alias(self, name: str, alias: str) -> None:
         self._store.delete_alias(name, alias)

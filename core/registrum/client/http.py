@@ -624,6 +624,14 @@ class HttpStore(w.Connection):
         body = {"description": description, "tags": tags}
         return ModelVersion.from_dict(self._json("PATCH", f"/models/{w.ref(ref)}", body=body))
 
+    def delete_model_tag(self, name: str, key: str) -> RegisteredModel:
+        path = f"/models/{w.model(name)}/tags/{w.q(v.key(key, 'tag key'))}"
+        return RegisteredModel.from_dict(self._json("DELETE", path))
+
+    def delete_model_version_tag(self, ref: str, key: str) -> ModelVersion:
+        path = f"/models/{w.ref(ref)}/tags/{w.q(v.key(key, 'tag key'))}"
+        return ModelVersion.from_dict(self._json("DELETE", path))
+
     def set_alias(
         self,
         name: str,

@@ -288,6 +288,10 @@ class Transport(Protocol):
         self, ref: str, *, description: str | None = None, tags: Mapping[str, str] | None = None
     ) -> ModelVersion: ...
 
+    def delete_model_tag(self, name: str, key: str) -> RegisteredModel: ...
+
+    def delete_model_version_tag(self, ref: str, key: str) -> ModelVersion: ...
+
     def set_alias(
         self,
         name: str,

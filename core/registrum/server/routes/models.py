@@ -90,6 +90,18 @@ def update_version(name: str, ref: str, body: s.UpdateModel, store: StoreDep) ->
     )
 
 
+@router.delete("/models/{name}/tags/{key}")
+def delete_model_tag(name: str, key: str, store: StoreDep) -> JSON:
+    """Removes a model's tag (a missing tag is no error); answers the model."""
+    return JSON(store.delete_model_tag(name, key))
+
+
+@router.delete("/models/{name}/versions/{ref}/tags/{key}")
+def delete_version_tag(name: str, ref: str, key: str, store: StoreDep) -> JSON:
+    """Removes a version's tag (a missing tag is no error); answers the version."""
+    return JSON(store.delete_model_version_tag(_ref(name, ref), key))
+
+
 @router.put("/models/{name}/aliases/{alias}")
 def set_alias(
     name: str, alias: str, body: s.SetAlias, store: StoreDep, key: IdempotencyKey = None

@@ -1,0 +1,125 @@
+"""Curating a store from the Client and the CLI: projects, and a registry's tags,
+descriptions and aliases (protected aliases through a promotion request)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import registrum
+from registrum.cli import main
+from registrum.errors import AlreadyExists, ApprovalRequired, InvalidArgument, ProjectNotFound
+from targets import Target
+
+
+def _registered(target: Target, tmp_path: Path, versions: int = 2) -> None:
+    weights = tmp_path / "w.bin"
+    for i in range(versions):
+        weights.write_bytes(b"w" * (100 + i))
+        with registrum.init(project="team", store=target.store) as run:
+            run.register_model("clf", path=weights)
+
+
+def test_projects_from_the_client(target: Target) -> None:
+    with registrum.Client(target.store) as client:
+        made = client.create_project("vision", description="image models")
+        assert (made.name, made.description) == ("vision", "image models")
+        client.create_project("audio")
+        assert [p.name for p in client.projects()] == ["audio", "vision"]
+        assert client.project("vision").description == "image models"
+        with pytest.raises(AlreadyExists):
+            client.create_project("vision")
+        with pytest.raises(ProjectNotFound):
+            client.project("nope")
+
+
+def test_tags_and_descriptions_from_the_client(target: Target, tmp_path: Path) -> None:
+    _registered(target, tmp_path)
+    with registrum.Client(target.store) as client:
+        client.set_model_tags("clf", {"team": "risk", "tier": "gold"})
+        assert client.delete_model_tag("clf", "team").tags == {"tier": "gold"}
+        assert client.delete_model_tag("clf", "never-set").tags == {"tier": "gold"}
+        client.set_version_tags("clf@2", {"checked": "yes", "by": "ana"})
+        assert client.delete_version_tag("clf@2", "by").tags == {"checked": "yes"}
+        assert client.model_version("clf@1").tags == {}
+
+        assert client.set_description("clf", "fraud classifier").description == "fraud classifier"
+        assert client.set_description("clf@1", "the baseline").description == "the baseline"
+        assert client.model("clf").description == "fraud classifier"
+        assert client.model_version("clf@1").description == "the baseline"
+        with pytest.raises(InvalidArgument):
+            client.delete_version_tag("clf@1", "")
+        with pytest.raises(InvalidArgument):
+            client.set_description("clf@x y", "no such reference")
+
+    listed = target.reader.list_audit(action="model_version.tag_deleted")
+    assert [e.entity_id for e in listed] == ["clf@2"]
+
+
+def test_the_registry_from_the_cli(
+    target: Target, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _registered(target, tmp_path)
+    store = ["--store", target.store] if target.store else []
+
+    def cli(*args: str) -> tuple[int, str, str]:
+        code = main([*args, *store])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    assert cli("projects", "create", "vision", "--description", "image models")[0] == 0
+    code, out, _ = cli("projects", "list")
+    assert code == 0 and "vision" in out and "image models" in out and "team" in out
+    code, out, _ = cli("projects", "show", "team")
+    assert code == 0 and "models: clf" in out
+    code, _, err = cli("projects", "create", "vision")
+    assert code == 1 and "already exists" in err
+
+    assert cli("models", "tag", "clf@2", "stage=qa", "owner=ana")[0] == 0
+    assert cli("models", "tag", "clf", "tier=gold")[0] == 0
+    assert cli("models", "untag", "clf@2", "owner")[0] == 0
+    assert cli("models", "describe", "clf@2", "second try")[0] == 0
+    assert cli("models", "describe", "clf", "a classifier")[0] == 0
+    assert cli("models", "alias", "clf", "champion", "2")[1] == "clf@champion -> version 2\n"
+    assert cli("models", "alias", "clf", "old", "1")[0] == 0
+    assert cli("models", "unalias", "clf", "old")[0] == 0
+    code, out, _ = cli("models", "show", "clf@champion")
+    assert code == 0 and "description: second try" in out and "tags: stage=qa" in out
+
+    version = target.reader.get_model_version("clf@2")
+    assert (version.tags, version.description, version.aliases) == (
+        {"stage": "qa"},
+        "second try",
+        ["champion"],
+    )
+    model = target.reader.get_model("clf")
+    assert (model.tags, model.description, model.aliases) == (
+        {"tier": "gold"},
+        "a classifier",
+        {"champion": 2},
+    )
+
+    code, _, err = cli("models", "tag", "clf@2", "no-equals-sign")
+    assert code == 1 and "key=value" in err
+    code, _, err = cli("models", "unalias", "clf", "never")
+    assert code == 1 and "no alias 'never'" in err
+
+
+def test_a_protected_alias_from_the_cli_opens_a_request(
+    target: Target, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _registered(target, tmp_path)
+    store = ["--store", target.store] if target.store else []
+    with registrum.Client(target.store) as client:
+        client.set_alias("clf", "production", 1)
+        client.set_policy("clf", protected=["production"])
+        with pytest.raises(ApprovalRequired) as opened:
+            client.set_alias("clf", "production", 2)
+        first = opened.value.request_id
+        assert isinstance(first, int) and client.request(first).version == 2
+
+    assert main(["models", "alias", "clf", "production", "2", *store]) == 0
+    out = capsys.readouterr().out
+    assert "is protected: opened request" in out and "registrum requests show" in out
+    assert target.reader.get_model_version("clf@production").version == 1  # it did not move
