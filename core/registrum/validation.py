@@ -8,6 +8,7 @@ integer columns hold.
 
 from __future__ import annotations
 
+import datetime
 import math
 import re
 import unicodedata
@@ -336,6 +337,29 @@ def timestamp(value: Any, what: str) -> float:
     if not math.isfinite(value):
         raise InvalidArgument(f"{what} must be a finite Unix time in seconds, got {value!r}")
     return float(value)
+
+
+def instant(value: Any, what: str) -> float:
+    """A point in time given as Unix seconds or as ISO 8601 text (`2026-11-01T00:00:00Z`,
+    `2026-11-01T09:30+02:00`, `2026-11-01`; without a zone it is UTC); Unix seconds back."""
+    if isinstance(value, str):
+        text = value.strip()
+        if re.fullmatch(r"[+-]?\d+(\.\d*)?", text):
+            return timestamp(float(text), what)
+        try:
+            parsed = datetime.datetime.fromisoformat(text.replace("z", "Z"))
+        except ValueError:
+            raise InvalidArgument(
+                f"{what} must be Unix seconds or an ISO 8601 time such as "
+                f"2026-11-01T00:00:00Z, got {value!r}"
+            ) from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+        return parsed.timestamp()
+    if isinstance(value, datetime.datetime):
+        aware = value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)
+        return aware.timestamp()
+    return timestamp(value, what)
 
 
 MAX_IDEMPOTENCY_KEY = 255

@@ -3,13 +3,23 @@ descriptions and aliases (protected aliases through a promotion request)."""
 
 from __future__ import annotations
 
+import datetime
+import time
 from pathlib import Path
 
 import pytest
+import requests
 
 import registrum
 from registrum.cli import main
-from registrum.errors import AlreadyExists, ApprovalRequired, InvalidArgument, ProjectNotFound
+from registrum.errors import (
+    AliasNotFound,
+    AlreadyExists,
+    ApprovalRequired,
+    InvalidArgument,
+    ModelVersionNotFound,
+    ProjectNotFound,
+)
 from targets import Target
 
 
@@ -123,3 +133,103 @@ def test_a_protected_alias_from_the_cli_opens_a_request(
     out = capsys.readouterr().out
     assert "is protected: opened request" in out and "registrum requests show" in out
     assert target.reader.get_model_version("clf@production").version == 1  # it did not move
+
+
+def test_time_travel_answers_where_an_alias_pointed(target: Target, tmp_path: Path) -> None:
+    _registered(target, tmp_path, versions=3)
+    with registrum.Client(target.store) as client:
+        before_any = time.time()
+        time.sleep(0.02)
+        client.set_alias("clf", "production", 1)
+        time.sleep(0.02)
+        on_one = time.time()
+        time.sleep(0.02)
+        client.set_alias("clf", "production", 2)
+        time.sleep(0.02)
+        on_two = datetime.datetime.now(datetime.timezone.utc)
+        time.sleep(0.02)
+        client.delete_alias("clf", "production")
+
+        assert client.model_version("clf@production", at=on_one).version == 1
+        iso = on_two.isoformat().replace("+00:00", "Z")
+        assert client.model_version("clf@production", at=iso).version == 2
+        assert client.model_version("clf@production", at=on_two).version == 2
+        with pytest.raises(AliasNotFound, match="had no alias 'production' at"):
+            client.model_version("clf@production", at=before_any)
+        with pytest.raises(AliasNotFound):  # deleted since: no alias now, none at the end
+            client.model_version("clf@production", at=time.time())
+        assert client.model_version("clf@latest", at=on_one).version == 3
+        assert client.model_version("clf@2", at=on_one).version == 2
+        with pytest.raises(ModelVersionNotFound, match="had no versions at"):
+            client.model_version("clf", at="2001-01-01")
+        with pytest.raises(InvalidArgument, match="ISO 8601"):
+            client.model_version("clf@production", at="last tuesday")
+
+
+def test_rollback_moves_an_alias_back(
+    target: Target, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _registered(target, tmp_path, versions=3)
+    store = ["--store", target.store] if target.store else []
+    with registrum.Client(target.store) as client:
+        with pytest.raises(InvalidArgument, match="never moved"):
+            client.rollback("clf@production")
+        client.set_alias("clf", "production", 1)
+        with pytest.raises(InvalidArgument, match="its first move set it"):
+            client.rollback("clf@production")
+        client.set_alias("clf", "production", 3)
+        assert client.rollback("clf@production").version == 1
+        with pytest.raises(InvalidArgument, match="NAME@ALIAS"):
+            client.rollback("clf@2")
+
+        client.set_alias("clf", "production", 2)
+        assert main(["models", "rollback", "clf@production", *store]) == 0
+        assert capsys.readouterr().out == "clf@production -> version 1 (rolled back)\n"
+        assert main(["models", "show", "clf@production", "--at", str(time.time()), *store]) == 0
+        assert "clf@1" in capsys.readouterr().out
+
+        client.set_alias("clf", "production", 3)
+        client.set_policy("clf", protected=["production"])
+        with pytest.raises(ApprovalRequired) as opened:
+            client.rollback("clf@production")
+        assert opened.value.request_id is not None
+        assert client.request(opened.value.request_id).version == 1
+        assert client.model_version("clf@production").version == 3
+
+
+def test_runs_are_renamed_and_described(target: Target) -> None:
+    with registrum.init(project="team", name="first-try", store=target.store) as run:
+        run_id = run.id
+    with registrum.Client(target.store) as client:
+        assert client.set_run_name(run_id, "baseline").name == "baseline"
+        assert client.set_run_description(run_id, "lr sweep start").description == (
+            "lr sweep start"
+        )
+        got = client.run(run_id)
+        assert (got.name, got.description) == ("baseline", "lr sweep start")
+        with pytest.raises(InvalidArgument):
+            client.set_run_name(run_id, "")
+    changes = [(e.before, e.after) for e in target.reader.list_audit(action="run.updated")]
+    assert ({"name": "first-try"}, {"name": "baseline"}) in changes
+    assert ({"description": None}, {"description": "lr sweep start"}) in changes
+
+
+def test_the_at_parameter_over_http(tmp_path: Path) -> None:
+    from registrum.server import Settings
+    from serving import running_server
+
+    settings = Settings(store_url=f"sqlite:///{tmp_path}/r.db", blobs=tmp_path / "blobs")
+    with running_server(settings) as url:
+        _registered(Target(url, None, tmp_path), tmp_path, versions=1)
+        api = f"{url}/api/v1/models/clf/versions"
+        with registrum.Client(url) as client:
+            client.set_alias("clf", "prod", 1)
+        now = time.time()
+        for at in (str(now), "2999-01-01T00:00:00Z", "2999-01-01"):
+            answer = requests.get(f"{api}/prod", params={"at": at}, timeout=30)
+            assert answer.status_code == 200 and answer.json()["version"] == 1, answer.text
+        for at in ("yesterday", "nan", "1e400"):
+            answer = requests.get(f"{api}/prod", params={"at": at}, timeout=30)
+            assert answer.status_code == 400, (at, answer.text)
+        early = requests.get(f"{api}/prod", params={"at": "2001-01-01"}, timeout=30)
+        assert early.status_code == 404 and "had no alias" in early.json()["error"]["message"]

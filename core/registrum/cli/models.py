@@ -24,7 +24,10 @@ def _models_list(args: argparse.Namespace) -> int:
 
 def _models_show(args: argparse.Namespace) -> int:
     with open_client(args, read=True) as client:
-        if "@" in args.ref:
+        if args.at is not None:
+            versions = [client.model_version(args.ref, at=args.at)]
+            print(f"{args.ref} at {args.at}:")
+        elif "@" in args.ref:
             versions = [client.model_version(args.ref)]
         else:
             versions = client.model_versions(args.ref)
@@ -124,6 +127,23 @@ def _alias(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rollback(args: argparse.Namespace) -> int:
+    name, _, alias = args.ref.partition("@")
+    with open_client(args) as client:
+        try:
+            moved = client.rollback(args.ref)
+        except ApprovalRequired as exc:
+            if exc.request_id is None:
+                raise
+            print(
+                f"{args.ref} is protected: opened request {exc.request_id}, which moves it "
+                f"back once approved (registrum requests show {exc.request_id})"
+            )
+            return 0
+    print(f"{name}@{alias} -> version {moved.version} (rolled back)")
+    return 0
+
+
 def _unalias(args: argparse.Namespace) -> int:
     with open_client(args) as client:
         client.delete_alias(args.name, args.alias)
@@ -150,6 +170,12 @@ def add_commands(commands: Any) -> Any:
     models_list.set_defaults(handler=_models_list)
     models_show = models.add_parser("show", help="a model's versions, or one (NAME@REF)")
     models_show.add_argument("ref")
+    models_show.add_argument(
+        "--at",
+        default=None,
+        help="what REF named at this time (ISO 8601, e.g. 2026-11-01T00:00:00Z, or Unix "
+        "seconds; UTC unless it says otherwise): an alias from its history",
+    )
     add_store(models_show)
     models_show.set_defaults(handler=_models_show)
     evals = models.add_parser("evals", help="how every version did on each evaluation dataset")
@@ -174,6 +200,13 @@ def add_commands(commands: Any) -> Any:
     alias.add_argument("name")
     alias.add_argument("alias")
     alias.add_argument("version", type=int)
+    rollback = leaf(
+        models,
+        "rollback",
+        "move an alias back to the version it pointed at before its last move",
+        _rollback,
+    )
+    rollback.add_argument("ref", metavar="NAME@ALIAS")
     unalias = leaf(models, "unalias", "remove an alias", _unalias)
     unalias.add_argument("name")
     unalias.add_argument("alias")

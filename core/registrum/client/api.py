@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from registrum import validation as v
 from registrum.client import files as f
 from registrum.client.settings import ClientSettings
 from registrum.client.transport import Transport, open_transport
@@ -32,7 +34,7 @@ from registrum.entities import (
     Webhook,
     _Unset,
 )
-from registrum.errors import ArtifactNotFound
+from registrum.errors import ArtifactNotFound, InvalidArgument
 
 
 class Client:
@@ -110,6 +112,16 @@ class Client:
         run: Run = self._store.get_run(run_id)
         return run
 
+    def set_run_name(self, run_id: str, name: str) -> Run:
+        """Renames a run (an editor of its project); audited."""
+        run: Run = self._store.update_run(run_id, name=name)
+        return run
+
+    def set_run_description(self, run_id: str, description: str) -> Run:
+        """Describes a run (an editor of its project); audited."""
+        run: Run = self._store.update_run(run_id, description=description)
+        return run
+
     def metric_history(
         self, run_id: str, key: str, *, max_points: int | None = None
     ) -> MetricHistory:
@@ -161,10 +173,35 @@ class Client:
         model: RegisteredModel = self._store.get_model(name)
         return model
 
-    def model_version(self, ref: str) -> ModelVersion:
-        """`name@alias`, `name@3`, `name@latest` or `name`."""
-        version: ModelVersion = self._store.get_model_version(ref)
+    def model_version(
+        self, ref: str, *, at: str | float | datetime.datetime | None = None
+    ) -> ModelVersion:
+        """`name@alias`, `name@3`, `name@latest` or `name`; with `at` (ISO 8601 such as
+        `"2026-11-01T00:00:00Z"`, Unix seconds, or a datetime; UTC unless it says
+        otherwise), the version `ref` named at that time: an alias from its history."""
+        when = None if at is None else v.instant(at, "at")
+        version: ModelVersion = self._store.get_model_version(ref, at=when)
         return version
+
+    def rollback(self, ref: str) -> ModelVersion:
+        """Moves alias `name@alias` back to the version it pointed at before its last move,
+        as a compare-and-set against where it points now. A protected alias opens a
+        promotion request instead (`ApprovalRequired`, whose `request_id` names it)."""
+        name, sep, alias = ref.partition("@")
+        if not sep or not alias or alias.isdigit() or alias == "latest":
+            raise InvalidArgument(f"rollback takes NAME@ALIAS, got {ref!r}")
+        moves = self._store.alias_history(name, alias)
+        if not moves or moves[-1].from_version is None:
+            raise InvalidArgument(
+                f"{ref} has no earlier version to go back to"
+                + (" (its first move set it)" if moves else " (it never moved)")
+            )
+        last = moves[-1]
+        assert last.from_version is not None
+        moved: ModelVersion = self._store.set_alias(
+            name, alias, last.from_version, expected_version=last.to_version
+        )
+        return moved
 
     def model_versions(self, name: str) -> list[ModelVersion]:
         versions: list[ModelVersion] = self._store.list_model_versions(name)

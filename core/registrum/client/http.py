@@ -609,8 +609,9 @@ class HttpStore(w.Connection):
         path = f"/models/{w.model(name)}/versions"
         return ModelVersion.from_dict(self._write("POST", path, key=idempotency_key, body=body))
 
-    def get_model_version(self, ref: str) -> ModelVersion:
-        return ModelVersion.from_dict(self._json("GET", f"/models/{w.ref(ref)}"))
+    def get_model_version(self, ref: str, *, at: float | str | None = None) -> ModelVersion:
+        params = {} if at is None else {"at": str(v.instant(at, "at"))}
+        return ModelVersion.from_dict(self._json("GET", f"/models/{w.ref(ref)}", params=params))
 
     def list_model_versions(
         self, name: str, *, limit: int | None = None, offset: int = 0

@@ -78,9 +78,11 @@ def list_versions(name: str, store: StoreDep, limit: Limit = 100, cursor: Cursor
 
 
 @router.get("/models/{name}/versions/{ref}")
-def get_version(name: str, ref: str, store: StoreDep) -> JSON:
-    """`ref` is a version number, an alias or `latest`."""
-    return JSON(store.get_model_version(_ref(name, ref)))
+def get_version(name: str, ref: str, store: StoreDep, at: str | None = None) -> JSON:
+    """`ref` is a version number, an alias or `latest`; with `at` (Unix seconds, or ISO 8601
+    such as `2026-11-01T00:00:00Z`), what it named at that time (an alias: from its
+    history)."""
+    return JSON(store.get_model_version(_ref(name, ref), at=at))
 
 
 @router.patch("/models/{name}/versions/{ref}")

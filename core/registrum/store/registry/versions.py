@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from registrum import validation as v
@@ -18,7 +19,13 @@ from registrum.entities import (
     decode_float,
     encode_nonfinite,
 )
-from registrum.errors import AlreadyExists, InvalidArgument, StoreError
+from registrum.errors import (
+    AliasNotFound,
+    AlreadyExists,
+    InvalidArgument,
+    ModelVersionNotFound,
+    StoreError,
+)
 from registrum.store import schema as t
 from registrum.store._base import RETRIES, StoreBase, dumps, json_text, loads, now
 from registrum.store.idempotency import claim
@@ -416,11 +423,56 @@ class RegistryMixin(RegistryLifecycleMixin, AliasesMixin, RunsMixin, StoreBase):
             params_text = dumps(encode_nonfinite(dict(sorted(params.items()))))
         return metric_map, params_text
 
-    def get_model_version(self, ref: str) -> ModelVersion:
-        """Resolves `name`, `name@latest`, `name@3` or `name@alias`."""
+    def get_model_version(self, ref: str, *, at: float | str | None = None) -> ModelVersion:
+        """Resolves `name`, `name@latest`, `name@3` or `name@alias`; with `at` (Unix seconds
+        or ISO 8601), what `ref` named at that time: the version the alias pointed at (from
+        its history), the newest version registered by then, or version N if it existed."""
         name, wanted = v.model_ref(ref)
+        when = None if at is None else v.instant(at, "at")
         with self._read() as conn:
-            return self._load_version(conn, self._resolve(conn, name, wanted, need="viewer"))
+            if when is None:
+                found = self._resolve(conn, name, wanted, need="viewer")
+            else:
+                found = self._resolve_at(conn, name, wanted, when)
+            return self._load_version(conn, found)
+
+    def _resolve_at(
+        self, conn: Connection, name: str, wanted: int | str | None, when: float
+    ) -> int:
+        model = self._model_row(conn, name, need="viewer")
+        mv, h = t.model_versions.c, t.alias_history.c
+        then = _iso(when)
+        number: int | None
+        if isinstance(wanted, str):
+            number = conn.execute(
+                select(h.to_version)
+                .where(h.model_id == model.id, h.alias == wanted, h.at <= when)
+                .order_by(h.id.desc())
+                .limit(1)
+            ).scalar()
+            if number is None:
+                raise AliasNotFound(
+                    f"model {name!r} had no alias {wanted!r} at {then}", model=name, alias=wanted
+                )
+        else:
+            number = conn.execute(
+                select(func.max(mv.version)).where(
+                    mv.model_id == model.id,
+                    mv.created_at <= when,
+                    *([mv.version == wanted] if wanted is not None else []),
+                )
+            ).scalar()
+            if number is None:
+                what = f"version {wanted}" if wanted is not None else "versions"
+                raise ModelVersionNotFound(
+                    f"model {name!r} had no {what} at {then}", model=name, version=wanted
+                )
+        # A version deleted since still answers what the reference named then.
+        return int(
+            conn.execute(
+                select(mv.id).where(mv.model_id == model.id, mv.version == int(number))
+            ).scalar_one()
+        )
 
     def list_model_versions(
         self, name: str, *, limit: int | None = None, offset: int = 0
@@ -465,3 +517,9 @@ class RegistryMixin(RegistryLifecycleMixin, AliasesMixin, RunsMixin, StoreBase):
                 after={"description": description, "tags": tag_map},
             )
             return version
+
+
+def _iso(when: float) -> str:
+    """A time as the messages show it: ISO 8601 in UTC, to the second."""
+    stamp = datetime.datetime.fromtimestamp(when, datetime.timezone.utc)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
