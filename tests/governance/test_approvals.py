@@ -196,10 +196,37 @@ def test_a_stale_request_does_not_move_an_alias_moved_since(local: Store) -> Non
         second = local.request_promotion("m", "champion", 3)
     with team.as_("r1"):
         local.approve_request(first["id"])
-        with pytest.raises(Conflict, match="open a new request"):
+        # The move made the other request stale at once: it says what happened.
+        stale = local.get_request(second["id"])
+        assert stale["state"] == "stale"
+        assert (
+            "m@champion moved to version 2 after this request opened" in (stale["decision_comment"])
+        )
+        with pytest.raises(Conflict, match="is stale: m@champion moved to version 2"):
             local.approve_request(second["id"])
-    assert local.get_request(second["id"])["state"] == "open"
+    assert local.get_request(second["id"])["state"] == "stale"
     assert local.get_model_version("m@champion").version == 2
+    assert [r["id"] for r in local.list_requests("m", state="stale")] == [second["id"]]
+    [event] = local.list_audit(action="approval.stale")
+    assert event.entity_id == str(second["id"])
+
+    # A direct move (the alias unprotected) and a removal stale open requests too.
+    with team.as_("editor"):
+        third = local.request_promotion("m", "champion", 3)
+    with team.as_("padmin"):
+        local.set_policy("m", protected=[])
+        local.set_alias("m", "champion", 1)
+    assert local.get_request(third["id"])["state"] == "stale"
+    with team.as_("padmin"):
+        local.set_policy("m", protected=["champion"])
+    with team.as_("editor"):
+        fourth = local.request_promotion("m", "champion", 3)
+    with team.as_("padmin"):
+        local.set_policy("m", protected=[])
+        local.delete_alias("m", "champion")
+    assert (
+        "moved to nothing (it was removed)" in local.get_request(fourth["id"])["decision_comment"]
+    )
 
 
 def test_required_tags_gate(local: Store) -> None:

@@ -141,7 +141,9 @@ def add_commands(commands: Any, models: Any) -> None:
     opened.add_argument("--comment", default=None)
     listed = leaf(requests, "list", "a model's requests, newest first", _requests_list)
     listed.add_argument("name")
-    listed.add_argument("--state", default=None, help="open, approved, rejected or cancelled")
+    listed.add_argument(
+        "--state", default=None, help="open, approved, rejected, cancelled or stale"
+    )
     leaf(requests, "show", "one request: votes and gates", _requests_show).add_argument(
         "id", type=int
     )

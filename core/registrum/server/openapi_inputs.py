@@ -70,7 +70,7 @@ _PARAMETERS: dict[str, Schema] = {
     "request_id": _ID,
     "expected_version": _ID,
     "webhook_id": {"type": "string", "pattern": "^[A-Za-z0-9]{1,64}$"},
-    "state": _enum("open", "approved", "rejected", "cancelled"),
+    "state": _enum("open", "approved", "rejected", "cancelled", "stale"),
     "status": _enum("pending", "delivered", "failed"),
     "direction": _enum("up", "down", "both"),
     "depth": {"type": "integer", "minimum": 0, "maximum": 100},

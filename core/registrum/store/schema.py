@@ -480,7 +480,7 @@ promotion_requests = Table(
     # The version the alias pointed at when the request opened (None: unset); the move is a
     # compare-and-set against it.
     Column("from_version", Integer),
-    # open, approved, rejected or cancelled
+    # open, approved, rejected, cancelled or stale (the alias moved after it opened)
     Column("state", String(16), nullable=False),
     Column("requested_by", NAME, nullable=False),
     Column("comment", Text),

@@ -76,7 +76,8 @@ def list_requests(
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> JSON:
-    """The model's requests, newest first; `state`: open, approved, rejected or cancelled."""
+    """The model's requests, newest first; `state`: open, approved, rejected, cancelled or
+    stale (the alias moved after it opened)."""
     return page(
         lambda n, at: store.list_requests(name, state=state, alias=alias, limit=n, offset=at),
         limit,

@@ -41,7 +41,7 @@ from registrum.store.idempotency import Claim, IdempotencyMixin, claim
 from registrum.store.registry.evaluations import EvaluationsMixin
 from registrum.store.registry.moves import AliasMovesMixin
 
-STATES = ("open", "approved", "rejected", "cancelled")
+STATES = ("open", "approved", "rejected", "cancelled", "stale")
 DEFAULT_POLICY: dict[str, Any] = {
     "protected": [],
     "approver_role": "reviewer",
@@ -406,6 +406,12 @@ class ApprovalsMixin(AliasMovesMixin, EvaluationsMixin, IdempotencyMixin, StoreB
                     self._require(conn, row.project_id, "admin", name=project)
             else:
                 self._require(conn, row.project_id, policy["approver_role"], name=project)
+            if locked.state == "stale":
+                raise Conflict(
+                    f"request {request_id} is stale: {locked.decision_comment}",
+                    request_id=request_id,
+                    state=locked.state,
+                )
             if locked.state != "open":
                 raise Conflict(
                     f"request {request_id} is already {locked.state}; open a new request "

@@ -99,14 +99,63 @@ class AliasMovesMixin(RegistryReadMixin, StoreBase):
             if after_id is None
             else {"version": numbers[after_id], **({"request": request_id} if request_id else {})},
         )
+        before = None if before_id is None else numbers.get(before_id)
+        after = None if after_id is None else numbers.get(after_id)
         conn.execute(
             t.alias_history.insert().values(
                 model_id=model_id,
                 alias=alias,
-                from_version=numbers.get(before_id) if before_id is not None else None,
-                to_version=numbers.get(after_id) if after_id is not None else None,
+                from_version=before,
+                to_version=after,
                 actor=current_actor(),
                 at=now(),
                 request_id=request_id,
             )
         )
+        self._stale_requests(conn, model_id, f"{model[0]}@{alias}", alias, model[1], after)
+
+    def _stale_requests(
+        self,
+        conn: Connection,
+        model_id: int,
+        ref: str,
+        alias: str,
+        project: str,
+        after: int | None,
+    ) -> None:
+        """Marks `stale` the open requests to move `alias` that were opened while it pointed
+        elsewhere: their compare-and-set can no longer win, so they say so at once."""
+        r = t.promotion_requests.c
+        stale = conn.execute(
+            select(r.id, r.version, r.from_version).where(
+                r.model_id == model_id, r.alias == alias, r.state == "open"
+            )
+        ).all()
+        where = f"version {after}" if after is not None else "nothing (it was removed)"
+        for row in stale:
+            if row.from_version == after:
+                continue  # it points where it did when the request opened
+            opened = f"version {row.from_version}" if row.from_version is not None else "nothing"
+            reason = (
+                f"{ref} moved to {where} after this request opened (it pointed at {opened}); "
+                f"open a new request to move it to version {row.version}"
+            )
+            conn.execute(
+                update(t.promotion_requests)
+                .where(r.id == row.id, r.state == "open")
+                .values(
+                    state="stale",
+                    decided_by=current_actor(),
+                    decided_at=now(),
+                    decision_comment=reason,
+                )
+            )
+            self._audit(
+                conn,
+                "approval.stale",
+                "promotion_request",
+                str(row.id),
+                project=project,
+                before={"state": "open"},
+                after={"state": "stale", "reason": reason},
+            )
