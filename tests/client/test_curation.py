@@ -233,3 +233,55 @@ def test_the_at_parameter_over_http(tmp_path: Path) -> None:
             assert answer.status_code == 400, (at, answer.text)
         early = requests.get(f"{api}/prod", params={"at": "2001-01-01"}, timeout=30)
         assert early.status_code == 404 and "had no alias" in early.json()["error"]["message"]
+
+
+def test_runs_move_from_the_client_and_the_cli(
+    target: Target, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = ["--store", target.store] if target.store else []
+    with registrum.init(project="scratch", store=target.store) as run:
+        run.log({"loss": 0.2})
+        first = run.id
+    with registrum.init(project="scratch", store=target.store) as run:
+        second = run.id
+    with registrum.Client(target.store) as client:
+        client.create_project("paper")
+        assert client.move_run(first, "paper").project == "paper"
+        assert [r.id for r in client.runs("paper")] == [first]
+        assert client.metric_history(first, "loss").values.tolist() == [0.2]
+    assert main(["runs", "move", second, "paper", *store]) == 0
+    assert capsys.readouterr().out == f"moved run {second} to project paper\n"
+    assert main(["runs", "move", second, "nowhere", *store]) == 1
+    assert "project 'nowhere' does not exist" in capsys.readouterr().err
+
+
+def test_moving_a_run_needs_an_editor_of_both_projects(tmp_path: Path) -> None:
+    from contextlib import closing
+
+    from registrum.client.http import HttpStore
+    from registrum.errors import Forbidden
+    from serving import auth_server
+
+    with auth_server(tmp_path, ("ana", "vic")) as (url, admin, tokens):
+        for project in ("src", "dest"):
+            admin.create_project(project)
+        admin.add_member("src", "ana", "editor")
+        admin.add_member("dest", "ana", "viewer")
+        admin.add_member("src", "vic", "viewer")
+        admin.add_member("dest", "vic", "editor")
+        run_id = admin.create_run("src").id
+        with closing(HttpStore(url, token=tokens["ana"])) as ana, pytest.raises(Forbidden):
+            ana.move_run(run_id, "dest")  # a viewer of the target
+        with closing(HttpStore(url, token=tokens["vic"])) as vic, pytest.raises(Forbidden):
+            vic.move_run(run_id, "dest")  # a viewer of the source
+        assert admin.get_run(run_id).project == "src"
+        admin.add_member("dest", "ana", "editor")
+        with closing(HttpStore(url, token=tokens["ana"])) as ana:
+            assert ana.move_run(run_id, "dest").project == "dest"
+        answer = requests.post(
+            f"{url}/api/v1/runs/{run_id}/move",
+            json={"project": 5},
+            headers={"authorization": f"Bearer {tokens['ana']}"},
+            timeout=30,
+        )
+        assert answer.status_code == 400, answer.text

@@ -333,6 +333,7 @@ def requests_for(w: World) -> dict[str, tuple[str, dict[str, Any]]]:
         "GET /api/v1/runs/{run_id}": ("viewer", {}),
         "PATCH /api/v1/runs/{run_id}": ("editor", {"json": {"name": "r"}}),
         "POST /api/v1/runs/{run_id}/status": ("editor", {"json": {"status": "running"}}),
+        "POST /api/v1/runs/{run_id}/move": ("editor", {"json": {"project": "p"}}),
         "POST /api/v1/runs/{run_id}/heartbeat": ("editor", {}),
         "POST /api/v1/runs/{run_id}/params": ("editor", {"json": {"params": {"lr": 0.1}}}),
         "GET /api/v1/runs/{run_id}/params/{key}/history": ("viewer", {"key": "lr"}),

@@ -101,9 +101,16 @@ def _runs_code(args: argparse.Namespace) -> int:
     return 0
 
 
+def _runs_move(args: argparse.Namespace) -> int:
+    with open_client(args) as client:
+        run = client.move_run(args.run_id, args.project)
+    print(f"moved run {run.id} to project {run.project}")
+    return 0
+
+
 def add_commands(commands: Any) -> None:
     """Adds `runs list`, `show`, `code`, `files` and `download` to the `registrum` command."""
-    runs = commands.add_parser("runs", help="list and show runs").add_subparsers(
+    runs = commands.add_parser("runs", help="list, show and move runs").add_subparsers(
         dest="action", required=True
     )
     runs_list = runs.add_parser("list", help="runs of a project, filtered and ordered")
@@ -117,6 +124,11 @@ def add_commands(commands: Any) -> None:
     runs_show.add_argument("run_id")
     add_store(runs_show)
     runs_show.set_defaults(handler=_runs_show)
+    move = runs.add_parser("move", help="move a run, with its child runs, to another project")
+    move.add_argument("run_id")
+    move.add_argument("project")
+    add_store(move)
+    move.set_defaults(handler=_runs_move)
     code = runs.add_parser("code", help="a run's code version, or two runs' compared")
     code.add_argument("run_id")
     code.add_argument("other", nargs="?", default=None, help="a second run to compare with")

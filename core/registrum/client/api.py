@@ -117,6 +117,13 @@ class Client:
         run: Run = self._store.update_run(run_id, name=name)
         return run
 
+    def move_run(self, run_id: str, project: str) -> Run:
+        """Moves a run, with its child runs, to `project` (you must be an editor of both):
+        its metrics, params, artifacts and logged models go with it; lineage is kept; an
+        artifact takes the next free version of its name there."""
+        run: Run = self._store.move_run(run_id, project)
+        return run
+
     def set_run_description(self, run_id: str, description: str) -> Run:
         """Describes a run (an editor of its project); audited."""
         run: Run = self._store.update_run(run_id, description=description)

@@ -128,6 +128,10 @@ class HttpStore(w.Connection):
         body = {"name": name, "description": description}
         return Run.from_dict(self._json("PATCH", f"/runs/{w.run(run_id)}", body=body))
 
+    def move_run(self, run_id: str, project: str) -> Run:
+        body = {"project": project}
+        return Run.from_dict(self._json("POST", f"/runs/{w.run(run_id)}/move", body=body))
+
     def set_run_status(self, run_id: str, status: str, *, end_time: float | None = None) -> Run:
         body = {"status": status, "end_time": end_time}
         return Run.from_dict(self._json("POST", f"/runs/{w.run(run_id)}/status", body=body))

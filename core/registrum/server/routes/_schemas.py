@@ -51,6 +51,10 @@ class UpdateRun(Body):
     description: Any = None
 
 
+class MoveRun(Body):
+    project: Any
+
+
 class SetStatus(Body):
     status: Any
     end_time: float | None = None

@@ -42,6 +42,13 @@ def update_run(run_id: str, body: s.UpdateRun, store: StoreDep) -> JSON:
     return JSON(store.update_run(run_id, name=body.name, description=body.description))
 
 
+@router.post("/runs/{run_id}/move")
+def move_run(run_id: str, body: s.MoveRun, store: StoreDep) -> JSON:
+    """Moves the run, with its child runs, to `project` (an editor of both projects);
+    its metrics, params, artifacts and logged models go with it, lineage is kept."""
+    return JSON(store.move_run(run_id, body.project))
+
+
 @router.post("/runs/{run_id}/status")
 def set_status(run_id: str, body: s.SetStatus, store: StoreDep) -> JSON:
     return JSON(store.set_run_status(run_id, body.status, end_time=body.end_time))
