@@ -57,9 +57,7 @@ def test_a_run_moves_with_its_children_metrics_params_and_artifacts(store: Store
     [event, *_] = store.list_audit(action="run.moved", project="dest")
     assert event.before == {"project": "src"}
     assert event.after == {"project": "dest", "runs": [parent, child, grandchild]}
-    assert [e.action for e in store.list_audit(action="run.moved", project="src")] == [
-        "run.moved"
-    ]
+    assert [e.action for e in store.list_audit(action="run.moved", project="src")] == ["run.moved"]
 
     # Logging after the move lands in the new project.
     store.log_metrics(child, seq=2, keys=["loss", "new"], steps=[2, 2], values=[0.1, 1.0])
