@@ -4,6 +4,7 @@ descriptions and aliases (protected aliases through a promotion request)."""
 from __future__ import annotations
 
 import datetime
+import io
 import time
 from pathlib import Path
 
@@ -285,3 +286,84 @@ def test_moving_a_run_needs_an_editor_of_both_projects(tmp_path: Path) -> None:
             timeout=30,
         )
         assert answer.status_code == 400, answer.text
+
+
+def test_delete_and_restore_runs_and_versions_with_their_refusals(
+    target: Target, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from registrum.errors import Conflict
+
+    store = ["--store", target.store] if target.store else []
+    weights = tmp_path / "w.bin"
+    weights.write_bytes(b"weights")
+    with registrum.init(project="team", store=target.store) as run:
+        run.register_model("clf", path=weights)
+        producer = run.id
+    with registrum.init(project="team", store=target.store) as run:
+        scratch = run.id
+    with registrum.Client(target.store) as client:
+        with pytest.raises(Conflict, match=r"produced registered model versions clf@1"):
+            client.delete_run(producer)
+        client.delete_run(scratch)
+        assert [r.id for r in client.runs("team")] == [producer]
+        assert {r.id for r in client.runs("team", include_deleted=True)} == {producer, scratch}
+        assert client.restore_run(scratch).id == scratch
+        assert len(client.runs("team")) == 2
+
+        client.set_alias("clf", "champion", 1)
+        with pytest.raises(Conflict, match=r"clf@1 is what clf@champion points at"):
+            client.delete_model_version("clf@1")
+        client.set_policy("clf", protected=["production"])
+        with pytest.raises(ApprovalRequired):
+            client.set_alias("clf", "production", 1)  # opens a request naming version 1
+        with pytest.raises(Conflict, match=r"open request \d+ would move clf@production"):
+            client.delete_model_version("clf@1", remove_aliases=True)
+        [request] = client.requests("clf", state="open")
+        client.cancel_request(request.id)
+        client.delete_model_version("clf@1", remove_aliases=True)
+        assert client.model("clf").aliases == {}
+        assert client.restore_model_version("clf@1").version == 1
+        client.delete_model_version("clf@1")  # no alias points at it now
+        client.delete_run(producer)  # its only version is deleted: the run may go
+
+    assert main(["runs", "restore", producer, *store]) == 0
+    assert main(["models", "restore", "clf@1", *store]) == 0
+    assert main(["models", "delete", "clf", *store]) == 0
+    out = capsys.readouterr().out
+    assert "restored run" in out and "restored clf@1" in out and "deleted clf" in out
+    assert main(["models", "list", *store]) == 0
+    assert "clf" not in capsys.readouterr().out
+    assert main(["models", "restore", "clf", *store]) == 0
+    assert main(["models", "restore", "clf", *store]) == 1
+    assert "is not deleted: nothing to restore" in capsys.readouterr().err
+    assert main(["runs", "delete", scratch, *store]) == 0
+    assert main(["runs", "list", "team", "--deleted", *store]) == 0
+    assert scratch in capsys.readouterr().out
+    actions = {e.action for e in target.reader.list_audit(project="team")}
+    assert {"run.deleted", "run.restored", "model_version.deleted", "model.restored"} <= actions
+
+
+def test_deleting_versions_and_models_needs_a_project_admin(tmp_path: Path) -> None:
+    from contextlib import closing
+
+    from registrum.client.http import HttpStore
+    from registrum.errors import Forbidden
+    from serving import auth_server
+
+    with auth_server(tmp_path, ("ana",)) as (url, admin, tokens):
+        admin.create_project("p")
+        admin.add_member("p", "ana", "editor")
+        blob = admin.put_blob(io.BytesIO(b"w"))
+        admin.register_model_version(
+            "m", project="p", files=[{"path": "w", "sha256": blob.sha256, "size": blob.size}]
+        )
+        with closing(HttpStore(url, token=tokens["ana"])) as ana:
+            with pytest.raises(Forbidden):
+                ana.delete_model_version("m@1")
+            with pytest.raises(Forbidden):
+                ana.delete_model("m")
+            run = ana.create_run("p")
+            ana.delete_run(run.id)  # an editor deletes runs
+        admin.delete_model_version("m@1")
+        with closing(HttpStore(url, token=tokens["ana"])) as ana, pytest.raises(Forbidden):
+            ana.restore_model_version("m@1")

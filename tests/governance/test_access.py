@@ -295,6 +295,9 @@ class World:
         editor.register_model_version("m", project="p", run_id=run.id, files=[self.file])
         editor.set_alias("m", "champion", 1)
         editor.set_alias("m", "tmp", 1)
+        # Deleted and restored by the matrix (each allowed caller deletes, then restores).
+        editor.register_model_version("gone", project="p", files=[self.file])
+        self.doomed_run = editor.create_run("p", name="doomed").id
         padmin.set_policy("m", protected=["production"])
         self.requests = {
             action: editor.request_promotion("m", "production", 1)["id"]
@@ -334,6 +337,15 @@ def requests_for(w: World) -> dict[str, tuple[str, dict[str, Any]]]:
         "PATCH /api/v1/runs/{run_id}": ("editor", {"json": {"name": "r"}}),
         "POST /api/v1/runs/{run_id}/status": ("editor", {"json": {"status": "running"}}),
         "POST /api/v1/runs/{run_id}/move": ("editor", {"json": {"project": "p"}}),
+        "DELETE /api/v1/runs/{run_id}": ("editor", {"run_id": w.doomed_run}),
+        "POST /api/v1/runs/{run_id}/restore": ("editor", {"run_id": w.doomed_run}),
+        "DELETE /api/v1/models/{name}/versions/{ref}": ("admin", {"name": "gone", "ref": "1"}),
+        "POST /api/v1/models/{name}/versions/{ref}/restore": (
+            "admin",
+            {"name": "gone", "ref": "1"},
+        ),
+        "DELETE /api/v1/models/{name}": ("admin", {"name": "gone"}),
+        "POST /api/v1/models/{name}/restore": ("admin", {"name": "gone"}),
         "POST /api/v1/runs/{run_id}/heartbeat": ("editor", {}),
         "POST /api/v1/runs/{run_id}/params": ("editor", {"json": {"params": {"lr": 0.1}}}),
         "GET /api/v1/runs/{run_id}/params/{key}/history": ("viewer", {"key": "lr"}),

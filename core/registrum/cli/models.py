@@ -5,10 +5,12 @@ dataset, their tags, descriptions and aliases, and a version's files."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
 from registrum.cli._common import add_store, leaf, open_client
-from registrum.entities import Evaluation
+from registrum.client.api import Client
+from registrum.entities import Evaluation, ModelVersion
 from registrum.errors import ApprovalRequired, InvalidArgument
 
 
@@ -110,37 +112,68 @@ def _describe(args: argparse.Namespace) -> int:
 
 
 def _alias(args: argparse.Namespace) -> int:
-    with open_client(args) as client:
-        try:
-            client.set_alias(args.name, args.alias, args.version)
-        except ApprovalRequired as exc:
-            if exc.request_id is None:
-                raise
-            # Protected: the move waits for reviewers; opening the request is what was asked.
-            print(
-                f"{args.name}@{args.alias} is protected: opened request {exc.request_id}, "
-                f"which moves it to version {args.version} once approved "
-                f"(registrum requests show {exc.request_id})"
-            )
-            return 0
-    print(f"{args.name}@{args.alias} -> version {args.version}")
-    return 0
+    return _move(
+        args,
+        f"{args.name}@{args.alias}",
+        lambda client: client.set_alias(args.name, args.alias, args.version),
+        done="",
+        pending=f"to version {args.version}",
+    )
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    name, _, alias = args.ref.partition("@")
+    return _move(
+        args,
+        args.ref,
+        lambda client: client.rollback(args.ref),
+        done=" (rolled back)",
+        pending="back",
+    )
+
+
+def _move(
+    args: argparse.Namespace,
+    ref: str,
+    move: Callable[[Client], ModelVersion],
+    *,
+    done: str,
+    pending: str,
+) -> int:
+    """Moves alias `ref`; a protected alias opens a promotion request instead, which is what
+    was asked: it says which."""
     with open_client(args) as client:
         try:
-            moved = client.rollback(args.ref)
+            moved = move(client)
         except ApprovalRequired as exc:
             if exc.request_id is None:
                 raise
             print(
-                f"{args.ref} is protected: opened request {exc.request_id}, which moves it "
-                f"back once approved (registrum requests show {exc.request_id})"
+                f"{ref} is protected: opened request {exc.request_id}, which moves it "
+                f"{pending} once approved (registrum requests show {exc.request_id})"
             )
             return 0
-    print(f"{name}@{alias} -> version {moved.version} (rolled back)")
+    print(f"{ref} -> version {moved.version}{done}")
+    return 0
+
+
+def _delete(args: argparse.Namespace) -> int:
+    with open_client(args) as client:
+        if "@" in args.ref:
+            client.delete_model_version(args.ref)
+        else:
+            client.delete_model(args.ref)
+    print(f"deleted {args.ref} (registrum models restore {args.ref} brings it back)")
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    with open_client(args) as client:
+        if "@" in args.ref:
+            version = client.restore_model_version(args.ref)
+            print(f"restored {version.model}@{version.version} (its aliases are not: set them)")
+        else:
+            model = client.restore_model(args.ref)
+            print(f"restored model {model.name} with its versions")
     return 0
 
 
@@ -207,6 +240,12 @@ def add_commands(commands: Any) -> Any:
         _rollback,
     )
     rollback.add_argument("ref", metavar="NAME@ALIAS")
+    delete = leaf(
+        models, "delete", "delete a model (NAME) or a version (NAME@N); restorable", _delete
+    )
+    delete.add_argument("ref", help="NAME or NAME@VERSION")
+    restore = leaf(models, "restore", "bring a deleted model or version back", _restore)
+    restore.add_argument("ref", help="NAME or NAME@VERSION")
     unalias = leaf(models, "unalias", "remove an alias", _unalias)
     unalias.add_argument("name")
     unalias.add_argument("alias")

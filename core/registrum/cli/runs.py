@@ -12,7 +12,11 @@ from registrum.cli._common import add_store, open_client, when
 def _runs_list(args: argparse.Namespace) -> int:
     with open_client(args, read=True) as client:
         runs = client.runs(
-            args.project, filter=args.filter, order_by=args.order_by, limit=args.limit
+            args.project,
+            filter=args.filter,
+            order_by=args.order_by,
+            limit=args.limit,
+            include_deleted=args.deleted,
         )
     print(f"{'id':<32}  {'name':<24}  {'status':<9}  {'started':<16}  metrics")
     for r in runs:
@@ -101,6 +105,22 @@ def _runs_code(args: argparse.Namespace) -> int:
     return 0
 
 
+def _runs_delete(args: argparse.Namespace) -> int:
+    with open_client(args) as client:
+        for run_id in args.run_ids:
+            client.delete_run(run_id)
+            print(f"deleted run {run_id} (registrum runs restore {run_id} brings it back)")
+    return 0
+
+
+def _runs_restore(args: argparse.Namespace) -> int:
+    with open_client(args) as client:
+        for run_id in args.run_ids:
+            run = client.restore_run(run_id)
+            print(f"restored run {run.id} in project {run.project}")
+    return 0
+
+
 def _runs_move(args: argparse.Namespace) -> int:
     with open_client(args) as client:
         run = client.move_run(args.run_id, args.project)
@@ -110,20 +130,31 @@ def _runs_move(args: argparse.Namespace) -> int:
 
 def add_commands(commands: Any) -> None:
     """Adds `runs list`, `show`, `code`, `files` and `download` to the `registrum` command."""
-    runs = commands.add_parser("runs", help="list, show and move runs").add_subparsers(
-        dest="action", required=True
-    )
+    runs = commands.add_parser(
+        "runs", help="list, show, delete, restore and move runs"
+    ).add_subparsers(dest="action", required=True)
     runs_list = runs.add_parser("list", help="runs of a project, filtered and ordered")
     runs_list.add_argument("project")
     runs_list.add_argument("--filter", default=None, help='e.g. "metrics.loss < 0.3"')
     runs_list.add_argument("--order-by", default=None, help='e.g. "-metrics.val_acc"')
     runs_list.add_argument("--limit", type=int, default=20)
+    runs_list.add_argument(
+        "--deleted", action="store_true", help="list deleted runs too (restorable)"
+    )
     add_store(runs_list)
     runs_list.set_defaults(handler=_runs_list)
     runs_show = runs.add_parser("show", help="one run: params, tags, metric summaries")
     runs_show.add_argument("run_id")
     add_store(runs_show)
     runs_show.set_defaults(handler=_runs_show)
+    delete = runs.add_parser("delete", help="delete runs (restorable until collected)")
+    delete.add_argument("run_ids", nargs="+", metavar="RUN_ID")
+    add_store(delete)
+    delete.set_defaults(handler=_runs_delete)
+    restore = runs.add_parser("restore", help="bring deleted runs back")
+    restore.add_argument("run_ids", nargs="+", metavar="RUN_ID")
+    add_store(restore)
+    restore.set_defaults(handler=_runs_restore)
     move = runs.add_parser("move", help="move a run, with its child runs, to another project")
     move.add_argument("run_id")
     move.add_argument("project")

@@ -86,6 +86,7 @@ class Client:
         filter: str | None = None,
         order_by: str | Sequence[str] | None = None,
         limit: int = 50,
+        include_deleted: bool = False,
     ) -> list[Run]:
         """Runs of a project matching `filter` (the search language), ordered by `order_by`.
 
@@ -101,6 +102,7 @@ class Client:
                 order_by=order_by,
                 limit=min(limit - len(runs), 1000),
                 cursor=cursor,
+                deleted="include" if include_deleted else "exclude",
             )
             runs.extend(page.items)
             cursor = page.next_cursor
@@ -115,6 +117,17 @@ class Client:
     def set_run_name(self, run_id: str, name: str) -> Run:
         """Renames a run (an editor of its project); audited."""
         run: Run = self._store.update_run(run_id, name=name)
+        return run
+
+    def delete_run(self, run_id: str) -> None:
+        """Soft-deletes a run (an editor): it leaves lists and searches (`runs(...,
+        include_deleted=True)` shows it) and stays restorable until collected. Refused
+        (`Conflict`) while a live model version was registered from it."""
+        self._store.delete_run(run_id)
+
+    def restore_run(self, run_id: str) -> Run:
+        self._store.restore_run(run_id)
+        run: Run = self._store.get_run(run_id)
         return run
 
     def move_run(self, run_id: str, project: str) -> Run:
@@ -227,6 +240,24 @@ class Client:
         """Sets string tags on model version `ref` (`name@3`, `name@alias`); other tags stay."""
         tagged: ModelVersion = self._store.update_model_version(ref, tags=tags)
         return tagged
+
+    def delete_model(self, name: str) -> None:
+        """Soft-deletes a model with its versions (a project admin); restorable."""
+        self._store.delete_model(name)
+
+    def restore_model(self, name: str) -> RegisteredModel:
+        model: RegisteredModel = self._store.restore_model(name)
+        return model
+
+    def delete_model_version(self, ref: str, *, remove_aliases: bool = False) -> None:
+        """Soft-deletes version `name@N` (a project admin). Refused (`Conflict`) while an
+        alias points at it (unless `remove_aliases`) or an open promotion request names it."""
+        self._store.delete_model_version(ref, remove_aliases=remove_aliases)
+
+    def restore_model_version(self, ref: str) -> ModelVersion:
+        """Restores deleted version `name@N` (its aliases are not: set them again)."""
+        version: ModelVersion = self._store.restore_model_version(ref)
+        return version
 
     def delete_version_tag(self, ref: str, key: str) -> ModelVersion:
         """Removes tag `key` of model version `ref` (a missing tag is no error)."""

@@ -128,6 +128,12 @@ class HttpStore(w.Connection):
         body = {"name": name, "description": description}
         return Run.from_dict(self._json("PATCH", f"/runs/{w.run(run_id)}", body=body))
 
+    def delete_run(self, run_id: str) -> None:
+        self._call("DELETE", f"/runs/{w.run(run_id)}")
+
+    def restore_run(self, run_id: str) -> None:
+        self._json("POST", f"/runs/{w.run(run_id)}/restore")
+
     def move_run(self, run_id: str, project: str) -> Run:
         body = {"project": project}
         return Run.from_dict(self._json("POST", f"/runs/{w.run(run_id)}/move", body=body))
@@ -218,8 +224,15 @@ class HttpStore(w.Connection):
         order_by: str | Sequence[str] | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        deleted: str = "exclude",
     ) -> Page:
-        body = {"filter": filter, "order_by": order_by, "limit": limit, "cursor": cursor}
+        body = {
+            "filter": filter,
+            "order_by": order_by,
+            "limit": limit,
+            "cursor": cursor,
+            "deleted": deleted,
+        }
         data = self._json("POST", f"/projects/{w.project(project)}/runs/search", body=body)
         return Page(
             items=[Run.from_dict(r) for r in data["items"]], next_cursor=data["next_cursor"]
@@ -628,6 +641,19 @@ class HttpStore(w.Connection):
     ) -> ModelVersion:
         body = {"description": description, "tags": tags}
         return ModelVersion.from_dict(self._json("PATCH", f"/models/{w.ref(ref)}", body=body))
+
+    def delete_model(self, name: str) -> None:
+        self._call("DELETE", f"/models/{w.model(name)}")
+
+    def restore_model(self, name: str) -> RegisteredModel:
+        return RegisteredModel.from_dict(self._json("POST", f"/models/{w.model(name)}/restore"))
+
+    def delete_model_version(self, ref: str, *, remove_aliases: bool = False) -> None:
+        params = {"remove_aliases": "true"} if remove_aliases else {}
+        self._call("DELETE", f"/models/{w.ref(ref)}", params=params)
+
+    def restore_model_version(self, ref: str) -> ModelVersion:
+        return ModelVersion.from_dict(self._json("POST", f"/models/{w.ref(ref)}/restore"))
 
     def delete_model_tag(self, name: str, key: str) -> RegisteredModel:
         path = f"/models/{w.model(name)}/tags/{w.q(v.key(key, 'tag key'))}"

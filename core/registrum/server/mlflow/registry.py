@@ -448,5 +448,5 @@ def delete_model_version_tag(store: Store, args: Args) -> dict[str, Any]:
 
 @_route("DELETE", "/model-versions/delete")
 def delete_model_version(store: Store, args: Args) -> dict[str, Any]:
-    store.delete_model_version(_ref(args))
+    store.delete_model_version(_ref(args), remove_aliases=True)  # as MLflow does
     return {}

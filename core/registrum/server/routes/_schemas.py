@@ -82,6 +82,7 @@ class Search(Body):
     order_by: str | list[str] | None = None
     limit: int = 100
     cursor: str | None = None
+    deleted: Any = "exclude"  # "exclude", "include" or "only"
 
 
 class RunInput(Body):

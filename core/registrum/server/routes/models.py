@@ -92,6 +92,32 @@ def update_version(name: str, ref: str, body: s.UpdateModel, store: StoreDep) ->
     )
 
 
+@router.delete("/models/{name}", status_code=204)
+def delete_model(name: str, store: StoreDep) -> Response:
+    """Soft-deletes the model with its versions (a project admin); restorable."""
+    store.delete_model(name)
+    return Response(status_code=204)
+
+
+@router.post("/models/{name}/restore")
+def restore_model(name: str, store: StoreDep) -> JSON:
+    """Restores the model last deleted under `name`."""
+    return JSON(store.restore_model(name))
+
+
+@router.delete("/models/{name}/versions/{ref}", status_code=204)
+def delete_version(name: str, ref: str, store: StoreDep, remove_aliases: bool = False) -> Response:
+    """Soft-deletes a version (a project admin); 409 while an alias points at it (unless
+    `remove_aliases`) or an open promotion request names it."""
+    store.delete_model_version(_ref(name, ref), remove_aliases=remove_aliases)
+    return Response(status_code=204)
+
+
+@router.post("/models/{name}/versions/{ref}/restore")
+def restore_version(name: str, ref: str, store: StoreDep) -> JSON:
+    return JSON(store.restore_model_version(_ref(name, ref)))
+
+
 @router.delete("/models/{name}/tags/{key}")
 def delete_model_tag(name: str, key: str, store: StoreDep) -> JSON:
     """Removes a model's tag (a missing tag is no error); answers the model."""

@@ -42,6 +42,20 @@ def update_run(run_id: str, body: s.UpdateRun, store: StoreDep) -> JSON:
     return JSON(store.update_run(run_id, name=body.name, description=body.description))
 
 
+@router.delete("/runs/{run_id}", status_code=204)
+def delete_run(run_id: str, store: StoreDep) -> Response:
+    """Soft-deletes the run (an editor): gone from lists and searches, restorable until
+    collected; 409 while a live model version was registered from it."""
+    store.delete_run(run_id)
+    return Response(status_code=204)
+
+
+@router.post("/runs/{run_id}/restore")
+def restore_run(run_id: str, store: StoreDep) -> JSON:
+    store.restore_run(run_id)
+    return JSON(store.get_run(run_id))
+
+
 @router.post("/runs/{run_id}/move")
 def move_run(run_id: str, body: s.MoveRun, store: StoreDep) -> JSON:
     """Moves the run, with its child runs, to `project` (an editor of both projects);
@@ -118,7 +132,12 @@ def run_inputs(run_id: str, store: StoreDep) -> JSON:
 @router.post("/projects/{project}/runs/search")
 def search_runs(project: str, body: s.Search, store: StoreDep) -> JSON:
     page = store.search_runs(
-        project, filter=body.filter, order_by=body.order_by, limit=body.limit, cursor=body.cursor
+        project,
+        filter=body.filter,
+        order_by=body.order_by,
+        limit=body.limit,
+        cursor=body.cursor,
+        deleted=body.deleted,
     )
     return JSON({"items": records(page.items), "next_cursor": page.next_cursor})
 
@@ -131,8 +150,13 @@ def list_runs(
     order_by: Annotated[list[str] | None, Query()] = None,
     limit: int = 100,
     cursor: str | None = None,
+    deleted: str = "exclude",
 ) -> JSON:
-    page = store.search_runs(project, filter=filter, order_by=order_by, limit=limit, cursor=cursor)
+    """`deleted`: soft-deleted runs are left out ("exclude"), listed too ("include"), or
+    alone ("only")."""
+    page = store.search_runs(
+        project, filter=filter, order_by=order_by, limit=limit, cursor=cursor, deleted=deleted
+    )
     return JSON({"items": records(page.items), "next_cursor": page.next_cursor})
 
 

@@ -20,8 +20,8 @@ from registrum.entities import ModelVersion, RegisteredModel
 from registrum.errors import (
     AlreadyExists,
     ApprovalRequired,
+    Conflict,
     InvalidArgument,
-    ModelNotFound,
     ModelVersionNotFound,
 )
 from registrum.store import schema as t
@@ -76,12 +76,13 @@ class RegistryLifecycleMixin(AliasMovesMixin, StoreBase):
             return self._load_model(conn, row.id)
 
     def delete_model(self, name: str) -> None:
-        """Soft-deletes a model with its versions; `restore_model` brings it back. A model
+        """Soft-deletes a model with its versions (a project admin); `restore_model` brings
+        it back. A model
         whose policy protects an alias that is set is not deleted (that would move the alias
         without a request): a project admin unprotects the alias first."""
         name = v.name(name, "model name")
         with self._tx() as conn:
-            row = self._model_row(conn, name, need="editor")
+            row = self._model_row(conn, name, need="admin")
             a = t.aliases.c
             set_aliases = conn.execute(select(a.alias).where(a.model_id == row.id)).scalars()
             guarded = _protected_among(conn, row.id, set_aliases)
@@ -117,8 +118,10 @@ class RegistryLifecycleMixin(AliasMovesMixin, StoreBase):
                 .limit(1)
             ).first()
             if row is None:
-                raise ModelNotFound(f"no deleted model is named {name!r}", model=name)
-            self._require(conn, row.project_id, "editor")
+                # A live model of that name: only its admins learn that it is not deleted.
+                self._model_row(conn, name, need="admin")
+                raise Conflict(f"model {name!r} is not deleted: nothing to restore", model=name)
+            self._require(conn, row.project_id, "admin")
             self._refuse_taken(conn, name)
             self._set_model(conn, row.id, name=name, deleted_name=None, deleted_at=None)
             self._audit(
@@ -155,12 +158,14 @@ class RegistryLifecycleMixin(AliasMovesMixin, StoreBase):
 
     # -- versions --------------------------------------------------------------------
 
-    def delete_model_version(self, ref: str) -> None:
-        """Soft-deletes version `name@N`; the aliases pointing at it are removed, unless the
-        model's policy protects one of them (move that alias through a request first)."""
+    def delete_model_version(self, ref: str, *, remove_aliases: bool = False) -> None:
+        """Soft-deletes version `name@N` (a project admin); `restore_model_version` brings it
+        back. Refused (`Conflict`) while an alias points at it, unless `remove_aliases`
+        (MLflow's way: the aliases go with it), and while an open promotion request would
+        move an alias to it. A protected alias always moves through a request first."""
         name, number = _numbered(ref)
         with self._tx() as conn:
-            model = self._model_row(conn, name, need="editor")
+            model = self._model_row(conn, name, need="admin")
             version_id = self._resolve(conn, name, number)
             a = t.aliases.c
             pointing = list(
@@ -168,6 +173,32 @@ class RegistryLifecycleMixin(AliasMovesMixin, StoreBase):
                     select(a.alias).where(a.model_id == model.id, a.version_id == version_id)
                 ).scalars()
             )
+            r = t.promotion_requests.c
+            waiting = conn.execute(
+                select(r.id, r.alias)
+                .where(r.model_id == model.id, r.version == number, r.state == "open")
+                .order_by(r.id)
+            ).first()
+            if waiting is not None:
+                raise Conflict(
+                    f"open request {waiting.id} would move {name}@{waiting.alias} to version "
+                    f"{number}: cancel or decide it first (registrum requests cancel "
+                    f"{waiting.id}), then delete the version",
+                    model=name,
+                    version=number,
+                    request_id=waiting.id,
+                )
+            if pointing and not remove_aliases:
+                shown = ", ".join(f"{name}@{x}" for x in pointing)
+                raise Conflict(
+                    f"{name}@{number} is what {shown} point{'s' if len(pointing) == 1 else ''} "
+                    f"at: move or remove {'it' if len(pointing) == 1 else 'them'} first "
+                    f"(registrum models alias {name} {pointing[0]} VERSION, or registrum "
+                    f"models unalias {name} {pointing[0]}), then delete the version",
+                    model=name,
+                    version=number,
+                    aliases=pointing,
+                )
             guarded = _protected_among(conn, model.id, pointing)
             if guarded:
                 raise ApprovalRequired(
@@ -201,7 +232,7 @@ class RegistryLifecycleMixin(AliasMovesMixin, StoreBase):
         name, number = _numbered(ref)
         mv = t.model_versions.c
         with self._tx() as conn:
-            model = self._model_row(conn, name, need="editor")
+            model = self._model_row(conn, name, need="admin")
             version_id = conn.execute(
                 select(mv.id).where(
                     mv.model_id == model.id, mv.version == number, mv.deleted_at.is_not(None)

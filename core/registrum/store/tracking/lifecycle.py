@@ -9,6 +9,7 @@ from sqlalchemy import Connection, select, update
 
 from registrum import validation as v
 from registrum.entities import Run
+from registrum.errors import Conflict
 from registrum.store import schema as t
 from registrum.store._base import now
 from registrum.store.tracking.runs import RunsMixin
@@ -27,12 +28,31 @@ _KEYED = (
 class LifecycleMixin(RunsMixin):
     def delete_run(self, run_id: str) -> None:
         """Marks a run deleted: searches leave it out unless asked for deleted runs, reads
-        by id still answer it, and `restore_run` brings it back. Deleting twice is a no-op."""
+        by id still answer it, and `restore_run` brings it back. Deleting twice is a no-op.
+        Refused (`Conflict`) while a live model version was registered from it: delete
+        those versions first."""
         v.run_id(run_id)
         with self._tx() as conn:
             row = self._run_row(conn, run_id, need="editor")
             if row.deleted_at is not None:
                 return
+            mv, m = t.model_versions.c, t.registered_models.c
+            registered = conn.execute(
+                select(m.name, mv.version)
+                .join(t.registered_models, m.id == mv.model_id)
+                .where(mv.run_id == run_id, mv.deleted_at.is_(None), m.deleted_at.is_(None))
+                .order_by(m.name, mv.version)
+            ).all()
+            if registered:
+                shown = ", ".join(f"{r.name}@{r.version}" for r in registered[:5])
+                more = f" and {len(registered) - 5} more" if len(registered) > 5 else ""
+                raise Conflict(
+                    f"run {run_id} produced registered model versions {shown}{more}: delete "
+                    f"those versions first (registrum models delete {registered[0].name}@"
+                    f"{registered[0].version}), then the run",
+                    run_id=run_id,
+                    versions=[f"{r.name}@{r.version}" for r in registered],
+                )
             stamp = now()
             conn.execute(update(t.runs).where(t.runs.c.id == run_id).values(deleted_at=stamp))
             self._audit_run(conn, row, "run.deleted", after={"deleted_at": stamp})
