@@ -271,7 +271,7 @@ def mlflow_requests(w: World, caller: str) -> dict[str, tuple[str, dict[str, Any
             {"json": {"name": "spare-m", "new_name": f"renamed-{caller}"}},
         ),
         f"DELETE {API}/registered-models/alias": ("editor", {"json": {**m, "alias": "tmp"}}),
-        f"DELETE {API}/registered-models/delete": ("editor", {"json": {"name": "doomed-m"}}),
+        f"DELETE {API}/registered-models/delete": ("admin", {"json": {"name": "doomed-m"}}),
         # model versions
         f"POST {API}/model-versions/create": (
             "editor",
@@ -291,7 +291,7 @@ def mlflow_requests(w: World, caller: str) -> dict[str, tuple[str, dict[str, Any
             {"json": {**v1, "key": "k", "value": "v"}},
         ),
         f"DELETE {API}/model-versions/delete-tag": ("editor", {"json": {**v1, "key": "k"}}),
-        f"DELETE {API}/model-versions/delete": ("editor", {"json": {"name": "m", "version": "2"}}),
+        f"DELETE {API}/model-versions/delete": ("admin", {"json": {"name": "m", "version": "2"}}),
         # bytes
         f"PUT {FILES}/{{path}}": ("editor", {"path": f"{e}/{r}/artifacts/new.txt", "data": b"new"}),
         f"GET {FILES}/{{path}}": ("viewer", {"path": f"{e}/{r}/artifacts/notes.txt"}),

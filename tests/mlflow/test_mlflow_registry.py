@@ -169,6 +169,20 @@ def test_rename_and_delete(mlflow_uri_any: str, mlflow_server_any: Any) -> None:
         store.close()
 
 
+def test_a_run_with_registered_versions_is_not_deleted(mlflow_uri: str) -> None:
+    run_id, source = _logged_run()
+    client = MlflowClient()
+    client.create_registered_model("kept")
+    client.create_model_version("kept", source, run_id=run_id)
+    with pytest.raises(RestException) as refused:
+        client.delete_run(run_id)
+    assert _code(refused) == "INVALID_STATE" and "kept@1" in str(refused.value)
+    assert client.get_run(run_id).info.lifecycle_stage == "active"
+    client.delete_model_version("kept", "1")
+    client.delete_run(run_id)  # nothing registered from it is live now
+    assert client.get_run(run_id).info.lifecycle_stage == "deleted"
+
+
 def test_search(mlflow_uri: str) -> None:
     (first, first_source), (other, other_source) = _logged_run("a"), _logged_run("b")
     client = MlflowClient()
