@@ -367,3 +367,10 @@ def test_deleting_versions_and_models_needs_a_project_admin(tmp_path: Path) -> N
         admin.delete_model_version("m@1")
         with closing(HttpStore(url, token=tokens["ana"])) as ana, pytest.raises(Forbidden):
             ana.restore_model_version("m@1")
+
+
+def test_the_command_says_its_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out == f"registrum {registrum.__version__}\n"

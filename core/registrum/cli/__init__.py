@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from registrum import __version__
 from registrum.cli import (
     access,
     approvals,
@@ -31,6 +32,7 @@ __all__ = ["build_parser", "main"]
 def build_parser() -> argparse.ArgumentParser:
     """The whole command: each module adds its group, in the order `--help` lists them."""
     parser = argparse.ArgumentParser(prog="registrum", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"registrum {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     server.add_commands(commands)
     sync.add_commands(commands)
