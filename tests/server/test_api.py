@@ -43,6 +43,39 @@ def test_health_and_openapi(api: tuple[str, requests.Session]) -> None:
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "record"),
+    [
+        ("post", "/runs/{run_id}/restore", "Run"),
+        ("post", "/runs/{run_id}/move", "Run"),
+        ("post", "/models/{name}/restore", "RegisteredModel"),
+        ("delete", "/models/{name}/tags/{key}", "RegisteredModel"),
+        ("post", "/models/{name}/versions/{ref}/restore", "ModelVersion"),
+        ("delete", "/models/{name}/versions/{ref}/tags/{key}", "ModelVersion"),
+        ("put", "/models/{name}/aliases/{alias}", "ModelVersion"),
+    ],
+)
+def test_the_openapi_document_names_the_record_each_answers(
+    api: tuple[str, requests.Session], method: str, path: str, record: str
+) -> None:
+    base, s = api
+    spec = s.get(f"{base}/openapi.json").json()
+    answer = spec["paths"][f"/api/v1{path}"][method]["responses"]["200"]
+    assert answer["content"]["application/json"]["schema"] == {
+        "$ref": f"#/components/schemas/{record}"
+    }
+
+
+def test_a_schema_a_route_declares_itself_is_kept(api: tuple[str, requests.Session]) -> None:
+    base, s = api
+    spec = s.get(f"{base}/openapi.json").json()
+    complete = spec["paths"]["/api/v1/blobs/uploads/{upload}/complete"]["post"]["responses"]
+    for status in ("200", "202"):
+        schema = complete[status]["content"]["application/json"]["schema"]
+        assert schema["required"] == ["upload", "state"]
+        assert schema["properties"]["sha256"]["type"] == ["string", "null"]
+
+
 def test_unknown_things_are_404_with_error_body(api: tuple[str, requests.Session]) -> None:
     base, s = api
     assert "nope" in error_of(s.get(f"{base}/runs/nope"), 404, "run_not_found")

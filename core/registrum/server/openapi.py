@@ -157,6 +157,8 @@ _SUCCESS: dict[str, Schema] = {
     "create_run": _ref("Run"),
     "get_run": _ref("Run"),
     "update_run": _ref("Run"),
+    "restore_run": _ref("Run"),
+    "move_run": _ref("Run"),
     "set_status": _ref("Run"),
     "log_params": _object("params"),
     "param_history": _items(_object("value", "logged_at")),
@@ -192,10 +194,15 @@ _SUCCESS: dict[str, Schema] = {
     "list_models": _page(_ref("RegisteredModel")),
     "get_model": _ref("RegisteredModel"),
     "update_model": _ref("RegisteredModel"),
+    "restore_model": _ref("RegisteredModel"),
+    "delete_model_tag": _ref("RegisteredModel"),
     "register_version": _ref("ModelVersion"),
     "list_versions": _page(_ref("ModelVersion")),
     "get_version": _ref("ModelVersion"),
     "update_version": _ref("ModelVersion"),
+    "restore_version": _ref("ModelVersion"),
+    "delete_version_tag": _ref("ModelVersion"),
+    "set_alias": _ref("ModelVersion"),
     "lineage": _ref("LineageGraph"),
     "evaluations": _ref("EvaluationHistory"),
     "dataset_models": _items(_OBJECT),
@@ -331,7 +338,10 @@ def _operation(operation: dict[str, Any], route: APIRoute, method: str) -> None:
     elif method == "HEAD":
         answer.pop("content", None)
     elif name not in _ALSO:
-        answer["content"] = {"application/json": {"schema": _OBJECT}}
+        # A schema the route declared itself (`responses=`) stands; else a JSON object.
+        declared = answer.setdefault("content", {}).setdefault("application/json", {})
+        if not declared.get("schema"):
+            declared["schema"] = _OBJECT
     for also, extra in _ALSO.get(name, {}).items():
         responses.setdefault(also, extra)
     if name in _DOWNLOADS:

@@ -28,7 +28,10 @@ _STATE: dict[str, Any] = {
     "properties": {
         "upload": {"type": "string", "description": "the upload's token"},
         "state": {"enum": ["uploading", "verifying", "done", "rejected"]},
-        "sha256": {"type": "string"},
+        "sha256": {
+            "type": ["string", "null"],
+            "description": "null while a multipart upload completed without one is checked",
+        },
         "size": {"type": "integer"},
         "reason": {"type": "string", "description": "why the content was rejected"},
         "part_size": {"type": "integer"},
