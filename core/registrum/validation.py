@@ -347,15 +347,12 @@ def instant(value: Any, what: str) -> float:
         if re.fullmatch(r"[+-]?\d+(\.\d*)?", text):
             return timestamp(float(text), what)
         try:
-            parsed = datetime.datetime.fromisoformat(text.replace("z", "Z"))
+            value = datetime.datetime.fromisoformat(text.replace("z", "Z"))
         except ValueError:
             raise InvalidArgument(
                 f"{what} must be Unix seconds or an ISO 8601 time such as "
                 f"2026-11-01T00:00:00Z, got {value!r}"
             ) from None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=datetime.timezone.utc)
-        return parsed.timestamp()
     if isinstance(value, datetime.datetime):
         aware = value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)
         return aware.timestamp()

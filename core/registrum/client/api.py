@@ -126,8 +126,7 @@ class Client:
         self._store.delete_run(run_id)
 
     def restore_run(self, run_id: str) -> Run:
-        self._store.restore_run(run_id)
-        run: Run = self._store.get_run(run_id)
+        run: Run = self._store.restore_run(run_id)
         return run
 
     def move_run(self, run_id: str, project: str) -> Run:

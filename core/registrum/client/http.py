@@ -131,8 +131,8 @@ class HttpStore(w.Connection):
     def delete_run(self, run_id: str) -> None:
         self._call("DELETE", f"/runs/{w.run(run_id)}")
 
-    def restore_run(self, run_id: str) -> None:
-        self._json("POST", f"/runs/{w.run(run_id)}/restore")
+    def restore_run(self, run_id: str) -> Run:
+        return Run.from_dict(self._json("POST", f"/runs/{w.run(run_id)}/restore"))
 
     def move_run(self, run_id: str, project: str) -> Run:
         body = {"project": project}

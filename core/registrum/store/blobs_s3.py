@@ -48,7 +48,14 @@ from registrum.store.s3_client import (
 )
 from registrum.store.s3_writer import WRITE_PART, S3BlobWriter
 
-__all__ = ["WRITE_PART", "S3BlobStore", "b64", "new_staging_name", "parse_s3_url"]
+__all__ = [
+    "UPLOAD_NAME",
+    "WRITE_PART",
+    "S3BlobStore",
+    "b64",
+    "new_staging_name",
+    "parse_s3_url",
+]
 
 STAGING = ".staging/"  # beside the two-hex-digit folders, which it cannot collide with
 UPLOADS = ".uploads/"  # multipart uploads: in progress, being checked, or a blob's content
@@ -56,7 +63,7 @@ _COPY_CHUNK = 1 << 30  # above this a publish copies in parallel parts
 # The metadata of a pointer object at a blob's key: the upload that holds the bytes, and
 # their size (the pointer itself is empty).
 _AT, _SIZE = "registrum-upload", "registrum-size"
-_NAME = re.compile(r"[0-9a-f]{32}")
+UPLOAD_NAME = re.compile(r"[0-9a-f]{32}")  # what new_staging_name makes
 
 
 class S3BlobStore(BlobStore):
@@ -154,10 +161,11 @@ class S3BlobStore(BlobStore):
                 if code(exc) != "InvalidRange":
                     raise
                 answer = None  # a range of an empty object: a pointer (or an empty blob)
-            if answer is None or _pointer(answer) is not None:
+            found = None if answer is None else _pointer(answer)
+            if answer is None or found is not None:
                 if answer is not None:
                     answer["Body"].close()
-                args["Key"] = self.located(sha256)[0]
+                args["Key"] = self.upload_key(found[0]) if found else self.located(sha256)[0]
                 answer = self.client.get_object(**args)
             return answer["Body"]
         except BlobNotFound:
@@ -423,7 +431,7 @@ def _pointer(answer: dict[str, Any]) -> tuple[str, int] | None:
     name, size = meta.get(_AT), str(meta.get(_SIZE, ""))
     if name is None:
         return None
-    if not _NAME.fullmatch(name) or not size.isdigit():
+    if not UPLOAD_NAME.fullmatch(name) or not size.isdigit():
         raise StoreUnavailable(f"a blob's pointer object is damaged ({name!r}, {size!r})")
     return str(name), int(size)
 

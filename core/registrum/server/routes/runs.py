@@ -52,8 +52,7 @@ def delete_run(run_id: str, store: StoreDep) -> Response:
 
 @router.post("/runs/{run_id}/restore")
 def restore_run(run_id: str, store: StoreDep) -> JSON:
-    store.restore_run(run_id)
-    return JSON(store.get_run(run_id))
+    return JSON(store.restore_run(run_id))
 
 
 @router.post("/runs/{run_id}/move")

@@ -77,9 +77,8 @@ class RegistryLifecycleMixin(AliasMovesMixin, StoreBase):
 
     def delete_model(self, name: str) -> None:
         """Soft-deletes a model with its versions (a project admin); `restore_model` brings
-        it back. A model
-        whose policy protects an alias that is set is not deleted (that would move the alias
-        without a request): a project admin unprotects the alias first."""
+        it back. A model whose policy protects an alias that is set is not deleted (that
+        would move the alias without a request): a project admin unprotects the alias first."""
         name = v.name(name, "model name")
         with self._tx() as conn:
             row = self._model_row(conn, name, need="admin")

@@ -27,7 +27,6 @@ import base64
 import binascii
 import json
 import math
-import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -37,7 +36,7 @@ from registrum.entities import BlobInfo
 from registrum.errors import BlobNotFound, HashMismatch, InvalidArgument, NotFound
 from registrum.store._base import StoreBase
 from registrum.store.acting import Principal, current_principal, signed_in_as
-from registrum.store.blobs_s3 import S3BlobStore, b64, new_staging_name
+from registrum.store.blobs_s3 import UPLOAD_NAME, S3BlobStore, b64, new_staging_name
 from registrum.store.tracking.blob_access import BlobsMixin
 
 # Parts of a direct upload (as the AWS SDKs send them); larger for blobs of over 10,000 parts.
@@ -46,7 +45,6 @@ MAX_PARTS = 10_000  # S3's limit
 MAX_SIZE = 5 << 40  # S3's largest object
 URL_TTL = 3600  # seconds a presigned URL stays valid
 URLS_PER_ANSWER = 1000  # part URLs handed out at once
-_NAME = re.compile(r"[0-9a-f]{32}")
 
 
 def _upload_not_found() -> NotFound:
@@ -72,7 +70,7 @@ def decode_token(token: str) -> dict[str, Any]:
     ok = (
         isinstance(fields, dict)
         and isinstance(fields.get("n"), str)
-        and _NAME.fullmatch(fields["n"]) is not None
+        and UPLOAD_NAME.fullmatch(fields["n"]) is not None
         and (fields.get("u") is None or isinstance(fields.get("u"), str))
         and isinstance(fields.get("z"), int)
         and isinstance(fields.get("p"), int)
@@ -230,7 +228,7 @@ class DirectBlobsMixin(BlobsMixin, StoreBase):
             key: str = item["Key"]
             if key.endswith(".claim") and item["LastModified"].timestamp() < cutoff:
                 name = key.rsplit("/", 1)[-1].removesuffix(".claim")
-                claim = self._claim(s3, name) if _NAME.fullmatch(name) else None
+                claim = self._claim(s3, name) if UPLOAD_NAME.fullmatch(name) else None
                 if claim is not None and _claimed("", claim)["state"] == "verifying":
                     settled += self._verify(s3, name) != "verifying"
         return settled
@@ -243,12 +241,12 @@ class DirectBlobsMixin(BlobsMixin, StoreBase):
         if state != "verifying":
             return str(state)
         in_place = bool(claim.get("in_place"))
-        staging = s3.upload_key(name) if in_place else s3.staging_key(name)
-        if s3.staged_size(staging) is None:  # being published by another replica
+        key = s3.upload_key(name) if in_place else s3.staging_key(name)
+        if s3.staged_size(key) is None:  # being published by another replica
             return "verifying"
-        digest, size = s3.hash_staged(staging)
+        digest, size = s3.hash_staged(key)
         if (claim["sha256"] or digest, claim["size"]) != (digest, size):
-            s3.remove(staging)
+            s3.remove(key)
             declared = claim["sha256"] or "(none declared)"
             reason = (
                 f"the uploaded content hashes to sha256 {digest} ({size} bytes), not the "
@@ -259,7 +257,7 @@ class DirectBlobsMixin(BlobsMixin, StoreBase):
         if in_place:
             s3.publish_in_place(name, digest, size)
         else:
-            s3.publish(staging, digest, size)
+            s3.publish(key, digest, size)
         uploader = (
             Principal(user_id=claim["user_id"], name=claim["user"])
             if claim.get("user_id") is not None

@@ -57,15 +57,16 @@ class LifecycleMixin(RunsMixin):
             conn.execute(update(t.runs).where(t.runs.c.id == run_id).values(deleted_at=stamp))
             self._audit_run(conn, row, "run.deleted", after={"deleted_at": stamp})
 
-    def restore_run(self, run_id: str) -> None:
-        """Undoes `delete_run`; restoring a run that is not deleted is a no-op."""
+    def restore_run(self, run_id: str) -> Run:
+        """Undoes `delete_run` and answers the run; restoring a run that is not deleted is a
+        no-op."""
         v.run_id(run_id)
         with self._tx() as conn:
             row = self._run_row(conn, run_id, need="editor")
-            if row.deleted_at is None:
-                return
-            conn.execute(update(t.runs).where(t.runs.c.id == run_id).values(deleted_at=None))
-            self._audit_run(conn, row, "run.restored", before={"deleted_at": row.deleted_at})
+            if row.deleted_at is not None:
+                conn.execute(update(t.runs).where(t.runs.c.id == run_id).values(deleted_at=None))
+                self._audit_run(conn, row, "run.restored", before={"deleted_at": row.deleted_at})
+            return self._load_runs(conn, [run_id])[0]
 
     def deleted_runs(self, run_ids: Sequence[str]) -> dict[str, float]:
         """When each of these runs was deleted, for the deleted ones the signed-in user may
