@@ -152,6 +152,11 @@ class Project(Record):
     name: str
     description: str | None
     created_at: float
+    deleted_at: float | None = None  # soft-deleted (restorable) when set
+    # Retention: checkpoints kept per run beyond the best, and seconds after which the
+    # artifacts of runs that registered nothing expire (None: kept).
+    keep_checkpoints: int | None = None
+    artifact_ttl: float | None = None
 
 
 @dataclass(frozen=True)
@@ -284,6 +289,7 @@ class Artifact(Record):
     metadata: dict[str, Any]
     created_at: float
     files: list[ArtifactFile] = field(default_factory=list)
+    deleted_at: float | None = None  # soft-deleted (restorable) when set
 
 
 @dataclass(frozen=True)
@@ -547,6 +553,30 @@ class EvaluationHistory(Record):
     datasets: list[dict[str, Any]]
     metrics: list[str]
     evaluations: list[Evaluation]
+
+
+@dataclass(frozen=True)
+class GcReport(Record):
+    """What a collection removed (or, in a dry run, would remove)."""
+
+    dry_run: bool
+    older_than: float
+    model_versions: int = 0
+    models: int = 0
+    artifacts: int = 0
+    runs: int = 0
+    projects: int = 0
+    blobs: int = 0
+    bytes: int = 0
+    kept_in_use: int = 0  # deleted runs and artifacts kept because something live uses them
+    expired: int = 0  # checkpoints and artifacts a retention policy deleted now
+    seconds: float = 0.0
+    per_project: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+# Audit actions that come by the thousand (every metric batch, every stored blob): the
+# command line's `audit list` leaves them out unless asked (`--all`, or `--action`).
+AUDIT_NOISE = ("metrics.logged", "metrics.step_scale_set", "blob.stored")
 
 
 @dataclass(frozen=True)

@@ -217,6 +217,28 @@ def number(value: Any, what: str) -> float:
     return float(value)
 
 
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+
+
+def duration(value: Any, what: str) -> float:
+    """A span of time in seconds: a number of seconds, or text such as `0s`, `90m`, `12h`,
+    `7d` or `2w`; never negative, never infinite."""
+    if isinstance(value, str):
+        found = _DURATION.fullmatch(value.strip().lower())
+        if found is None:
+            raise InvalidArgument(
+                f"{what} {value!r} is not a duration: write a number and a unit, such as "
+                "0s, 30m, 12h, 7d or 2w"
+            )
+        seconds = float(found[1]) * _UNITS[found[2]]
+    else:
+        seconds = number(value, what)
+    if not 0 <= seconds < float("inf"):
+        raise InvalidArgument(f"{what} must be 0 seconds or more, got {value!r}")
+    return seconds
+
+
 def optional_text(value: Any, what: str, *, max_len: int = 65536) -> str | None:
     if value is None:
         return None

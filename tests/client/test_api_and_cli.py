@@ -60,7 +60,7 @@ def test_the_demo_and_the_commands_that_look_at_it(tmp_path: Path) -> None:
     shown = cli("runs", "show", run_id, home=home)
     assert "lr = 0.5" in shown.stdout and "train/loss" in shown.stdout
     models = cli("models", "list", home=home)
-    assert "demo-classifier" in models.stdout and "candidate→1" in models.stdout
+    assert "demo-classifier" in models.stdout and "candidate=1" in models.stdout
     assert (
         "demo-classifier@1  @candidate"
         in cli("models", "show", "demo-classifier", home=home).stdout

@@ -3,6 +3,7 @@ descriptions and aliases (protected aliases through a promotion request)."""
 
 from __future__ import annotations
 
+import csv
 import datetime
 import io
 import time
@@ -374,3 +375,64 @@ def test_the_command_says_its_version(capsys: pytest.CaptureFixture[str]) -> Non
         main(["--version"])
     assert done.value.code == 0
     assert capsys.readouterr().out == f"registrum {registrum.__version__}\n"
+
+
+def test_projects_and_artifacts_are_deleted_and_restored(
+    target: Target, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from registrum.errors import Conflict
+
+    store = ["--store", target.store] if target.store else []
+
+    def cli(*args: str) -> tuple[int, str, str]:
+        code = main([*args, *store])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    weights = tmp_path / "w.bin"
+    weights.write_bytes(b"weights")
+    with registrum.init(project="vision", store=target.store) as run:
+        run.log_artifact(weights, name="weights", type="model-weights")
+        run_id = run.id
+    with registrum.Client(target.store) as client:
+        [made] = client.artifacts("vision", name="weights")
+        client.delete_artifact("vision", "weights", made.version)
+        assert client.artifacts("vision") == []
+        [listed] = client.artifacts("vision", include_deleted=True)
+        assert listed.deleted_at is not None
+        assert client.restore_artifact("vision", "weights", made.version).deleted_at is None
+
+        client.delete_project("vision")
+        assert "vision" not in [p.name for p in client.projects()]
+        assert client.projects(include_deleted=True)[0].deleted_at is not None
+        with pytest.raises(ProjectNotFound, match="registrum projects restore vision"):
+            client.project("vision")
+        with pytest.raises(Conflict, match="restore the project"):
+            client.restore_run(run_id)
+        assert client.restore_project("vision").name == "vision"
+        assert [r.id for r in client.runs("vision")] == [run_id]
+
+    assert cli("artifacts", "list", "vision")[1].count("weights:1") == 1
+    code, out, _ = cli("artifacts", "delete", "vision", "weights:1")
+    assert code == 0 and "registrum artifacts restore vision weights:1" in out
+    assert "weights:1" not in cli("artifacts", "list", "vision")[1]
+    table = cli("artifacts", "list", "vision", "--deleted")[1]
+    assert table.splitlines()[0].split()[-1] == "deleted" and "weights:1" in table
+    [row] = csv.DictReader(
+        io.StringIO(cli("artifacts", "list", "vision", "--deleted", "--format", "csv")[1])
+    )
+    assert row["artifact"] == "weights:1" and row["deleted"].endswith("Z")
+    assert cli("artifacts", "restore", "vision", "weights:1")[1].startswith("restored weights:1")
+    code, _, err = cli("artifacts", "delete", "vision", "weights")
+    assert code == 1 and "write NAME:VERSION" in err
+
+    code, out, _ = cli("projects", "delete", "vision")
+    assert code == 0 and "registrum projects restore vision" in out
+    assert "vision" not in cli("projects", "list")[1]
+    [row] = csv.DictReader(io.StringIO(cli("projects", "list", "--deleted", "--format", "csv")[1]))
+    assert row["name"] == "vision" and row["deleted"].endswith("Z")
+    assert cli("projects", "restore", "vision")[0] == 0
+    assert "vision" in cli("projects", "list")[1]
+    actions = {e.action for e in target.reader.list_audit(project="vision")}
+    expected = {"artifact.deleted", "artifact.restored", "project.deleted", "project.restored"}
+    assert expected <= actions

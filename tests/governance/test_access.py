@@ -298,6 +298,11 @@ class World:
         # Deleted and restored by the matrix (each allowed caller deletes, then restores).
         editor.register_model_version("gone", project="p", files=[self.file])
         self.doomed_run = editor.create_run("p", name="doomed").id
+        editor.create_artifact("p", "doomed", type="data", files=[self.file])
+        padmin.create_project("pd")  # deleted and restored whole
+        for role in ROLES:
+            padmin.add_member("pd", role, role)
+        editor.create_run("pd")
         padmin.set_policy("m", protected=["production"])
         self.requests = {
             action: editor.request_promotion("m", "production", 1)["id"]
@@ -332,6 +337,11 @@ def requests_for(w: World) -> dict[str, tuple[str, dict[str, Any]]]:
         "GET /api/v1/projects": ("user", {}),
         "POST /api/v1/projects": ("user", {"json": {"name": "made"}}),
         "GET /api/v1/projects/{project}": ("viewer", p),
+        "POST /api/v1/gc": ("server", {"json": {"dry_run": True}}),
+        "PUT /api/v1/projects/{project}/retention": ("admin", {**p, "json": {}}),
+        "POST /api/v1/projects/{project}/retention/apply": ("admin", p),
+        "DELETE /api/v1/projects/{project}": ("admin", {"project": "pd"}),
+        "POST /api/v1/projects/{project}/restore": ("admin", {"project": "pd"}),
         "POST /api/v1/runs": ("editor", {"json": {"project": "p", "id": run}}),
         "GET /api/v1/runs/{run_id}": ("viewer", {}),
         "PATCH /api/v1/runs/{run_id}": ("editor", {"json": {"name": "r"}}),
@@ -408,6 +418,14 @@ def requests_for(w: World) -> dict[str, tuple[str, dict[str, Any]]]:
             {**p, "name": "a", "version": "1"},
         ),
         "GET /api/v1/artifacts/{artifact_id}": ("viewer", {"artifact_id": w.artifact}),
+        "DELETE /api/v1/projects/{project}/artifacts/{name}/versions/{version}": (
+            "editor",
+            {**p, "name": "doomed", "version": "1"},
+        ),
+        "POST /api/v1/projects/{project}/artifacts/{name}/versions/{version}/restore": (
+            "editor",
+            {**p, "name": "doomed", "version": "1"},
+        ),
         "POST /api/v1/projects/{project}/datasets": (
             "editor",
             {**p, "json": {"name": "d", "fingerprint": "f" * 16}},

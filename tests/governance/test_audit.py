@@ -159,7 +159,8 @@ def test_the_commands_list_and_verify(direct: Store, capsys: pytest.CaptureFixtu
     mutate(direct)
     where = ["--store", direct.engine.url.render_as_string(hide_password=False)]
     assert main(["audit", "list", "--action", "alias.moved", *where]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    header, *lines = capsys.readouterr().out.splitlines()
+    assert header.split() == ["id", "at", "actor", "action", "entity", "project"]
     assert len(lines) == 2 and all(
         "alias.moved" in line and "alias:m@candidate" in line for line in lines
     )

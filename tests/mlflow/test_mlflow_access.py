@@ -57,6 +57,7 @@ class World:
     tokens: dict[str, str] = field(default_factory=dict)
     experiment: str = ""
     other_experiment: str = ""
+    doomed_experiment: str = ""
     run: str = ""
     doomed_run: str = ""
     model_id: str = ""
@@ -86,6 +87,9 @@ def build(url: str) -> World:
         w.experiment = str(padmin.create_project("p").id)
         padmin.add_member("p", "viewer", "viewer")
         padmin.add_member("p", "editor", "editor")
+        w.doomed_experiment = str(padmin.create_project("pd").id)  # deleted, then restored
+        padmin.add_member("pd", "viewer", "viewer")
+        padmin.add_member("pd", "editor", "editor")
     with closing(HttpStore(url, token=w.tokens["outsider"])) as outsider:
         w.other_experiment = str(outsider.create_project("q").id)
 
@@ -190,6 +194,14 @@ def mlflow_requests(w: World, caller: str) -> dict[str, tuple[str, dict[str, Any
             {"json": {"experiment_id": e, "new_name": "p"}},
         ),
         f"POST {API}/experiments/search": ("user", {"json": {"max_results": 10}}),
+        f"POST {API}/experiments/delete": (
+            "admin",
+            {"json": {"experiment_id": w.doomed_experiment}},
+        ),
+        f"POST {API}/experiments/restore": (
+            "admin",
+            {"json": {"experiment_id": w.doomed_experiment}},
+        ),
         # runs
         f"POST {API}/runs/create": ("editor", {"json": {"experiment_id": e}}),
         f"GET {API}/runs/get": ("viewer", {"params": run}),

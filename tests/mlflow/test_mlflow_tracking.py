@@ -121,6 +121,39 @@ def test_experiments(mlflow_uri: str) -> None:
     assert client.get_experiment("0").name == "Default"
 
 
+def test_experiments_are_deleted_and_restored_with_their_runs(mlflow_uri: str) -> None:
+    from mlflow.entities import ViewType
+
+    client = MlflowClient()
+    exp_id = client.create_experiment("doomed")
+    run = client.create_run(exp_id)
+    client.log_metric(run.info.run_id, "loss", 0.5)
+    client.delete_experiment(exp_id)
+    assert client.get_experiment(exp_id).lifecycle_stage == "deleted"
+    by_name = client.get_experiment_by_name("doomed")
+    assert by_name is not None and by_name.lifecycle_stage == "deleted"
+    assert client.get_run(run.info.run_id).info.lifecycle_stage == "deleted"
+    active = client.search_experiments()
+    deleted = client.search_experiments(view_type=ViewType.DELETED_ONLY)
+    every = client.search_experiments(view_type=ViewType.ALL)
+    assert exp_id not in {e.experiment_id for e in active}
+    assert [e.experiment_id for e in deleted] == [exp_id]
+    assert exp_id in {e.experiment_id for e in every} and "0" in {e.experiment_id for e in every}
+    with pytest.raises(MlflowException) as refused:
+        client.create_run(exp_id)  # a deleted experiment takes no runs
+    assert refused.value.error_code in ("INVALID_STATE", "INVALID_PARAMETER_VALUE")
+    with pytest.raises(MlflowException) as taken:
+        client.create_experiment("doomed")
+    assert taken.value.error_code == "RESOURCE_ALREADY_EXISTS"
+
+    client.restore_experiment(exp_id)
+    assert client.get_experiment(exp_id).lifecycle_stage == "active"
+    restored = client.get_run(run.info.run_id)
+    assert restored.info.lifecycle_stage == "active" and restored.data.metrics == {"loss": 0.5}
+    found = client.search_runs([exp_id])
+    assert [r.info.run_id for r in found] == [run.info.run_id]
+
+
 def test_project_name_for() -> None:
     assert project_name_for("plain name") == "plain name"
     mapped = project_name_for("/Users/me@example.com/exp")
@@ -446,8 +479,8 @@ def test_mlflow_semantics_of_tags_default_and_experiment_deletion(
     client.restore_run(rid)
     client.delete_tag(rid, "keep")
     assert "keep" not in client.get_run(rid).data.tags
-    # Experiments are projects, not deleted through MLflow: a clear refusal.
+    # The default experiment is not deleted, as in MLflow.
     refused = requests.post(
         f"{mlflow_uri}/api/2.0/mlflow/experiments/delete", json={"experiment_id": "0"}, timeout=30
     )
-    assert (refused.status_code, refused.json()["error_code"]) == (501, "NOT_IMPLEMENTED")
+    assert (refused.status_code, refused.json()["error_code"]) == (400, "INVALID_PARAMETER_VALUE")

@@ -47,6 +47,10 @@ def test_health_and_openapi(api: tuple[str, requests.Session]) -> None:
     ("method", "path", "record"),
     [
         ("post", "/runs/{run_id}/restore", "Run"),
+        ("post", "/projects/{project}/restore", "Project"),
+        ("put", "/projects/{project}/retention", "Project"),
+        ("post", "/gc", "GcReport"),
+        ("post", "/projects/{project}/artifacts/{name}/versions/{version}/restore", "Artifact"),
         ("post", "/runs/{run_id}/move", "Run"),
         ("post", "/models/{name}/restore", "RegisteredModel"),
         ("delete", "/models/{name}/tags/{key}", "RegisteredModel"),

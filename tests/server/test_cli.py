@@ -42,6 +42,11 @@ def test_a_bad_store_is_one_clear_line(store: str, fragment: str, tmp_path: Path
         (("--webhook-timeout", "0"), "the webhook timeout must be above 0 seconds, got 0.0"),
         (("--webhook-attempts", "0"), "webhook max attempts must be at least 1, got 0"),
         (("--webhook-senders", "-1"), "webhook senders must be 0 (off) or more, got -1"),
+        (
+            ("--gc-interval", "daily"),
+            "--gc-interval 'daily' is not a duration: write a number and a unit, such as "
+            "0s, 30m, 12h, 7d or 2w",
+        ),
     ],
 )
 def test_a_webhook_option_that_cannot_work_is_one_clear_line(

@@ -101,7 +101,16 @@ def test_projects_with_run_counts(server: tuple[str, dict[str, str]]) -> None:
     assert [p["name"] for p in plain] == ["a", "b"] and "runs" not in plain[0]
     counted = get(url, "/projects", tokens["admin"], run_counts="true").json()
     assert [(p["name"], p["runs"]) for p in counted["items"]] == [("a", 2), ("b", 1)]
-    assert set(counted["items"][0]) == {"id", "name", "description", "created_at", "runs"}
+    assert set(counted["items"][0]) == {
+        "id",
+        "name",
+        "description",
+        "created_at",
+        "deleted_at",
+        "keep_checkpoints",
+        "artifact_ttl",
+        "runs",
+    }
     paged = get(url, "/projects", tokens["admin"], run_counts="true", limit=1).json()
     assert [p["name"] for p in paged["items"]] == ["a"] and paged["next_cursor"]
     rest = get(url, "/projects", tokens["admin"], run_counts="true", cursor=paged["next_cursor"])

@@ -522,6 +522,7 @@ DIFF_SHA = hashlib.sha256(b"diff --git a/x b/x").hexdigest()
 
 def test_code_version_round_trip(store: Any) -> None:
     run = store.create_run("p")
+    assert store.put_blob([b"diff --git a/x b/x"]).sha256 == DIFF_SHA  # uploaded first
     assert store.get_code_version(run.id) is None
     store.set_code_version(
         run.id,

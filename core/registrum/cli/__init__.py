@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -10,15 +12,18 @@ from registrum import __version__
 from registrum.cli import (
     access,
     approvals,
+    artifacts,
     audit,
     backups,
     datasets,
     db,
     demo,
+    gc,
     importing,
     lineage,
     models,
     projects,
+    retention,
     runs,
     server,
     sync,
@@ -38,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_commands(commands)
     projects.add_commands(commands)
     runs.add_commands(commands)
+    artifacts.add_commands(commands)
     models_group = models.add_commands(commands)
     lineage.add_commands(commands)
     audit.add_commands(commands)
@@ -47,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     approvals.add_commands(commands, models_group)
     importing.add_commands(commands)
     backups.add_commands(commands)
+    gc.add_commands(commands)
+    retention.add_commands(commands)
     db.add_commands(commands)
     demo.add_commands(commands)
     return parser
@@ -56,7 +64,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.handler(args)
+        sys.stdout.flush()
     except RegistrumError as exc:
         print(f"registrum {args.command}: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # The reader went away (`registrum runs list p | head`): stop quietly, as Unix
+        # tools do, and keep Python from complaining when it flushes stdout at exit.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return code

@@ -63,3 +63,13 @@ def when(stamp: float | None) -> str:
     if stamp is None:
         return "-"
     return datetime.datetime.fromtimestamp(stamp).strftime("%Y-%m-%d %H:%M")
+
+
+def size_text(n: int) -> str:
+    """A byte count as people read it: 512 B, 3.2 KiB, 1.5 GiB."""
+    value, unit = float(n), "B"
+    for bigger in ("KiB", "MiB", "GiB", "TiB", "PiB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, bigger
+    return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"

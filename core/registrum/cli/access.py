@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from registrum.cli._common import leaf, open_client, when
+from registrum.cli._output import Column, When, add_format, emit
 from registrum.entities import ROLES
 
 
@@ -21,10 +22,13 @@ def _users_add(args: argparse.Namespace) -> int:
 def _users_list(args: argparse.Namespace) -> int:
     with open_client(args) as client:
         users = client.users()
-    print(f"{'name':<32}  {'server admin':<12}  {'disabled':<8}  created")
-    for u in users:
-        admin, off = "yes" if u.server_admin else "-", "yes" if u.disabled else "-"
-        print(f"{u.name:<32}  {admin:<12}  {off:<8}  {when(u.created_at)}")
+    columns = [
+        Column("name", lambda u: u.name),
+        Column("server_admin", lambda u: "yes" if u.server_admin else "no"),
+        Column("disabled", lambda u: "yes" if u.disabled else "no"),
+        Column("created", lambda u: When(u.created_at)),
+    ]
+    emit(args, users, columns)
     return 0
 
 
@@ -48,19 +52,23 @@ def _tokens_create(args: argparse.Namespace) -> int:
 def _tokens_list(args: argparse.Namespace) -> int:
     with open_client(args) as client:
         tokens = client.tokens(user=args.user)
-    print(f"{'id':>5}  {'user':<20}  {'name':<16}  {'prefix':<12}  {'expires':<16}  state")
     stamp = time.time()
-    for k in tokens:
+
+    def state(k: Any) -> str:
         if k.revoked_at is not None:
-            state = "revoked"
-        elif k.expires_at is not None and k.expires_at <= stamp:
-            state = "expired"
-        else:
-            state = f"active, last used {when(k.last_used_at)}"
-        print(
-            f"{k.id:>5}  {k.user:<20}  {k.name:<16}  {k.prefix:<12}  "
-            f"{when(k.expires_at):<16}  {state}"
-        )
+            return "revoked"
+        return "expired" if k.expires_at is not None and k.expires_at <= stamp else "active"
+
+    columns = [
+        Column("id", lambda k: k.id),
+        Column("user", lambda k: k.user),
+        Column("name", lambda k: k.name),
+        Column("prefix", lambda k: k.prefix),
+        Column("expires", lambda k: None if k.expires_at is None else When(k.expires_at)),
+        Column("state", state),
+        Column("last_used", lambda k: None if k.last_used_at is None else When(k.last_used_at)),
+    ]
+    emit(args, tokens, columns, empty="no tokens")
     return 0
 
 
@@ -81,9 +89,12 @@ def _members_add(args: argparse.Namespace) -> int:
 def _members_list(args: argparse.Namespace) -> int:
     with open_client(args) as client:
         members = client.members(args.project)
-    print(f"{'user':<32}  {'role':<8}  since")
-    for m in members:
-        print(f"{m.user:<32}  {m.role:<8}  {when(m.created_at)}")
+    columns = [
+        Column("user", lambda m: m.user),
+        Column("role", lambda m: m.role),
+        Column("since", lambda m: When(m.created_at)),
+    ]
+    emit(args, members, columns, empty=f"project {args.project} has no members")
     return 0
 
 
@@ -102,7 +113,7 @@ def add_commands(commands: Any) -> None:
     add = leaf(users, "add", "add a user", _users_add)
     add.add_argument("name")
     add.add_argument("--server-admin", action="store_true", help="may do everything")
-    leaf(users, "list", "list users", _users_list)
+    add_format(leaf(users, "list", "list users", _users_list))
     leaf(
         users, "disable", "disable a user: their tokens stop working", _users_disable
     ).add_argument("name")
@@ -114,9 +125,9 @@ def add_commands(commands: Any) -> None:
     create.add_argument("--user", default=None, help="whose token (default: yours)")
     create.add_argument("--name", default="default", help="what it is for, e.g. ci")
     create.add_argument("--expires-in-days", type=float, default=None, help="default: never")
-    leaf(tokens, "list", "tokens, without their secrets", _tokens_list).add_argument(
-        "--user", default=None, help="whose tokens (default: yours)"
-    )
+    token_list = leaf(tokens, "list", "tokens, without their secrets", _tokens_list)
+    token_list.add_argument("--user", default=None, help="whose tokens (default: yours)")
+    add_format(token_list)
     leaf(tokens, "revoke", "revoke a token by id", _tokens_revoke).add_argument("id", type=int)
 
     members = commands.add_parser("members", help="give users roles on a project").add_subparsers(
@@ -126,7 +137,9 @@ def add_commands(commands: Any) -> None:
     member_add.add_argument("project")
     member_add.add_argument("user")
     member_add.add_argument("role", choices=ROLES)
-    leaf(members, "list", "a project's members", _members_list).add_argument("project")
+    member_list = leaf(members, "list", "a project's members", _members_list)
+    member_list.add_argument("project")
+    add_format(member_list)
     remove = leaf(members, "remove", "take a user's role away", _members_remove)
     remove.add_argument("project")
     remove.add_argument("user")

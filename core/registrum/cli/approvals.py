@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from registrum.cli._common import leaf, open_client, when
+from registrum.cli._output import Column, When, add_format, emit, emit_one
 from registrum.entities import ROLES, Policy, PromotionRequest
 
 
@@ -30,7 +31,8 @@ def _policy_set(args: argparse.Namespace) -> int:
 
 def _policy_show(args: argparse.Namespace) -> int:
     with open_client(args, read=True) as client:
-        _print_policy(client.policy(args.name))
+        policy = client.policy(args.name)
+    emit_one(args, policy.to_dict(), lambda: _print_policy(policy))
     return 0
 
 
@@ -58,20 +60,25 @@ def _requests_open(args: argparse.Namespace) -> int:
 def _requests_list(args: argparse.Namespace) -> int:
     with open_client(args, read=True) as client:
         requests = client.requests(args.name, state=args.state)
-    print(f"{'id':>5}  {'alias':<16}  {'move':<9}  {'state':<9}  {'votes':<5}  {'by':<16}  opened")
-    for r in requests:
-        move = f"{r.from_version or '-'}->{r.version}"
-        votes = f"{r.approvals}/{r.approvals_needed}"
-        print(
-            f"{r.id:>5}  {r.alias:<16}  {move:<9}  {r.state:<9}  {votes:<5}  "
-            f"{r.requested_by:<16}  {when(r.created_at)}"
-        )
+    columns = [
+        Column("id", lambda r: r.id),
+        Column("alias", lambda r: r.alias),
+        Column("from", lambda r: r.from_version),
+        Column("to", lambda r: r.version),
+        Column("state", lambda r: r.state),
+        Column("approvals", lambda r: r.approvals),
+        Column("needed", lambda r: r.approvals_needed),
+        Column("by", lambda r: r.requested_by),
+        Column("opened", lambda r: When(r.created_at)),
+    ]
+    emit(args, requests, columns, empty=f"no requests for {args.name}")
     return 0
 
 
 def _requests_show(args: argparse.Namespace) -> int:
     with open_client(args, read=True) as client:
-        _print_request(client.request(args.id))
+        request = client.request(args.id)
+    emit_one(args, request.to_dict(), lambda: _print_request(request))
     return 0
 
 
@@ -99,14 +106,15 @@ def _print_request(r: PromotionRequest) -> None:
 def _aliases_history(args: argparse.Namespace) -> int:
     with open_client(args, read=True) as client:
         moves = client.alias_history(args.name, args.alias)
-    print(f"{'when':<16}  {'alias':<16}  {'from':>5}  {'to':>5}  {'by':<20}  request")
-    for m in moves:
-        before = "-" if m.from_version is None else m.from_version
-        after = "-" if m.to_version is None else m.to_version
-        print(
-            f"{when(m.at):<16}  {m.alias:<16}  {before:>5}  {after:>5}  "
-            f"{m.actor:<20}  {m.request_id or '-'}"
-        )
+    columns = [
+        Column("when", lambda m: When(m.at)),
+        Column("alias", lambda m: m.alias),
+        Column("from", lambda m: m.from_version),
+        Column("to", lambda m: m.to_version),
+        Column("by", lambda m: m.actor),
+        Column("request", lambda m: m.request_id),
+    ]
+    emit(args, moves, columns, empty=f"no alias of {args.name} has moved yet")
     return 0
 
 
@@ -129,7 +137,9 @@ def add_commands(commands: Any, models: Any) -> None:
         help='a gate as JSON, e.g. \'{"dataset": "test", "metric": "acc"}\' (repeat)',
     )
     set_.add_argument("--require-tag", action="append", default=[], help="tag key (repeat)")
-    leaf(policy, "show", "a model's policy", _policy_show).add_argument("name")
+    shown = leaf(policy, "show", "a model's policy", _policy_show)
+    shown.add_argument("name")
+    add_format(shown)
 
     requests = commands.add_parser(
         "requests", help="open, list and decide promotion requests"
@@ -144,9 +154,10 @@ def add_commands(commands: Any, models: Any) -> None:
     listed.add_argument(
         "--state", default=None, help="open, approved, rejected, cancelled or stale"
     )
-    leaf(requests, "show", "one request: votes and gates", _requests_show).add_argument(
-        "id", type=int
-    )
+    add_format(listed)
+    one = leaf(requests, "show", "one request: votes and gates", _requests_show)
+    one.add_argument("id", type=int)
+    add_format(one)
     for action, help in (
         ("approve", "approve a request; the last approval needed moves the alias"),
         ("reject", "reject a request"),
@@ -159,3 +170,4 @@ def add_commands(commands: Any, models: Any) -> None:
     history = leaf(models, "aliases-history", "every move of a model's aliases", _aliases_history)
     history.add_argument("name")
     history.add_argument("--alias", default=None)
+    add_format(history)

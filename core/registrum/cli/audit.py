@@ -5,22 +5,60 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 from typing import Any
 
-from registrum.cli._common import add_store, open_client, when
+from registrum.cli._common import add_store, open_client
+from registrum.cli._output import Column, When, add_format, emit
+from registrum.entities import AUDIT_NOISE
 from registrum.errors import InvalidArgument
+from registrum.validation import duration, instant
+
+
+def _moment(text: str | None, what: str) -> float | None:
+    """A time given as ISO 8601, Unix seconds, or a duration ago (`2h`, `7d`)."""
+    if text is None:
+        return None
+    try:
+        return time.time() - duration(text, what)
+    except InvalidArgument:
+        pass
+    try:
+        return instant(text, what)
+    except InvalidArgument:
+        raise InvalidArgument(
+            f"{what} {text!r} is neither a time (2026-11-01T00:00:00Z, Unix seconds) nor a "
+            "duration ago (30m, 12h, 7d)"
+        ) from None
 
 
 def _audit_list(args: argparse.Namespace) -> int:
+    entity_type, _, entity_id = (args.entity or "").partition(":")
+    since, until = _moment(args.since, "--since"), _moment(args.until, "--until")
+    quiet = () if args.all or args.event_action else AUDIT_NOISE
     with open_client(args, read=True) as client:
         events = client.audit(
-            project=args.project, action=args.event_action, actor=args.actor, limit=args.limit
+            project=args.project,
+            action=args.event_action,
+            actor=args.actor,
+            entity_type=entity_type or None,
+            entity_id=entity_id or None,
+            since=since,
+            until=until,
+            limit=args.limit,
+            exclude_actions=quiet,
         )
-    for e in events:
-        print(
-            f"{e.id:>7}  {when(e.at)}  {e.actor:<24}  {e.action:<22}  {e.entity_type}:{e.entity_id}"
-        )
+    columns = [
+        Column("id", lambda e: e.id),
+        Column("at", lambda e: When(e.at)),
+        Column("actor", lambda e: e.actor),
+        Column("action", lambda e: e.action),
+        Column("entity", lambda e: f"{e.entity_type}:{e.entity_id}"),
+        Column("project", lambda e: e.project),
+    ]
+    hidden = "" if not quiet else f" ({', '.join(quiet)} left out: --all shows them)"
+    emit(args, events, columns, empty=f"no audit events match{hidden}")
     return 0
 
 
@@ -96,7 +134,21 @@ def add_commands(commands: Any) -> None:
         "--action", dest="event_action", default=None, help='e.g. "alias.moved"'
     )
     audit_list.add_argument("--actor", default=None)
+    audit_list.add_argument(
+        "--entity", default=None, metavar="TYPE[:ID]", help="e.g. run:ID, model:NAME, project"
+    )
+    audit_list.add_argument(
+        "--since", default=None, metavar="TIME", help="ISO 8601, Unix seconds, or ago: 12h, 7d"
+    )
+    audit_list.add_argument("--until", default=None, metavar="TIME", help="as --since")
+    audit_list.add_argument(
+        "--all",
+        action="store_true",
+        help="also the events that come by the thousand (metrics.logged, blob.stored), "
+        "left out by default",
+    )
     audit_list.add_argument("--limit", type=int, default=50)
+    add_format(audit_list)
     add_store(audit_list)
     audit_list.set_defaults(handler=_audit_list)
     verify = audit.add_parser(

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from registrum.cli._common import add_store, open_client
+from registrum.cli._output import add_format, emit_one
 from registrum.entities import LineageGraph
 
 
@@ -24,7 +25,8 @@ def _node_line(node: dict[str, Any]) -> str:
         detail = f"branch {node['branch'] or '-'}, {node['remote'] or 'no remote'}"
     else:
         detail = f"{node['label']} ({node['type']})"
-    return f"{node['id']}  {detail}"
+    gone = "  (deleted)" if node.get("deleted") else ""
+    return f"{node['id']}  {detail}{gone}"
 
 
 def print_lineage(graph: LineageGraph, print_: Callable[[str], None] = print) -> None:
@@ -56,7 +58,7 @@ def print_lineage(graph: LineageGraph, print_: Callable[[str], None] = print) ->
 def _lineage(args: argparse.Namespace) -> int:
     with open_client(args, read=True) as client:
         graph = client.lineage(args.node, direction=args.direction, depth=args.depth)
-    print_lineage(graph)
+    emit_one(args, graph.to_dict(), lambda: print_lineage(graph))
     return 0
 
 
@@ -70,5 +72,6 @@ def add_commands(commands: Any) -> None:
     )
     lineage.add_argument("--direction", choices=["up", "down", "both"], default="both")
     lineage.add_argument("--depth", type=int, default=3, help="steps to follow (default 3)")
+    add_format(lineage)
     add_store(lineage)
     lineage.set_defaults(handler=_lineage)

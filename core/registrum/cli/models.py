@@ -8,7 +8,8 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from registrum.cli._common import add_store, leaf, open_client
+from registrum.cli._common import add_store, leaf, open_client, size_text
+from registrum.cli._output import Column, When, add_format, emit, text
 from registrum.client.api import Client
 from registrum.entities import Evaluation, ModelVersion
 from registrum.errors import ApprovalRequired, InvalidArgument
@@ -17,10 +18,13 @@ from registrum.errors import ApprovalRequired, InvalidArgument
 def _models_list(args: argparse.Namespace) -> int:
     with open_client(args, read=True) as client:
         models = client.models(args.project)
-    print(f"{'name':<32}  {'project':<16}  {'latest':>6}  aliases")
-    for m in models:
-        aliases = ", ".join(f"{a}→{n}" for a, n in m.aliases.items())
-        print(f"{m.name:<32}  {m.project:<16}  {m.latest_version or '-':>6}  {aliases}")
+    columns = [
+        Column("name", lambda m: m.name),
+        Column("project", lambda m: m.project),
+        Column("latest", lambda m: m.latest_version),
+        Column("aliases", lambda m: ", ".join(f"{a}={n}" for a, n in m.aliases.items()) or None),
+    ]
+    emit(args, models, columns, empty="no registered models yet")
     return 0
 
 
@@ -33,25 +37,49 @@ def _models_show(args: argparse.Namespace) -> int:
             versions = [client.model_version(args.ref)]
         else:
             versions = client.model_versions(args.ref)
+    if args.format != "table":
+        columns = [
+            Column("model", lambda v: v.model),
+            Column("version", lambda v: v.version),
+            Column("aliases", lambda v: ", ".join(v.aliases) or None),
+            Column("run", lambda v: v.run_id),
+            Column("flavor", lambda v: v.flavor),
+            Column("created", lambda v: When(v.created_at)),
+            Column("files", lambda v: v.artifact.file_count),
+            Column("bytes", lambda v: v.artifact.size, shown=size_text),
+            Column("description", lambda v: v.description),
+        ]
+        emit(args, versions, columns)
+        return 0
     for mv in versions:
         aliases = f"  @{', @'.join(mv.aliases)}" if mv.aliases else ""
         print(
             f"{mv.model}@{mv.version}{aliases}  from run {mv.run_id or '-'}  ({mv.flavor or '-'})"
         )
-        metrics = ", ".join(f"{k}={x:.4g}" for k, x in mv.metrics.items())
+        metrics = ", ".join(f"{k}={text(x)}" for k, x in mv.metrics.items())
         print(f"  metrics: {metrics or '-'}")
         if mv.description:
             print(f"  description: {mv.description}")
         tags = ", ".join(f"{k}={x}" for k, x in sorted(mv.tags.items()))
         if tags:
             print(f"  tags: {tags}")
-        print(f"  files: {mv.artifact.file_count}, {mv.artifact.size:,} bytes")
+        print(f"  files: {mv.artifact.file_count}, {size_text(mv.artifact.size)}")
     return 0
 
 
 def _models_evals(args: argparse.Namespace) -> int:
     with open_client(args, read=True) as client:
         history = client.evaluations(args.name)
+    if args.format != "table":
+        labels = {d["id"]: f"{d['project']}/{d['name']}:{d['version']}" for d in history.datasets}
+        columns = [
+            Column("dataset", lambda c: labels.get(c.dataset)),
+            Column("version", lambda c: c.version),
+            Column("metric", lambda c: c.metric),
+            Column("value", lambda c: c.value),
+        ]
+        emit(args, history.evaluations, columns)
+        return 0
     if not history.evaluations:
         print(f"{args.name}: no evaluations yet (runs that use_model a version and log metrics)")
         return 0
@@ -66,7 +94,7 @@ def _models_evals(args: argparse.Namespace) -> int:
         print("  version  " + "  ".join(f"{m:>14}" for m in metrics))
         for ver in versions:
             values = [cells.get((ver, m)) for m in metrics]
-            shown = [f"{c.value:>14.6g}" if c else f"{'-':>14}" for c in values]
+            shown = [f"{text(c.value) if c else '-':>14}" for c in values]
             print(f"  {ver:>7}  " + "  ".join(shown))
     return 0
 
@@ -199,6 +227,7 @@ def add_commands(commands: Any) -> Any:
     ).add_subparsers(dest="action", required=True)
     models_list = models.add_parser("list", help="registered models")
     models_list.add_argument("--project", default=None)
+    add_format(models_list)
     add_store(models_list)
     models_list.set_defaults(handler=_models_list)
     models_show = models.add_parser("show", help="a model's versions, or one (NAME@REF)")
@@ -209,10 +238,12 @@ def add_commands(commands: Any) -> Any:
         help="what REF named at this time (ISO 8601, e.g. 2026-11-01T00:00:00Z, or Unix "
         "seconds; UTC unless it says otherwise): an alias from its history",
     )
+    add_format(models_show)
     add_store(models_show)
     models_show.set_defaults(handler=_models_show)
     evals = models.add_parser("evals", help="how every version did on each evaluation dataset")
     evals.add_argument("name")
+    add_format(evals)
     add_store(evals)
     evals.set_defaults(handler=_models_evals)
     tag = leaf(models, "tag", "set tags on a model (NAME) or a version (NAME@REF)", _tag)

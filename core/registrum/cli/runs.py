@@ -4,12 +4,63 @@ version, and a run's files (what MLflow's `log_artifact` wrote)."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
-from registrum.cli._common import add_store, open_client, when
+from registrum.cli._common import add_store, open_client, size_text, when
+from registrum.cli._output import Column, When, add_format, emit, emit_one, print_table, text
+from registrum.entities import Artifact, Run
+from registrum.errors import InvalidArgument
+
+# The columns every `runs list` shows, then the metrics most runs share (or `--columns`).
+_FIXED = ("id", "name", "status", "job_type", "parent", "started")
+_ATTRIBUTES: dict[str, Callable[[Run], Any]] = {
+    "id": lambda r: r.id,
+    "name": lambda r: r.name,
+    "status": lambda r: r.status,
+    "job_type": lambda r: r.job_type,
+    "parent": lambda r: r.parent_id,
+    "user": lambda r: r.user,
+    "host": lambda r: r.host,
+    "started": lambda r: When(r.start_time),
+    "ended": lambda r: None if r.end_time is None else When(r.end_time),
+    "duration": lambda r: None if r.end_time is None else round(r.end_time - r.start_time, 3),
+}
+_WIDTHS = {"name": 24, "parent": 32}
+
+
+def _column(name: str) -> Column:
+    """A `runs list` column: an attribute, `metrics.KEY` (the last value), `params.KEY` or
+    `tags.KEY`."""
+    kind, _, key = name.partition(".")
+    if name in _ATTRIBUTES:
+        return Column(name, _ATTRIBUTES[name], _WIDTHS.get(name))
+    if kind == "metrics" and key:
+        return Column(name, lambda r: r.metrics[key].last if key in r.metrics else None)
+    if kind == "params" and key:
+        return Column(name, lambda r: r.params.get(key), 24)
+    if kind == "tags" and key:
+        return Column(name, lambda r: r.tags.get(key), 24)
+    raise InvalidArgument(
+        f"unknown column {name!r}: use metrics.KEY, params.KEY, tags.KEY or one of "
+        f"{', '.join(_ATTRIBUTES)}"
+    )
+
+
+def _shared_metrics(runs: list[Run], most: int = 4) -> list[str]:
+    """The metric keys most of the runs have, by name: the default metric columns."""
+    counts: dict[str, int] = {}
+    for r in runs:
+        for key in r.metrics:
+            counts[key] = counts.get(key, 0) + 1
+    ranked = sorted(counts, key=lambda k: (-counts[k], k))[:most]
+    return [f"metrics.{k}" for k in sorted(ranked)]
 
 
 def _runs_list(args: argparse.Namespace) -> int:
+    asked = [c.strip() for c in (args.columns or "").split(",") if c.strip()]
+    for name in asked:
+        _column(name)  # an unknown column is refused before anything is read
     with open_client(args, read=True) as client:
         runs = client.runs(
             args.project,
@@ -17,12 +68,11 @@ def _runs_list(args: argparse.Namespace) -> int:
             order_by=args.order_by,
             limit=args.limit,
             include_deleted=args.deleted,
+            top_level=args.top_level,
         )
-    print(f"{'id':<32}  {'name':<24}  {'status':<9}  {'started':<16}  metrics")
-    for r in runs:
-        shown = ", ".join(f"{k}={m.last:.4g}" for k, m in list(r.metrics.items())[:4])
-        name = (r.name or "-")[:24]
-        print(f"{r.id:<32}  {name:<24}  {r.status:<9}  {when(r.start_time):<16}  {shown}")
+    extra = asked or _shared_metrics(runs)
+    columns = [_column(n) for n in (*_FIXED, *(n for n in extra if n not in _FIXED))]
+    emit(args, runs, columns, empty=f"no runs in project {args.project} match")
     return 0
 
 
@@ -30,44 +80,101 @@ def _runs_show(args: argparse.Namespace) -> int:
     with open_client(args, read=True) as client:
         r = client.run(args.run_id)
         files = client.run_files(args.run_id)
-    print(f"run {r.id}  ({r.project}/{r.name or '-'})  {r.status}")
-    print(f"  job type {r.job_type or '-'}, user {r.user or '-'}, host {r.host or '-'}")
-    print(f"  started {when(r.start_time)}, ended {when(r.end_time)}, parent {r.parent_id or '-'}")
-    for title, items in (("params", r.params), ("tags", r.tags)):
-        if items:
-            print(f"  {title}:")
-            for k, value in items.items():
-                print(f"    {k} = {value}")
-    if r.metrics:
-        print("  metrics (last, min, max, count):")
-        for k, m in r.metrics.items():
-            print(f"    {k}: {m.last:.6g}, {m.min}, {m.max}, {m.count} at step {m.last_step}")
-    if files:
-        size = _size(sum(x.size for x in files))
-        print(f"  files: {len(files)}, {size} (registrum runs files {r.id})")
+        outputs = client.artifacts(r.project, run_id=r.id)
+        graph = client.lineage(f"run:{r.id}", direction="both", depth=1)
+    node = f"run:{r.id}"
+    nodes = {n["id"]: n for n in graph.nodes}
+    inputs = [nodes[e.source] | {"role": e.role} for e in graph.edges if e.target == node]
+    made = [nodes[e.target] for e in graph.edges if e.source == node]
+    datasets = [n for n in inputs if n["kind"] == "dataset"]
+    versions = [n for n in made if n["kind"] == "model"]
+    checkpoints = [a for a in outputs if a.type == "checkpoint"]
+    artifacts = [a for a in outputs if a.type != "checkpoint"]
+    record = {
+        **r.to_dict(),
+        "artifacts": [_artifact_json(a) for a in artifacts],
+        "checkpoints": [_artifact_json(a) for a in checkpoints],
+        "datasets": [_dataset_json(d) for d in datasets],
+        "registered_versions": [f"{v['name']}@{v['version']}" for v in versions],
+        "files": {"count": len(files), "bytes": sum(x.size for x in files)},
+    }
+
+    def render() -> None:
+        print(f"run {r.id}  ({r.project}/{r.name or '-'})  {r.status}")
+        print(f"  job type {r.job_type or '-'}, user {r.user or '-'}, host {r.host or '-'}")
+        print(
+            f"  started {when(r.start_time)}, ended {when(r.end_time)}, parent {r.parent_id or '-'}"
+        )
+        for title, items in (("params", r.params), ("tags", r.tags)):
+            if items:
+                print(f"  {title}:")
+                for k, value in items.items():
+                    print(f"    {k} = {text(value)}")
+        if r.metrics:
+            print("  metrics (last, min, max, count, at step):")
+            rows = [
+                [
+                    f"    {k}",
+                    text(m.last),
+                    text(m.min),
+                    text(m.max),
+                    text(m.count),
+                    text(m.last_step),
+                ]
+                for k, m in r.metrics.items()
+            ]
+            print_table(["   ", "last", "min", "max", "count", "step"], rows)
+        for title, listed in (("artifacts", artifacts), ("checkpoints", checkpoints)):
+            if listed:
+                print(f"  {title}:")
+                for a in sorted(listed, key=lambda a: (a.name, a.version)):
+                    best = "  (best)" if a.metadata.get("best") else ""
+                    step = a.metadata.get("step")
+                    at = f", step {step}" if step is not None else ""
+                    print(
+                        f"    {a.name}:{a.version}  {a.type}, {a.file_count} file(s), "
+                        f"{size_text(a.size)}{at}{best}"
+                    )
+        if datasets:
+            print("  datasets:")
+            for d in datasets:
+                print(f"    {d['label']} ({d['role']})")
+        if versions:
+            shown = ", ".join(f"{v['name']}@{v['version']}" for v in versions)
+            print(f"  registered: {shown}")
+        if files:
+            size = size_text(sum(x.size for x in files))
+            print(f"  files: {len(files)}, {size} (registrum runs files {r.id})")
+
+    emit_one(args, record, render)
     return 0
 
 
-def _size(n: int) -> str:
-    """A byte count as people read it: 512 B, 3.2 KiB, 1.5 GiB."""
-    value, unit = float(n), "B"
-    for bigger in ("KiB", "MiB", "GiB", "TiB"):
-        if value < 1024:
-            break
-        value, unit = value / 1024, bigger
-    return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
+def _artifact_json(a: Artifact) -> dict[str, Any]:
+    return {
+        "name": a.name,
+        "version": a.version,
+        "type": a.type,
+        "size": a.size,
+        "files": a.file_count,
+        "metadata": a.metadata,
+    }
+
+
+def _dataset_json(node: dict[str, Any]) -> dict[str, Any]:
+    return {k: node.get(k) for k in ("project", "name", "version", "fingerprint", "rows", "role")}
 
 
 def _runs_files(args: argparse.Namespace) -> int:
     with open_client(args, read=True) as client:
         files = client.run_files(args.run_id, args.prefix)
-    if not files:
-        where = f" under {args.prefix!r}" if args.prefix else ""
-        print(f"run {args.run_id} has no files{where}")
-        return 0
-    print(f"{'size':>10}  {'sha256':<12}  path")
-    for x in files:
-        print(f"{_size(x.size):>10}  {x.sha256[:12]:<12}  {x.path}")
+    where = f" under {args.prefix!r}" if args.prefix else ""
+    columns = [
+        Column("size", lambda x: x.size, shown=size_text),
+        Column("sha256", lambda x: x.sha256, shown=lambda sha: sha[:12]),
+        Column("path", lambda x: x.path),
+    ]
+    emit(args, files, columns, empty=f"run {args.run_id} has no files{where}")
     return 0
 
 
@@ -141,10 +248,27 @@ def add_commands(commands: Any) -> None:
     runs_list.add_argument(
         "--deleted", action="store_true", help="list deleted runs too (restorable)"
     )
+    runs_list.add_argument(
+        "--top-level", action="store_true", help="only runs without a parent (no sweep trials)"
+    )
+    runs_list.add_argument(
+        "--columns",
+        default=None,
+        metavar="COLS",
+        help="comma-separated columns after id, name, status, job type, parent and start: "
+        "metrics.KEY, params.KEY, tags.KEY, user, host, ended, duration (default: the "
+        "metrics most runs share)",
+    )
+    add_format(runs_list)
     add_store(runs_list)
     runs_list.set_defaults(handler=_runs_list)
-    runs_show = runs.add_parser("show", help="one run: params, tags, metric summaries")
+    runs_show = runs.add_parser(
+        "show",
+        help="one run: params, tags, metrics, artifacts, checkpoints, datasets, registered "
+        "versions",
+    )
     runs_show.add_argument("run_id")
+    add_format(runs_show)
     add_store(runs_show)
     runs_show.set_defaults(handler=_runs_show)
     delete = runs.add_parser("delete", help="delete runs (restorable until collected)")
@@ -169,6 +293,7 @@ def add_commands(commands: Any) -> None:
     files = runs.add_parser("files", help="a run's files (what MLflow's log_artifact wrote)")
     files.add_argument("run_id")
     files.add_argument("--prefix", default=None, help="only the files under this folder")
+    add_format(files)
     add_store(files)
     files.set_defaults(handler=_runs_files)
     download = runs.add_parser("download", help="download a run's file or folder")

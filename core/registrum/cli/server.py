@@ -14,7 +14,8 @@ import sys
 from typing import Any
 
 from registrum.cli._common import add_store
-from registrum.errors import RegistrumError
+from registrum.errors import InvalidArgument, RegistrumError
+from registrum.validation import duration
 
 
 def _has_server_extra(command: str) -> bool:
@@ -86,8 +87,10 @@ def _server(args: argparse.Namespace) -> int:
             webhook_timeout=args.webhook_timeout,
             allow_private_webhooks=args.allow_private_webhooks,
             heartbeat_timeout=args.heartbeat_timeout,
+            gc_interval=duration(args.gc_interval, "--gc-interval"),
+            gc_older_than=duration(args.gc_older_than, "--gc-older-than"),
         )
-    except ValueError as exc:
+    except (ValueError, InvalidArgument) as exc:
         print(f"registrum server: {exc}", file=sys.stderr)
         return 2
     refused = network_sqlite_problem(settings.store_url)
@@ -281,6 +284,19 @@ def add_commands(commands: Any) -> None:
         default=600.0,
         help="seconds without a heartbeat after which a running run is marked crashed "
         "(default 600)",
+    )
+    server.add_argument(
+        "--gc-interval",
+        default="0s",
+        metavar="DURATION",
+        help="collect garbage this often, once across replicas (such as 1d; default 0s: "
+        "never, run `registrum gc` by hand)",
+    )
+    server.add_argument(
+        "--gc-older-than",
+        default="7d",
+        metavar="DURATION",
+        help="grace period of those collections: what was deleted longer ago goes (default 7d)",
     )
     server.set_defaults(handler=_server)
     ui = commands.add_parser("ui", help="browse the embedded store in the web UI (loopback)")

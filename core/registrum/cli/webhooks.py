@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from registrum.cli._common import add_store, open_client, when
+from registrum.cli._common import add_store, open_client
+from registrum.cli._output import Column, When, add_format, emit
 
 
 def _webhooks_add(args: argparse.Namespace) -> int:
@@ -23,10 +24,18 @@ def _webhooks_add(args: argparse.Namespace) -> int:
 def _webhooks_list(args: argparse.Namespace) -> int:
     with open_client(args, read=True) as client:
         hooks = client.webhooks(project=args.project, model=args.model)
-    for hook in hooks:
-        scope = f"model:{hook.model}" if hook.model else f"project:{hook.project}"
-        print(f"{hook.id}  {scope:<24}  {','.join(hook.events):<40}  {hook.url}")
+    columns = [
+        Column("id", lambda h: h.id),
+        Column("scope", lambda h: f"model:{h.model}" if h.model else f"project:{h.project}"),
+        Column("events", lambda h: ",".join(h.events)),
+        Column("url", lambda h: h.url),
+    ]
+    emit(args, hooks, columns, empty="no webhooks", as_json=_without_secret)
     return 0
+
+
+def _without_secret(hook: Any) -> dict[str, Any]:
+    return {k: x for k, x in hook.to_dict().items() if k != "secret"}
 
 
 def _webhooks_remove(args: argparse.Namespace) -> int:
@@ -41,12 +50,21 @@ def _webhooks_deliveries(args: argparse.Namespace) -> int:
         deliveries = client.webhook_deliveries(
             args.webhook_id, status=args.status, limit=args.limit
         )
-    for d in deliveries:
-        outcome = d.last_error or (f"HTTP {d.last_status}" if d.last_status else "-")
-        print(
-            f"{d.id:>7}  event {d.event_id:<7}  {d.action:<22}  {d.status:<9}  "
-            f"{d.attempts} attempt(s)  {when(d.last_attempt_at)}  {outcome}"
-        )
+    columns = [
+        Column("id", lambda d: d.id),
+        Column("event", lambda d: d.event_id),
+        Column("action", lambda d: d.action),
+        Column("status", lambda d: d.status),
+        Column("attempts", lambda d: d.attempts),
+        Column(
+            "last_attempt", lambda d: None if d.last_attempt_at is None else When(d.last_attempt_at)
+        ),
+        Column(
+            "outcome",
+            lambda d: d.last_error or (f"HTTP {d.last_status}" if d.last_status else None),
+        ),
+    ]
+    emit(args, deliveries, columns, empty="no deliveries")
     return 0
 
 
@@ -73,6 +91,7 @@ def add_commands(commands: Any) -> None:
     hooks_list = webhooks.add_parser("list", help="webhooks, of a project or a model")
     hooks_list.add_argument("--project", default=None)
     hooks_list.add_argument("--model", default=None)
+    add_format(hooks_list)
     add_store(hooks_list)
     hooks_list.set_defaults(handler=_webhooks_list)
     remove = webhooks.add_parser("remove", help="remove a webhook and its delivery log")
@@ -83,5 +102,6 @@ def add_commands(commands: Any) -> None:
     log.add_argument("webhook_id")
     log.add_argument("--status", choices=["pending", "delivered", "failed"], default=None)
     log.add_argument("--limit", type=int, default=50)
+    add_format(log)
     add_store(log)
     log.set_defaults(handler=_webhooks_deliveries)

@@ -21,6 +21,7 @@ from registrum.entities import (
     DatasetVersion,
     Delivery,
     EvaluationHistory,
+    GcReport,
     LineageGraph,
     Membership,
     MetricHistory,
@@ -68,10 +69,54 @@ class Client:
         project: Project = self._store.create_project(name, description=description)
         return project
 
-    def projects(self) -> list[Project]:
-        """The projects the signed-in user may read, by name."""
-        projects: list[Project] = self._store.list_projects()
+    def projects(self, *, include_deleted: bool = False) -> list[Project]:
+        """The projects the signed-in user may read, by name (deleted ones too with
+        `include_deleted`)."""
+        projects: list[Project] = self._store.list_projects(include_deleted=include_deleted)
         return projects
+
+    def delete_project(self, name: str) -> None:
+        """Soft-deletes a project (a project admin) with its runs and artifacts: it leaves
+        lists, refuses new runs, and stays restorable until collected (`registrum gc`).
+        Refused (`Conflict`) while it holds registered models: delete those first."""
+        self._store.delete_project(name)
+
+    def collect_garbage(self, older_than: float | str = "7d", *, dry_run: bool = False) -> GcReport:
+        """Removes for good what was deleted longer ago than `older_than` (seconds, or a
+        duration such as "12h" or "7d"), then the blobs nothing references, and says what
+        went; a server admin. Registered versions and what they stand on are never
+        collected. With `dry_run`, says what would go and removes nothing."""
+        report: GcReport = self._store.collect_garbage(older_than, dry_run=dry_run)
+        return report
+
+    def set_retention(
+        self,
+        project: str,
+        *,
+        keep_checkpoints: int | None = None,
+        artifact_ttl: float | str | None = None,
+    ) -> Project:
+        """Sets a project's retention policy (a project admin): per run, checkpoints beyond
+        the newest `keep_checkpoints` (and beyond the best, always kept) are deleted, and the
+        artifacts of runs that registered nothing expire `artifact_ttl` after they were made
+        (seconds, or a duration such as "30d"). None keeps everything of that kind.
+        Registered versions and what they stand on never expire. Applied by every garbage
+        collection, or now by `apply_retention`."""
+        updated: Project = self._store.set_retention(
+            project, keep_checkpoints=keep_checkpoints, artifact_ttl=artifact_ttl
+        )
+        return updated
+
+    def apply_retention(self, project: str) -> dict[str, int]:
+        """Applies the project's policy now: deletes what it no longer keeps (restorable
+        until collected); says how many checkpoints and artifacts went."""
+        applied: dict[str, dict[str, int]] = self._store.apply_retention(project)
+        return applied.get(project, {"checkpoints": 0, "artifacts": 0})
+
+    def restore_project(self, name: str) -> Project:
+        """Brings a deleted project back, with the runs and artifacts deleted with it."""
+        project: Project = self._store.restore_project(name)
+        return project
 
     def project(self, name: str) -> Project:
         project: Project = self._store.get_project(name)
@@ -87,8 +132,10 @@ class Client:
         order_by: str | Sequence[str] | None = None,
         limit: int = 50,
         include_deleted: bool = False,
+        top_level: bool = False,
     ) -> list[Run]:
-        """Runs of a project matching `filter` (the search language), ordered by `order_by`.
+        """Runs of a project matching `filter` (the search language), ordered by `order_by`;
+        `top_level`: only runs without a parent (not a sweep's trials or child runs).
 
         Example: `filter="metrics.val_loss < 0.3 and params.lr = 0.001"`,
         `order_by="-metrics.val_acc"`.
@@ -103,6 +150,7 @@ class Client:
                 limit=min(limit - len(runs), 1000),
                 cursor=cursor,
                 deleted="include" if include_deleted else "exclude",
+                top_level=top_level,
             )
             runs.extend(page.items)
             cursor = page.next_cursor
@@ -358,9 +406,12 @@ class Client:
         since: float | None = None,
         until: float | None = None,
         limit: int | None = 100,
+        exclude_actions: Sequence[str] = (),
     ) -> list[AuditEvent]:
-        """Audit events, newest first: who did what to which entity, when, before and after."""
+        """Audit events, newest first: who did what to which entity, when, before and after
+        (`exclude_actions`: leave these out, such as `registrum.entities.AUDIT_NOISE`)."""
         events = self._store.list_audit(
+            exclude_actions=exclude_actions,
             project=project,
             action=action,
             entity_type=entity_type,
@@ -506,14 +557,30 @@ class Client:
         run_id: str | None = None,
         type: str | None = None,
         limit: int | None = None,
+        include_deleted: bool = False,
     ) -> list[Artifact]:
-        """Artifact versions of a project, newest first: of one name, one run, one type."""
+        """Artifact versions of a project, newest first: of one name, one run, one type
+        (deleted ones too with `include_deleted`)."""
         found: list[Artifact] = self._store.list_artifacts(
-            project, name=name, run_id=run_id, limit=None if type else limit
+            project,
+            name=name,
+            run_id=run_id,
+            limit=None if type else limit,
+            include_deleted=include_deleted,
         )
         if type is not None:
             found = [a for a in found if a.type == type][:limit]
         return found
+
+    def delete_artifact(self, project: str, name: str, version: int) -> None:
+        """Soft-deletes one version of an artifact (an editor), restorable until collected.
+        Refused (`Conflict`) while a model version, dataset version or logged model stands
+        on it."""
+        self._store.delete_artifact(project, name, version)
+
+    def restore_artifact(self, project: str, name: str, version: int) -> Artifact:
+        artifact: Artifact = self._store.restore_artifact(project, name, version)
+        return artifact
 
     def download_artifact(
         self, project: str, name: str, out: str | Path, *, version: int | str = "latest"

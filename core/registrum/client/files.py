@@ -16,6 +16,7 @@ import shutil
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Any
 
 from registrum.capture.fingerprint import hash_file
 from registrum.client.transport import Transport
-from registrum.errors import HashMismatch, InvalidArgument
+from registrum.errors import BlobNotFound, HashMismatch, InvalidArgument
 
 _CHUNK = 1 << 20
 STREAM_MIN = 64 << 20  # files this large are hashed by the store on the way in
@@ -244,19 +245,43 @@ def _snapshotted(f: dict[str, Any]) -> LocalFile:
     return local_file(f["path"], source)
 
 
+def upload_then(
+    transport: Transport,
+    files: list[LocalFile],
+    record: Callable[[list[dict[str, Any]]], Any],
+    *,
+    label: str,
+) -> Any:
+    """Uploads what the store lacks, then `record`s the manifest. A blob that a garbage
+    collection removed between the two (nothing referenced it yet) is refused by the store:
+    it is uploaded again and recorded once more (docs/lifecycle.md)."""
+    for attempt in range(2):
+        manifest = upload(transport, files, label=label)
+        try:
+            return record(manifest)
+        except BlobNotFound:
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
 def deliver_artifact(transport: Transport, args: dict[str, Any]) -> Any:
     """The writer's side of a background artifact (a checkpoint): upload the snapshots the
     store lacks, record the artifact (the same files again give the same version), then drop
     the snapshots, unless the event keeps them for a registration still to come."""
     files = [_snapshotted(f) for f in args["files"]]
-    manifest = upload(transport, files, label=f"uploading {args['name']}")
-    artifact = transport.create_artifact(
-        args["project"],
-        args["name"],
-        type=args["type"],
-        files=manifest,
-        run_id=args["run_id"],
-        metadata=args.get("metadata"),
+    artifact = upload_then(
+        transport,
+        files,
+        lambda manifest: transport.create_artifact(
+            args["project"],
+            args["name"],
+            type=args["type"],
+            files=manifest,
+            run_id=args["run_id"],
+            metadata=args.get("metadata"),
+        ),
+        label=f"uploading {args['name']}",
     )
     if not args.get("keep"):
         for f in files:

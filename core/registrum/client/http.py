@@ -25,6 +25,7 @@ from registrum.entities import (
     DatasetVersion,
     Delivery,
     EvaluationHistory,
+    GcReport,
     IngestResult,
     LineageGraph,
     Membership,
@@ -76,11 +77,42 @@ class HttpStore(w.Connection):
             self._json("POST", "/projects", body={"name": name, "description": description})
         )
 
-    def get_project(self, name: str) -> Project:
-        return Project.from_dict(self._json("GET", f"/projects/{w.project(name)}"))
+    def get_project(self, name: str, *, include_deleted: bool = False) -> Project:
+        query = {"deleted": "true"} if include_deleted else None
+        return Project.from_dict(self._json("GET", f"/projects/{w.project(name)}", params=query))
 
-    def list_projects(self, *, limit: int | None = None, offset: int = 0) -> list[Project]:
-        return [Project.from_dict(p) for p in self._pages("/projects", {}, limit, offset)]
+    def list_projects(
+        self, *, limit: int | None = None, offset: int = 0, include_deleted: bool = False
+    ) -> list[Project]:
+        query = {"deleted": "true" if include_deleted else None}
+        return [Project.from_dict(p) for p in self._pages("/projects", query, limit, offset)]
+
+    def collect_garbage(
+        self, older_than: float | str = 7 * 86400.0, *, dry_run: bool = False
+    ) -> GcReport:
+        body = {"older_than": older_than, "dry_run": dry_run}
+        return GcReport.from_dict(self._json("POST", "/gc", body=body))
+
+    def set_retention(
+        self,
+        project: str,
+        *,
+        keep_checkpoints: int | None = None,
+        artifact_ttl: float | str | None = None,
+    ) -> Project:
+        body = {"keep_checkpoints": keep_checkpoints, "artifact_ttl": artifact_ttl}
+        path = f"/projects/{w.project(project)}/retention"
+        return Project.from_dict(self._json("PUT", path, body=body))
+
+    def apply_retention(self, project: str) -> dict[str, dict[str, int]]:
+        path = f"/projects/{w.project(project)}/retention/apply"
+        return {project: self._json("POST", path)}
+
+    def delete_project(self, name: str) -> None:
+        self._call("DELETE", f"/projects/{w.project(name)}")
+
+    def restore_project(self, name: str) -> Project:
+        return Project.from_dict(self._json("POST", f"/projects/{w.project(name)}/restore"))
 
     # -- runs -----------------------------------------------------------------
 
@@ -225,6 +257,7 @@ class HttpStore(w.Connection):
         limit: int = 100,
         cursor: str | None = None,
         deleted: str = "exclude",
+        top_level: bool = False,
     ) -> Page:
         body = {
             "filter": filter,
@@ -232,6 +265,7 @@ class HttpStore(w.Connection):
             "limit": limit,
             "cursor": cursor,
             "deleted": deleted,
+            "top_level": top_level,
         }
         data = self._json("POST", f"/projects/{w.project(project)}/runs/search", body=body)
         return Page(
@@ -445,10 +479,20 @@ class HttpStore(w.Connection):
         run_id: str | None = None,
         limit: int | None = None,
         offset: int = 0,
+        include_deleted: bool = False,
     ) -> list[Artifact]:
         path = f"/projects/{w.project(project)}/artifacts"
-        items = self._pages(path, {"name": name, "run_id": run_id}, limit, offset)
+        query = {"name": name, "run_id": run_id, "deleted": "true" if include_deleted else None}
+        items = self._pages(path, query, limit, offset)
         return [Artifact.from_dict(a) for a in items]
+
+    def delete_artifact(self, project: str, name: str, version: int) -> None:
+        self._call("DELETE", _artifact_path(project, name, version))
+
+    def restore_artifact(self, project: str, name: str, version: int) -> Artifact:
+        return Artifact.from_dict(
+            self._json("POST", _artifact_path(project, name, version) + "/restore")
+        )
 
     def log_dataset(
         self,
@@ -536,6 +580,7 @@ class HttpStore(w.Connection):
         until: float | None = None,
         limit: int | None = None,
         offset: int = 0,
+        exclude_actions: Sequence[str] = (),
     ) -> list[AuditEvent]:
         filters = {
             "project": project,
@@ -545,6 +590,7 @@ class HttpStore(w.Connection):
             "actor": actor,
             "since": since,
             "until": until,
+            "exclude_action": list(exclude_actions) or None,
         }
         params = {k: x for k, x in filters.items() if x is not None}
         return [AuditEvent.from_dict(e) for e in self._pages("/audit", params, limit, offset)]
@@ -876,3 +922,11 @@ class HttpStore(w.Connection):
     def remove_member(self, project: str, user: str) -> None:
         path = f"/projects/{w.project(project)}/members/{w.name(user, 'user name')}"
         self._call("DELETE", path)
+
+
+def _artifact_path(project: str, name: str, version: int) -> str:
+    number = v.integer(version, "artifact version", minimum=1)
+    return (
+        f"/projects/{w.project(project)}/artifacts/{w.name(name, 'artifact name')}"
+        f"/versions/{number}"
+    )

@@ -88,14 +88,18 @@ class RunOutputs:
             return None
         try:
             store = self._store()
-            manifest = f.upload(store, local, label=f"uploading {name}")
-            artifact: Artifact = store.create_artifact(
-                self.project,
-                name,
-                type=type,
-                files=manifest,
-                run_id=self.id,
-                metadata=dict(metadata or {}),
+            artifact: Artifact = f.upload_then(
+                store,
+                local,
+                lambda manifest: store.create_artifact(
+                    self.project,
+                    name,
+                    type=type,
+                    files=manifest,
+                    run_id=self.id,
+                    metadata=dict(metadata or {}),
+                ),
+                label=f"uploading {name}",
             )
             return artifact
         except StoreUnavailable:
@@ -112,9 +116,18 @@ class RunOutputs:
         step: int | None = None,
         metrics: Mapping[str, float] | None = None,
         name: str = "checkpoints",
+        best: bool = False,
+        keep_earlier_best: bool = False,
     ) -> None:
         """Takes a snapshot of a checkpoint file (or folder) now, without reading it, and
-        uploads it in the background: the caller never waits for hashing or the network."""
+        uploads it in the background: the caller never waits for hashing or the network.
+
+        Args:
+            best: this checkpoint is the run's best so far. A project's retention policy
+                always keeps the run's latest best, and the earlier best checkpoints of
+                `name` are deleted when it arrives (collected later by `registrum gc`)...
+            keep_earlier_best: ...unless this is True.
+        """
         pairs = f.listing(path)
         name = v.name(name, "artifact name")
         meta: dict[str, Any] = {
@@ -122,6 +135,9 @@ class RunOutputs:
             "metrics": encode_nonfinite(dict(metrics or {})),
             "file": str(path),
         }
+        if best:
+            meta["best"] = True
+            meta["replaces_best"] = not keep_earlier_best
         if self._writer is not None:
             self._in_background(pairs, name=name, type="checkpoint", metadata=meta)
 

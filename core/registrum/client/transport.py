@@ -17,6 +17,7 @@ from registrum.entities import (
     DatasetVersion,
     Delivery,
     EvaluationHistory,
+    GcReport,
     IngestResult,
     LineageGraph,
     Membership,
@@ -49,9 +50,29 @@ class Transport(Protocol):
 
     def create_project(self, name: str, *, description: str | None = None) -> Project: ...
 
-    def get_project(self, name: str) -> Project: ...
+    def get_project(self, name: str, *, include_deleted: bool = False) -> Project: ...
 
-    def list_projects(self, *, limit: int | None = None, offset: int = 0) -> list[Project]: ...
+    def list_projects(
+        self, *, limit: int | None = None, offset: int = 0, include_deleted: bool = False
+    ) -> list[Project]: ...
+
+    def set_retention(
+        self,
+        project: str,
+        *,
+        keep_checkpoints: int | None = None,
+        artifact_ttl: float | str | None = None,
+    ) -> Project: ...
+
+    def apply_retention(self, project: str) -> dict[str, dict[str, int]]: ...
+
+    def delete_project(self, name: str) -> None: ...
+
+    def collect_garbage(
+        self, older_than: float | str = 7 * 86400.0, *, dry_run: bool = False
+    ) -> GcReport: ...
+
+    def restore_project(self, name: str) -> Project: ...
 
     def create_run(
         self,
@@ -130,6 +151,7 @@ class Transport(Protocol):
         limit: int = 100,
         cursor: str | None = None,
         deleted: str = "exclude",
+        top_level: bool = False,
     ) -> Page: ...
 
     def log_metrics(
@@ -190,7 +212,12 @@ class Transport(Protocol):
         run_id: str | None = None,
         limit: int | None = None,
         offset: int = 0,
+        include_deleted: bool = False,
     ) -> list[Artifact]: ...
+
+    def delete_artifact(self, project: str, name: str, version: int) -> None: ...
+
+    def restore_artifact(self, project: str, name: str, version: int) -> Artifact: ...
 
     def log_dataset(
         self,
@@ -240,6 +267,7 @@ class Transport(Protocol):
         until: float | None = None,
         limit: int | None = None,
         offset: int = 0,
+        exclude_actions: Sequence[str] = (),
     ) -> list[AuditEvent]: ...
 
     def verify_audit(

@@ -23,6 +23,7 @@ from registrum.server.routes import (
     blob_uploads,
     blobs,
     files,
+    gc,
     lineage,
     metrics,
     models,
@@ -86,7 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # First: its catch-all routes have prefixes of their own, and requests are matched
     # against routes in order (MLflow's clients make many small calls).
     mlflow.install(app)
-    for module in (projects, runs, metrics, files, blobs, artifacts, models, lineage, audit):
+    for module in (projects, runs, metrics, files, blobs, artifacts, models, lineage, audit, gc):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(blob_uploads.router, prefix="/api/v1")
     app.include_router(access.router, prefix="/api/v1")

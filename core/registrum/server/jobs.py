@@ -6,6 +6,7 @@
   heartbeat timeout; `Store.crash_silent_runs`);
 * finishing the check of direct uploads to an S3 bucket that the server which took them did
   not finish (it died): read back, published or rejected (`Store.verify_pending_uploads`);
+* collecting garbage (`Store.collect_garbage`) every `--gc-interval`, when asked for;
 * signing the audit chain's head when it moved (`Store.seal_audit_head`), so a later rewrite
   of the events below it is detected even if nobody asked for an anchor by hand; once more
   at stop.
@@ -31,6 +32,7 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
+from registrum.entities import GcReport
 from registrum.server.settings import Settings
 from registrum.store import Store
 
@@ -104,6 +106,21 @@ def _verified(settled: int) -> None:
         log.info("checked %d direct upload(s) whose check was left unfinished", settled)
 
 
+def _collected(report: GcReport) -> None:
+    log.info(
+        "garbage collection: removed %d run(s), %d artifact(s), %d model version(s), "
+        "%d model(s), %d project(s), %d blob(s) (%d bytes) in %.1f s",
+        report.runs,
+        report.artifacts,
+        report.model_versions,
+        report.models,
+        report.projects,
+        report.blobs,
+        report.bytes,
+        report.seconds,
+    )
+
+
 def jobs(store: Store, settings: Settings) -> list[Job]:
     """The jobs `settings` asks for, over `store`."""
     max_age, timeout = settings.partial_upload_max_age, settings.heartbeat_timeout
@@ -129,6 +146,16 @@ def jobs(store: Store, settings: Settings) -> list[Job]:
             _verified,
         ),
     ]
+    if settings.gc_interval > 0:
+        grace = settings.gc_older_than
+        found.append(
+            Job(
+                "collecting garbage",
+                settings.gc_interval,
+                lambda: store.collect_garbage(grace),
+                _collected,
+            )
+        )
     if settings.audit_anchor_interval > 0:
         found.append(
             Job(

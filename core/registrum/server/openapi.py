@@ -91,6 +91,7 @@ _RECORDS = (
     entities.LineageGraph,
     entities.Evaluation,
     entities.EvaluationHistory,
+    entities.GcReport,
 )
 
 
@@ -154,6 +155,10 @@ _SUCCESS: dict[str, Schema] = {
     "list_projects": _page(_ref("Project")),
     "create_project": _ref("Project"),
     "get_project": _ref("Project"),
+    "restore_project": _ref("Project"),
+    "set_retention": _ref("Project"),
+    "apply_retention": _object("checkpoints", "artifacts"),
+    "collect_garbage": _ref("GcReport"),
     "create_run": _ref("Run"),
     "get_run": _ref("Run"),
     "update_run": _ref("Run"),
@@ -187,6 +192,7 @@ _SUCCESS: dict[str, Schema] = {
     "list_artifacts": _page(_ref("Artifact")),
     "get_artifact": _ref("Artifact"),
     "get_artifact_by_id": _ref("Artifact"),
+    "restore_artifact": _ref("Artifact"),
     "log_dataset": _ref("DatasetVersion"),
     "list_datasets": _page(_ref("DatasetVersion")),
     "get_dataset": _ref("DatasetVersion"),

@@ -47,6 +47,9 @@ class Settings:
         audit_anchor_interval: seconds between signings of the audit chain's head, recorded
             outside the database (see `registrum.store.governance.anchors`) when it moved;
             0 signs only on request and at every verification.
+        gc_interval: seconds between garbage collections (`Store.collect_garbage`), run
+            by one server across replicas; 0 (the default): none, `registrum gc` by hand.
+        gc_older_than: the grace period of those collections, in seconds (default 7 days).
     """
 
     store_url: str | None = None
@@ -67,6 +70,8 @@ class Settings:
     heartbeat_timeout: float = 600.0
     partial_upload_max_age: float = 3600.0
     audit_anchor_interval: float = 60.0
+    gc_interval: float = 0.0
+    gc_older_than: float = 7 * 86400.0
 
     def __post_init__(self) -> None:
         if not 0 < self.heartbeat_timeout < float("inf"):
@@ -84,6 +89,10 @@ class Settings:
                 "audit_anchor_interval must be 0 (off) or a number of seconds, "
                 f"got {self.audit_anchor_interval}"
             )
+        if not 0 <= self.gc_interval < float("inf"):
+            raise ValueError(f"gc_interval must be 0 (off) or seconds, got {self.gc_interval}")
+        if not 0 <= self.gc_older_than < float("inf"):
+            raise ValueError(f"gc_older_than must be 0 seconds or more, got {self.gc_older_than}")
         check_webhook_options(
             senders=self.webhook_senders,
             poll_interval=self.webhook_poll_interval,

@@ -15,10 +15,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, OperationalError, StatementError
 
 from registrum import validation as v
+from registrum.entities import Project
 from registrum.errors import (
+    Conflict,
     Forbidden,
     InvalidArgument,
     ProjectNotFound,
+    RegistrumError,
     RunNotFound,
     StoreUnavailable,
 )
@@ -36,7 +39,9 @@ RETRIES = 8
 # more than running it (SQLAlchemy then also reuses its cache key).
 _RUN_BY_ID = select(t.runs).where(t.runs.c.id == bindparam("id"))
 _PROJECT_NAME = select(t.projects.c.name).where(t.projects.c.id == bindparam("id"))
-_PROJECT_ID = select(t.projects.c.id).where(t.projects.c.name == bindparam("name"))
+_PROJECT_ID = select(t.projects.c.id, t.projects.c.deleted_at).where(
+    t.projects.c.name == bindparam("name")
+)
 _ROLE = select(t.memberships.c.role).where(
     t.memberships.c.project_id == bindparam("project_id"),
     t.memberships.c.user_id == bindparam("user_id"),
@@ -188,16 +193,26 @@ class StoreBase:
         return _upsert(self.engine.dialect.name, table, keys, columns)
 
     def _project_id(
-        self, conn: Connection, name: str, *, create: bool = False, need: str | None = None
+        self,
+        conn: Connection,
+        name: str,
+        *,
+        create: bool = False,
+        need: str | None = None,
+        deleted_ok: bool = False,
     ) -> int:
         """The id of project `name`; with `create`, made if new (its creator becomes its
-        admin); with `need`, the signed-in user must hold that role on it."""
+        admin); with `need`, the signed-in user must hold that role on it. A deleted project
+        is refused (`ProjectNotFound`; `Conflict` where it would be written to) unless
+        `deleted_ok`."""
         name = v.name(name, "project name")
-        found = conn.execute(_PROJECT_ID, {"name": name}).scalar()
+        found = conn.execute(_PROJECT_ID, {"name": name}).first()
         if found is not None:
             if need is not None:
-                self._require(conn, int(found), need, name=name)
-            return int(found)
+                self._require(conn, int(found.id), need, name=name)
+            if found.deleted_at is not None and not deleted_ok:
+                raise _deleted_project(name, create)
+            return int(found.id)
         if not create:
             raise ProjectNotFound(f"project {name!r} does not exist", project=name)
         # RETURNING, not rowcount: psycopg reports -1 for an INSERT's rowcount.
@@ -207,12 +222,15 @@ class StoreBase:
             .on_conflict_do_nothing(index_elements=["name"])
             .returning(t.projects.c.id)
         ).first()
-        project_id = int(conn.execute(_PROJECT_ID, {"name": name}).scalar_one())
+        row = conn.execute(_PROJECT_ID, {"name": name}).one()
+        project_id = int(row.id)
         if created is not None:
             self._audit(conn, "project.created", "project", name, project=name)
             self._make_creator_admin(conn, project_id, name)
         elif need is not None:
             self._require(conn, project_id, need, name=name)
+        if row.deleted_at is not None and not deleted_ok:
+            raise _deleted_project(name, create)
         return project_id
 
     # -- access control (rules in store/governance/access.py) ---------------------------------
@@ -340,6 +358,8 @@ class StoreBase:
         """The row id of version `wanted` of `name` (None: the latest), if there is one."""
         c = table.c
         query = select(c.id).where(c.project_id == project_id, c.name == name)
+        if "deleted_at" in c:
+            query = query.where(c.deleted_at.is_(None))
         if wanted is None:
             query = query.order_by(c.version.desc()).limit(1)
         else:
@@ -392,4 +412,28 @@ def _upsert(dialect: str, table: Table, keys: tuple[str, ...], columns: tuple[st
     stmt = (postgresql if dialect == "postgresql" else sqlite).insert(table)
     return stmt.on_conflict_do_update(
         index_elements=list(keys), set_={c: stmt.excluded[c] for c in columns}
+    )
+
+
+def _deleted_project(name: str, writing: bool) -> RegistrumError:
+    """The refusal of a deleted project: not found to a read, a conflict to a write."""
+    message = (
+        f"project {name!r} was deleted; a project admin restores it "
+        f"(registrum projects restore {name})"
+    )
+    if writing:
+        return Conflict(message + " before anything is logged to it", project=name)
+    return ProjectNotFound(message, project=name, deleted=True)
+
+
+def project_record(row: Any) -> Project:
+    """The `Project` of a projects row."""
+    return Project(
+        id=row.id,
+        name=row.name,
+        description=row.description,
+        created_at=row.created_at,
+        deleted_at=row.deleted_at,
+        keep_checkpoints=row.keep_checkpoints,
+        artifact_ttl=row.artifact_ttl,
     )

@@ -95,6 +95,20 @@ class BlobStore(abc.ABC):
         backend that keeps none has nothing to do)."""
         return 0
 
+    def stored(self) -> Iterator[tuple[str, int, float]]:
+        """Every blob stored, as (sha256, size as listed, when written), in no set order,
+        streamed: what garbage collection compares with the database (a backend that cannot
+        list yields nothing, and its unrecorded blobs stay)."""
+        return iter(())
+
+    def sweep_unpublished(
+        self, older_than_seconds: float, *, dry_run: bool = False
+    ) -> tuple[int, int]:
+        """Removes the bytes of finished uploads that no blob came to use (a server that
+        died between finishing an upload and publishing it); returns how many and their
+        bytes. A backend that publishes by renaming has none."""
+        return 0, 0
+
     def put(
         self, stream: BinaryIO | Iterable[bytes], expected_sha256: str | None = None
     ) -> BlobInfo:
@@ -359,6 +373,24 @@ class LocalBlobStore(BlobStore):
     def delete(self, sha256: str) -> None:
         self.path(sha256).unlink(missing_ok=True)
 
+    def stored(self) -> Iterator[tuple[str, int, float]]:
+        for first in _subfolders(self.root):
+            if len(first.name) != 2:
+                continue  # tmp/ and anything else that is not a blob folder
+            for second in _subfolders(Path(first.path)):
+                try:
+                    entries = list(os.scandir(second.path))
+                except FileNotFoundError:
+                    continue
+                for entry in entries:
+                    if len(entry.name) != 64 or not entry.name.startswith(first.name + second.name):
+                        continue
+                    try:
+                        info = entry.stat(follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue
+                    yield entry.name, info.st_size, info.st_mtime
+
     def cleanup_temp(self, older_than_seconds: float = PARTIAL_MAX_AGE) -> int:
         """Removes temp files left by crashed writers and returns how many went.
 
@@ -380,6 +412,13 @@ class LocalBlobStore(BlobStore):
             except FileNotFoundError:
                 pass  # committed, aborted or removed by another cleaner meanwhile
         return removed
+
+
+def _subfolders(path: str | os.PathLike[str]) -> list[os.DirEntry[str]]:
+    try:
+        return [e for e in os.scandir(path) if e.is_dir(follow_symlinks=False)]
+    except FileNotFoundError:
+        return []
 
 
 def read_span(f: BinaryIO, length: int, chunk_size: int) -> Iterator[bytes]:

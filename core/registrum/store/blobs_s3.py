@@ -225,6 +225,47 @@ class S3BlobStore(BlobStore):
             raise s3_error(exc, "sweep stale uploads") from None
         return removed
 
+    def stored(self) -> Iterator[tuple[str, int, float]]:
+        """The blob keys (`ab/<sha256>`) under the prefix, as listed: a pointer object (a
+        large blob published in place) lists 0 bytes, and its size is not looked up."""
+        try:
+            for item in self._paged("list_objects_v2", "Contents", Prefix=self.prefix):
+                sha256 = _blob_of(item["Key"][len(self.prefix) :])
+                if sha256 is not None:
+                    yield sha256, int(item["Size"]), item["LastModified"].timestamp()
+        except Exception as exc:
+            raise s3_error(exc, "list the blobs") from None
+
+    def sweep_unpublished(
+        self, older_than_seconds: float, *, dry_run: bool = False
+    ) -> tuple[int, int]:
+        """Removes finished uploads under `.uploads/` that no pointer names and that are older
+        than `older_than_seconds` (their server died before publishing them). The pointers
+        are read (one HEAD each) only when such old uploads exist."""
+        cutoff = time.time() - older_than_seconds
+        try:
+            old = {
+                item["Key"].rsplit("/", 1)[-1]: item
+                for item in self._paged("list_objects_v2", "Contents", Prefix=self.upload_key(""))
+                if max(item["LastModified"].timestamp(), _named_at(item["Key"])) < cutoff
+            }
+            if not old:
+                return 0, 0
+            for item in self._paged("list_objects_v2", "Contents", Prefix=self.prefix):
+                if item["Size"] == 0 and _blob_of(item["Key"][len(self.prefix) :]):
+                    head = self._head(item["Key"])
+                    found = None if head is None else _pointer(head)
+                    if found is not None:
+                        old.pop(found[0], None)
+            for item in old.values():
+                if not dry_run:
+                    self.client.delete_object(Bucket=self.bucket, Key=item["Key"])
+        except StoreUnavailable:
+            raise
+        except Exception as exc:
+            raise s3_error(exc, "sweep unpublished uploads") from None
+        return len(old), sum(int(item["Size"]) for item in old.values())
+
     def _idle_since(self, upload: dict[str, Any], cutoff: float) -> bool:
         """Whether no part of a multipart upload arrived after `cutoff` (a slow live one,
         or one a client resumed, keeps sending parts)."""
@@ -423,6 +464,14 @@ def _named_at(key: str) -> float:
         return float(int(name[:8], 16)) if len(name) >= 32 else 0.0
     except ValueError:
         return 0.0
+
+
+def _blob_of(relative: str) -> str | None:
+    """The sha256 a key below the prefix holds (`ab/<sha256>`), else None."""
+    folder, _, name = relative.partition("/")
+    if len(name) == 64 and name.startswith(folder) and len(folder) == 2:
+        return name
+    return None
 
 
 def _pointer(answer: dict[str, Any]) -> tuple[str, int] | None:

@@ -41,6 +41,12 @@ projects = Table(
     Column("name", NAME, nullable=False, unique=True),
     Column("description", Text),
     Column("created_at", Double, nullable=False),
+    # Soft-deleted (restorable) when set; its runs and artifacts carry the same stamp.
+    Column("deleted_at", Double),
+    # Retention (see tracking/retention.py): checkpoints kept per run beyond the best, and
+    # seconds after which the artifacts of a run that registered nothing expire.
+    Column("keep_checkpoints", Integer),
+    Column("artifact_ttl", Double),
 )
 
 # A project's tags (an MLflow experiment's tags, its original name among them).
@@ -206,6 +212,8 @@ blobs = Table(
     Column("sha256", String(64), primary_key=True),
     Column("size", BigInteger, nullable=False),
     Column("created_at", Double, nullable=False),
+    # Last uploaded again or referenced: garbage collection spares a blob used since it began.
+    Column("used_at", Double),
 )
 
 # Who uploaded which blob's bytes (see tracking/blob_access.py): an uploader may use the blob
@@ -232,6 +240,7 @@ artifacts = Table(
     Column("file_count", Integer, nullable=False),
     Column("metadata", Text, nullable=False),
     Column("created_at", Double, nullable=False),
+    Column("deleted_at", Double),  # soft-deleted: gone from reads, its number never reused
     UniqueConstraint("project_id", "name", "version"),
     Index("ix_artifacts_digest", "project_id", "name", "digest"),
     Index("ix_artifacts_run", "run_id"),

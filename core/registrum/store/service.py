@@ -19,9 +19,10 @@ from registrum.errors import (
     StoreUnavailable,
 )
 from registrum.store import schema as t
-from registrum.store._base import now
+from registrum.store._base import now, project_record
 from registrum.store.blobs import BlobStore, LocalBlobStore
 from registrum.store.db import default_home, make_engine, migrate, release
+from registrum.store.gc import GcMixin
 from registrum.store.governance.access import AccessMixin
 from registrum.store.governance.audit import AuditMixin
 from registrum.store.governance.lineage import LineageMixin
@@ -29,6 +30,7 @@ from registrum.store.governance.outbox import OutboxMixin
 from registrum.store.registry.evaluations import EvaluationsMixin
 from registrum.store.registry.versions import RegistryMixin
 from registrum.store.tracking.blob_direct import DirectBlobsMixin
+from registrum.store.tracking.deletion import DeletionMixin
 from registrum.store.tracking.fixed_params import FixedParamsMixin
 from registrum.store.tracking.lifecycle import LifecycleMixin
 from registrum.store.tracking.logged_models import LoggedModelsMixin
@@ -47,6 +49,8 @@ class Store(
     OutboxMixin,
     AccessMixin,
     LifecycleMixin,
+    DeletionMixin,
+    GcMixin,
     FixedParamsMixin,
     ProjectTagsMixin,
     RunDatasetsMixin,
@@ -80,24 +84,28 @@ class Store(
             self._make_creator_admin(conn, int(project_id), name)
         return self.get_project(name)
 
-    def get_project(self, name: str) -> Project:
+    def get_project(self, name: str, *, include_deleted: bool = False) -> Project:
+        """The project `name`; a deleted one only with `include_deleted` (else
+        `ProjectNotFound`, saying how to restore it)."""
         with self._read() as conn:
-            project_id = self._project_id(conn, name, need="viewer")
+            project_id = self._project_id(conn, name, need="viewer", deleted_ok=include_deleted)
             r = conn.execute(select(t.projects).where(t.projects.c.id == project_id)).one()
-        return Project(id=r.id, name=r.name, description=r.description, created_at=r.created_at)
+        return project_record(r)
 
-    def list_projects(self, *, limit: int | None = None, offset: int = 0) -> list[Project]:
-        """Projects by name; `limit`/`offset` select one page."""
+    def list_projects(
+        self, *, limit: int | None = None, offset: int = 0, include_deleted: bool = False
+    ) -> list[Project]:
+        """Projects by name (deleted ones only with `include_deleted`); `limit`/`offset`
+        select one page."""
         with self._read() as conn:
             query = select(t.projects).order_by(t.projects.c.name)
+            if not include_deleted:
+                query = query.where(t.projects.c.deleted_at.is_(None))
             visible = self._visible_projects(conn)
             if visible is not None:
                 query = query.where(t.projects.c.id.in_(visible))
             rows = conn.execute(self._window(query, limit, offset)).all()
-        return [
-            Project(id=r.id, name=r.name, description=r.description, created_at=r.created_at)
-            for r in rows
-        ]
+        return [project_record(r) for r in rows]
 
     def search_runs(
         self,
@@ -108,13 +116,17 @@ class Store(
         limit: int = 100,
         cursor: str | None = None,
         deleted: str = "exclude",
+        top_level: bool = False,
     ) -> Page:
         """Runs of a project matching the filter language, ordered, one page at a time;
-        soft-deleted runs are left out unless `deleted` is "only" or "include"."""
+        soft-deleted runs are left out unless `deleted` is "only" or "include";
+        `top_level`: only runs without a parent."""
         from registrum.store.search.query import search_run_ids
 
         with self._read() as conn:
-            project_id = self._project_id(conn, project, need="viewer")
+            project_id = self._project_id(
+                conn, project, need="viewer", deleted_ok=deleted != "exclude"
+            )
             ids, next_cursor = search_run_ids(
                 conn,
                 project_id,
@@ -123,6 +135,7 @@ class Store(
                 limit=limit,
                 cursor=cursor,
                 deleted=deleted,
+                top_level=top_level,
             )
             runs: list[Run] = self._load_runs(conn, ids)
         return Page(items=runs, next_cursor=next_cursor)

@@ -91,11 +91,18 @@ class Checkpoints:
         began = time.perf_counter()
         path = folder / f"epoch-{epoch:04d}.keras"
         model.save(path)
-        run.log_checkpoint(path, step=epoch, metrics=metrics)
+        run.log_checkpoint(path, step=epoch, metrics=metrics, **self._best_marks(epoch))
         path.unlink()
         self._last_save = time.perf_counter() - began
         self._saving += self._last_save
         self._saves += 1
+
+    def _best_marks(self, epoch: int) -> dict[str, bool]:
+        """How a checkpoint of `epoch` is logged: the best so far is marked best, and with
+        `keep="best"` it replaces the run's earlier best (the current best is kept, not every
+        improvement)."""
+        best = epoch == self.best_epoch
+        return {"best": best, "keep_earlier_best": self.keep != "best"}
 
     def write_pending(self, model: Any, run: registrum.Run, folder: Path, final: Path) -> None:
         """Writes the best checkpoint that was kept in memory. When the model still holds its
@@ -109,7 +116,9 @@ class Checkpoints:
                 os.link(final, path)
             except OSError:  # a file system without hard links
                 shutil.copyfile(final, path)
-            run.log_checkpoint(path, step=pending.epoch, metrics=pending.metrics)
+            run.log_checkpoint(
+                path, step=pending.epoch, metrics=pending.metrics, **self._best_marks(pending.epoch)
+            )
             path.unlink()
             return
         now = _Snapshot.take(model, -1, {})

@@ -40,7 +40,11 @@ class Checkpoints:
             metrics = {}
             if checkpoint.monitor and score is not None:
                 metrics[checkpoint.monitor] = float(score)
-            run.log_checkpoint(path, step=step, metrics=metrics)
+            # "best" keeps the current best per run: each new best replaces the one before.
+            best = path == checkpoint.best_model_path
+            run.log_checkpoint(
+                path, step=step, metrics=metrics, best=best, keep_earlier_best=self.keep != "best"
+            )
 
     def _to_upload(self, checkpoint: ModelCheckpoint) -> list[str]:
         """The files `keep` asks for among those written since the last look."""

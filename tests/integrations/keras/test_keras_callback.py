@@ -193,13 +193,18 @@ def test_checkpoints_are_uploaded_as_asked(
     )
     val_loss = history.history["val_loss"]
     improved = [e for e, value in enumerate(val_loss) if value < min(val_loss[:e], default=np.inf)]
-    uploaded = target.reader.list_artifacts("p", name="checkpoints", run_id=callback.run_id)
+    uploaded = target.reader.list_artifacts(
+        "p", name="checkpoints", run_id=callback.run_id, include_deleted=True
+    )
     steps = sorted(a.metadata["step"] for a in uploaded)
     if checkpoints == "best":
         assert 1 < len(improved) < 6  # the scenario has improving and other epochs
         # Short epochs: improvements are written within a share of the fit's time, and
-        # the best at the latest at train end.
+        # the best at the latest at train end; each new best replaced the one before.
         assert set(steps) <= set(improved) and improved[-1] in steps
+        kept = target.reader.list_artifacts("p", name="checkpoints", run_id=callback.run_id)
+        assert [a.metadata["step"] for a in kept] == [improved[-1]]
+        uploaded = kept
     else:
         assert steps == {"all": list(range(6)), None: []}[checkpoints]
     for listed in uploaded:
@@ -246,9 +251,14 @@ def test_best_checkpoints_hold_the_weights_of_their_epoch(
     assert improved[-1] != 5  # the best is not the last epoch: written from its snapshot
     for a, b in zip(model.get_weights(), weights[5], strict=True):
         np.testing.assert_array_equal(a, b)  # the final weights are back in the model
-    uploaded = target.reader.list_artifacts("p", name="checkpoints", run_id=callback.run_id)
-    steps = sorted(a.metadata["step"] for a in uploaded)
+    every = target.reader.list_artifacts(
+        "p", name="checkpoints", run_id=callback.run_id, include_deleted=True
+    )
+    steps = sorted(a.metadata["step"] for a in every)
     assert steps == (improved if share else [improved[-1]])
+    # The run keeps its current best: each improvement replaced the one before.
+    uploaded = target.reader.list_artifacts("p", name="checkpoints", run_id=callback.run_id)
+    assert [a.metadata["step"] for a in uploaded] == [improved[-1]]
     with registrum.Client(target.store) as client:
         for listed in uploaded:
             folder = client.download_artifact(

@@ -53,8 +53,10 @@ def runs_of(reader: Any, project: str) -> list[Any]:
     return list(reader.search_runs(project).items)
 
 
-def versions(reader: Any, project: str, name: str) -> list[Any]:
-    return sorted(reader.list_artifacts(project, name=name), key=lambda a: a.version)
+def versions(reader: Any, project: str, name: str, *, deleted: bool = False) -> list[Any]:
+    """The live versions of an artifact (with `deleted`, the deleted ones too), oldest first."""
+    found = reader.list_artifacts(project, name=name, include_deleted=deleted)
+    return sorted(found, key=lambda a: a.version)
 
 
 @pytest.fixture
@@ -126,10 +128,12 @@ def test_a_fit_is_recorded_and_its_model_registered(target: Target, tmp_path: Pa
     assert params["data.val.class"] == "lightning_models.PairsDataset"
     assert (params["data.train.length"], params["data.val.length"]) == (64, 16)
 
-    uploaded = versions(target.reader, "p", "checkpoints")
-    # with no monitor each checkpoint, written at an epoch's end, is the best so far
+    uploaded = versions(target.reader, "p", "checkpoints", deleted=True)
+    # with no monitor each checkpoint, written at an epoch's end, is the best so far, and
+    # each replaces the one before: the run keeps its current best
     assert [a.metadata["step"] for a in uploaded] == [4, 8, 12]
     assert all(a.run_id == run.id and a.type == "checkpoint" for a in uploaded)
+    assert [a.metadata["step"] for a in versions(target.reader, "p", "checkpoints")] == [12]
 
     version = target.reader.get_model_version("reg@candidate")
     assert (version.version, version.run_id, version.flavor) == (1, run.id, "lightning")
@@ -280,10 +284,18 @@ def test_which_checkpoints_are_uploaded(target: Target, tmp_path: Path, mode: st
     }[mode]
     uploaded = [
         (Path(a.metadata["file"]).name, a.metadata["metrics"]["val_loss"])
-        for a in versions(target.reader, "p", "checkpoints")
+        for a in versions(target.reader, "p", "checkpoints", deleted=True)
     ]
     assert uploaded == expected
     assert len(uploaded) == {"all": 8, "last": 4, "best": len(expected), None: 0}[mode]
+    kept = [
+        (Path(a.metadata["file"]).name, a.metadata["metrics"]["val_loss"])
+        for a in versions(target.reader, "p", "checkpoints")
+    ]
+    # "best" keeps the current best (each new best replaced the one before); else all stay
+    assert kept == (expected[-1:] if mode == "best" else expected)
+    marked = [a.metadata.get("best", False) for a in versions(target.reader, "p", "checkpoints")]
+    assert any(marked) == (mode in ("all", "best"))
     if mode == "all":  # written at each epoch's end
         steps = [a.metadata["step"] for a in versions(target.reader, "p", "checkpoints")]
         assert steps == [4, 4, 8, 8, 12, 12, 16, 16]
@@ -311,7 +323,7 @@ def test_the_store_down_for_the_whole_fit(tmp_path: Path, monkeypatch: pytest.Mo
         reader = HttpStore(server.root)
         run = reader.get_run(run_id)
         series = {key: stored(reader, run_id, key) for key in logged_by_lightning(logger)}
-        uploaded = versions(reader, "p", "checkpoints")
+        uploaded = versions(reader, "p", "checkpoints", deleted=True)
         version = reader.get_model_version("reg@candidate")
         reader.close()
 

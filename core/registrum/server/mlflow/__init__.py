@@ -91,16 +91,9 @@ async def _args(request: Request) -> dict[str, Any]:
     return args
 
 
-# Experiments are projects, whose deletion is not served through MLflow.
-NOT_SERVED = {
-    "/experiments/delete": "deleting experiments (Registrum projects)",
-    "/experiments/restore": "restoring experiments (Registrum projects)",
-}
-
-
 def _unsupported(path: str) -> MlflowError | None:
     first = path.strip("/").split("/", 1)[0]
-    what = NOT_SERVED.get(path) or UNSUPPORTED.get(first)
+    what = UNSUPPORTED.get(first)
     if what is None and "prompt" in first:
         what = "prompts"
     if what is None:

@@ -76,10 +76,10 @@ def experiment_json(project: Project, tags: Mapping[str, str]) -> dict[str, Any]
         "experiment_id": experiment_id,
         "name": tags.get(NAME_TAG, project.name),
         "artifact_location": f"mlflow-artifacts:/{experiment_id}",
-        "lifecycle_stage": "active",
+        "lifecycle_stage": "active" if project.deleted_at is None else "deleted",
         "tags": [{"key": k, "value": val} for k, val in tags.items() if k != NAME_TAG],
         "creation_time": created,
-        "last_update_time": created,
+        "last_update_time": millis(project.deleted_at) if project.deleted_at else created,
     }
 
 

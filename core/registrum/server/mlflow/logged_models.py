@@ -66,7 +66,7 @@ def model_json(model: LoggedModel, experiment_id: str) -> dict[str, Any]:
 
 
 def experiment_of(store: Store, model: LoggedModel) -> str:
-    return experiment_id_of(store.get_project(model.project))
+    return experiment_id_of(store.get_project(model.project, include_deleted=True))
 
 
 def _answer(store: Store, model: LoggedModel) -> dict[str, Any]:

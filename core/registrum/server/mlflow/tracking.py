@@ -95,7 +95,7 @@ def get_experiment_by_name(store: Store, args: Args) -> dict[str, Any]:
     if name == DEFAULT_EXPERIMENT:
         return _experiment_answer(store, experiment_project(store, "0"))
     try:
-        project = store.get_project(project_name_for(name))
+        project = store.get_project(project_name_for(name), include_deleted=True)
     except ProjectNotFound:
         raise not_found(f"Could not find experiment with name '{name}'") from None
     return _experiment_answer(store, project)
@@ -122,6 +122,23 @@ def create_experiment(store: Store, args: Args) -> dict[str, Any]:
 @route("GET", "/experiments/get")
 def get_experiment(store: Store, args: Args) -> dict[str, Any]:
     return _experiment_answer(store, experiment_project(store, string(args, "experiment_id")))
+
+
+@route("POST", "/experiments/delete")
+def delete_experiment(store: Store, args: Args) -> dict[str, Any]:
+    """Deletes the project and its runs (a project admin), as MLflow deletes an experiment's
+    runs with it; `experiments/restore` brings both back."""
+    experiment_id = string(args, "experiment_id")
+    if experiment_id == "0":
+        raise invalid("Cannot delete the default experiment '0'. This is an internal experiment.")
+    store.delete_project(experiment_project(store, experiment_id).name)
+    return {}
+
+
+@route("POST", "/experiments/restore")
+def restore_experiment(store: Store, args: Args) -> dict[str, Any]:
+    store.restore_project(experiment_project(store, string(args, "experiment_id")).name)
+    return {}
 
 
 @route("POST", "/experiments/set-experiment-tag")
@@ -169,10 +186,12 @@ def search_experiments(store: Store, args: Args) -> dict[str, Any]:
     matches = _filters.experiment_filter(optional_string(args, "filter"))
     order_by = strings(args, "order_by")
     offset = _paging.offset_of(_paging.decode_token(optional_string(args, "page_token")))
-    if view == "only":
-        return {}
-    projects = store.list_projects()
-    if not any(p.name == DEFAULT_EXPERIMENT for p in projects):
+    projects = [
+        p
+        for p in store.list_projects(include_deleted=view != "exclude")
+        if view != "only" or p.deleted_at is not None
+    ]
+    if view != "only" and not any(p.name == DEFAULT_EXPERIMENT for p in projects):
         projects.extend(_default_to_be(store))
     tags = store.project_tags([p.name for p in projects])
     found = [experiment_json(p, tags.get(p.name, {})) for p in projects]
@@ -200,7 +219,7 @@ def _default_to_be(store: Store) -> list[Project]:
 
 
 def _experiment_of_run(store: Store, run: Run) -> str:
-    return experiment_id_of(store.get_project(run.project))
+    return experiment_id_of(store.get_project(run.project, include_deleted=True))
 
 
 def _run_answer(store: Store, run: Run) -> dict[str, Any]:

@@ -55,6 +55,16 @@ class MoveRun(Body):
     project: Any
 
 
+class Retention(Body):
+    keep_checkpoints: Any = None
+    artifact_ttl: Any = None
+
+
+class CollectGarbage(Body):
+    older_than: Any = "7d"
+    dry_run: bool = False
+
+
 class SetStatus(Body):
     status: Any
     end_time: float | None = None
@@ -83,6 +93,7 @@ class Search(Body):
     limit: int = 100
     cursor: str | None = None
     deleted: Any = "exclude"  # "exclude", "include" or "only"
+    top_level: bool = False  # only runs without a parent
 
 
 class RunInput(Body):

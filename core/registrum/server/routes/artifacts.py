@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+from starlette.responses import Response
 
 from registrum.server.deps import StoreDep
 from registrum.server.pagination import Cursor, Limit, page
@@ -33,9 +34,13 @@ def list_artifacts(
     run_id: str | None = None,
     limit: Limit = 100,
     cursor: Cursor = None,
+    deleted: bool = False,
 ) -> JSON:
+    """Artifact versions, newest first; with `deleted=true` deleted ones are listed too."""
     return page(
-        lambda n, at: store.list_artifacts(project, name=name, run_id=run_id, limit=n, offset=at),
+        lambda n, at: store.list_artifacts(
+            project, name=name, run_id=run_id, limit=n, offset=at, include_deleted=deleted
+        ),
         limit,
         cursor,
     )
@@ -44,6 +49,19 @@ def list_artifacts(
 @router.get("/projects/{project}/artifacts/{name}/versions/{version}")
 def get_artifact(project: str, name: str, version: str, store: StoreDep) -> JSON:
     return JSON(store.get_artifact(project, name, version))
+
+
+@router.delete("/projects/{project}/artifacts/{name}/versions/{version}", status_code=204)
+def delete_artifact(project: str, name: str, version: int, store: StoreDep) -> Response:
+    """Soft-deletes one artifact version (an editor), restorable until collected; 409 while
+    a model version, a dataset version or a logged model stands on it."""
+    store.delete_artifact(project, name, version)
+    return Response(status_code=204)
+
+
+@router.post("/projects/{project}/artifacts/{name}/versions/{version}/restore")
+def restore_artifact(project: str, name: str, version: int, store: StoreDep) -> JSON:
+    return JSON(store.restore_artifact(project, name, version))
 
 
 @router.get("/artifacts/{artifact_id}")

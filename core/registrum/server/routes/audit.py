@@ -3,9 +3,9 @@ head signed for keeping off-site."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from registrum.server.deps import StoreDep
 from registrum.server.pagination import Cursor, Limit, page
@@ -31,8 +31,10 @@ def list_audit(
     until: float | None = None,
     limit: Limit = 100,
     cursor: Cursor = None,
+    exclude_action: Annotated[list[str] | None, Query()] = None,
 ) -> JSON:
-    """Audit events, newest first, filtered by project, action, entity, actor and time."""
+    """Audit events, newest first, filtered by project, action, entity, actor and time;
+    `exclude_action` (repeated) leaves actions out, such as `metrics.logged`."""
     return page(
         lambda n, at: store.list_audit(
             project=project,
@@ -44,6 +46,7 @@ def list_audit(
             until=until,
             limit=n,
             offset=at,
+            exclude_actions=exclude_action or (),
         ),
         limit,
         cursor,

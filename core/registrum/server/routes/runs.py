@@ -137,6 +137,7 @@ def search_runs(project: str, body: s.Search, store: StoreDep) -> JSON:
         limit=body.limit,
         cursor=body.cursor,
         deleted=body.deleted,
+        top_level=body.top_level,
     )
     return JSON({"items": records(page.items), "next_cursor": page.next_cursor})
 
@@ -150,11 +151,18 @@ def list_runs(
     limit: int = 100,
     cursor: str | None = None,
     deleted: str = "exclude",
+    top_level: bool = False,
 ) -> JSON:
     """`deleted`: soft-deleted runs are left out ("exclude"), listed too ("include"), or
-    alone ("only")."""
+    alone ("only"); `top_level=true`: only runs without a parent (no sweep trials)."""
     page = store.search_runs(
-        project, filter=filter, order_by=order_by, limit=limit, cursor=cursor, deleted=deleted
+        project,
+        filter=filter,
+        order_by=order_by,
+        limit=limit,
+        cursor=cursor,
+        deleted=deleted,
+        top_level=top_level,
     )
     return JSON({"items": records(page.items), "next_cursor": page.next_cursor})
 

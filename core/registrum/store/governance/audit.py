@@ -45,8 +45,10 @@ class AuditMixin(StoreBase):
         until: float | None = None,
         limit: int | None = None,
         offset: int = 0,
+        exclude_actions: Sequence[str] = (),
     ) -> list[AuditEvent]:
-        """Audit events, newest first, filtered; `limit`/`offset` select one page."""
+        """Audit events, newest first, filtered (`exclude_actions`: leave these actions out,
+        such as the metric and blob noise); `limit`/`offset` select one page."""
         a = t.audit_events.c
         query = select(t.audit_events)
         if project is not None:
@@ -65,6 +67,10 @@ class AuditMixin(StoreBase):
         for bound, op in ((since, "since"), (until, "until")):
             if bound is not None and not isinstance(bound, int | float):
                 raise InvalidArgument(f"{op} must be a Unix time in seconds, got {bound!r}")
+        if isinstance(exclude_actions, str) or not all(isinstance(x, str) for x in exclude_actions):
+            raise InvalidArgument("exclude_actions must be a list of action names")
+        if exclude_actions:
+            query = query.where(a.action.not_in(list(exclude_actions)))
         if since is not None:
             query = query.where(a.at >= since)
         if until is not None:

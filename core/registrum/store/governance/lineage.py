@@ -317,11 +317,12 @@ class LineageMixin(RegistryReadMixin, StoreBase):
 
     def _describe(self, conn: Connection, node: str) -> dict[str, Any]:
         kind, _, ident = node.partition(":")
-        out: dict[str, Any] = {"id": node, "kind": kind}
+        # A deleted node (restorable until collected) shows as deleted, not missing.
+        out: dict[str, Any] = {"id": node, "kind": kind, "deleted": False}
         if kind == "run":
             r = t.runs.c
             row = conn.execute(
-                select(t.projects.c.name, r.name, r.status, r.job_type, r.start_time)
+                select(t.projects.c.name, r.name, r.status, r.job_type, r.start_time, r.deleted_at)
                 .join(t.projects, t.projects.c.id == r.project_id)
                 .where(r.id == ident)
             ).one()
@@ -332,6 +333,7 @@ class LineageMixin(RegistryReadMixin, StoreBase):
                 status=row[2],
                 job_type=row[3],
                 start_time=row[4],
+                deleted=row[5] is not None,
             )
         elif kind == "code":
             c = t.code_versions.c
@@ -352,8 +354,19 @@ class LineageMixin(RegistryReadMixin, StoreBase):
                 )
                 .order_by(a.alias)
             ).scalars()
+            m, mv = t.registered_models.c, t.model_versions.c
+            state = conn.execute(
+                select(m.deleted_name, m.deleted_at, mv.deleted_at.label("version_deleted"))
+                .join(t.model_versions, mv.model_id == m.id)
+                .where(m.name == name, mv.version == int(number))
+            ).one()
+            name = state.deleted_name or name
             out.update(
-                label=f"{name} v{number}", name=name, version=int(number), aliases=list(aliases)
+                label=f"{name} v{number}",
+                name=name,
+                version=int(number),
+                aliases=list(aliases),
+                deleted=state.deleted_at is not None or state.version_deleted is not None,
             )
         else:
             project, name, number = ident.split("/")
@@ -364,7 +377,9 @@ class LineageMixin(RegistryReadMixin, StoreBase):
                 fp, rows = conn.execute(select(d.fingerprint, d.rows).where(d.id == row_id)).one()
                 out.update(fingerprint=fp, rows=rows)
             else:
-                out["type"] = conn.execute(
-                    select(t.artifacts.c.type).where(t.artifacts.c.id == row_id)
-                ).scalar_one()
+                a = t.artifacts.c
+                kind_of, deleted_at = conn.execute(
+                    select(a.type, a.deleted_at).where(a.id == row_id)
+                ).one()
+                out.update(type=kind_of, deleted=deleted_at is not None)
         return out

@@ -55,7 +55,7 @@ def run_counts(conn: sa.Connection, project_ids: Sequence[int]) -> dict[int, int
     r = t.runs.c
     rows = conn.execute(
         select(r.project_id, func.count())
-        .where(r.project_id.in_(list(project_ids)))
+        .where(r.project_id.in_(list(project_ids)), r.deleted_at.is_(None))
         .group_by(r.project_id)
     )
     return {int(project_id): int(count) for project_id, count in rows}

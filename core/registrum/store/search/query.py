@@ -65,6 +65,7 @@ def search_run_ids(
     limit: int = 100,
     cursor: str | None = None,
     deleted: str = "exclude",
+    top_level: bool = False,
 ) -> tuple[list[str], str | None]:
     """Run ids of one project matching `filter`, ordered, at most `limit`;
     plus the next cursor (None at the end).
@@ -79,6 +80,7 @@ def search_run_ids(
         cursor: the cursor a previous call with the same filter and order returned.
         deleted: soft-deleted runs are left out ("exclude"), the only ones ("only"),
             or found with the others ("include").
+        top_level: only runs without a parent (no sweep trials, no child runs).
 
     Raises:
         FilterSyntaxError: the filter does not parse; `position` says where.
@@ -88,7 +90,8 @@ def search_run_ids(
         raise InvalidArgument(f"limit must be an integer from 1 to {MAX_LIMIT}, got {limit!r}")
     tree = parse_filter(filter)
     order = parse_order_by(order_by)
-    digest = query_hash(project_id, filter, order)
+    # A cursor belongs to its query: the runs it walks (top-level or all) are part of it.
+    digest = query_hash(project_id, f"{filter or ''}\0top-level" if top_level else filter, order)
 
     names = {f.key for f in _fields(tree) if f.kind in ("metric", "param")}
     names.update(k.field.key for k in order if k.field.kind in ("metric", "param"))
@@ -102,6 +105,8 @@ def search_run_ids(
 
     compiler = FilterCompiler(key_ids, sqlite=sqlite, fence=not sqlite)
     lifecycle = _lifecycle(deleted)
+    if top_level:
+        lifecycle = all_of([lifecycle, t.runs.c.parent_id.is_(None)])
     where = all_of([compiler.node(tree), lifecycle])
     if where is False:
         return [], None

@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from registrum import validation as v
@@ -69,6 +69,25 @@ def _check_manifest(files: Sequence[Mapping[str, Any]]) -> list[ArtifactFile]:
             )
         )
     return out
+
+
+def artifact_in_use(artifact_id: Any) -> Any:
+    """SQL: a dataset version, a live model version of a live model, or a live logged model
+    stands on the artifact."""
+    mv, m, d, lm = (
+        t.model_versions.c,
+        t.registered_models.c,
+        t.dataset_versions.c,
+        t.logged_models.c,
+    )
+    live_version = (
+        select(mv.id)
+        .join(t.registered_models, m.id == mv.model_id)
+        .where(mv.artifact_id == artifact_id, mv.deleted_at.is_(None), m.deleted_at.is_(None))
+    )
+    dataset = select(d.id).where(d.artifact_id == artifact_id)
+    logged = select(lm.id).where(lm.artifact_id == artifact_id, lm.deleted_at.is_(None))
+    return live_version.exists() | dataset.exists() | logged.exists()
 
 
 class ArtifactsMixin(BlobsMixin, StoreBase):
@@ -164,10 +183,7 @@ class ArtifactsMixin(BlobsMixin, StoreBase):
         ).scalar()
         if same is not None:
             return self._load_artifact(conn, int(same))
-        conn.execute(
-            self._insert(t.blobs).on_conflict_do_nothing(index_elements=["sha256"]),
-            [{"sha256": f.sha256, "size": f.size, "created_at": now()} for f in manifest],
-        )
+        self._claim_blobs(conn, {f.sha256: f.size for f in manifest})
         artifact_id = conn.execute(
             t.artifacts.insert()
             .values(
@@ -192,6 +208,8 @@ class ArtifactsMixin(BlobsMixin, StoreBase):
             ],
         )
         artifact = self._load_artifact(conn, int(artifact_id))
+        if type == "checkpoint" and run_id is not None and loads(meta).get("replaces_best"):
+            self._supersede_best(conn, artifact, run_id)
         self._audit(
             conn,
             "artifact.created",
@@ -207,6 +225,40 @@ class ArtifactsMixin(BlobsMixin, StoreBase):
         )
         return artifact
 
+    def _supersede_best(self, conn: Connection, new: Artifact, run_id: str) -> None:
+        """Deletes the run's earlier best checkpoints of the same name: the new best replaced
+        them (what the integrations' `checkpoints="best"` asks for; see retention.py)."""
+        a = t.artifacts.c
+        rows = conn.execute(
+            select(a.id, a.version, a.metadata).where(
+                a.run_id == run_id,
+                a.name == new.name,
+                a.project_id
+                == select(t.projects.c.id)
+                .where(t.projects.c.name == new.project)
+                .scalar_subquery(),
+                a.type == "checkpoint",
+                a.deleted_at.is_(None),
+                a.id != new.id,
+                ~artifact_in_use(a.id),
+            )
+        ).all()
+        earlier = [r for r in rows if loads(r.metadata).get("best") is True]
+        if not earlier:
+            return
+        stamp = now()
+        conn.execute(
+            update(t.artifacts).where(a.id.in_([r.id for r in earlier])).values(deleted_at=stamp)
+        )
+        self._audit(
+            conn,
+            "artifact.superseded",
+            "artifact",
+            f"{new.project}/{new.name}/{new.version}",
+            project=new.project,
+            after={"deleted_versions": sorted(r.version for r in earlier), "run_id": run_id},
+        )
+
     def get_artifact(self, project: str, name: str, version: int | str = "latest") -> Artifact:
         name = v.name(name, "artifact name")
         wanted = v.version(version)
@@ -214,8 +266,23 @@ class ArtifactsMixin(BlobsMixin, StoreBase):
             project_id = self._project_id(conn, project, need="viewer")
             found = self._version_id(conn, t.artifacts, project_id, name, wanted)
             if found is None:
+                a = t.artifacts.c
+                deleted = (
+                    wanted is not None
+                    and conn.execute(
+                        select(a.id).where(
+                            a.project_id == project_id, a.name == name, a.version == wanted
+                        )
+                    ).first()
+                )
+                hint = (
+                    f" (it was deleted: registrum artifacts restore {project} {name}:{wanted})"
+                    if deleted
+                    else ""
+                )
                 raise ArtifactNotFound(
-                    f"artifact {name!r} version {version} does not exist in project {project!r}",
+                    f"artifact {name!r} version {version} does not exist in project "
+                    f"{project!r}{hint}",
                     name=name,
                 )
             return self._load_artifact(conn, found)
@@ -233,13 +300,16 @@ class ArtifactsMixin(BlobsMixin, StoreBase):
         run_id: str | None = None,
         limit: int | None = None,
         offset: int = 0,
+        include_deleted: bool = False,
     ) -> list[Artifact]:
-        """Artifact versions of a project, newest first, without their file lists;
-        `limit`/`offset` select one page."""
+        """Artifact versions of a project, newest first, without their file lists (deleted
+        ones only with `include_deleted`); `limit`/`offset` select one page."""
         with self._read() as conn:
-            project_id = self._project_id(conn, project, need="viewer")
+            project_id = self._project_id(conn, project, need="viewer", deleted_ok=include_deleted)
             a = t.artifacts.c
             query = select(t.artifacts).where(a.project_id == project_id)
+            if not include_deleted:
+                query = query.where(a.deleted_at.is_(None))
             if name is not None:
                 query = query.where(a.name == v.name(name, "artifact name"))
             if run_id is not None:
@@ -281,4 +351,5 @@ def _artifact(row: Any, project: str, files: list[ArtifactFile]) -> Artifact:
         metadata=loads(row.metadata),
         created_at=row.created_at,
         files=files,
+        deleted_at=row.deleted_at,
     )

@@ -22,10 +22,10 @@ a server without `--auth`) every blob is usable.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, BinaryIO
 
-from sqlalchemy import Connection, Select, select
+from sqlalchemy import Connection, Select, select, update
 
 from registrum import validation as v
 from registrum.entities import BlobInfo
@@ -76,12 +76,17 @@ class BlobsMixin(StoreBase):
     def _record_blob(self, info: BlobInfo) -> None:
         principal = current_principal()
         with self._tx() as conn:
+            stamp = now()
             created = conn.execute(
                 self._insert(t.blobs)
-                .values(sha256=info.sha256, size=info.size, created_at=now())
+                .values(sha256=info.sha256, size=info.size, created_at=stamp, used_at=stamp)
                 .on_conflict_do_nothing(index_elements=["sha256"])
                 .returning(t.blobs.c.sha256)
             ).first()
+            if created is None:  # stored again: used now (a collection under way spares it)
+                conn.execute(
+                    update(t.blobs).where(t.blobs.c.sha256 == info.sha256).values(used_at=stamp)
+                )
             if created is not None:
                 self._audit(conn, "blob.stored", "blob", info.sha256, after={"size": info.size})
             if principal is not None:
@@ -90,6 +95,47 @@ class BlobsMixin(StoreBase):
                     .values(sha256=info.sha256, user_id=principal.user_id, created_at=now())
                     .on_conflict_do_nothing(index_elements=["sha256", "user_id"])
                 )
+
+    def _claim_blobs(self, conn: Connection, sizes: Mapping[str, int | None]) -> None:
+        """Marks blobs used now, in the transaction that comes to reference them, so that a
+        garbage collection at the same time spares them (store/gc.py): a collection that
+        reaches the row first has its delete wait for this transaction and then sees the
+        new use; one that removed a blob first leaves no row, and the bytes are checked and
+        refused (`BlobNotFound`) when gone. Nothing comes to reference missing bytes."""
+        wanted = sorted(sizes)  # one order for every writer: row locks taken alike
+        b = t.blobs.c
+        stamp = now()
+        held: set[str] = set()
+        for i in range(0, len(wanted), _BATCH):
+            batch = wanted[i : i + _BATCH]
+            held.update(
+                conn.execute(
+                    update(t.blobs)
+                    .where(b.sha256.in_(batch))
+                    .values(used_at=stamp)
+                    .returning(b.sha256)
+                ).scalars()
+            )
+        for sha256 in wanted:
+            if sha256 in held:
+                continue
+            if not self.blobs.exists(sha256):
+                raise BlobNotFound(
+                    f"blob {sha256} is not stored (never uploaded, or collected since): "
+                    "upload it (again)",
+                    sha256=sha256,
+                )
+            size = sizes[sha256]
+            conn.execute(
+                self._insert(t.blobs)
+                .values(
+                    sha256=sha256,
+                    size=self.blobs.size(sha256) if size is None else size,
+                    created_at=stamp,
+                    used_at=stamp,
+                )
+                .on_conflict_do_update(index_elements=["sha256"], set_={"used_at": stamp})
+            )
 
     # -- reading (all answer "not stored" for a blob the caller may not use) -----------
 

@@ -18,7 +18,7 @@ from registrum import validation as v
 from registrum.entities import Artifact, ArtifactFile, Project
 from registrum.errors import ArtifactNotFound, BlobNotFound, InvalidArgument, StoreError
 from registrum.store import schema as t
-from registrum.store._base import RETRIES, StoreBase, json_object, now
+from registrum.store._base import RETRIES, StoreBase, json_object, now, project_record
 from registrum.store.tracking.artifacts import SAME_DIGEST, ArtifactsMixin, manifest_digest
 from registrum.store.tracking.blob_access import BlobsMixin
 
@@ -64,6 +64,7 @@ class FileTree(BlobsMixin, StoreBase):
             raise InvalidArgument(
                 f"file {path!r}: declared size {size}, but blob {sha256} has {actual} bytes"
             )
+        self._claim_blobs(conn, {sha256: size})
 
     def _write_tree_file(
         self, conn: Connection, table: Table, owner: str, owner_id: str, f: ArtifactFile
@@ -149,7 +150,7 @@ class RunFilesMixin(FileTree, ArtifactsMixin, StoreBase):
         with self._read() as conn:
             row = self._run_row(conn, run_id, need="viewer")
             p = conn.execute(select(t.projects).where(t.projects.c.id == row.project_id)).one()
-        return Project(id=p.id, name=p.name, description=p.description, created_at=p.created_at)
+        return project_record(p)
 
     def list_run_files(self, run_id: str, prefix: str | None = None) -> list[ArtifactFile]:
         """The run's files (all of them, or those under the folder `prefix`), by path."""

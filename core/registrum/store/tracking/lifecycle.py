@@ -12,6 +12,7 @@ from registrum.entities import Run
 from registrum.errors import Conflict
 from registrum.store import schema as t
 from registrum.store._base import now
+from registrum.store.tracking.deletion import hide_run_outputs, show_run_outputs
 from registrum.store.tracking.runs import RunsMixin
 
 # The run-owned tables whose rows name a metric or param key (keys are interned per
@@ -27,8 +28,10 @@ _KEYED = (
 
 class LifecycleMixin(RunsMixin):
     def delete_run(self, run_id: str) -> None:
-        """Marks a run deleted: searches leave it out unless asked for deleted runs, reads
-        by id still answer it, and `restore_run` brings it back. Deleting twice is a no-op.
+        """Marks a run deleted, with the artifacts it alone produced (checkpoints, files):
+        searches and artifact lists leave them out unless asked for deleted ones, reads by
+        id still answer the run, and `restore_run` brings it all back. Deleting twice is a
+        no-op.
         Refused (`Conflict`) while a live model version was registered from it: delete
         those versions first."""
         v.run_id(run_id)
@@ -55,6 +58,7 @@ class LifecycleMixin(RunsMixin):
                 )
             stamp = now()
             conn.execute(update(t.runs).where(t.runs.c.id == run_id).values(deleted_at=stamp))
+            hide_run_outputs(conn, [run_id], stamp)
             self._audit_run(conn, row, "run.deleted", after={"deleted_at": stamp})
 
     def restore_run(self, run_id: str) -> Run:
@@ -64,7 +68,20 @@ class LifecycleMixin(RunsMixin):
         with self._tx() as conn:
             row = self._run_row(conn, run_id, need="editor")
             if row.deleted_at is not None:
+                project = conn.execute(
+                    select(t.projects.c.name, t.projects.c.deleted_at).where(
+                        t.projects.c.id == row.project_id
+                    )
+                ).one()
+                if project.deleted_at is not None:
+                    raise Conflict(
+                        f"run {run_id} is in project {project.name!r}, which is deleted: "
+                        f"restore the project (registrum projects restore {project.name})",
+                        run_id=run_id,
+                        project=project.name,
+                    )
                 conn.execute(update(t.runs).where(t.runs.c.id == run_id).values(deleted_at=None))
+                show_run_outputs(conn, [run_id], row.deleted_at)
                 self._audit_run(conn, row, "run.restored", before={"deleted_at": row.deleted_at})
             return self._load_runs(conn, [run_id])[0]
 

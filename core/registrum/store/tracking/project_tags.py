@@ -10,7 +10,7 @@ from registrum import validation as v
 from registrum.entities import Project
 from registrum.errors import AlreadyExists, ProjectNotFound
 from registrum.store import schema as t
-from registrum.store._base import StoreBase
+from registrum.store._base import StoreBase, project_record
 
 
 class ProjectTagsMixin(StoreBase):
@@ -22,7 +22,7 @@ class ProjectTagsMixin(StoreBase):
             if r is None:
                 raise ProjectNotFound(f"project id {project_id} does not exist")
             self._require(conn, int(r.id), "viewer", name=r.name)
-        return Project(id=r.id, name=r.name, description=r.description, created_at=r.created_at)
+        return project_record(r)
 
     def set_project_tags(self, project: str, tags: Mapping[str, str]) -> None:
         """Sets tags of a project (an existing key takes the new value)."""

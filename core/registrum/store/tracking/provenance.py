@@ -84,6 +84,8 @@ class ProvenanceMixin(BlobsMixin, StoreBase):
                     f"the diff, blob {diff_sha256}, was not uploaded; upload it first",
                     sha256=diff_sha256,
                 )
+            if diff_sha256 is not None:
+                self._claim_blobs(conn, {diff_sha256: None})
             self._audit_run(
                 conn, row, "run.code_set", after={k: x for k, x in values.items() if k != "data"}
             )
