@@ -335,6 +335,7 @@ class RegisteredModel(Record):
     tags: dict[str, str]
     created_at: float
     updated_at: float
+    deleted_at: float | None = None  # soft-deleted (restorable) when set
 
 
 @dataclass(frozen=True)
@@ -354,6 +355,7 @@ class ModelVersion(Record):
     tags: dict[str, str]
     created_at: float
     updated_at: float
+    deleted_at: float | None = None  # soft-deleted (restorable) when set
 
     @property
     def ref(self) -> str:

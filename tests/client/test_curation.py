@@ -436,3 +436,26 @@ def test_projects_and_artifacts_are_deleted_and_restored(
     actions = {e.action for e in target.reader.list_audit(project="vision")}
     expected = {"artifact.deleted", "artifact.restored", "project.deleted", "project.restored"}
     assert expected <= actions
+
+
+def test_deleted_models_and_versions_are_listed_when_asked(
+    target: Target, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = ["--store", target.store] if target.store else []
+    _registered(target, tmp_path, versions=2)
+    with registrum.Client(target.store) as client:
+        client.delete_model_version("clf@1")
+        assert [v.version for v in client.model_versions("clf")] == [2]
+        every = client.model_versions("clf", include_deleted=True)
+        assert [(v.version, v.deleted_at is not None) for v in every] == [(2, False), (1, True)]
+        client.delete_model("clf")
+        assert client.models() == []
+        [gone] = client.models(include_deleted=True)
+        assert gone.name == "clf" and gone.deleted_at is not None
+    assert main(["models", "list", "--deleted", "--format", "csv", *store]) == 0
+    [row] = csv.DictReader(io.StringIO(capsys.readouterr().out))
+    assert row["name"] == "clf" and row["deleted"].endswith("Z")
+    assert main(["models", "restore", "clf", *store]) == 0
+    assert main(["models", "show", "clf", "--deleted", *store]) == 0
+    out = capsys.readouterr().out
+    assert "clf@1" in out and "(deleted " in out and "clf@2" in out

@@ -8,7 +8,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from registrum.cli._common import add_store, leaf, open_client, size_text
+from registrum.cli._common import add_store, leaf, open_client, size_text, when
 from registrum.cli._output import Column, When, add_format, emit, text
 from registrum.client.api import Client
 from registrum.entities import Evaluation, ModelVersion
@@ -17,13 +17,17 @@ from registrum.errors import ApprovalRequired, InvalidArgument
 
 def _models_list(args: argparse.Namespace) -> int:
     with open_client(args, read=True) as client:
-        models = client.models(args.project)
+        models = client.models(args.project, include_deleted=args.deleted)
     columns = [
         Column("name", lambda m: m.name),
         Column("project", lambda m: m.project),
         Column("latest", lambda m: m.latest_version),
         Column("aliases", lambda m: ", ".join(f"{a}={n}" for a, n in m.aliases.items()) or None),
     ]
+    if args.deleted:
+        columns.append(
+            Column("deleted", lambda m: None if m.deleted_at is None else When(m.deleted_at))
+        )
     emit(args, models, columns, empty="no registered models yet")
     return 0
 
@@ -36,7 +40,7 @@ def _models_show(args: argparse.Namespace) -> int:
         elif "@" in args.ref:
             versions = [client.model_version(args.ref)]
         else:
-            versions = client.model_versions(args.ref)
+            versions = client.model_versions(args.ref, include_deleted=args.deleted)
     if args.format != "table":
         columns = [
             Column("model", lambda v: v.model),
@@ -53,6 +57,8 @@ def _models_show(args: argparse.Namespace) -> int:
         return 0
     for mv in versions:
         aliases = f"  @{', @'.join(mv.aliases)}" if mv.aliases else ""
+        if mv.deleted_at is not None:
+            aliases += f"  (deleted {when(mv.deleted_at)})"
         print(
             f"{mv.model}@{mv.version}{aliases}  from run {mv.run_id or '-'}  ({mv.flavor or '-'})"
         )
@@ -227,11 +233,15 @@ def add_commands(commands: Any) -> Any:
     ).add_subparsers(dest="action", required=True)
     models_list = models.add_parser("list", help="registered models")
     models_list.add_argument("--project", default=None)
+    models_list.add_argument("--deleted", action="store_true", help="list deleted models too")
     add_format(models_list)
     add_store(models_list)
     models_list.set_defaults(handler=_models_list)
     models_show = models.add_parser("show", help="a model's versions, or one (NAME@REF)")
     models_show.add_argument("ref")
+    models_show.add_argument(
+        "--deleted", action="store_true", help="a model's deleted versions too"
+    )
     models_show.add_argument(
         "--at",
         default=None,

@@ -232,8 +232,14 @@ class Client:
 
     # -- models ---------------------------------------------------------------
 
-    def models(self, project: str | None = None) -> list[RegisteredModel]:
-        models: list[RegisteredModel] = self._store.list_models(project=project)
+    def models(
+        self, project: str | None = None, *, include_deleted: bool = False
+    ) -> list[RegisteredModel]:
+        """Registered models by name, of one project or all (deleted ones too, with their
+        `deleted_at`, with `include_deleted`)."""
+        models: list[RegisteredModel] = self._store.list_models(
+            project=project, include_deleted=include_deleted
+        )
         return models
 
     def model(self, name: str) -> RegisteredModel:
@@ -270,8 +276,11 @@ class Client:
         )
         return moved
 
-    def model_versions(self, name: str) -> list[ModelVersion]:
-        versions: list[ModelVersion] = self._store.list_model_versions(name)
+    def model_versions(self, name: str, *, include_deleted: bool = False) -> list[ModelVersion]:
+        """A model's versions, newest first (deleted ones too with `include_deleted`)."""
+        versions: list[ModelVersion] = self._store.list_model_versions(
+            name, include_deleted=include_deleted
+        )
         return versions
 
     def set_alias(

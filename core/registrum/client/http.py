@@ -623,9 +623,15 @@ class HttpStore(w.Connection):
         return RegisteredModel.from_dict(self._json("GET", f"/models/{w.model(name)}"))
 
     def list_models(
-        self, *, project: str | None = None, limit: int | None = None, offset: int = 0
+        self,
+        *,
+        project: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        include_deleted: bool = False,
     ) -> list[RegisteredModel]:
-        items = self._pages("/models", {"project": project}, limit, offset)
+        query = {"project": project, "deleted": "true" if include_deleted else None}
+        items = self._pages("/models", query, limit, offset)
         return [RegisteredModel.from_dict(m) for m in items]
 
     def update_model(
@@ -677,9 +683,15 @@ class HttpStore(w.Connection):
         return ModelVersion.from_dict(self._json("GET", f"/models/{w.ref(ref)}", params=params))
 
     def list_model_versions(
-        self, name: str, *, limit: int | None = None, offset: int = 0
+        self,
+        name: str,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+        include_deleted: bool = False,
     ) -> list[ModelVersion]:
-        items = self._pages(f"/models/{w.model(name)}/versions", {}, limit, offset)
+        query = {"deleted": "true" if include_deleted else None}
+        items = self._pages(f"/models/{w.model(name)}/versions", query, limit, offset)
         return [ModelVersion.from_dict(m) for m in items]
 
     def update_model_version(

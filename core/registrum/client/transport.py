@@ -288,7 +288,12 @@ class Transport(Protocol):
     def get_model(self, name: str) -> RegisteredModel: ...
 
     def list_models(
-        self, *, project: str | None = None, limit: int | None = None, offset: int = 0
+        self,
+        *,
+        project: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        include_deleted: bool = False,
     ) -> list[RegisteredModel]: ...
 
     def update_model(
@@ -316,7 +321,12 @@ class Transport(Protocol):
     def get_model_version(self, ref: str, *, at: float | str | None = None) -> ModelVersion: ...
 
     def list_model_versions(
-        self, name: str, *, limit: int | None = None, offset: int = 0
+        self,
+        name: str,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+        include_deleted: bool = False,
     ) -> list[ModelVersion]: ...
 
     def update_model_version(

@@ -29,9 +29,20 @@ def create_model(body: s.CreateModel, store: StoreDep) -> JSON:
 
 @router.get("/models")
 def list_models(
-    store: StoreDep, project: str | None = None, limit: Limit = 100, cursor: Cursor = None
+    store: StoreDep,
+    project: str | None = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+    deleted: bool = False,
 ) -> JSON:
-    return page(lambda n, at: store.list_models(project=project, limit=n, offset=at), limit, cursor)
+    """Registered models by name; with `deleted=true` deleted ones too (`deleted_at` set)."""
+    return page(
+        lambda n, at: store.list_models(
+            project=project, limit=n, offset=at, include_deleted=deleted
+        ),
+        limit,
+        cursor,
+    )
 
 
 @router.get("/models/{name}")
@@ -73,8 +84,15 @@ def register_version(
 
 
 @router.get("/models/{name}/versions")
-def list_versions(name: str, store: StoreDep, limit: Limit = 100, cursor: Cursor = None) -> JSON:
-    return page(lambda n, at: store.list_model_versions(name, limit=n, offset=at), limit, cursor)
+def list_versions(
+    name: str, store: StoreDep, limit: Limit = 100, cursor: Cursor = None, deleted: bool = False
+) -> JSON:
+    """A model's versions, newest first; with `deleted=true` deleted ones too."""
+    return page(
+        lambda n, at: store.list_model_versions(name, limit=n, offset=at, include_deleted=deleted),
+        limit,
+        cursor,
+    )
 
 
 @router.get("/models/{name}/versions/{ref}")

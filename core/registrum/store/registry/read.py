@@ -136,7 +136,7 @@ class RegistryReadMixin(ArtifactsMixin, StoreBase):
         tags = conn.execute(_MODEL_TAGS, key)
         return RegisteredModel(
             id=r.id,
-            name=r.name,
+            name=r.deleted_name or r.name,  # a deleted model gave its name up, and keeps it
             project=r.project,
             description=r.description,
             latest_version=latest,
@@ -144,6 +144,7 @@ class RegistryReadMixin(ArtifactsMixin, StoreBase):
             tags={x.key: x.value for x in tags},
             created_at=r.created_at,
             updated_at=r.updated_at,
+            deleted_at=r.deleted_at,
         )
 
     def _load_version(self, conn: Connection, version_id: int) -> ModelVersion:
@@ -168,4 +169,5 @@ class RegistryReadMixin(ArtifactsMixin, StoreBase):
             tags={x.key: x.value for x in tags},
             created_at=r.created_at,
             updated_at=r.updated_at,
+            deleted_at=r.deleted_at,
         )

@@ -145,15 +145,19 @@ class RegistryMixin(RegistryLifecycleMixin, AliasesMixin, RunsMixin, StoreBase):
             return self._load_model(conn, self._model_row(conn, name, need="viewer").id)
 
     def list_models(
-        self, *, project: str | None = None, limit: int | None = None, offset: int = 0
+        self,
+        *,
+        project: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        include_deleted: bool = False,
     ) -> list[RegisteredModel]:
-        """Registered models by name, of one project or all; `limit`/`offset` select one page."""
+        """Registered models by name, of one project or all (deleted ones too with
+        `include_deleted`); `limit`/`offset` select one page."""
         with self._read() as conn:
-            query = (
-                select(t.registered_models.c.id)
-                .where(t.registered_models.c.deleted_at.is_(None))
-                .order_by(t.registered_models.c.name)
-            )
+            query = select(t.registered_models.c.id).order_by(t.registered_models.c.name)
+            if not include_deleted:
+                query = query.where(t.registered_models.c.deleted_at.is_(None))
             if project is not None:
                 query = query.where(
                     t.registered_models.c.project_id
@@ -475,20 +479,22 @@ class RegistryMixin(RegistryLifecycleMixin, AliasesMixin, RunsMixin, StoreBase):
         )
 
     def list_model_versions(
-        self, name: str, *, limit: int | None = None, offset: int = 0
+        self,
+        name: str,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+        include_deleted: bool = False,
     ) -> list[ModelVersion]:
-        """A model's versions, newest first; `limit`/`offset` select one page."""
+        """A model's versions, newest first (deleted ones too with `include_deleted`);
+        `limit`/`offset` select one page."""
         name = v.name(name, "model name")
         with self._read() as conn:
             model = self._model_row(conn, name, need="viewer")
-            query = (
-                select(t.model_versions.c.id)
-                .where(
-                    t.model_versions.c.model_id == model.id,
-                    t.model_versions.c.deleted_at.is_(None),
-                )
-                .order_by(t.model_versions.c.version.desc())
-            )
+            mv = t.model_versions.c
+            query = select(mv.id).where(mv.model_id == model.id).order_by(mv.version.desc())
+            if not include_deleted:
+                query = query.where(mv.deleted_at.is_(None))
             ids = conn.execute(self._window(query, limit, offset)).scalars()
             return [self._load_version(conn, int(i)) for i in ids]
 
