@@ -8,10 +8,10 @@ others were deleted 8 days ago. A collection with the default grace
 removes those runs, their artifacts, params and metrics, then their blobs.
 
 The store is filled with bulk inserts (the service would take hours for 100,000 runs); the
-collection is `Store.collect_garbage`, as `registrum gc` runs it. Printed per size: the
-dry run's and the collection's time, the peak memory added during the collection, what it
-removed, and a second collection's time (nothing left to remove: the cost of the scheduled
-job on a steady store).
+collection is `Store.collect_garbage` in a fresh process, as `registrum gc` runs it.
+Printed per size: the dry run's and the collection's time, the collecting process's peak
+memory, what it removed, and a second collection's time (nothing left to remove: the cost
+of the scheduled job on a steady store).
 
     python bench/bench_gc.py                      # 10k, 30k, 100k runs on SQLite
     python bench/bench_gc.py --sizes 100000 --db both
@@ -21,13 +21,15 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
+import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -35,35 +37,6 @@ from _common import postgres_database, print_platform
 
 DECLARED = 10**7  # bytes each file declares: 10^5 runs x 10^7 = 1 TB
 GRACE_PAST = 8 * 86400.0
-
-
-class PeakRss:
-    """The largest resident memory of this process while it runs, sampled every 20 ms."""
-
-    def __init__(self) -> None:
-        self.peak = self.start = _rss()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.02):
-            self.peak = max(self.peak, _rss())
-
-    def __enter__(self) -> PeakRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, _rss())
-
-
-def _rss() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def fill(store: object, runs: int, blobs: Path) -> None:
@@ -193,6 +166,32 @@ def _model(conn: object, project_id: int, now: float) -> int:
     )
 
 
+_COLLECT = """
+import json, resource, sys, time
+from registrum.store import open_store
+store = open_store(sys.argv[1], blobs=sys.argv[2])
+began = time.perf_counter()
+report = store.collect_garbage(dry_run=sys.argv[3] == "dry")
+took = time.perf_counter() - began
+store.close()
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"report": report.to_dict(), "seconds": took, "peak_mib": peak}))
+"""
+
+
+def collect(url: str, blobs: Path, *, dry: bool) -> dict[str, Any]:
+    """One collection in a fresh process, as `registrum gc` runs: its report, its time, and
+    the process's peak resident memory (imports included)."""
+    out = subprocess.run(
+        [sys.executable, "-c", _COLLECT, url, str(blobs), "dry" if dry else "real"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    answer: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return answer
+
+
 def measure(label: str, url: str, folder: Path, runs: int) -> None:
     from registrum.store import open_store
 
@@ -202,26 +201,21 @@ def measure(label: str, url: str, folder: Path, runs: int) -> None:
         began = time.perf_counter()
         fill(store, runs, blobs)
         filled = time.perf_counter() - began
-        began = time.perf_counter()
-        dry = store.collect_garbage(dry_run=True)
-        dry_s = time.perf_counter() - began
-        with PeakRss() as rss:
-            began = time.perf_counter()
-            report = store.collect_garbage()
-            took = time.perf_counter() - began
-        began = time.perf_counter()
-        steady = store.collect_garbage()
-        steady_s = time.perf_counter() - began
     finally:
         store.close()
-    assert (dry.runs, dry.blobs) == (report.runs, report.blobs), (dry, report)
-    assert steady.runs == 0 and steady.blobs == 0
+    dry = collect(url, blobs, dry=True)
+    real = collect(url, blobs, dry=False)
+    steady = collect(url, blobs, dry=False)
+    report, removed = real["report"], real["report"]["runs"]
+    assert (dry["report"]["runs"], dry["report"]["blobs"]) == (removed, report["blobs"])
+    assert steady["report"]["runs"] == 0 and steady["report"]["blobs"] == 0
     print(
         f"{label} {runs:>7,} runs ({runs * DECLARED / 1e12:.2f} TB referenced; filled in "
-        f"{filled:.0f} s): dry run {dry_s:.1f} s; collection {took:.1f} s "
-        f"({took / max(report.runs, 1) * 1e3:.2f} ms per run removed), removed "
-        f"{report.runs:,} runs, {report.blobs:,} blobs, {report.bytes / 1e12:.2f} TB, "
-        f"peak memory +{rss.peak - rss.start:.0f} MiB; nothing left: {steady_s:.1f} s",
+        f"{filled:.0f} s): dry run {dry['seconds']:.1f} s; collection {real['seconds']:.1f} s "
+        f"({real['seconds'] / max(removed, 1) * 1e3:.2f} ms per run removed), removed "
+        f"{removed:,} runs, {report['blobs']:,} blobs, {report['bytes'] / 1e12:.2f} TB; "
+        f"peak memory of the collecting process {real['peak_mib']:.0f} MiB "
+        f"(dry run {dry['peak_mib']:.0f} MiB); nothing left: {steady['seconds']:.1f} s",
         flush=True,
     )
 

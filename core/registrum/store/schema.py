@@ -271,6 +271,7 @@ dataset_versions = Table(
     Column("created_at", Double, nullable=False),
     UniqueConstraint("project_id", "name", "version"),
     UniqueConstraint("project_id", "name", "fingerprint"),
+    Index("ix_dataset_versions_artifact", "artifact_id"),
 )
 
 # What a run consumed: dataset versions, model versions, artifacts.
@@ -330,6 +331,7 @@ model_versions = Table(
     Column("deleted_at", Double),  # soft-deleted: gone from reads, its number never reused
     UniqueConstraint("model_id", "version"),
     Index("ix_model_versions_run", "run_id"),
+    Index("ix_model_versions_artifact", "artifact_id"),  # what stands on an artifact
 )
 
 model_version_tags = Table(
@@ -574,6 +576,7 @@ logged_models = Table(
     Column("deleted_at", Double),
     Index("ix_logged_models_project_created", "project_id", "created_at"),
     Index("ix_logged_models_run", "run_id"),
+    Index("ix_logged_models_artifact", "artifact_id"),
 )
 
 logged_model_files = Table(

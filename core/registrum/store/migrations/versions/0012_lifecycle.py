@@ -25,9 +25,16 @@ def upgrade() -> None:
         batch.add_column(sa.Column("deleted_at", sa.Double(), nullable=True))
     with op.batch_alter_table("blobs") as batch:
         batch.add_column(sa.Column("used_at", sa.Double(), nullable=True))
+    # What stands on an artifact, asked per artifact by deletion, retention and collection.
+    op.create_index("ix_model_versions_artifact", "model_versions", ["artifact_id"])
+    op.create_index("ix_dataset_versions_artifact", "dataset_versions", ["artifact_id"])
+    op.create_index("ix_logged_models_artifact", "logged_models", ["artifact_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_logged_models_artifact", table_name="logged_models")
+    op.drop_index("ix_dataset_versions_artifact", table_name="dataset_versions")
+    op.drop_index("ix_model_versions_artifact", table_name="model_versions")
     with op.batch_alter_table("blobs") as batch:
         batch.drop_column("used_at")
     with op.batch_alter_table("artifacts") as batch:
