@@ -14,6 +14,7 @@ def test_public_names_are_pinned() -> None:
         "Client",
         "Conflict",
         "InvalidArgument",
+        "Model",
         "ModelNotFound",
         "ModelVersionNotFound",
         "NotFound",
@@ -24,6 +25,7 @@ def test_public_names_are_pinned() -> None:
         "__version__",
         "active_run",
         "init",
+        "load_model",
     }
 
 

@@ -17,6 +17,7 @@ from registrum.errors import (
     RunNotFound,
     StoreUnavailable,
 )
+from registrum.model import Model, load_model
 
 __version__ = "0.1.0"
 
@@ -28,6 +29,7 @@ __all__ = [
     "Client",
     "Conflict",
     "InvalidArgument",
+    "Model",
     "ModelNotFound",
     "ModelVersionNotFound",
     "NotFound",
@@ -38,6 +40,7 @@ __all__ = [
     "__version__",
     "active_run",
     "init",
+    "load_model",
 ]
 
 # No NullHandler on the "registrum" logger, unlike most libraries: a tracking failure must be

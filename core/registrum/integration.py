@@ -340,7 +340,7 @@ def guarded(hook: Hook) -> Hook:
 def fetch_model(
     ref: str,
     *,
-    flavor: str,
+    flavor: str | None,
     store: str | None = None,
     needs: Sequence[str] = (),
     logged_by: str = "RegistrumCallback",
@@ -350,7 +350,8 @@ def fetch_model(
     the run records that it used the version, so the version's evaluation history and
     lineage show that run.
 
-    Raises ValueError when the version is not of `flavor` or its metadata lacks `needs`.
+    Raises ValueError when the version is not of `flavor` (None: any) or its metadata lacks
+    `needs`.
     """
     run = active_run()
     if run is not None and (run.disabled or store not in (None, run.settings.store)):
@@ -358,7 +359,7 @@ def fetch_model(
     with Client(store if run is None else run.settings.store) as client:
         version = client.model_version(ref)
         metadata = version.artifact.metadata or {}
-        if version.flavor != flavor or not set(needs) <= metadata.keys():
+        if (flavor is not None and version.flavor != flavor) or not set(needs) <= metadata.keys():
             raise ValueError(
                 f"{version.ref} is a {version.flavor!r} model, not one {logged_by} logged; "
                 "load it with its own framework's load_model"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import keras
 
 from registrum import integration
+from registrum.entities import ModelVersion
 from registrum_keras._describe import FLAVOR
 
 
@@ -29,6 +31,20 @@ def load_model(
         custom_objects, compile, safe_mode: passed to `keras.saving.load_model`.
     """
     version, folder = integration.fetch_model(ref, flavor=FLAVOR, store=store)
+    return read_model(
+        version, folder, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode
+    )
+
+
+def read_model(
+    version: ModelVersion,
+    folder: Path,
+    *,
+    custom_objects: dict[str, Any] | None = None,
+    compile: bool = True,
+    safe_mode: bool = True,
+) -> keras.Model:
+    """The Keras model a downloaded version holds."""
     # The version's own files only: the cache folder may hold others.
     files = sorted(folder / f.path for f in version.artifact.files if f.path.endswith(".keras"))
     if len(files) != 1:

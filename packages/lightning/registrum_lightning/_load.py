@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 
 from registrum import integration
+from registrum.entities import ModelVersion
 from registrum_lightning._model import FLAVOR
 from registrum_lightning._model import module_class as class_at
 
@@ -34,7 +36,23 @@ def load_model(
     """
     needs = ("module_class", "checkpoint")
     version, folder = integration.fetch_model(ref, flavor=FLAVOR, store=store, needs=needs)
+    return read_model(
+        version, folder, module_class=module_class, map_location=map_location, **load_options
+    )
+
+
+def read_model(
+    version: ModelVersion,
+    folder: Path,
+    *,
+    module_class: type[pl.LightningModule] | None = None,
+    map_location: Any = "cpu",
+    **load_options: Any,
+) -> pl.LightningModule:
+    """The LightningModule a downloaded version holds, rebuilt from its checkpoint."""
     metadata = version.artifact.metadata or {}
+    if not {"module_class", "checkpoint"} <= metadata.keys():
+        raise ValueError(f"{version.ref} was not logged by the Lightning integration")
     cls = module_class or class_at(metadata["module_class"])
     path = folder / metadata["checkpoint"]
     return cls.load_from_checkpoint(path, map_location=map_location, **load_options)

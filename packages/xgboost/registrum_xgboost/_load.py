@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import xgboost
 
 from registrum import integration
-from registrum.entities import decode_nonfinite
+from registrum.entities import ModelVersion, decode_nonfinite
 from registrum_xgboost._describe import FLAVOR, model_class
 
 
@@ -25,7 +26,14 @@ def load_model(ref: str, *, store: str | None = None) -> xgboost.Booster | xgboo
     version, folder = integration.fetch_model(
         ref, flavor=FLAVOR, store=store, needs=("xgboost_class", "file")
     )
+    return read_model(version, folder)
+
+
+def read_model(version: ModelVersion, folder: Path) -> xgboost.Booster | xgboost.XGBModel:
+    """The Booster or estimator a downloaded version holds."""
     metadata: dict[str, Any] = version.artifact.metadata or {}
+    if not {"xgboost_class", "file"} <= metadata.keys():
+        raise ValueError(f"{version.ref} was not logged by the XGBoost integration")
     cls = model_class(metadata["xgboost_class"])
     if cls is xgboost.Booster:
         return xgboost.Booster(model_file=folder / metadata["file"])

@@ -1,0 +1,91 @@
+"""`registrum.load_model` on a scikit-learn version: one Model whatever the framework, that
+predicts on frames, records, dicts of columns and arrays, checked against the signature, and
+records its use in the active run."""
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+pytest.importorskip("skops")
+
+from registrum_sklearn import TrackedEstimator
+from sklearn.linear_model import LogisticRegression, Ridge
+
+import registrum
+from targets import Target
+
+
+def test_one_model_for_frames_records_columns_and_arrays(
+    target: Target, frames: tuple[Any, Any, Any, Any]
+) -> None:
+    X, y, X_val, _ = frames
+    tracked = TrackedEstimator(
+        LogisticRegression(max_iter=500),
+        project="churn",
+        register_as="churn",
+        store=target.store,
+        capture_environment=False,
+    )
+    tracked.fit(X, y)
+    expected = tracked.estimator_.predict(X_val)
+
+    model = registrum.load_model("churn@1", store=target.store)
+    assert isinstance(model, registrum.Model) and model.flavor == "sklearn"
+    assert (model.name, model.version, model.ref) == ("churn", 1, "churn@1")
+    assert [c["name"] for c in model.signature["inputs"]] == list(X.columns)
+    assert type(model.native) is LogisticRegression
+    np.testing.assert_array_equal(model.predict(X_val), expected)
+    records = X_val.to_dict(orient="records")
+    np.testing.assert_array_equal(model.predict(records), expected)
+    np.testing.assert_array_equal(model.predict(X_val.to_dict(orient="list")), expected)
+    np.testing.assert_array_equal(model.predict(X_val.to_numpy()), expected)
+    shuffled = X_val[list(reversed(X_val.columns))].assign(extra=1)
+    np.testing.assert_array_equal(model.predict(shuffled), expected)  # by name, extra left out
+    with pytest.raises(registrum.InvalidArgument, match="missing column 'income'"):
+        model.predict(X_val.drop(columns=["income"]))
+    with pytest.raises(registrum.InvalidArgument, match="rows of 3 values"):
+        model.predict(X_val.to_numpy()[:, :3])
+
+
+def test_an_array_signature_checks_the_shape_and_the_use_is_recorded(target: Target) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 3))
+    tracked = TrackedEstimator(
+        Ridge(), project="p", register_as="ridge", store=target.store, capture_environment=False
+    )
+    tracked.fit(x, x @ np.array([1.0, 2.0, 3.0]))
+    with registrum.init(project="p", job_type="evaluation", store=target.store) as run:
+        model = registrum.load_model("ridge@1")
+    np.testing.assert_allclose(model.predict(x[:5]), tracked.estimator_.predict(x[:5]))
+    np.testing.assert_allclose(model.predict(x[0].tolist()), tracked.estimator_.predict(x[:1]))
+    with pytest.raises(
+        registrum.InvalidArgument, match=r"shape \(5, 2\); the model takes \(N, 3\)"
+    ):
+        model.predict(x[:5, :2])
+    with pytest.raises(registrum.InvalidArgument, match="not named columns"):
+        model.predict([{"a": 1.0}])
+    [used] = target.reader.run_inputs(run.id)
+    assert (used["kind"], used["target_id"]) == ("model_version", model.record.id)
+
+
+def test_an_unknown_or_missing_flavor_is_a_clear_error(
+    target: Target, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from registrum import flavors
+
+    weights, other = tmp_path / "w.onnx", tmp_path / "w.bin"
+    weights.write_bytes(b"weights")
+    other.write_bytes(b"other weights")
+    with registrum.init(project="p", store=target.store) as run:
+        run.register_model("odd", path=weights, flavor="onnx")
+    with registrum.init(project="p", store=target.store) as run:
+        run.register_model("plain", path=other)
+    with pytest.raises(registrum.InvalidArgument, match="no integration loads the flavor 'onnx'"):
+        registrum.load_model("odd@1", store=target.store)
+    with pytest.raises(registrum.InvalidArgument, match="records no flavor"):
+        registrum.load_model("plain@1", store=target.store)
+    monkeypatch.setitem(flavors.BUILT_IN, "onnx", ("registrum_onnx_missing._flavor", "onnx"))
+    with pytest.raises(ImportError, match=r'pip install "registrum\[onnx\]"'):
+        registrum.load_model("odd@1", store=target.store)
