@@ -25,6 +25,7 @@ from registrum.cli import (
     projects,
     retention,
     runs,
+    serve,
     server,
     sync,
     webhooks,
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"registrum {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     server.add_commands(commands)
+    serve.add_commands(commands)
     sync.add_commands(commands)
     projects.add_commands(commands)
     runs.add_commands(commands)

@@ -1,0 +1,184 @@
+"""`registrum serve`: MLflow's scoring formats, clear refusals, and an alias that moves while
+a client keeps calling: the server switches by itself and no request fails."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import requests
+from registrum_sklearn import TrackedEstimator
+from sklearn.linear_model import LinearRegression
+
+import registrum
+from polling import wait_for
+from registrum.serve import Served, create_app
+from serving import serve_app
+
+QUICK: dict[str, Any] = {"capture_environment": False, "capture_code": False}
+
+
+def _fit(store: str, slope: float) -> int:
+    x = np.random.default_rng(0).normal(size=(10, 2))
+    tracked = TrackedEstimator(
+        LinearRegression(), project="p", register_as="lin", store=store, **QUICK
+    )
+    tracked.fit(x, x @ np.array([slope, 0.0]))
+    with registrum.Client(store) as client:
+        return client.model_versions("lin")[0].version
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("REGISTRUM_HOME", str(tmp_path / "home"))
+    return f"sqlite:///{tmp_path}/r.db"
+
+
+def test_scoring_formats_refusals_and_metrics(store: str, tmp_path: Path) -> None:
+    first = _fit(store, 2.0)
+    with registrum.Client(store) as client:
+        client.set_alias("lin", "production", first)
+    served = Served("lin@production", store, poll_interval=60)
+    with serve_app(create_app(served, token="s3cret", max_body_bytes=4096)) as url:
+        auth = {"authorization": "Bearer s3cret"}
+        call = lambda body, **kw: requests.post(  # noqa: E731
+            f"{url}/invocations", json=body, headers=auth, timeout=30, **kw
+        )
+        expected = [2.0, 6.0]
+        for body in (
+            {"inputs": [[1, 0], [3, 0]]},
+            {"instances": [[1, 0], [3, 0]]},
+            {"dataframe_split": {"data": [[1, 0], [3, 0]]}},
+        ):
+            answer = call(body)
+            assert answer.status_code == 200, answer.text
+            np.testing.assert_allclose(answer.json()["predictions"], expected)
+        csv = requests.post(
+            f"{url}/invocations",
+            data=b"a,b\n1,0\n3,0\n",
+            headers={**auth, "content-type": "text/csv"},
+            timeout=30,
+        )
+        np.testing.assert_allclose(csv.json()["predictions"], expected)
+
+        refused = call({"inputs": [[1, 2, 3]]})
+        assert refused.status_code == 400
+        assert "the model takes (N, 2)" in refused.json()["error"]["message"]
+        assert call({"rows": []}).status_code == 400
+        assert (
+            requests.post(f"{url}/invocations", data=b"{", headers=auth, timeout=30).status_code
+            == 400
+        )
+        assert call({"inputs": [[0, 0]] * 1000}).status_code == 413
+        assert (
+            requests.post(f"{url}/invocations", json={"inputs": [[1, 0]]}, timeout=30).status_code
+            == 401
+        )
+        version = requests.get(f"{url}/version", timeout=30).json()
+        assert (version["name"], version["version"], version["flavor"]) == ("lin", first, "sklearn")
+        assert requests.get(f"{url}/ping", timeout=30).status_code == 200
+        assert requests.get(f"{url}/health", timeout=30).json()["serving"] == f"lin@{first}"
+        metrics = requests.get(f"{url}/metrics", timeout=30).text
+        assert "registrum_serve_requests_total" in metrics
+        assert f'registrum_serve_model_version{{model="lin@production"}} {first}' in metrics
+
+
+def test_the_server_follows_the_alias_without_a_failed_request(store: str) -> None:
+    first, second = _fit(store, 2.0), _fit(store, 5.0)
+    with registrum.Client(store) as client:
+        client.set_alias("lin", "production", first)
+    served = Served("lin@production", store, poll_interval=0.1)
+    with serve_app(create_app(served)) as url:
+        answers: list[tuple[int, float]] = []
+        stop = threading.Event()
+
+        def keep_calling() -> None:
+            with requests.Session() as s:
+                while not stop.is_set():
+                    r = s.post(f"{url}/invocations", json={"inputs": [[1, 0]]}, timeout=30)
+                    answers.append((r.status_code, r.json()["predictions"][0] if r.ok else -1))
+
+        caller = threading.Thread(target=keep_calling)
+        caller.start()
+        try:
+            wait_for(lambda: len(answers) > 5, "answers from the first version")
+            with registrum.Client(store) as client:
+                client.set_alias("lin", "production", second)
+            wait_for(
+                lambda: requests.get(f"{url}/version", timeout=30).json()["version"] == second,
+                "the switch",
+            )
+            seen = len(answers)
+            wait_for(lambda: len(answers) > seen + 5, "answers from the new version")
+        finally:
+            stop.set()
+            caller.join()
+    assert all(status == 200 for status, _ in answers), answers
+    values = [round(v, 6) for _, v in answers]
+    assert values[0] == 2.0 and values[-1] == 5.0
+    assert values == sorted(values)  # old answers, then new ones: one switch
+
+
+def test_a_version_that_fails_to_load_is_not_swapped_in(store: str, tmp_path: Path) -> None:
+    first = _fit(store, 2.0)
+    broken = tmp_path / "broken.skops"
+    broken.write_bytes(b"not a model")
+    with registrum.Client(store) as client:
+        client.set_alias("lin", "production", first)
+    with registrum.init(project="p", store=store, **QUICK) as run:
+        version = run.register_model("lin", path=broken, flavor="sklearn")
+    served = Served("lin@production", store, poll_interval=60)
+    served.start()
+    with registrum.Client(store) as client:
+        client.set_alias("lin", "production", version.version)
+    assert served.check() is False
+    assert served.model is not None and served.model.version == first
+    assert served.problem and f"lin@{version.version} was not swapped in" in served.problem
+
+
+def test_the_command_serves(store: str, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from serving import free_port
+
+    first = _fit(store, 2.0)
+    with registrum.Client(store) as client:
+        client.set_alias("lin", "production", first)
+    port = free_port()
+    token = tmp_path / "token"
+    token.write_text("t0ken\n")
+    command = [sys.executable, "-m", "registrum.cli", "serve", "lin@production"]
+    command += ["--port", str(port), "--store", store, "--token-file", str(token)]
+    process = subprocess.Popen(command, env=os.environ.copy(), stdout=subprocess.PIPE, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for(
+            lambda: requests.get(f"{url}/ping", timeout=5).ok,
+            "the server",
+            timeout=60,
+            ignoring=(requests.ConnectionError,),
+        )
+        answer = requests.post(
+            f"{url}/invocations",
+            json={"inputs": [[1, 0]]},
+            headers={"authorization": "Bearer t0ken"},
+            timeout=30,
+        )
+        np.testing.assert_allclose(answer.json()["predictions"], [2.0])
+    finally:
+        process.terminate()
+        out, _ = process.communicate(timeout=30)
+    assert f"serving lin@{first} on http://127.0.0.1:{port}" in out
+    missing = subprocess.run(
+        [sys.executable, "-m", "registrum.cli", "serve", "nope@production", "--store", store],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert missing.returncode == 1 and "nope" in missing.stderr
+    assert "Traceback" not in missing.stderr
