@@ -3,6 +3,8 @@ MLflow's scoring protocol, and follows its alias.
 
 * `POST /invocations`: `dataframe_split`, `dataframe_records`, `instances` or `inputs` in
   JSON, or `text/csv`; answers `{"predictions": [...]}` (what `mlflow models serve` does).
+* `POST /reload`: a Registrum webhook (`alias.moved`, signed with its secret) makes the
+  server look where the alias points at once.
 * `GET /ping`, `GET /health`: 200 while a model is loaded (`/health` also says when the last
   attempt to load a newer version failed, and why); `GET /version`: the version served;
   `GET /metrics`: Prometheus text.
@@ -214,8 +216,16 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def create_app(served: Served, *, token: str | None = None, max_body_bytes: int = 64 << 20) -> Any:
-    """The scoring app (Starlette) for `served`, started and stopped with the app."""
+def create_app(
+    served: Served,
+    *,
+    token: str | None = None,
+    max_body_bytes: int = 64 << 20,
+    webhook_secret: str | None = None,
+) -> Any:
+    """The scoring app (Starlette) for `served`, started and stopped with the app. With
+    `webhook_secret`, `POST /reload` (a Registrum webhook on `alias.moved`, signed with
+    that secret) makes it look where the alias points at once, not at the next poll."""
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
@@ -254,6 +264,20 @@ def create_app(served: Served, *, token: str | None = None, max_body_bytes: int 
             return JSONResponse({"predictions": jsonable(predictions)})
         finally:
             served.observe(time.perf_counter() - began, failed)
+
+    async def reload(request: Request) -> Response:
+        from registrum.server.webhooks import verify_signature
+
+        if webhook_secret is None:
+            return error(
+                404, "not_found", "start registrum serve with --webhook-secret-file to reload"
+            )
+        body = await request.body()
+        if not verify_signature(webhook_secret, body, request.headers.get("x-registrum-signature")):
+            return error(401, "bad_signature", "the X-Registrum-Signature does not match")
+        switched = await run_in_threadpool(served.check)
+        model = served.model
+        return JSONResponse({"switched": switched, "serving": None if model is None else model.ref})
 
     async def ping(request: Request) -> Response:
         ok = served.model is not None
@@ -321,6 +345,7 @@ def create_app(served: Served, *, token: str | None = None, max_body_bytes: int 
     return Starlette(
         routes=[
             Route("/invocations", invocations, methods=["POST"]),
+            Route("/reload", reload, methods=["POST"]),
             Route("/ping", ping, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
             Route("/version", version, methods=["GET"]),
@@ -339,4 +364,9 @@ def app_from_env() -> Any:
 
     config = json.loads(os.environ[CONFIG])
     served = Served(config["ref"], config["store"], config["poll_interval"])
-    return create_app(served, token=config["token"], max_body_bytes=config["max_body_bytes"])
+    return create_app(
+        served,
+        token=config["token"],
+        max_body_bytes=config["max_body_bytes"],
+        webhook_secret=config["webhook_secret"],
+    )

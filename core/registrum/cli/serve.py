@@ -23,18 +23,20 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    token = None
-    if args.token_file is not None:
-        token = Path(args.token_file).read_text().strip()
-        if not token:
-            print(f"registrum serve: {args.token_file} holds no token", file=sys.stderr)
+    read: dict[str, str | None] = {}
+    for what, path in (("token", args.token_file), ("secret", args.webhook_secret_file)):
+        read[what] = None if path is None else Path(path).read_text().strip()
+        if path is not None and not read[what]:
+            print(f"registrum serve: {path} holds no {what}", file=sys.stderr)
             return 2
+    token, secret = read["token"], read["secret"]
     config = {
         "ref": args.ref,
         "store": args.store,
         "poll_interval": args.poll_interval,
         "token": token,
         "max_body_bytes": args.max_body_mb << 20,
+        "webhook_secret": secret,
     }
     if args.workers > 1:
         os.environ[CONFIG] = json.dumps(config)
@@ -49,7 +51,9 @@ def _serve(args: argparse.Namespace) -> int:
         return 0
     served = Served(args.ref, args.store, args.poll_interval)
     served.start()  # a reference that cannot be served stops here, with what to fix
-    app = create_app(served, token=token, max_body_bytes=config["max_body_bytes"])
+    app = create_app(
+        served, token=token, max_body_bytes=config["max_body_bytes"], webhook_secret=secret
+    )
     print(
         f"serving {served.model.ref if served.model else args.ref} on http://{args.host}:{args.port}"
     )
@@ -76,6 +80,12 @@ def add_commands(commands: Any) -> None:
     )
     serve.add_argument(
         "--token-file", default=None, help="require this token (Bearer) on /invocations"
+    )
+    serve.add_argument(
+        "--webhook-secret-file",
+        default=None,
+        help="the secret of a Registrum webhook on alias.moved pointed at /reload: the "
+        "server then switches at once, not at the next poll",
     )
     serve.add_argument(
         "--max-body-mb", type=int, default=64, help="largest request body in MiB (default 64)"

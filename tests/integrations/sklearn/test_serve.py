@@ -182,3 +182,28 @@ def test_the_command_serves(store: str, tmp_path: Path) -> None:
     )
     assert missing.returncode == 1 and "nope" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_a_signed_webhook_switches_at_once(store: str) -> None:
+    from registrum.server.webhooks import sign
+
+    first, second = _fit(store, 2.0), _fit(store, 5.0)
+    with registrum.Client(store) as client:
+        client.set_alias("lin", "production", first)
+    served = Served("lin@production", store, poll_interval=3600)  # no poll within the test
+    with serve_app(create_app(served, webhook_secret="hook-secret")) as url:
+        with registrum.Client(store) as client:
+            client.set_alias("lin", "production", second)
+        body = b'{"action": "alias.moved"}'
+        forged = requests.post(
+            f"{url}/reload", data=body, headers={"x-registrum-signature": "sha256=0"}, timeout=30
+        )
+        assert forged.status_code == 401
+        assert requests.get(f"{url}/version", timeout=30).json()["version"] == first
+        signed = {"x-registrum-signature": sign("hook-secret", body)}
+        answer = requests.post(f"{url}/reload", data=body, headers=signed, timeout=30)
+        assert answer.json() == {"switched": True, "serving": f"lin@{second}"}
+        assert requests.get(f"{url}/version", timeout=30).json()["version"] == second
+    without = Served("lin@production", store, poll_interval=3600)
+    with serve_app(create_app(without)) as url:
+        assert requests.post(f"{url}/reload", data=b"{}", timeout=30).status_code == 404
