@@ -150,3 +150,20 @@ def test_the_xgboost_example_needs_neither_pandas_nor_sklearn(tmp_path: Path) ->
     pytest.importorskip("xgboost")
     out = run_without(["pandas", "sklearn"], "xgboost_example.py", tmp_path / "home")
     assert "reloaded, it predicts the same: True" in out
+
+
+def test_the_serving_example_switches_without_a_failed_request(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "serve_by_alias.py")],
+        cwd=tmp_path,
+        env=clean_env(tmp_path / "home"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "serving serve-example-classifier@production: version 1" in lines
+    assert any(line.startswith("approved version 2: serving it") for line in lines)
+    [tally] = [line for line in lines if "requests while it switched" in line]
+    assert tally.endswith(", 0 failed") and int(tally.split()[0]) > 0
