@@ -38,7 +38,13 @@ def _serve(args: argparse.Namespace) -> int:
         "max_body_bytes": args.max_body_mb << 20,
         "webhook_secret": secret,
     }
-    if args.workers > 1:
+    served = Served(args.ref, args.store, args.poll_interval)
+    served.start()  # a reference that cannot be served stops here, with what to fix
+    assert served.model is not None
+    print(f"serving {served.model.ref} ({args.ref}) on http://{args.host}:{args.port}")
+    sys.stdout.flush()
+    if args.workers > 1:  # each worker loads and follows the alias by itself
+        served.stop()
         os.environ[CONFIG] = json.dumps(config)
         uvicorn.run(
             "registrum.serve:app_from_env",
@@ -49,15 +55,9 @@ def _serve(args: argparse.Namespace) -> int:
             log_level="warning",
         )
         return 0
-    served = Served(args.ref, args.store, args.poll_interval)
-    served.start()  # a reference that cannot be served stops here, with what to fix
     app = create_app(
         served, token=token, max_body_bytes=config["max_body_bytes"], webhook_secret=secret
     )
-    print(
-        f"serving {served.model.ref if served.model else args.ref} on http://{args.host}:{args.port}"
-    )
-    sys.stdout.flush()
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 

@@ -154,6 +154,7 @@ def test_the_command_serves(store: str, tmp_path: Path) -> None:
     token.write_text("t0ken\n")
     command = [sys.executable, "-m", "registrum.cli", "serve", "lin@production"]
     command += ["--port", str(port), "--store", store, "--token-file", str(token)]
+    command += ["--workers", "2"]
     process = subprocess.Popen(command, env=os.environ.copy(), stdout=subprocess.PIPE, text=True)
     try:
         url = f"http://127.0.0.1:{port}"
@@ -173,7 +174,7 @@ def test_the_command_serves(store: str, tmp_path: Path) -> None:
     finally:
         process.terminate()
         out, _ = process.communicate(timeout=30)
-    assert f"serving lin@{first} on http://127.0.0.1:{port}" in out
+    assert f"serving lin@{first} (lin@production) on http://127.0.0.1:{port}" in out
     missing = subprocess.run(
         [sys.executable, "-m", "registrum.cli", "serve", "nope@production", "--store", store],
         capture_output=True,
@@ -207,3 +208,25 @@ def test_a_signed_webhook_switches_at_once(store: str) -> None:
     without = Served("lin@production", store, poll_interval=3600)
     with serve_app(create_app(without)) as url:
         assert requests.post(f"{url}/reload", data=b"{}", timeout=30).status_code == 404
+
+
+def test_a_viewers_token_fetches_from_a_server_with_auth(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from serving import ADMIN_TOKEN, auth_server
+
+    monkeypatch.setenv("REGISTRUM_HOME", str(tmp_path / "home"))
+    with auth_server(tmp_path, ("viewer",)) as (url, admin, tokens):
+        admin.create_project("p")
+        admin.add_member("p", "viewer", "viewer")
+        monkeypatch.setenv("REGISTRUM_TOKEN", ADMIN_TOKEN)
+        first = _fit(url, 2.0)
+        admin.set_alias("lin", "production", first)
+        monkeypatch.setenv("REGISTRUM_TOKEN", tokens["viewer"])
+        served = Served("lin@production", url, poll_interval=3600)
+        with serve_app(create_app(served)) as scoring:
+            answer = requests.post(f"{scoring}/invocations", json={"inputs": [[1, 0]]}, timeout=30)
+            np.testing.assert_allclose(answer.json()["predictions"], [2.0])
+        monkeypatch.setenv("REGISTRUM_TOKEN", "rgm_not-a-token")
+        with pytest.raises(registrum.RegistrumError):
+            Served("lin@production", url).start()
