@@ -53,6 +53,8 @@ class Served:
     latency_sum: float = 0.0
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _checking: threading.Lock = field(default_factory=threading.Lock)  # one check at a time
+    _refused: int | None = None  # the version that failed: not tried again on every poll
 
     def start(self) -> None:
         """Loads the version the reference names now (raising when it cannot), then
@@ -71,6 +73,10 @@ class Served:
     def check(self) -> bool:
         """Asks where the reference points now; loads, checks and swaps in a new version.
         Answers whether it switched."""
+        with self._checking:
+            return self._check()
+
+    def _check(self) -> bool:
         from registrum.client.api import Client
 
         try:
@@ -82,7 +88,10 @@ class Served:
             return False
         current = self.model
         if current is not None and wanted.version == current.version:
+            self.problem = self._refused = None  # the alias is back where it is served
             return False
+        if wanted.version == self._refused:
+            return False  # said already (`problem`); tried again when the alias moves on
         try:
             fresh = _checked(load_model(f"{wanted.model}@{wanted.version}", store=self.store))
         except Exception as exc:
@@ -91,8 +100,10 @@ class Served:
                 f"{current.ref if current else 'nothing'}"
             )
             log.error("%s", self.problem)
+            self._refused = wanted.version
             return False
         self.model, self.problem, self.switched_at = fresh, None, time.time()
+        self._refused = None
         log.info("%s now serves %s", self.ref, fresh.ref)
         return True
 

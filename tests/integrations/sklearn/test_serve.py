@@ -137,6 +137,15 @@ def test_a_version_that_fails_to_load_is_not_swapped_in(store: str, tmp_path: Pa
     assert served.check() is False
     assert served.model is not None and served.model.version == first
     assert served.problem and f"lin@{version.version} was not swapped in" in served.problem
+    assert served.check() is False  # not tried again on every poll; still said
+    assert served.problem and f"lin@{version.version}" in served.problem
+    with registrum.Client(store) as client:
+        client.set_alias("lin", "production", first)  # back: nothing to do, no problem left
+    assert served.check() is False and served.problem is None
+    second = _fit(store, 5.0)
+    with registrum.Client(store) as client:
+        client.set_alias("lin", "production", second)
+    assert served.check() is True and served.problem is None
 
 
 def test_the_command_serves(store: str, tmp_path: Path) -> None:
