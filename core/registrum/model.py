@@ -129,8 +129,8 @@ def _frame(data: Any, names: list[str] | None) -> Any:
                 f"({', '.join(names or [])}): send a frame, records or columns by name"
             )
         frame = pd.DataFrame(array, columns=names)
-    if names is None:
-        return frame
+    if names is None or list(frame.columns) == names:
+        return frame  # already the model's columns, in its order: no copy
     frame.columns = [str(c) for c in frame.columns]
     missing = [n for n in names if n not in frame.columns]
     if missing:
