@@ -83,17 +83,25 @@ def prepare(data: Any, signature: Mapping[str, Any] | None) -> Any:
     is the rows, of any number); as given where there is no signature."""
     import numpy as np  # here, not at import: `import registrum` stays light
 
-    inputs = list((signature or {}).get("inputs") or [])
-    names = [i.get("name") for i in inputs]
-    if inputs and all(
-        name is not None and "shape" not in i for name, i in zip(names, inputs, strict=True)
-    ):
-        return _frame(data, [str(n) for n in names])
-    if len(inputs) == 1 and isinstance(inputs[0].get("shape"), list):
+    kind, inputs = signature_inputs(signature)
+    if kind == "columns":
+        return _frame(data, [str(i["name"]) for i in inputs])
+    if kind == "array":
         return _array(data, inputs[0]["shape"], inputs[0].get("dtype"))
     if isinstance(data, Mapping) or _records(data):
         return _frame(data, None)
     return data if hasattr(data, "shape") else np.asarray(data)
+
+
+def signature_inputs(signature: Mapping[str, Any] | None) -> tuple[str | None, list[Any]]:
+    """What a signature's inputs are: "columns" (each named, none with a shape), "array"
+    (one input with a shape), or None (no signature, or another form); and the inputs."""
+    inputs = list((signature or {}).get("inputs") or [])
+    if inputs and all(i.get("name") is not None and "shape" not in i for i in inputs):
+        return "columns", inputs
+    if len(inputs) == 1 and isinstance(inputs[0].get("shape"), list):
+        return "array", inputs
+    return None, inputs
 
 
 def _records(data: Any) -> bool:

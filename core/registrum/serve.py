@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from registrum.errors import InvalidArgument, RegistrumError
-from registrum.model import Model, load_model
+from registrum.model import Model, load_model, signature_inputs
 
 log = logging.getLogger("registrum.serve")
 
@@ -131,12 +131,10 @@ def _checked(model: Model) -> Model:
 
 def example_input(signature: Mapping[str, Any] | None) -> Any:
     """One row of zeros the signature accepts: named columns, or an array of its shape."""
-    inputs = list((signature or {}).get("inputs") or [])
-    if not inputs:
-        return None
-    if all(i.get("name") is not None and "shape" not in i for i in inputs):
+    kind, inputs = signature_inputs(signature)
+    if kind == "columns":
         return [{str(i["name"]): _zero(i.get("dtype") or i.get("type")) for i in inputs}]
-    if len(inputs) == 1 and isinstance(inputs[0].get("shape"), list):
+    if kind == "array":
         import numpy as np
 
         shape = [1, *(1 if d is None else int(d) for d in inputs[0]["shape"][1:])]
