@@ -169,8 +169,10 @@ def parse_request(body: bytes, content_type: str) -> Any:
             return pd.read_csv(io.BytesIO(body))
         except Exception as exc:
             raise InvalidArgument(f"the CSV body does not parse: {exc}") from None
+    import orjson
+
     try:
-        payload = json.loads(body)
+        payload = orjson.loads(body)
     except ValueError:
         raise InvalidArgument(
             "the body is not JSON: send dataframe_split, dataframe_records, instances or "
@@ -188,9 +190,14 @@ def parse_request(body: bytes, content_type: str) -> Any:
 
         if not isinstance(value, dict) or "data" not in value:
             raise InvalidArgument('dataframe_split needs "data" (and "columns")')
+        columns, data = value.get("columns"), value["data"]
         try:
             return pd.DataFrame(
-                value["data"], columns=value.get("columns"), index=value.get("index")
+                _numbers(data),
+                # plain strings: checking a few names of pandas' Arrow strings costs more
+                # than predicting a row
+                columns=None if columns is None else pd.Index(columns, dtype=object),
+                index=value.get("index"),
             )
         except (TypeError, ValueError) as exc:
             raise InvalidArgument(f"dataframe_split does not make a frame: {exc}") from None
@@ -204,6 +211,31 @@ def parse_request(body: bytes, content_type: str) -> Any:
 
 
 _FORMATS = {"dataframe_split", "dataframe_records", "instances", "inputs"}
+
+
+def _numbers(rows: Any) -> Any:
+    """Rows that are all numbers as one array (a frame is made from it four times faster
+    than from lists); anything else as it is, for pandas to read column by column. Rows of
+    different lengths are refused."""
+    import numpy as np
+
+    try:
+        array = np.asarray(rows)
+    except ValueError:
+        raise InvalidArgument("the rows of dataframe_split do not have one length each") from None
+    return array if array.ndim == 2 and array.dtype.kind in "iuf" else rows
+
+
+def render(predictions: Any) -> bytes:
+    """The answer's body: `{"predictions": [...]}`, NaN as null."""
+    import orjson
+
+    if getattr(predictions, "dtype", None) is not None and predictions.dtype.kind in "biuf":
+        try:
+            return orjson.dumps({"predictions": predictions}, option=orjson.OPT_SERIALIZE_NUMPY)
+        except orjson.JSONEncodeError:  # not contiguous, or a dtype orjson does not write
+            pass
+    return json.dumps({"predictions": jsonable(predictions)}).encode()
 
 
 def jsonable(predictions: Any) -> Any:
@@ -270,7 +302,7 @@ def create_app(
                     500, "prediction_failed", f"{model.ref} raised {type(exc).__name__}: {exc}"
                 )
             failed = False
-            return JSONResponse({"predictions": jsonable(predictions)})
+            return Response(render(predictions), media_type="application/json")
         finally:
             served.observe(time.perf_counter() - began, failed)
 

@@ -239,3 +239,29 @@ def test_a_viewers_token_fetches_from_a_server_with_auth(
         monkeypatch.setenv("REGISTRUM_TOKEN", "rgm_not-a-token")
         with pytest.raises(registrum.RegistrumError):
             Served("lin@production", url).start()
+
+
+def test_request_bodies_and_answers_keep_their_values() -> None:
+    """Numbers-only rows are read as one array, rows with text column by column (text stays
+    text); answers write NaN and infinities as null, and text as text."""
+    from registrum.serve import parse_request, render
+
+    numbers = parse_request(
+        b'{"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2.5], [3, 4]]}}',
+        "application/json",
+    )
+    assert list(numbers.columns) == ["a", "b"] and numbers.to_numpy().tolist() == [
+        [1.0, 2.5],
+        [3.0, 4.0],
+    ]
+    mixed = parse_request(
+        b'{"dataframe_split": {"columns": ["a", "b"], "data": [[1, "x"], [2, "10"]]}}',
+        "application/json",
+    )
+    assert mixed["a"].tolist() == [1, 2] and mixed["b"].tolist() == ["x", "10"]
+    with pytest.raises(registrum.InvalidArgument, match="one length each"):
+        parse_request(b'{"dataframe_split": {"data": [[1, 2], [3]]}}', "application/json")
+    assert render(np.array([1.5, np.nan, np.inf])) == b'{"predictions":[1.5,null,null]}'
+    assert render(np.array([[1, 2]])) == b'{"predictions":[[1,2]]}'
+    assert render(np.array(["yes", "no"])) == b'{"predictions": ["yes", "no"]}'
+    assert render([0.5, float("nan")]) == b'{"predictions": [0.5, null]}'

@@ -2,6 +2,7 @@
 predicts on frames, records, dicts of columns and arrays, checked against the signature, and
 records its use in the active run."""
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -47,6 +48,53 @@ def test_one_model_for_frames_records_columns_and_arrays(
         model.predict(X_val.drop(columns=["income"]))
     with pytest.raises(registrum.InvalidArgument, match="rows of 3 values"):
         model.predict(X_val.to_numpy()[:, :3])
+
+
+def test_names_are_checked_once_and_pipelines_keep_their_frames(
+    target: Target, frames: tuple[Any, Any, Any, Any]
+) -> None:
+    """An estimator fitted on numeric named columns answers the checked frame's values
+    (through a nameless twin: no feature-name check, no warning, the same predictions); a
+    pipeline that picks columns by name, or text columns, still gets the frame."""
+    import pandas as pd
+    from registrum_sklearn._flavor import _twins
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    X, y, X_val, _ = frames
+    plain = TrackedEstimator(
+        LogisticRegression(max_iter=500),
+        project="p",
+        register_as="plain",
+        store=target.store,
+        capture_environment=False,
+    ).fit(X, y)
+    model = registrum.load_model("plain@1", store=target.store)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "X does not have valid feature names" would fail
+        np.testing.assert_array_equal(model.predict(X_val), plain.estimator_.predict(X_val))
+        np.testing.assert_array_equal(
+            model.predict(X_val.to_dict(orient="records")), plain.estimator_.predict(X_val)
+        )
+    assert _twins[model.native] is not None
+    assert list(model.native.feature_names_in_) == list(X.columns)  # the user's object is intact
+
+    texts = X.assign(region=np.where(X["age"] > 0, "north", "south"))
+    encode = ColumnTransformer([("region", OneHotEncoder(), ["region"])], remainder="passthrough")
+    piped = TrackedEstimator(
+        make_pipeline(encode, LogisticRegression(max_iter=500)),
+        project="p",
+        register_as="piped",
+        store=target.store,
+        capture_environment=False,
+    ).fit(texts, y)
+    loaded = registrum.load_model("piped@1", store=target.store)
+    rows = texts[90 - 40 :]
+    np.testing.assert_array_equal(loaded.predict(rows), piped.estimator_.predict(rows))
+    assert _twins[loaded.native] is None
+    shuffled = pd.DataFrame(rows[list(reversed(rows.columns))])
+    np.testing.assert_array_equal(loaded.predict(shuffled), piped.estimator_.predict(rows))
 
 
 def test_an_array_signature_checks_the_shape_and_the_use_is_recorded(target: Target) -> None:
