@@ -368,3 +368,17 @@ def fetch_model(
             return version, run.use_model(version.ref)  # the version resolved above
         folder = client.settings.home / "cache" / "models" / version.model / str(version.version)
         return version, client.download(version.ref, folder)
+
+
+def model_file(version: ModelVersion, folder: Path, suffixes: Sequence[str]) -> Path:
+    """The one file of downloaded `version` whose name ends in one of `suffixes` (what a
+    version logged by hand holds: `run.log_model("model.json", flavor="xgboost")`).
+    ValueError when it holds none or several."""
+    ends = tuple(s.lower() for s in suffixes)
+    found = sorted(folder / f.path for f in version.artifact.files if f.path.lower().endswith(ends))
+    if len(found) != 1:
+        raise ValueError(
+            f"{version.ref} holds {len(found)} files ending in {' or '.join(suffixes)}; "
+            "load_model needs one"
+        )
+    return found[0]

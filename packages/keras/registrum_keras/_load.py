@@ -46,9 +46,7 @@ def read_model(
 ) -> keras.Model:
     """The Keras model a downloaded version holds."""
     # The version's own files only: the cache folder may hold others.
-    files = sorted(folder / f.path for f in version.artifact.files if f.path.endswith(".keras"))
-    if len(files) != 1:
-        raise ValueError(f"{version.ref} holds {len(files)} .keras files; load_model needs one")
+    path = integration.model_file(version, folder, (".keras",))
     return keras.saving.load_model(
-        files[0], custom_objects=custom_objects, compile=compile, safe_mode=safe_mode
+        path, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode
     )

@@ -34,8 +34,7 @@ def load_model(
         map_location: where the weights go (`torch.load`'s map_location).
         **load_options: passed to `load_from_checkpoint` (`strict`, hparam overrides, ...).
     """
-    needs = ("module_class", "checkpoint")
-    version, folder = integration.fetch_model(ref, flavor=FLAVOR, store=store, needs=needs)
+    version, folder = integration.fetch_model(ref, flavor=FLAVOR, store=store)
     return read_model(
         version, folder, module_class=module_class, map_location=map_location, **load_options
     )
@@ -49,10 +48,18 @@ def read_model(
     map_location: Any = "cpu",
     **load_options: Any,
 ) -> pl.LightningModule:
-    """The LightningModule a downloaded version holds, rebuilt from its checkpoint."""
+    """The LightningModule a downloaded version holds, rebuilt from its checkpoint. A
+    checkpoint logged by hand names its class in its metadata:
+    `run.log_model("last.ckpt", flavor="lightning", metadata={"module_class": "pkg.Net"})`."""
     metadata = version.artifact.metadata or {}
-    if not {"module_class", "checkpoint"} <= metadata.keys():
-        raise ValueError(f"{version.ref} was not logged by the Lightning integration")
+    if module_class is None and "module_class" not in metadata:
+        raise ValueError(
+            f"{version.ref} does not say which LightningModule it is: pass module_class=, or "
+            'log it with metadata={"module_class": "package.module.Class"}'
+        )
     cls = module_class or class_at(metadata["module_class"])
-    path = folder / metadata["checkpoint"]
+    if "checkpoint" in metadata:
+        path = folder / metadata["checkpoint"]
+    else:
+        path = integration.model_file(version, folder, (".ckpt",))
     return cls.load_from_checkpoint(path, map_location=map_location, **load_options)

@@ -13,27 +13,15 @@ from __future__ import annotations
 import copy
 import weakref
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from registrum.entities import ModelVersion
 from registrum.flavors import Flavor
 from registrum_sklearn._persist import FLAVOR as NAME
-from registrum_sklearn._persist import FORMATS, read_model
+from registrum_sklearn._persist import read_model
 
 _NUMERIC = ("float", "double", "int", "long", "bool")
 # estimator -> its nameless twin, or None where it has none (made at the first prediction)
 _twins: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
-
-
-def _load(version: ModelVersion, folder: Path) -> Any:
-    metadata = version.artifact.metadata or {}
-    if metadata.get("format") not in FORMATS:
-        raise ValueError(
-            f"{version.ref} records the format {metadata.get('format')!r}; "
-            f"load_model reads {' and '.join(FORMATS)}"
-        )
-    return read_model(folder, metadata, (), version.ref)
 
 
 def _predict(estimator: Any, inputs: Any, signature: Mapping[str, Any] | None) -> Any:
@@ -78,4 +66,4 @@ def _twin(estimator: Any, method: str, signature: Mapping[str, Any] | None) -> A
     return twin if same else None
 
 
-FLAVOR = Flavor(NAME, _load, _predict)
+FLAVOR = Flavor(NAME, read_model, _predict)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from registrum import integration
-from registrum_sklearn._persist import FLAVOR, FORMATS, read_model
+from registrum_sklearn._persist import FLAVOR, read_model
 
 
 def load_model(ref: str, *, store: str | None = None, trusted: Sequence[str] = ()) -> Any:
@@ -29,10 +29,4 @@ def load_model(ref: str, *, store: str | None = None, trusted: Sequence[str] = (
     version, folder = integration.fetch_model(
         ref, flavor=FLAVOR, store=store, logged_by="TrackedEstimator"
     )
-    metadata = version.artifact.metadata or {}
-    if metadata.get("format") not in FORMATS:
-        raise ValueError(
-            f"{version.ref} records the format {metadata.get('format')!r}; "
-            f"load_model reads {' and '.join(FORMATS)}"
-        )
-    return read_model(folder, metadata, trusted, version.ref)
+    return read_model(version, folder, trusted)

@@ -10,6 +10,8 @@ from typing import Any
 import joblib
 import sklearn
 
+from registrum import integration
+from registrum.entities import ModelVersion
 from registrum_sklearn._describe import class_path
 
 FLAVOR = "sklearn"
@@ -51,12 +53,25 @@ def save_model(estimator: Any, folder: Path) -> tuple[Path, dict[str, Any]]:
     return path, metadata
 
 
-def read_model(folder: Path, metadata: dict[str, Any], trusted: Sequence[str], ref: str) -> Any:
-    """The estimator in a downloaded version's folder, read in the format it was saved in."""
-    path = folder / FORMATS[metadata["format"]]
-    if metadata["format"] == "joblib":
+def read_model(version: ModelVersion, folder: Path, trusted: Sequence[str] = ()) -> Any:
+    """The estimator in a downloaded version's folder, read in the format it was saved in:
+    by the integration, or by hand (`run.log_model("model.skops", flavor="sklearn")`, a
+    `.skops` or `.joblib` file)."""
+    metadata = version.artifact.metadata or {}
+    if "format" in metadata:
+        kind = metadata["format"]
+        if kind not in FORMATS:
+            raise ValueError(
+                f"{version.ref} records the format {kind!r}; "
+                f"load_model reads {' and '.join(FORMATS)}"
+            )
+        path = folder / FORMATS[kind]
+    else:
+        path = integration.model_file(version, folder, (".skops", ".joblib"))
+        kind = path.suffix[1:].lower()
+    if kind == "joblib":
         return joblib.load(path)
-    return _load_skops(path, [*metadata.get("trusted_types", []), *trusted], ref)
+    return _load_skops(path, [*metadata.get("trusted_types", []), *trusted], version.ref)
 
 
 def _load_skops(path: Path, trusted: list[str], ref: str) -> Any:

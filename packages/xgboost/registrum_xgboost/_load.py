@@ -11,6 +11,8 @@ from registrum import integration
 from registrum.entities import ModelVersion, decode_nonfinite
 from registrum_xgboost._describe import FLAVOR, model_class
 
+BOOSTER_FILES = (".json", ".ubj", ".bin", ".model")  # what Booster.save_model writes
+
 
 def load_model(ref: str, *, store: str | None = None) -> xgboost.Booster | xgboost.XGBModel:
     """Downloads model version `ref` (`name@alias`, `name@3`, `name`) and returns what was
@@ -23,17 +25,16 @@ def load_model(ref: str, *, store: str | None = None) -> xgboost.Booster | xgboo
         store: where it is registered (default: the active run's store, else
             `REGISTRUM_URL`, else the embedded store).
     """
-    version, folder = integration.fetch_model(
-        ref, flavor=FLAVOR, store=store, needs=("xgboost_class", "file")
-    )
+    version, folder = integration.fetch_model(ref, flavor=FLAVOR, store=store)
     return read_model(version, folder)
 
 
 def read_model(version: ModelVersion, folder: Path) -> xgboost.Booster | xgboost.XGBModel:
-    """The Booster or estimator a downloaded version holds."""
+    """The Booster or estimator a downloaded version holds: one the callback logged, or a
+    Booster's file logged by hand (`run.log_model("model.json", flavor="xgboost")`)."""
     metadata: dict[str, Any] = version.artifact.metadata or {}
     if not {"xgboost_class", "file"} <= metadata.keys():
-        raise ValueError(f"{version.ref} was not logged by the XGBoost integration")
+        return xgboost.Booster(model_file=integration.model_file(version, folder, BOOSTER_FILES))
     cls = model_class(metadata["xgboost_class"])
     if cls is xgboost.Booster:
         return xgboost.Booster(model_file=folder / metadata["file"])

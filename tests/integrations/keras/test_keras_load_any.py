@@ -32,3 +32,16 @@ def test_the_keras_model_predicts(
         registrum.InvalidArgument, match=r"shape \(5, 3\); the model takes \(N, 4\)"
     ):
         loaded.predict(x[:5, :3])
+
+
+def test_a_keras_file_logged_by_hand(
+    target: Target, data: tuple[Any, Any], make_model: Callable[..., Any], tmp_path: Any
+) -> None:
+    x, y = data
+    model = make_model()
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    model.save(tmp_path / "net.keras")
+    with registrum.init(project="p", store=target.store, capture_environment=False) as run:
+        run.register_model("by-hand", path=tmp_path / "net.keras", flavor="keras")
+    loaded = registrum.load_model("by-hand@1", store=target.store)
+    np.testing.assert_allclose(loaded.predict(x[:5]), model.predict(x[:5], verbose=0), rtol=1e-5)

@@ -265,3 +265,37 @@ def test_request_bodies_and_answers_keep_their_values() -> None:
     assert render(np.array([[1, 2]])) == b'{"predictions":[[1,2]]}'
     assert render(np.array(["yes", "no"])) == b'{"predictions": ["yes", "no"]}'
     assert render([0.5, float("nan")]) == b'{"predictions": [0.5, null]}'
+
+
+def test_a_model_that_raises_is_a_500_naming_the_error_and_the_server_stays_up(
+    store: str,
+) -> None:
+    from registrum.flavors import Flavor
+    from registrum.model import Model
+
+    first = _fit(store, 2.0)
+    loaded = registrum.load_model(f"lin@{first}", store=store)
+    calls = []
+
+    def predict(native: Any, inputs: Any, signature: Any) -> Any:
+        calls.append(len(inputs))
+        if len(inputs) > 1:
+            raise ZeroDivisionError("the model cannot take two rows")
+        return native.predict(inputs)
+
+    served = Served(f"lin@{first}", store, poll_interval=60)
+    served.model = Model(loaded.record, loaded.native, Flavor("sklearn", lambda *_: None, predict))
+    with serve_app(create_app(served)) as url:
+        failed = requests.post(f"{url}/invocations", json={"inputs": [[1, 0], [3, 0]]}, timeout=30)
+        assert failed.status_code == 500
+        assert failed.json()["error"]["message"] == (
+            f"lin@{first} raised ZeroDivisionError: the model cannot take two rows"
+        )
+        answered = requests.post(f"{url}/invocations", json={"inputs": [[1, 0]]}, timeout=30)
+        assert answered.status_code == 200
+        np.testing.assert_allclose(answered.json()["predictions"], [2.0])
+        assert requests.get(f"{url}/ping", timeout=30).status_code == 200
+        metrics = requests.get(f"{url}/metrics", timeout=30).text
+        assert "registrum_serve_requests_total 2" in metrics
+        assert "registrum_serve_errors_total 1" in metrics
+    assert calls == [2, 1]

@@ -137,3 +137,30 @@ def test_an_unknown_or_missing_flavor_is_a_clear_error(
     monkeypatch.setitem(flavors.BUILT_IN, "onnx", ("registrum_onnx_missing._flavor", "onnx"))
     with pytest.raises(ImportError, match=r'pip install "registrum\[onnx\]"'):
         registrum.load_model("odd@1", store=target.store)
+
+
+def test_a_version_logged_by_hand_loads_by_its_flavor(
+    target: Target, frames: tuple[Any, Any, Any, Any], tmp_path: Any
+) -> None:
+    """`run.log_model("x.skops", flavor="sklearn")` and a `.joblib` file: no integration
+    metadata, the file's suffix says how to read it."""
+    import joblib
+    import skops.io
+
+    X, y, X_val, _ = frames
+    fitted = LogisticRegression(max_iter=500).fit(X, y)
+    skops.io.dump(fitted, tmp_path / "churn.skops")
+    joblib.dump(fitted, tmp_path / "churn.joblib")
+    for name in ("churn.skops", "churn.joblib"):
+        with registrum.init(project="p", store=target.store, capture_environment=False) as run:
+            run.register_model(name.replace(".", "-"), path=tmp_path / name, flavor="sklearn")
+        model = registrum.load_model(f"{name.replace('.', '-')}@1", store=target.store)
+        assert type(model.native) is LogisticRegression and model.signature is None
+        np.testing.assert_array_equal(model.predict(X_val), fitted.predict(X_val))
+    (tmp_path / "two").mkdir()
+    joblib.dump(fitted, tmp_path / "two" / "a.joblib")
+    joblib.dump(fitted, tmp_path / "two" / "b.joblib")
+    with registrum.init(project="p", store=target.store, capture_environment=False) as run:
+        run.register_model("two", path=tmp_path / "two", flavor="sklearn")
+    with pytest.raises(ValueError, match=r"two@1 holds 2 files ending in \.skops or \.joblib"):
+        registrum.load_model("two@1", store=target.store)

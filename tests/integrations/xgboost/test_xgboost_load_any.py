@@ -39,3 +39,14 @@ def test_a_booster_and_an_estimator_predict_through_one_model(target: Target, da
     loaded = registrum.load_model("estimator@1", store=target.store)
     assert isinstance(loaded.native, xgb.XGBClassifier)
     np.testing.assert_array_equal(loaded.predict(x_val), estimator.predict(x_val))
+
+
+def test_a_booster_file_logged_by_hand(target: Target, data: Any, tmp_path: Any) -> None:
+    x, y, x_val, _ = data
+    booster = xgb.train({"objective": "binary:logistic", "nthread": 1}, xgb.DMatrix(x, label=y), 3)
+    booster.save_model(tmp_path / "model.ubj")
+    with registrum.init(project="p", store=target.store, **QUICK) as run:
+        run.register_model("by-hand", path=tmp_path / "model.ubj", flavor="xgboost")
+    model = registrum.load_model("by-hand@1", store=target.store)
+    assert isinstance(model.native, xgb.Booster)
+    np.testing.assert_allclose(model.predict(x_val), booster.predict(xgb.DMatrix(x_val)))
