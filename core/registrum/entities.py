@@ -276,6 +276,23 @@ class ArtifactFile(Record):
 
 
 @dataclass(frozen=True)
+class Media(Record):
+    """An image, figure, table or text a run logged under `key` at `step`. Its bytes are
+    the run's file `path` (`Client.media_bytes`, or `GET /api/v1/runs/{id}/files/{path}`)."""
+
+    run_id: str
+    key: str
+    step: int
+    kind: str  # image, figure, table or text
+    path: str
+    media_type: str  # image/png, application/vnd.plotly.v1+json, application/json, text/plain
+    sha256: str
+    size: int
+    meta: dict[str, Any]  # caption; width and height; columns and rows
+    created_at: float
+
+
+@dataclass(frozen=True)
 class Artifact(Record):
     id: int
     project: str

@@ -130,6 +130,10 @@ class ArtifactNotFound(NotFound):
     code = "artifact_not_found"
 
 
+class MediaNotFound(NotFound):
+    code = "media_not_found"
+
+
 class DatasetNotFound(NotFound):
     code = "dataset_not_found"
 

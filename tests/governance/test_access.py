@@ -290,6 +290,8 @@ class World:
         self.file = blob(editor, b"model weights")
         self.sha = self.file["sha256"]
         artifact = editor.create_artifact("p", "a", type="data", files=[self.file], run_id=run.id)
+        self.file_ref = {"sha256": self.sha, "size": self.file["size"]}
+        editor.log_media(run.id, "samples", step=0, kind="image", format="png", **self.file_ref)
         editor.log_dataset("p", "d", fingerprint="f" * 16, run_id=run.id, role="train")
         editor.log_dataset("p", "d", fingerprint="e" * 16)
         editor.register_model_version("m", project="p", run_id=run.id, files=[self.file])
@@ -390,6 +392,15 @@ def requests_for(w: World) -> dict[str, tuple[str, dict[str, Any]]]:
         "GET /api/v1/runs/{run_id}/files": ("viewer", {}),
         "HEAD /api/v1/runs/{run_id}/files/{path}": ("viewer", {"path": "notes.txt"}),
         "GET /api/v1/runs/{run_id}/files/{path}": ("viewer", {"path": "notes.txt"}),
+        "POST /api/v1/runs/{run_id}/media": (
+            "editor",
+            {"json": {"key": "notes", "step": 1, "kind": "text", "format": "txt", **w.file_ref}},
+        ),
+        "GET /api/v1/runs/{run_id}/media": ("viewer", {}),
+        "GET /api/v1/runs/{run_id}/media/{step}": (
+            "viewer",
+            {"step": "0", "params": {"key": "samples"}},
+        ),
         # Bytes of the caller's own: uploading p's would (rightly) let it read them after.
         "PUT /api/v1/blobs/{sha256}": ("user", {"sha256": OWN_SHA, "data": OWN_BYTES}),
         "POST /api/v1/blobs": ("user", {"data": b"anything"}),

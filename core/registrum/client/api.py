@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from registrum.entities import (
     EvaluationHistory,
     GcReport,
     LineageGraph,
+    Media,
     Membership,
     MetricHistory,
     ModelVersion,
@@ -35,7 +38,7 @@ from registrum.entities import (
     Webhook,
     _Unset,
 )
-from registrum.errors import ArtifactNotFound, InvalidArgument
+from registrum.errors import ArtifactNotFound, HashMismatch, InvalidArgument
 
 
 class Client:
@@ -195,6 +198,31 @@ class Client:
         """A metric's steps, values and times (numpy arrays), whole or downsampled."""
         history: MetricHistory = self._store.metric_history(run_id, key, max_points=max_points)
         return history
+
+    # -- media ----------------------------------------------------------------------
+
+    def media(self, run_id: str, key: str | None = None) -> list[Media]:
+        """The images, figures, tables and texts a run logged (or those of `key`), by key,
+        then step."""
+        found: list[Media] = self._store.list_media(run_id, key)
+        return found
+
+    def media_bytes(self, run_id: str, key: str, step: int) -> bytes:
+        """The bytes of the media `key` logged at `step` (PNG, plotly JSON, table JSON or
+        UTF-8 text: `Media.media_type` says which), checked against their sha256."""
+        found = self._store.get_media(run_id, key, step)
+        data = b"".join(self._store.read_blob(found.sha256))
+        if hashlib.sha256(data).hexdigest() != found.sha256:
+            raise HashMismatch(
+                f"the bytes of {key!r} at step {step} do not match their sha256", key=key
+            )
+        return data
+
+    def table(self, run_id: str, key: str, step: int) -> dict[str, list[Any]]:
+        """A table `log_table` logged, as a dict of columns (`pandas.DataFrame(...)` takes
+        it as it is)."""
+        found = json.loads(self.media_bytes(run_id, key, step))
+        return dict(zip(found["columns"], found["data"], strict=True))
 
     # -- run files ----------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from registrum.entities import (
     GcReport,
     IngestResult,
     LineageGraph,
+    Media,
     Membership,
     MetricHistory,
     MetricSummary,
@@ -415,6 +416,40 @@ class HttpStore(w.Connection):
         if direct is not None:
             direct.close()
         super().close()
+
+    # -- media --------------------------------------------------------------------
+
+    def log_media(
+        self,
+        run_id: str,
+        key: str,
+        *,
+        step: int,
+        kind: str,
+        format: str,
+        sha256: str,
+        size: int,
+        meta: dict[str, Any] | None = None,
+    ) -> Media:
+        body = {
+            "key": key,
+            "step": step,
+            "kind": kind,
+            "format": format,
+            "sha256": sha256,
+            "size": size,
+            "meta": meta,
+        }
+        return Media.from_dict(self._json("POST", f"/runs/{w.run(run_id)}/media", body=body))
+
+    def list_media(self, run_id: str, key: str | None = None) -> list[Media]:
+        items = self._pages(f"/runs/{w.run(run_id)}/media", {"key": key}, None, 0)
+        return [Media.from_dict(m) for m in items]
+
+    def get_media(self, run_id: str, key: str, step: int) -> Media:
+        step = v.integer(step, "step", minimum=0, bits=64)
+        found = self._json("GET", f"/runs/{w.run(run_id)}/media/{step}", params={"key": key})
+        return Media.from_dict(found)
 
     # -- run files ------------------------------------------------------------
 

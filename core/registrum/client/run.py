@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Any
 
 from registrum import validation as v
+from registrum.client.media import RunMedia
 from registrum.client.outputs import RunOutputs
 from registrum.client.settings import ClientSettings
 from registrum.client.writer import Writer
@@ -73,7 +74,7 @@ class Config(dict[str, Any]):
         self._run._record("log_params", params={key: value})
 
 
-class Run(RunOutputs):
+class Run(RunOutputs, RunMedia):
     """One tracked run. Made by `registrum.init`; logs without blocking; finish it with
     `finish()`, a `with` block, or at interpreter exit."""
 
@@ -95,6 +96,7 @@ class Run(RunOutputs):
         self.config = Config(self, config)
         self._step = 0
         self._keys: set[Any] = set()  # metric keys `log` has checked
+        self._media_steps: dict[str, int] = {}  # each media key's next step
         self._finished = False
         self._token: contextvars.Token[Run | None] | None = None
         self._sampler: Any = None

@@ -20,6 +20,7 @@ from registrum.entities import (
     GcReport,
     IngestResult,
     LineageGraph,
+    Media,
     Membership,
     MetricHistory,
     MetricSummary,
@@ -186,6 +187,23 @@ class Transport(Protocol):
     def read_blob(self, sha256: str, start: int = 0, end: int | None = None) -> Iterator[bytes]: ...
 
     def list_run_files(self, run_id: str, prefix: str | None = None) -> list[ArtifactFile]: ...
+
+    def log_media(
+        self,
+        run_id: str,
+        key: str,
+        *,
+        step: int,
+        kind: str,
+        format: str,
+        sha256: str,
+        size: int,
+        meta: dict[str, Any] | None = None,
+    ) -> Media: ...
+
+    def list_media(self, run_id: str, key: str | None = None) -> list[Media]: ...
+
+    def get_media(self, run_id: str, key: str, step: int) -> Media: ...
 
     def get_run_file(self, run_id: str, path: str) -> ArtifactFile: ...
 

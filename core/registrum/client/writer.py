@@ -49,6 +49,7 @@ OPS = (
     "set_code_version",
     "log_dataset",
     "log_artifact",
+    "log_media",
     "register_model",
     "add_run_input",
     "finish_run",
@@ -74,6 +75,11 @@ def deliver(transport: Transport, event: dict[str, Any]) -> None:
         from registrum.client.files import deliver_artifact
 
         deliver_artifact(transport, args)
+        return
+    elif op == "log_media":
+        from registrum.client.media import deliver_media
+
+        deliver_media(transport, args)
         return
     elif op == "register_model":
         deliver_registration(transport, args)

@@ -25,6 +25,7 @@ from registrum.server.routes import (
     files,
     gc,
     lineage,
+    media,
     metrics,
     models,
     monitoring,
@@ -87,7 +88,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # First: its catch-all routes have prefixes of their own, and requests are matched
     # against routes in order (MLflow's clients make many small calls).
     mlflow.install(app)
-    for module in (projects, runs, metrics, files, blobs, artifacts, models, lineage, audit, gc):
+    for module in (
+        projects,
+        runs,
+        metrics,
+        files,
+        media,
+        blobs,
+        artifacts,
+        models,
+        lineage,
+        audit,
+        gc,
+    ):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(blob_uploads.router, prefix="/api/v1")
     app.include_router(access.router, prefix="/api/v1")

@@ -458,6 +458,7 @@ _RUN_OWNED = (
     t.run_environments,
     t.code_versions,
     t.run_inputs,
+    t.run_media,  # before the files it names
     t.run_files,
     t.run_model_outputs,
 )

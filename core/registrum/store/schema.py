@@ -559,6 +559,21 @@ run_files = Table(
     Index("ix_run_files_sha256", "sha256"),  # who may read a blob (blob_access.py)
 )
 
+# Media a run logged (images, figures, tables, text) by key and step. The bytes are a run
+# file at `path` (media/KEY/STEP.EXT), so they share run files' blobs, access, deletion and
+# collection; this row says what they are.
+run_media = Table(
+    "run_media",
+    metadata,
+    Column("run_id", ID, ForeignKey("runs.id"), primary_key=True),
+    Column("key", NAME, primary_key=True),
+    Column("step", BigInteger, primary_key=True),
+    Column("kind", String(16), nullable=False),  # image, figure, table or text
+    Column("path", String(1024), nullable=False),
+    Column("meta", Text, nullable=False),  # JSON object: caption, width, height, columns...
+    Column("created_at", Double, nullable=False),
+)
+
 logged_models = Table(
     "logged_models",
     metadata,

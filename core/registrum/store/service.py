@@ -34,6 +34,7 @@ from registrum.store.tracking.deletion import DeletionMixin
 from registrum.store.tracking.fixed_params import FixedParamsMixin
 from registrum.store.tracking.lifecycle import LifecycleMixin
 from registrum.store.tracking.logged_models import LoggedModelsMixin
+from registrum.store.tracking.media import MediaMixin
 from registrum.store.tracking.metrics import MetricsMixin
 from registrum.store.tracking.project_tags import ProjectTagsMixin
 from registrum.store.tracking.run_datasets import RunDatasetsMixin
@@ -45,6 +46,7 @@ class Store(
     LineageMixin,
     MetricsMixin,
     LoggedModelsMixin,
+    MediaMixin,
     AuditMixin,
     OutboxMixin,
     AccessMixin,

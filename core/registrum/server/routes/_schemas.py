@@ -110,6 +110,16 @@ class CreateArtifact(Body):
     metadata: Any = None
 
 
+class LogMedia(Body):
+    key: Any
+    step: Any
+    kind: Any
+    format: Any
+    sha256: Any
+    size: Any
+    meta: Any = None
+
+
 class MissingBlobs(Body):
     sha256s: list[str]
 
