@@ -382,3 +382,50 @@ def model_file(version: ModelVersion, folder: Path, suffixes: Sequence[str]) -> 
             "load_model needs one"
         )
     return found[0]
+
+
+def log_samples(
+    run: Run, key: str, inputs: Any, outputs: Any, targets: Any | None, *, step: int
+) -> None:
+    """Logs a few validation samples, as a callback's `log_samples=` asks: a table `key`
+    (`prediction` and, for class scores, `confidence`; `target`; `input`, a row's values
+    when it has at most 16, else its shape) and, for image-like inputs (N×H×W, N×C×H×W or
+    N×H×W×C), each image as `key/<i>` captioned with its prediction and target."""
+    import numpy as np
+
+    x = np.asarray(inputs)
+    out = np.asarray(outputs, dtype=np.float64)
+    rows = len(x)
+    table: dict[str, list[Any]] = {}
+    if out.ndim == 2 and out.shape[1] > 1:  # class scores (logits or probabilities)
+        scores = out - out.max(axis=1, keepdims=True)
+        chance = np.exp(scores) / np.exp(scores).sum(axis=1, keepdims=True)
+        if np.all((out >= 0) & (out <= 1)) and np.allclose(out.sum(axis=1), 1.0, atol=1e-3):
+            chance = out  # probabilities already
+        table["prediction"] = out.argmax(axis=1).tolist()
+        table["confidence"] = chance.max(axis=1).round(4).tolist()
+    else:
+        table["prediction"] = out.reshape(rows, -1)[:, 0].tolist() if out.size else []
+    if targets is not None:
+        y = np.asarray(targets)
+        table["target"] = [t.tolist() if hasattr(t, "tolist") else t for t in y[:rows]]
+    flat = x.reshape(rows, -1) if rows else x
+    if rows and flat.shape[1] <= 16:
+        table["input"] = [str(row.round(4).tolist()) for row in flat.astype(np.float64)]
+    else:
+        table["input"] = [f"{tuple(x.shape[1:])}" for _ in range(rows)]
+    run.log_table(key, table, step=step)
+    if x.ndim == 3:
+        height, width = x.shape[1:]
+    elif x.ndim == 4 and x.shape[1] in (1, 3, 4):  # N×C×H×W
+        height, width = x.shape[2:]
+    elif x.ndim == 4 and x.shape[3] in (1, 3, 4):  # N×H×W×C
+        height, width = x.shape[1:3]
+    else:
+        height = width = 0
+    if height > 1 and width > 1:
+        for i in range(rows):
+            caption = f"prediction {table['prediction'][i]}"
+            if "target" in table:
+                caption += f", target {table['target'][i]}"
+            run.log_image(f"{key}/{i}", x[i], step=step, caption=caption)

@@ -44,6 +44,10 @@ class RegistrumCallback(integration.Tracked, keras.callbacks.Callback):  # type:
         log_batches_every: also log the batch metrics (as `batch/<name>`) of every
             this-many-th batch; None logs epochs only.
         aliases: aliases the registered version gets.
+        log_samples: a few samples to show the model's predictions on after each epoch:
+            `(x, y)` or `x` (Keras hands callbacks no validation data). Logged as the table
+            `val/samples` (prediction, confidence for class scores, target, input) and, for
+            images, each image captioned with its prediction (`val/samples/<i>`).
         **run_options: the options of `registrum.init` (name, config, tags,
             job_type, parent, store, id, mode, ...) for a run it starts.
     """
@@ -62,9 +66,11 @@ class RegistrumCallback(integration.Tracked, keras.callbacks.Callback):  # type:
         checkpoints: str | None = "best",
         log_batches_every: int | None = None,
         aliases: Sequence[str] = (),
+        log_samples: Any = None,
         **run_options: Any,
     ) -> None:
         super().__init__()
+        self.log_samples = _samples(log_samples)
         if not isinstance(monitor, str) or not monitor:
             raise TypeError(f"monitor must be the name of an epoch metric, got {monitor!r}")
         if mode not in MODES:
@@ -105,7 +111,10 @@ class RegistrumCallback(integration.Tracked, keras.callbacks.Callback):  # type:
     # Callbacks are copied and pickled (by model wrappers and process pools): only the
     # options travel; the run, its files and the locks are made anew by each fit.
     def __getstate__(self) -> dict[str, Any]:
-        options = ("tracking", "monitor", "mode", "minimize", "checkpoints", "log_batches_every")
+        options = (
+            *("tracking", "monitor", "mode", "minimize", "checkpoints", "log_batches_every"),
+            "log_samples",
+        )
         return {name: getattr(self, name) for name in options}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -151,6 +160,11 @@ class RegistrumCallback(integration.Tracked, keras.callbacks.Callback):  # type:
         run.log(metrics, step=epoch)
         self._last_metrics = metrics
         self._saved.epoch_end(self.model, run, self.tracking.scratch(), epoch, metrics)
+        if self.log_samples is not None:
+            x, y = self.log_samples
+            with self.tracking.guard("log_samples"):
+                outputs = self.model.predict(x, verbose=0)
+                integration.log_samples(run, "val/samples", x, outputs, y, step=epoch)
 
     @guarded
     def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
@@ -182,3 +196,18 @@ class RegistrumCallback(integration.Tracked, keras.callbacks.Callback):  # type:
         self.tracking.log_model(
             path, flavor=FLAVOR, metadata=metadata, metrics=metrics, signature=signature(self.model)
         )
+
+
+def _samples(given: Any) -> tuple[Any, Any] | None:
+    """`log_samples` as (x, y or None), checked: numpy arrays (or what turns into one)."""
+    if given is None:
+        return None
+    import numpy as np
+
+    x, y = given if isinstance(given, tuple) and len(given) == 2 else (given, None)
+    x = np.asarray(x)
+    if x.ndim < 1 or len(x) == 0 or len(x) > 64:
+        raise ValueError(f"log_samples takes 1 to 64 samples (x or (x, y)), got {x.shape}")
+    if y is not None and len(np.asarray(y)) != len(x):
+        raise ValueError(f"log_samples: {len(x)} inputs but {len(np.asarray(y))} targets")
+    return x, None if y is None else np.asarray(y)

@@ -13,7 +13,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 
 import registrum
 from registrum import integration
-from registrum_lightning import _capture, _model
+from registrum_lightning import _capture, _model, _samples
 from registrum_lightning._checkpoints import CHECKPOINTS, Checkpoints, final_checkpoint
 from registrum_lightning._datasets import Datasets
 from registrum_lightning._logger import CompanionLogger
@@ -46,6 +46,10 @@ class RegistrumCallback(integration.Tracked, pl.Callback):
             the background: "best" (each new best), "last" (the latest: `last.ckpt`
             when `save_last` is on, else each one written), "all", or None.
         aliases: aliases the registered version gets.
+        log_samples: after each validation epoch of a fit, the module's predictions for
+            this many samples of the first validation batch, as the table `val/samples`
+            (prediction, confidence for class scores, target, input) and, for image
+            batches, each image captioned with its prediction (`val/samples/<i>`).
         **run_options: the options of `registrum.init` (name, config, tags, job_type,
             parent, store, id, mode, ...) for a run it starts.
     """
@@ -57,10 +61,14 @@ class RegistrumCallback(integration.Tracked, pl.Callback):
         register_as: str | None = None,
         checkpoints: str | None = "best",
         aliases: Sequence[str] = (),
+        log_samples: int | None = None,
         **run_options: Any,
     ) -> None:
         if checkpoints not in CHECKPOINTS:
             raise ValueError(f"checkpoints must be one of {CHECKPOINTS}, got {checkpoints!r}")
+        if log_samples is not None and (type(log_samples) is not int or log_samples < 1):
+            raise ValueError(f"log_samples must be a positive int or None, got {log_samples!r}")
+        self.log_samples = log_samples
         self.tracking = integration.Tracking.checked(
             "RegistrumCallback",
             project,
@@ -85,7 +93,7 @@ class RegistrumCallback(integration.Tracked, pl.Callback):
     # Callbacks are copied and pickled (DDP spawn, model wrappers, sweeps): only the
     # options and run ids travel; the run and the trainer stay with the process.
     def __getstate__(self) -> dict[str, Any]:
-        kept = ("tracking", "checkpoints", "_state_key", "_resume_id")
+        kept = ("tracking", "checkpoints", "log_samples", "_state_key", "_resume_id")
         return {name: getattr(self, name) for name in kept}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -156,6 +164,13 @@ class RegistrumCallback(integration.Tracked, pl.Callback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
     ) -> None:
         self._end("killed" if isinstance(exception, KeyboardInterrupt) else "failed")
+
+    @integration.guarded
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        run = self.tracking.run
+        fitting = trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking
+        if run is not None and self.log_samples and fitting:
+            _samples.log(run, trainer, pl_module, self.log_samples)
 
     # -- validate and test on their own ----------------------------------------------
 

@@ -9,11 +9,13 @@ import numpy as np
 from sklearn.base import is_classifier, is_regressor
 from sklearn.metrics import (
     accuracy_score,
+    confusion_matrix,
     f1_score,
     log_loss,
     mean_absolute_error,
     r2_score,
     roc_auc_score,
+    roc_curve,
     root_mean_squared_error,
 )
 from sklearn.utils.multiclass import type_of_target
@@ -160,6 +162,35 @@ def evaluation_metrics(estimator: Any, X: Any, y: Any) -> dict[str, float]:
     elif is_regressor(estimator) and target in REGRESSION_TARGETS:
         metrics.update(_regression(estimator, X, y))
     return metrics
+
+
+def classification_tables(estimator: Any, X: Any, y: Any) -> dict[str, dict[str, list[Any]]]:
+    """For a single-target classifier: its confusion matrix on (X, y) (a row per actual
+    class, a column per predicted one), and for a binary one with probabilities its ROC
+    curve (fpr, tpr, threshold); as tables of columns. Nothing for other estimators."""
+    if y is None or not is_classifier(estimator):
+        return {}
+    if type_of_target(y) not in ("binary", "multiclass"):
+        return {}
+    classes = estimator.classes_
+    labels = [c.item() if hasattr(c, "item") else c for c in classes]
+    matrix = confusion_matrix(y, estimator.predict(X), labels=classes)
+    tables: dict[str, dict[str, list[Any]]] = {
+        "confusion_matrix": {
+            "actual": labels,
+            **{f"predicted {label}": matrix[:, i].tolist() for i, label in enumerate(labels)},
+        }
+    }
+    present = set(np.unique(np.asarray(y)).tolist())
+    if len(classes) == 2 and len(present) == 2 and hasattr(estimator, "predict_proba"):
+        positive = np.asarray(y) == classes[1]
+        fpr, tpr, thresholds = roc_curve(positive, estimator.predict_proba(X)[:, 1])
+        tables["roc_curve"] = {
+            "fpr": fpr.tolist(),
+            "tpr": tpr.tolist(),
+            "threshold": thresholds.tolist(),
+        }
+    return tables
 
 
 def _classification(estimator: Any, X: Any, y: Any) -> dict[str, float]:

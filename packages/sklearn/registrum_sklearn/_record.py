@@ -114,6 +114,8 @@ class FitRecord:
         if self.fold or run.disabled:
             return None
         self._step("use_datasets", lambda: self._log_datasets(X, y))
+        if has_model:
+            self._step("log_tables", lambda: self._log_tables(fitted))
         version = None
         folder = self.tracking.scratch()
         if has_model:
@@ -148,6 +150,14 @@ class FitRecord:
             metrics = describe.evaluation_metrics(fitted, X_eval, y_eval)
             scores.update({f"{name}_{k}": x for k, x in metrics.items()})
         return scores
+
+    def _log_tables(self, fitted: Any) -> None:
+        """A classifier's confusion matrix (and a binary one's ROC curve) on each eval set,
+        as tables `<eval set>/confusion_matrix` and `<eval set>/roc_curve`."""
+        assert self.run is not None
+        for name, (X_eval, y_eval) in self.options.eval_sets.items():
+            for key, table in describe.classification_tables(fitted, X_eval, y_eval).items():
+                self.run.log_table(f"{name}/{key}", table, step=0)
 
     def _log_datasets(self, X: Any, y: Any) -> None:
         assert self.run is not None

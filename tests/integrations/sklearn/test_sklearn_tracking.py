@@ -13,11 +13,13 @@ from sklearn.datasets import load_diabetes
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import (
     accuracy_score,
+    confusion_matrix,
     f1_score,
     log_loss,
     mean_absolute_error,
     r2_score,
     roc_auc_score,
+    roc_curve,
     root_mean_squared_error,
 )
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -79,6 +81,20 @@ def test_a_fit_records_params_datasets_scores_and_registers_the_model(
     assert metrics.pop("fit_time") > 0
     assert metrics == pytest.approx(expected, rel=1e-12)
 
+    # A confusion matrix and a ROC curve on the eval set, as tables.
+    with registrum.Client(target.store) as client:
+        assert [m.key for m in client.media(run.id)] == ["eval/confusion_matrix", "eval/roc_curve"]
+        matrix = confusion_matrix(y_val, predicted)
+        assert client.table(run.id, "eval/confusion_matrix", 0) == {
+            "actual": [0, 1],
+            "predicted 0": matrix[:, 0].tolist(),
+            "predicted 1": matrix[:, 1].tolist(),
+        }
+        fpr, tpr, _ = roc_curve(y_val, proba[:, 1])
+        roc = client.table(run.id, "eval/roc_curve", 0)
+        assert (roc["fpr"], roc["tpr"]) == (fpr.tolist(), tpr.tolist())
+        assert roc["threshold"][0] is None  # sklearn's first threshold is infinite
+
     datasets = {
         name: target.reader.list_datasets("churn", name=name)
         for name in ("X_train", "y_train", "X_eval", "y_eval")
@@ -137,6 +153,7 @@ def test_a_regressor_gets_regression_metrics_and_joblib_when_skops_cannot(
     assert metrics["valid_mae"] == pytest.approx(mean_absolute_error(y_val, predicted))
     assert metrics["valid_score"] == pytest.approx(metrics["valid_r2"])
     assert not any("accuracy" in key for key in metrics)
+    assert target.reader.list_media(run.id) == []  # a regressor: no confusion matrix
     assert run.params["ridge.alpha"] == 0.3
 
     version = target.reader.get_model_version("ridge@latest")
