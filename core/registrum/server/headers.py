@@ -3,7 +3,8 @@
 The UI keeps the user's API token in the browser, on the server's origin. The
 Content-Security-Policy lets pages of that origin load scripts, styles, fonts and data from
 the origin alone, run no inline script, and be framed by no one; `data:` images are allowed
-for the icons the style sheets embed. API answers get the same headers: a JSON error that
+for the icons the style sheets embed, `blob:` images for the run media the UI fetches with
+the user's token. API answers get the same headers: a JSON error that
 echoes input can then never be run as a page.
 """
 
@@ -14,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 CONTENT_SECURITY_POLICY = "; ".join(
     (
         "default-src 'self'",
-        "img-src 'self' data:",
+        "img-src 'self' data: blob:",
         "object-src 'none'",
         "base-uri 'none'",
         "form-action 'self'",

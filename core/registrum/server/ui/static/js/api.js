@@ -20,7 +20,7 @@ export function setToken(value) {
   else localStorage.removeItem(TOKEN_KEY);
 }
 
-function authHeaders() {
+export function authHeaders() {
   const t = token();
   return t ? { Authorization: `Bearer ${t}` } : {};
 }

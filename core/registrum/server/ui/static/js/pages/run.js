@@ -4,6 +4,7 @@
 
 import { api, apiUrl, download, token } from "../api.js";
 import { setQuery } from "../app.js";
+import { mediaSection } from "../media.js";
 import { Chart, chartControls, pointsFor, settingsFromQuery, settingsToQuery } from "../chart.js";
 import {
   badge, errorBox, facts, fmtBytes, fmtDuration, fmtNum, fmtTime, fmtValue, h, link, route, table,
@@ -17,6 +18,7 @@ export default async function render(root, params, query) {
   const run = await api(`/runs/${encodeURIComponent(params.run_id)}`);
   const parts = [
     ["metrics", "Metrics", (el) => metrics(el, run, query)],
+    ["media", "Media", (el) => mediaSection(el, run)],
     ["params", "Params", (el) => el.append(keyValues(run.params, "No params logged."))],
     ["tags", "Tags", (el) => el.append(keyValues(run.tags, "No tags."))],
     ["datasets", "Datasets and models used", (el) => inputs(el, run)],
@@ -28,8 +30,8 @@ export default async function render(root, params, query) {
     ["environment", "Environment", (el) => environment(el, run)],
   ];
   const sections = parts.map(([id, title]) => h("section", { id: `run-${id}` }, h("h2", {}, title)));
-  const [metricsPart, paramsPart, tagsPart, ...rest] = sections;
-  root.append(header(run), jumpTo(parts, sections), metricsPart,
+  const [metricsPart, mediaPart, paramsPart, tagsPart, ...rest] = sections;
+  root.append(header(run), jumpTo(parts, sections), metricsPart, mediaPart,
     h("div", { class: "split" }, paramsPart, tagsPart), ...rest);
   // Every part loads at once; one that fails says so in its place and the others still show.
   await Promise.all(parts.map(async ([, , load], i) => {
