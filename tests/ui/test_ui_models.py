@@ -288,3 +288,104 @@ def test_a_new_model_shows_empty_states_and_an_unknown_one_an_error(
     open_page(page, f"{world.url}/#/models/no-such-model")
     assert "model 'no-such-model' does not exist" in page.inner_text("main .error")
     page.console_errors[:] = [e for e in page.console_errors if "404" not in e]
+
+
+# -- the version page ----------------------------------------------------------------------
+
+
+def open_version(page: Any, world: World, version: int) -> Any:
+    open_page(page, f"{world.url}/#/models/{MODEL}/versions/{version}")
+    page.wait_for_selector(".version-header")
+    return page
+
+
+def test_the_version_page_shows_how_to_load_it_and_what_it_is(
+    world: World, page: Any, tmp_path: Path
+) -> None:
+    signed_in(page, world, "viewer")
+    open_model(page, world)
+    page.locator("table.versions a.version-link", has_text="v1").click()
+    page.wait_for_url(f"**/#/models/{MODEL}/versions/1")
+    wait_ready(page)
+    assert page.locator("h1").inner_text().endswith(f"{MODEL} / v1")
+    snippets = page.inner_text("section:has(h2:text('Load it'))")
+    assert f'registrum.load_model("{MODEL}@1")' in snippets
+    assert f"registrum serve {MODEL}@1" in snippets
+    assert "val_acc" in page.inner_text("table.version-metrics")
+    assert "digits-train" in page.inner_text("table.version-datasets")
+    evaluations = page.inner_text("table.version-evaluations")
+    assert "test_acc" in evaluations and "0.81" in evaluations
+    assert world.runs["train-1"][:8] in page.inner_text(".version-header")
+    assert "No signature" in page.inner_text("section:has(h2:text('Signature'))")
+    with page.expect_download() as info:
+        page.click("table.version-files button.download[data-path='weights.bin']")
+    info.value.save_as(tmp_path / "got")
+    assert (tmp_path / "got").read_bytes() == b"weights 1"
+    assert page.locator("section:has(h2:text('Change it'))").count() == 0  # a viewer
+    assert "null" not in page.inner_text("main#page")
+
+
+def test_an_editor_changes_description_tags_and_aliases_in_place(world: World, page: Any) -> None:
+    signed_in(page, world, "editor")
+    open_version(page, world, 3)
+
+    def done(text: str) -> None:
+        page.wait_for_selector(".notice")
+        wait_ready(page)
+        assert text in page.inner_text(".notice")
+
+    page.fill("#version-description", "trained on fewer rows")
+    page.click("#save-description")
+    done("Description saved.")
+    assert "trained on fewer rows" in page.inner_text(".version-header")
+    page.fill("#tag-key", "reviewed")
+    page.fill("#tag-value", "yes")
+    page.click("#add-tag")
+    done("Tag reviewed set.")
+    page.fill("#alias-name", "staging")
+    page.click("#move-alias")
+    done("@staging now points at v3.")
+    assert "staging" in page.inner_text(".version-header")
+    page.fill("#alias-name", "production")  # protected: a request, not a move
+    page.click("#move-alias")
+    done("@production is protected: a promotion request was opened")
+    page.click("button.remove-alias[data-alias='staging']")
+    done("@staging removed.")
+    page.fill("#alias-name", "9lives")  # the server's refusal, in place
+    page.click("#move-alias")
+    page.wait_for_selector("#version-status .error")
+    assert "alias '9lives' is not valid" in page.inner_text("#version-status")
+    assert page.locator("#move-alias").is_enabled()  # the button is back for another try
+    page.console_errors[:] = [e for e in page.console_errors if "9lives" not in e]
+    with closing(world.client("viewer")) as store:
+        version = store.get_model_version(f"{MODEL}@3")
+        assert version.description == "trained on fewer rows"
+        assert version.tags["reviewed"] == "yes" and "staging" not in version.aliases
+        opened = store.list_requests(MODEL, state="open")
+    assert any(r["version"] == 3 and r["comment"] == "from the version page" for r in opened)
+    assert page.locator("#delete-version").count() == 0  # deleting needs a project admin
+
+
+def test_an_admin_deletes_and_restores_a_version(world: World, page: Any) -> None:
+    with closing(world.client("admin")) as admin:
+        blob = admin.put_blob(io.BytesIO(b"weights 4"))
+        made = admin.register_model_version(
+            MODEL, project=PROJECT, files=[{"path": "w.bin", "sha256": blob.sha256, "size": 9}]
+        )
+    signed_in(page, world, "admin")
+    open_version(page, world, 3)  # an open request names v3: refused, said in place
+    page.click("#delete-version")
+    page.wait_for_selector("#version-status .error")
+    assert "request" in page.inner_text("#version-status")
+    page.console_errors[:] = [e for e in page.console_errors if "409" not in e]
+    open_version(page, world, made.version)
+    page.click("#delete-version")
+    page.wait_for_selector(".notice")
+    wait_ready(page)
+    assert "deleted" in page.inner_text(".version-header")
+    page.click("#restore-version")
+    page.wait_for_selector(".notice")
+    wait_ready(page)
+    assert f"v{made.version} restored." in page.inner_text(".notice")
+    with closing(world.client("viewer")) as store:
+        assert store.get_model_version(f"{MODEL}@{made.version}").deleted_at is None

@@ -15,6 +15,7 @@ const ROUTES = [
   [/^\/runs\/([^/]+)$/, "run", ["run_id"]],
   [/^\/compare$/, "compare", []],
   [/^\/models$/, "models", []],
+  [/^\/models\/([^/]+)\/versions\/([^/]+)$/, "version", ["name", "version"]],
   [/^\/models\/([^/]+)$/, "model", ["name"]],
   [/^\/lineage$/, "lineage", []],
   [/^\/audit$/, "audit", []],
@@ -22,7 +23,7 @@ const ROUTES = [
 ];
 
 const NAV = { projects: "projects", runs: "projects", run: "projects", compare: "projects",
-  models: "models", model: "models", lineage: "models", audit: "audit" };
+  models: "models", model: "models", version: "models", lineage: "models", audit: "audit" };
 
 let rendering = 0;
 let quietHash = null;

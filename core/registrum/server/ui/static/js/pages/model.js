@@ -25,6 +25,10 @@ function lineageHref(name, version) {
   return route("lineage", { node: `model:${name}/${version}` });
 }
 
+function versionHref(name, version) {
+  return route("models", name, "versions", String(version));
+}
+
 function runLink(runId) {
   return runId ? h("a", { href: route("runs", runId), class: "mono" }, runId.slice(0, 8)) : "";
 }
@@ -69,7 +73,7 @@ function aliasesSection(model, policy, history) {
   return section("Aliases", table([
     ["Alias", (r) => h("span", { class: "alias" }, r.alias)],
     ["Version", (r) => (r.version === null ? h("span", { class: "muted" }, "not set")
-      : h("a", { href: lineageHref(model.name, r.version) }, `v${r.version}`))],
+      : h("a", { href: versionHref(model.name, r.version) }, `v${r.version}`))],
     ["Protected", (r) => (protectedSet.has(r.alias) ? "yes: moves by approved request" : "no")],
     ["Last moved", (r) => (lastMove[r.alias] ? fmtTime(lastMove[r.alias].at) : "")],
     ["By", (r) => (lastMove[r.alias] ? lastMove[r.alias].actor : "")],
@@ -228,7 +232,7 @@ function requestsSection(requests, policy, project) {
 
 function versionsSection(name, versions) {
   return section("Versions", h("div", { class: "scroll-x" }, table([
-    ["Version", (v) => h("strong", { id: `version-${v.version}` }, `v${v.version}`)],
+    ["Version", (v) => h("strong", { id: `version-${v.version}` }, h("a", { href: versionHref(name, v.version), class: "version-link" }, `v${v.version}`))],
     ["Created", (v) => fmtTime(v.created_at)],
     ["Source run", (v) => runLink(v.run_id)],
     ["Flavor", (v) => v.flavor || ""],
