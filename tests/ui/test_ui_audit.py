@@ -32,6 +32,12 @@ def world(ui_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
                 run.log({"loss": 1.0 / (i + 1)}, step=1)
                 run.finish("failed" if i == 1 else "finished")
                 world.runs.setdefault(project, []).append(run.id)
+        # Governance among the tracking: a registration and an alias move.
+        run = start_run(server.url, "alpha", "registers")
+        weights = tmp_path_factory.mktemp("weights") / "w.bin"
+        weights.write_bytes(b"weights")
+        run.register_model("clf", path=weights, aliases=["champion"])
+        run.finish()
     with closing(server.client()) as client:
         world.events = client.list_audit()
     yield world
@@ -53,7 +59,7 @@ def filter_by(page: Any, **values: str) -> None:
 
 def test_audit_log_lists_events_newest_first_a_page_at_a_time(world: World, page: Any) -> None:
     assert len(world.events) > 50
-    open_page(page, f"{world.url}/#/audit")
+    open_page(page, f"{world.url}/#/audit?all=1")
     newest = [e["id"] for e in world.events]
     assert listed(page) == newest[:50]
     assert page.inner_text("#page-label").startswith("Events 1–50")
@@ -69,7 +75,7 @@ def test_audit_log_lists_events_newest_first_a_page_at_a_time(world: World, page
 
 
 def test_filters_narrow_the_events(world: World, page: Any) -> None:
-    open_page(page, f"{world.url}/#/audit")
+    open_page(page, f"{world.url}/#/audit?all=1")
     filter_by(page, project="beta")
     expected = [e["id"] for e in world.events if e["project"] == "beta"]
     assert expected and listed(page) == expected
@@ -94,7 +100,7 @@ def test_filters_narrow_the_events(world: World, page: Any) -> None:
 
 
 def test_clicking_an_action_filters_by_it_and_details_open(world: World, page: Any) -> None:
-    open_page(page, f"{world.url}/#/audit")
+    open_page(page, f"{world.url}/#/audit?all=1")
     finished = page.locator("table#audit tr[data-action='run.finished']").first
     finished.get_by_role("button", name="Details").click()
     shown = page.locator("table#audit tr.audit-more:not([hidden])")
@@ -114,3 +120,21 @@ def test_verify_chain(world: World, page: Any) -> None:
     page.click("#verify")
     page.wait_for_selector("#verify-result .ok")
     assert "Chain intact" in page.inner_text("#verify-result")
+
+
+def test_governance_events_by_default_every_event_on_request(world: World, page: Any) -> None:
+    open_page(page, f"{world.url}/#/audit")
+    assert page.is_checked("#audit-governance")
+    shown = {e["id"]: e["action"] for e in world.events if e["id"] in set(listed(page))}
+    assert set(shown.values()) >= {"model_version.created", "alias.moved", "project.created"}
+    assert not set(shown.values()) & {"metrics.logged", "blob.stored", "run.params_logged"}
+    noisy = [e for e in world.events if e["action"] in ("metrics.logged", "blob.stored")]
+    assert noisy and len(listed(page)) < 50
+    page.uncheck("#audit-governance")
+    wait_ready(page)
+    assert "all=1" in page.url and len(listed(page)) == 50
+    page.check("#audit-governance")
+    wait_ready(page)
+    assert "all=1" not in page.url
+    filter_by(page, action="metrics.logged")  # an action asked for by name is shown
+    assert listed(page) == [e["id"] for e in world.events if e["action"] == "metrics.logged"][:50]

@@ -389,3 +389,19 @@ def test_an_admin_deletes_and_restores_a_version(world: World, page: Any) -> Non
     assert f"v{made.version} restored." in page.inner_text(".notice")
     with closing(world.client("viewer")) as store:
         assert store.get_model_version(f"{MODEL}@{made.version}").deleted_at is None
+
+
+def test_the_audit_log_is_offered_to_those_who_may_read_it(world: World, page: Any) -> None:
+    signed_in(page, world, "viewer")
+    open_model(page, world)
+    assert page.locator("a[data-nav='audit']").is_hidden()
+    open_page(page, f"{world.url}/#/audit")  # typed by hand: the server's refusal, no stray text
+    assert "needs a server admin or a project admin" in page.inner_text("#audit-message")
+    assert "null" not in page.inner_text("main#page")
+    page.console_errors[:] = [e for e in page.console_errors if "403" not in e]
+
+
+def test_an_admin_is_offered_the_audit_log(world: World, page: Any) -> None:
+    signed_in(page, world, "admin")
+    open_model(page, world)
+    assert page.locator("a[data-nav='audit']").is_visible()

@@ -57,6 +57,12 @@ export function setQuery(query) {
 function showUser() {
   const el = clear(document.getElementById("whoami"));
   const me = session.me;
+  // The audit log is read by server admins and project admins; nobody else is offered it.
+  const audit = document.querySelector("[data-nav='audit']");
+  if (audit) {
+    audit.hidden = !!session.auth && !(me && (me.server_admin
+      || Object.values(me.roles || {}).includes("admin")));
+  }
   if (!session.auth || !me) {
     if (session.auth) el.append(h("a", { href: "#/signin" }, "Sign in"));
     return;

@@ -28,6 +28,18 @@ const ACTIONS = [
   "run.status", "run.tag_deleted", "run.tags_set", "run.updated", "token.created",
   "token.reissued", "token.revoked", "user.created", "user.disabled", "webhook.created", "webhook.deleted",
 ];
+// What tracking writes by the thousand: left out unless "Governance events only" is
+// unticked (or an action is asked for by name), so that registrations, alias moves,
+// approvals, access changes and deletions are what the page shows first.
+export const TRACKING_ACTIONS = [
+  "artifact.created", "artifact.superseded", "blob.stored", "dataset.created",
+  "logged_model.created", "logged_model.file_written", "logged_model.frozen",
+  "logged_model.status_set", "metrics.logged", "metrics.step_scale_set", "project.tags_set",
+  "run.code_set", "run.created", "run.environment_set", "run.file_written", "run.files_deleted",
+  "run.finished", "run.input_added", "run.media_logged", "run.outputs_logged",
+  "run.params_logged", "run.resumed", "run.status", "run.tag_deleted", "run.tags_set",
+  "run.updated",
+];
 const ENTITY_TYPES = ["alias", "artifact", "blob", "dataset", "membership", "model",
   "model_version", "project", "run", "token", "user", "webhook"];
 
@@ -74,7 +86,7 @@ function details(event) {
 }
 
 export default async function render(root, params, query) {
-  const state = { chain: (query.get("at") || "").split(".").filter(Boolean) };
+  const state = { chain: (query.get("at") || "").split(".").filter(Boolean), all: query.get("all") === "1" };
   for (const [name] of [...TEXT_FILTERS, ...TIME_FILTERS]) state[name] = query.get(name) || "";
   let page = { items: [], next_cursor: null };
 
@@ -103,6 +115,7 @@ export default async function render(root, params, query) {
   function writeState() {
     const pairs = [];
     for (const [name] of [...TEXT_FILTERS, ...TIME_FILTERS]) if (state[name]) pairs.push([name, state[name]]);
+    if (state.all) pairs.push(["all", "1"]);
     if (state.chain.length) pairs.push(["at", state.chain.join(".")]);
     setQuery(pairs);
   }
@@ -144,7 +157,8 @@ export default async function render(root, params, query) {
     table.hidden = !page.items.length;
     const filtered = [...TEXT_FILTERS, ...TIME_FILTERS].some(([name]) => state[name]);
     empty.hidden = page.items.length > 0 || message.hasChildNodes();
-    empty.textContent = filtered ? "No audit events match these filters." : "No audit events yet.";
+    empty.textContent = filtered ? "No audit events match these filters."
+      : state.all ? "No audit events yet." : "No governance events yet: untick \"Governance events only\" to see every event.";
     const first = state.chain.length * PAGE_SIZE;
     prev.disabled = !state.chain.length;
     next.disabled = !page.next_cursor;
@@ -156,6 +170,7 @@ export default async function render(root, params, query) {
     clear(message);
     const q = { limit: PAGE_SIZE, cursor: state.chain.length ? state.chain[state.chain.length - 1] : null };
     for (const [name] of TEXT_FILTERS) q[name] = state[name] || null;
+    if (!state.all && !state.action) q.exclude_action = TRACKING_ACTIONS;
     for (const [name, label] of TIME_FILTERS) {
       if (!state[name]) continue;
       q[name] = epoch(state[name]);
@@ -184,9 +199,14 @@ export default async function render(root, params, query) {
     }
   }
 
+  const governance = h("input", { type: "checkbox", id: "audit-governance", checked: !state.all,
+    onchange: () => form.requestSubmit() });
+  fields.push(h("label", { class: "inline", title: "Leave out what tracking writes by the thousand: metrics, params, tags, files, blobs" },
+    governance, " Governance events only"));
   const form = h("form", { class: "audit-filters", id: "audit-filters", onsubmit: (event) => {
     event.preventDefault();
     for (const [name] of [...TEXT_FILTERS, ...TIME_FILTERS]) state[name] = inputs[name].value.trim();
+    state.all = !governance.checked;
     state.chain = [];
     reload();
   } }, fields,
@@ -199,7 +219,7 @@ export default async function render(root, params, query) {
 
   pageThrough(state, prev, next, () => page, reload);
 
-  root.append(
+  root.append(...[
     h("h1", {}, "Audit log"),
     h("datalist", { id: "audit-actions" }, ACTIONS.map((a) => h("option", { value: a }))),
     h("datalist", { id: "audit-entity-types" }, ENTITY_TYPES.map((a) => h("option", { value: a }))),
@@ -209,7 +229,7 @@ export default async function render(root, params, query) {
     h("div", { class: "scroll-x" }, table),
     empty,
     h("div", { class: "pager" }, prev, next, pageLabel),
-  );
+  ].filter(Boolean));
   await load();
 }
 
