@@ -62,6 +62,28 @@ export class Chart {
     live.add(this);
   }
 
+  // New points for the same series (a live run): the lines are redrawn from the new data,
+  // keeping the chart, its settings and its size. Resolves once drawn.
+  replace(series) {
+    const next = series.map((s, i) => ({
+      label: s.label,
+      color: s.color || this.series[i]?.color || color(i),
+      x: s.x,
+      y: s.y.map(num),
+      t: s.t || null,
+      start: s.start ?? (s.t && s.t.length ? s.t[0] : 0),
+    }));
+    this.container.__series = series.map((s) => ({ ...s, t: s.t || null }));
+    this.container.dataset.points = String(next.reduce((n, s) => n + s.x.length, 0));
+    const sameLines = this.plot && next.length === this.series.length;
+    this.series = next;
+    if (!sameLines) return this.draw();
+    const layers = this.layers();
+    this.data = align(layers);
+    this.plot.setData(this.data);
+    return Promise.resolve(this);
+  }
+
   // Redraws with new settings ({xMode, log, smoothing}); resolves once drawn.
   update(settings) {
     this.settings = { ...this.settings, ...settings };
@@ -120,7 +142,7 @@ export class Chart {
       height: this.height,
       scales: {
         x: { time: xMode === "wall", range: xRange(this.data[0], xMode) },
-        y: log ? { distr: 3, log: 10 } : {},
+        y: log ? { distr: 3, log: 10 } : { range: yRange },
       },
       series: [
         { label: X_MODES[xMode] === "Step" ? this.xLabel : X_MODES[xMode], value: xLegend(xMode) },
@@ -129,12 +151,17 @@ export class Chart {
           stroke: l.raw ? fade(l.color) : l.color,
           width: l.raw ? 1 : 1.5,
           spanGaps: false,
-          value: (u, v) => (v === null || v === undefined ? "–" : fmtY(v)),
+          // At the cursor, the value there; elsewhere the last value, so the legend says
+          // something before the mouse comes.
+          value: (u, v, sidx, idx) => {
+            const shown = idx === null || idx === undefined ? lastValue(u.data[sidx]) : v;
+            return shown === null || shown === undefined ? "–" : fmtY(shown);
+          },
         })),
       ],
       axes: [
         { values: xAxis(xMode, this.data[0]) },
-        { size: axisSize },
+        { size: axisSize, values: log ? (u, splits) => splits.map(fmtY) : yTicks },
       ],
       cursor: { drag: { x: true, y: false, setScale: true } },
       legend: { live: true },
@@ -235,6 +262,42 @@ function hideRawFromLegend(plot, layers) {
   layers.forEach((l, i) => {
     if (l.raw && rows[i + 1]) rows[i + 1].style.display = "none";
   });
+}
+
+function lastValue(ys) {
+  for (let i = (ys || []).length - 1; i >= 0; i--) if (ys[i] !== null && ys[i] !== undefined) return ys[i];
+  return null;
+}
+
+// Tick labels with as many decimals as the distance between ticks needs (0.0095, 0.01,
+// 0.0105 rather than 0.01 three times), in exponent form for very small or large values.
+export function yTicks(u, splits, axisIdx, space, incr) {
+  const step = incr || (splits.length > 1 ? Math.abs(splits[1] - splits[0]) : 1);
+  const largest = Math.max(...splits.map((v) => Math.abs(v)));
+  if (largest !== 0 && (largest < 1e-3 || largest >= 1e6)) {
+    const digits = Math.max(1, Math.min(8, Math.ceil(Math.log10(largest / step) - 1e-9)));
+    return splits.map((v) => (v === 0 ? "0" : v.toExponential(digits)));
+  }
+  const decimals = Math.max(0, Math.min(12, Math.ceil(-Math.log10(step) - 1e-9)));
+  return splits.map((v) => v.toFixed(decimals));
+}
+
+// The data's range with a little room; values that are all between 0 and 1 (accuracies,
+// probabilities) stay inside [0, 1] instead of running on to 1.5.
+export function yRange(u, min, max) {
+  if (min === null || max === null || !Number.isFinite(min) || !Number.isFinite(max)) return [0, 1];
+  if (min === max) {
+    const pad = Math.abs(min) * 0.05 || 1;
+    return [min - pad, max + pad];
+  }
+  const pad = (max - min) * 0.05;
+  let low = min - pad;
+  let high = max + pad;
+  if (min >= 0 && max <= 1) {
+    low = Math.max(0, low);
+    high = Math.min(1, high);
+  }
+  return [low, high];
 }
 
 export function fmtY(v) {

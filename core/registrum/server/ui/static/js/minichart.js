@@ -5,7 +5,7 @@
 //   container.series        [{label, points: [[x, y], ...]}] as received
 //   container.dataset.points  the same, as JSON
 
-import { color, track } from "./chart.js";
+import { color, track, yRange, yTicks } from "./chart.js";
 import { h, num } from "./dom.js";
 
 // x values the chart draws: the sorted union of every series' x.
@@ -47,10 +47,10 @@ export function lineChart(container, series, { xLabel = "", xFormat = String, he
   const opts = {
     width,
     height,
-    scales: { x: { time: false } },
+    scales: { x: { time: false }, y: { range: yRange } },
     legend: { show: series.length > 1 },
     cursor: { drag: { x: false, y: false } },
-    axes: [xAxis, { size: 60 }],
+    axes: [xAxis, { size: 60, values: yTicks }],
     series: [
       { label: xLabel || "x" },
       ...series.map((s, i) => ({

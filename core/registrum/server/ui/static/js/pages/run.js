@@ -14,10 +14,13 @@ const MAX_CHARTS = 30; // charts drawn at once; a filter picks among more keys
 const DIFF_BYTES = 256 * 1024; // the most of a code diff shown
 const FILES_SHOWN = 1000; // files of a run listed at once
 
+const LIVE_INTERVAL_MS = 2000; // how often the page of a running run asks for news
+
 export default async function render(root, params, query) {
   const run = await api(`/runs/${encodeURIComponent(params.run_id)}`);
+  const live = {}; // what following a running run updates: filled by the parts
   const parts = [
-    ["metrics", "Metrics", (el) => metrics(el, run, query)],
+    ["metrics", "Metrics", (el) => metrics(el, run, query, live)],
     ["media", "Media", (el) => mediaSection(el, run)],
     ["params", "Params", (el) => el.append(keyValues(run.params, "No params logged."))],
     ["tags", "Tags", (el) => el.append(keyValues(run.tags, "No tags."))],
@@ -31,7 +34,8 @@ export default async function render(root, params, query) {
   ];
   const sections = parts.map(([id, title]) => h("section", { id: `run-${id}` }, h("h2", {}, title)));
   const [metricsPart, mediaPart, paramsPart, tagsPart, ...rest] = sections;
-  root.append(header(run), jumpTo(parts, sections), metricsPart, mediaPart,
+  live.header = header(run);
+  root.append(live.header, jumpTo(parts, sections), metricsPart, mediaPart,
     h("div", { class: "split" }, paramsPart, tagsPart), ...rest);
   // Every part loads at once; one that fails says so in its place and the others still show.
   await Promise.all(parts.map(async ([, , load], i) => {
@@ -41,6 +45,45 @@ export default async function render(root, params, query) {
       sections[i].append(errorBox(err));
     }
   }));
+  if (run.status === "running") follow(root, run, live);
+}
+
+// A running run's page follows it: every LIVE_INTERVAL_MS it reads the run again, grows the
+// charts whose metrics moved on (a new key brings its own chart), and updates the header;
+// it stops once the run has ended or the page is left. `main[data-live]` says which.
+function follow(root, run, live) {
+  const address = location.hash;
+  root.dataset.live = "true";
+  let counts = counted(run);
+  const stop = () => {
+    root.dataset.live = "false";
+  };
+  const tick = async () => {
+    if (!root.isConnected || location.hash !== address) return stop();
+    let fresh;
+    try {
+      fresh = await api(`/runs/${encodeURIComponent(run.id)}`);
+    } catch {
+      setTimeout(tick, LIVE_INTERVAL_MS * 2); // a hiccup of the server: try again later
+      return;
+    }
+    if (!root.isConnected || location.hash !== address) return stop();
+    const now = counted(fresh);
+    const moved = Object.keys(now).filter((k) => now[k] !== counts[k]);
+    counts = now;
+    const next = header(fresh);
+    live.header.replaceWith(next);
+    live.header = next;
+    if (moved.length && live.metrics) await live.metrics(fresh, moved);
+    root.dataset.refreshed = String(Number(root.dataset.refreshed || 0) + 1);
+    if (fresh.status === "running") setTimeout(tick, LIVE_INTERVAL_MS);
+    else stop();
+  };
+  setTimeout(tick, LIVE_INTERVAL_MS);
+}
+
+function counted(run) {
+  return Object.fromEntries(Object.entries(run.metrics || {}).map(([k, m]) => [k, m.count]));
 }
 
 function header(run) {
@@ -75,13 +118,20 @@ function keyValues(map, empty) {
 
 // -- metrics -------------------------------------------------------------------------------
 
-async function metrics(el, run, query) {
-  const keys = Object.keys(run.metrics || {}).sort();
+async function metrics(el, run, query, live) {
+  let keys = Object.keys(run.metrics || {}).sort();
   if (!keys.length) {
-    el.append(h("p", { class: "empty" }, "No metrics logged. Log some with run.log({\"loss\": 0.3})."));
+    const empty = h("p", { class: "empty" }, "No metrics logged. Log some with run.log({\"loss\": 0.3}).");
+    el.append(empty);
+    // A running run's first points: the section is drawn anew around them.
+    live.metrics = async (fresh) => {
+      el.replaceChildren(el.querySelector("h2"));
+      await metrics(el, fresh, query, live);
+    };
     return;
   }
-  el.append(summaries(run, keys));
+  let summary = summaries(run, keys);
+  el.append(summary);
   let settings = settingsFromQuery(query);
   let charts = [];
   const grid = h("div", { class: "cards charts", id: "charts" });
@@ -112,6 +162,32 @@ async function metrics(el, run, query) {
     else for (const c of drawn) c.destroy(); // a later filter has replaced these
   }
   await show("");
+
+  // Following a running run: new summaries; the charts of keys that moved get their new
+  // points; new keys get charts of their own.
+  live.metrics = async (fresh, moved) => {
+    run = fresh;
+    const fresher = summaries(fresh, Object.keys(fresh.metrics).sort());
+    summary.replaceWith(fresher);
+    summary = fresher;
+    const all = Object.keys(fresh.metrics).sort();
+    if (all.length !== keys.length) {
+      keys = all;
+      filter.hidden = keys.length <= 6;
+      await show(filter.value);
+      return;
+    }
+    const shown = new Map(charts.map((c) => [c.container.dataset.key, c]));
+    const grow = moved.filter((k) => shown.has(k));
+    if (!grow.length) return;
+    const maxPoints = pointsFor(charts[0].container.clientWidth);
+    const answer = await api("/metrics/histories", { query: { run_id: fresh.id, key: grow, max_points: maxPoints } });
+    await Promise.all(answer.items.map((hist) => {
+      const chart = shown.get(hist.key);
+      chart.container.dataset.total = String(hist.total);
+      return chart.replace([{ label: hist.key, x: hist.steps, y: hist.values, t: hist.timestamps, start: fresh.start_time }]);
+    }));
+  };
 }
 
 function summaries(run, keys) {
