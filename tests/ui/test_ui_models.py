@@ -290,6 +290,50 @@ def test_a_new_model_shows_empty_states_and_an_unknown_one_an_error(
     page.console_errors[:] = [e for e in page.console_errors if "404" not in e]
 
 
+def test_approve_is_offered_only_when_it_can_succeed_and_a_failed_click_keeps_it(
+    world: World, page: Any
+) -> None:
+    with closing(world.client("viewer")) as store:
+        current = store.get_model_version(f"{MODEL}@production").version
+    others = [n for n in (1, 2, 3) if n != current]  # the winner is never v3: the version
+    stale = world.request("editor", others[1], comment="will go stale")  # page asks for it
+    winner = world.request("editor", others[0], comment="wins")
+    with closing(world.client("reviewer2")) as store:
+        store.approve_request(winner["id"])  # production moves: the first request is stale
+    doomed = world.request("editor", current, comment="cancelled meanwhile")
+    with closing(world.client("admin")) as admin:  # a gate no version passes
+        admin.set_policy(
+            MODEL,
+            protected=["production"],
+            approver_role="reviewer",
+            gates=[{"type": "tags", "tags": {"qa": "passed"}}],
+        )
+    try:
+        gated = world.request("editor", current, comment="no qa yet")
+        signed_in(page, world, "reviewer")
+        open_model(page, world)
+        old = card(page, stale)
+        assert old.get_attribute("data-state") == "stale"
+        assert old.locator("button.approve").count() == 0
+        blocked = card(page, gated)
+        assert blocked.locator("button.approve").is_disabled()
+        assert "A gate fails" in blocked.inner_text()
+        with closing(world.client("editor")) as store:
+            store.cancel_request(doomed["id"])  # after the page was drawn
+        gone = card(page, doomed)
+        gone.locator("button.reject").click()
+        gone.locator("input.reason").fill("no")
+        gone.locator("button.confirm-reject").click()
+        gone.locator(".decision-status .error").wait_for()
+        assert "already cancelled" in gone.inner_text()
+        assert gone.locator("button.approve").count() == 1  # still offered, with the reason
+        assert gone.locator("button.confirm-reject").is_enabled()
+        page.console_errors[:] = [e for e in page.console_errors if "409" not in e]
+    finally:
+        with closing(world.client("admin")) as admin:
+            admin.set_policy(MODEL, protected=["production"], approver_role="reviewer")
+
+
 # -- the version page ----------------------------------------------------------------------
 
 

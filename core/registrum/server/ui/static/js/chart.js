@@ -345,10 +345,14 @@ function xAxis(xMode, xs) {
   return undefined; // uPlot's own date ticks
 }
 
+// The x value at the cursor, else the last one (what the series' last values are at).
 function xLegend(xMode) {
-  if (xMode === "relative") return (u, v) => (v === null || v === undefined ? "–" : fmtElapsed(v));
-  if (xMode === "wall") return (u, v) => (v === null || v === undefined ? "–" : new Date(v * 1000).toLocaleString());
-  return (u, v) => (v === null || v === undefined ? "–" : String(v));
+  const text = xMode === "relative" ? fmtElapsed
+    : xMode === "wall" ? (v) => new Date(v * 1000).toLocaleString() : String;
+  return (u, v, sidx, idx) => {
+    const shown = idx === null || idx === undefined ? lastValue(u.data[0]) : v;
+    return shown === null || shown === undefined ? "–" : text(shown);
+  };
 }
 
 // Wide enough for the longest tick label of the y axis.

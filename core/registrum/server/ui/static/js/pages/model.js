@@ -135,6 +135,8 @@ function mayCancel(request, project) {
 }
 
 async function decide(request, action, comment, box) {
+  const status = box.querySelector(".decision-status");
+  status.replaceChildren();
   try {
     const body = comment ? { comment } : {};
     const done = await api(`/requests/${request.id}/${action}`, { method: "POST", body });
@@ -145,7 +147,7 @@ async function decide(request, action, comment, box) {
         : `Request #${request.id} ${done.state}.`;
     await renderPage();
   } catch (err) {
-    box.replaceChildren(errorBox(err));
+    status.replaceChildren(errorBox(err)); // the buttons stay, for another try
   }
 }
 
@@ -157,6 +159,7 @@ function rejectForm(request, box) {
     if (!reason.value.trim()) return;
     for (const b of form.querySelectorAll("button")) b.disabled = true;
     await decide(request, "reject", reason.value.trim(), box);
+    for (const b of form.querySelectorAll("button")) b.disabled = false; // still here: it failed
   } },
   reason,
   h("button", { type: "submit", class: "danger confirm-reject" }, "Reject request"),
@@ -164,19 +167,34 @@ function rejectForm(request, box) {
   return { form, reason };
 }
 
-function actions(request, policy, project) {
+// Why approving `request` cannot succeed now, whoever clicks: a gate fails, or the alias
+// moved since the request was opened (the move it asks for is stale). Null when it can.
+function blocked(request, aliases) {
+  const failing = (request.gates || []).filter((g) => !g.passed);
+  if (failing.length) return `A gate fails: ${failing.map((g) => g.detail).join("; ")}.`;
+  const now = (aliases || {})[request.alias] ?? null;
+  if ((request.from_version ?? null) !== now) {
+    return `Stale: ${request.alias} has moved to ${now === null ? "nothing" : `v${now}`} since this request; open a new one.`;
+  }
+  return null;
+}
+
+function actions(request, policy, project, aliases) {
   const box = h("div", { class: "decision" });
   const row = h("div", { class: "actions" });
-  box.append(row);
+  box.append(row, h("div", { class: "decision-status" }));
   const why = refusal(request, policy, project);
   if (why) {
     row.append(h("span", { class: "muted why" }, why));
   } else {
-    const approve = h("button", { type: "button", class: "primary approve", onclick: async () => {
-      approve.disabled = true;
-      await decide(request, "approve", null, box);
-      approve.disabled = false;
-    } }, "Approve");
+    const stuck = blocked(request, aliases);
+    const approve = h("button", { type: "button", class: "primary approve", disabled: !!stuck,
+      title: stuck, onclick: async () => {
+        approve.disabled = true;
+        await decide(request, "approve", null, box);
+        approve.disabled = false;
+      } }, "Approve");
+    if (stuck) row.append(h("span", { class: "muted why blocked" }, stuck), " ");
     const reject = h("button", { type: "button", class: "danger reject", onclick: () => {
       if (box.querySelector(".reject-form")) return;
       const { form, reason } = rejectForm(request, box);
@@ -198,7 +216,7 @@ function gatesList(gates) {
     h("span", { class: "mark" }, g.passed ? "✓" : "✗"), " ", g.detail)));
 }
 
-function requestCard(request, policy, project) {
+function requestCard(request, policy, project, aliases) {
   const open = request.state === "open";
   const move = `${request.alias}: ${request.from_version ? `v${request.from_version}` : "(unset)"} → v${request.version}`;
   return h("div", { class: "card request", dataset: { requestId: request.id, state: request.state } },
@@ -215,16 +233,16 @@ function requestCard(request, policy, project) {
       ["Reason", request.decision_comment],
     ]),
     gatesList(request.gates),
-    open ? actions(request, policy, project) : null);
+    open ? actions(request, policy, project, aliases) : null);
 }
 
-function requestsSection(requests, policy, project) {
+function requestsSection(requests, policy, project, aliases) {
   const open = requests.filter((r) => r.state === "open");
   const closed = requests.filter((r) => r.state !== "open");
   return section("Approval requests",
     policyFacts(policy),
     requests.length
-      ? h("div", { class: "requests" }, [...open, ...closed].map((r) => requestCard(r, policy, project)))
+      ? h("div", { class: "requests" }, [...open, ...closed].map((r) => requestCard(r, policy, project, aliases)))
       : h("p", { class: "empty" }, "No promotion requests yet."));
 }
 
@@ -305,7 +323,7 @@ export default async function render(root, params) {
   root.append(
     ...header(model).filter(Boolean),
     aliasesSection(model, policy, history),
-    requestsSection(requests, policy, model.project),
+    requestsSection(requests, policy, model.project, model.aliases),
     versionsSection(name, versions),
     evals,
     historySection(history),
