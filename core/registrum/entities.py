@@ -196,6 +196,7 @@ class Run(Record):
     params: dict[str, Any] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, MetricSummary] = field(default_factory=dict)
+    deleted_at: float | None = None  # soft-deleted (restorable) when set
 
 
 @dataclass(frozen=True)

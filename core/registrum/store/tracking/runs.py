@@ -319,6 +319,7 @@ class RunsMixin(ParamsMixin, StoreBase):
                 params=dict(sorted(params.get(r.id, {}).items())),
                 tags=dict(sorted(tags.get(r.id, {}).items())),
                 metrics=dict(sorted(metrics.get(r.id, {}).items())),
+                deleted_at=r.deleted_at,
             )
             for r in rows
         }

@@ -172,3 +172,19 @@ export function pageThrough(state, prev, next, current, reload) {
     reload();
   });
 }
+
+// An action behind a button: the button is disabled while `work()` runs; then `done()`
+// (which usually re-renders the page), or, when it failed, the server's message in `status`
+// and the button back for another try.
+export async function act(button, status, work, done) {
+  button.disabled = true;
+  status.replaceChildren();
+  try {
+    await work();
+  } catch (err) {
+    status.replaceChildren(errorBox(err));
+    button.disabled = false;
+    return;
+  }
+  await done();
+}

@@ -2,12 +2,12 @@
 // it read, what it wrote (artifacts, its file tree), its children, and the code and
 // environment it ran in.
 
-import { api, apiUrl, download, token } from "../api.js";
-import { setQuery } from "../app.js";
+import { api, apiUrl, can, download, token } from "../api.js";
+import { render as renderPage, setQuery } from "../app.js";
 import { mediaSection } from "../media.js";
 import { Chart, chartControls, pointsFor, settingsFromQuery, settingsToQuery } from "../chart.js";
 import {
-  badge, errorBox, facts, fmtBytes, fmtDuration, fmtNum, fmtTime, fmtValue, h, link, route, table,
+  act, badge, errorBox, facts, fmtBytes, fmtDuration, fmtNum, fmtTime, fmtValue, h, link, route, table,
 } from "../dom.js";
 
 const MAX_CHARTS = 30; // charts drawn at once; a filter picks among more keys
@@ -32,9 +32,14 @@ export default async function render(root, params, query) {
     ["code", "Code", (el) => code(el, run)],
     ["environment", "Environment", (el) => environment(el, run)],
   ];
+  if (can(run.project, "editor")) parts.push(["change", "Change it", (el) => changeIt(el, run)]);
   const sections = parts.map(([id, title]) => h("section", { id: `run-${id}` }, h("h2", {}, title)));
   const [metricsPart, mediaPart, paramsPart, tagsPart, ...rest] = sections;
   live.header = header(run);
+  if (notice) {
+    root.append(h("div", { class: "notice", role: "status" }, notice));
+    notice = null;
+  }
   root.append(live.header, jumpTo(parts, sections), metricsPart, mediaPart,
     h("div", { class: "split" }, paramsPart, tagsPart), ...rest);
   // Every part loads at once; one that fails says so in its place and the others still show.
@@ -46,6 +51,48 @@ export default async function render(root, params, query) {
     }
   }));
   if (run.status === "running") follow(root, run, live);
+}
+
+let notice = null; // kept across the re-render that follows an action
+
+// What an editor may change: the name, the description, tags; and delete or restore the run.
+function changeIt(el, run) {
+  const status = h("div", { class: "action-status", id: "run-status" });
+  const path = `/runs/${encodeURIComponent(run.id)}`;
+  const done = (message) => async () => {
+    notice = message;
+    await renderPage();
+  };
+  const deleted = run.deleted_at !== null && run.deleted_at !== undefined;
+  if (deleted) {
+    const restore = h("button", { type: "button", id: "restore-run", onclick: () => act(restore, status,
+      () => api(`${path}/restore`, { method: "POST" }), done("Run restored.")) }, "Restore this run");
+    el.append(status, h("p", {}, restore));
+    return;
+  }
+  const name = h("input", { id: "run-name", value: run.name || "", size: 30, placeholder: "a readable name" });
+  const rename = h("button", { type: "button", id: "rename-run", onclick: () => act(rename, status,
+    () => api(path, { method: "PATCH", body: { name: name.value } }), done("Run renamed.")) }, "Rename");
+  const description = h("textarea", { id: "run-description", rows: 2, cols: 60 }, run.description || "");
+  const describe = h("button", { type: "button", id: "save-run-description", onclick: () => act(describe, status,
+    () => api(path, { method: "PATCH", body: { description: description.value } }), done("Description saved.")) }, "Save description");
+  const tagKey = h("input", { id: "run-tag-key", placeholder: "key", size: 14 });
+  const tagValue = h("input", { id: "run-tag-value", placeholder: "value", size: 18 });
+  const setTag = h("button", { type: "button", id: "set-run-tag", onclick: () => act(setTag, status,
+    () => api(`${path}/tags`, { method: "PATCH", body: { tags: { [tagKey.value]: tagValue.value } } }),
+    done(`Tag ${tagKey.value} set.`)) }, "Set tag");
+  const removers = Object.keys(run.tags || {}).sort().map((key) => {
+    const b = h("button", { type: "button", class: "link remove-run-tag", dataset: { tag: key }, onclick: () => act(b, status,
+      () => api(`${path}/tags/${encodeURIComponent(key)}`, { method: "DELETE" }), done(`Tag ${key} removed.`)) }, `remove ${key}`);
+    return b;
+  });
+  const remove = h("button", { type: "button", id: "delete-run", class: "danger", onclick: () => act(remove, status,
+    () => api(path, { method: "DELETE" }), done("Run deleted: restore it here within the grace period.")) }, "Delete this run");
+  el.append(status,
+    h("div", { class: "edit-name" }, name, " ", rename),
+    h("div", { class: "edit-description" }, description, " ", describe),
+    h("div", { class: "edit-tags" }, tagKey, " ", tagValue, " ", setTag, " ", removers),
+    h("div", { class: "edit-lifecycle" }, remove));
 }
 
 // A running run's page follows it: every LIVE_INTERVAL_MS it reads the run again, grows the
@@ -89,7 +136,8 @@ function counted(run) {
 function header(run) {
   const end = run.end_time ?? (run.status === "running" ? Date.now() / 1000 : null);
   return h("div", { class: "run-header" },
-    h("h1", {}, run.name || run.id, " ", badge(run.status)),
+    h("h1", {}, run.name || run.id, " ", badge(run.status),
+      run.deleted_at !== null && run.deleted_at !== undefined ? [" ", badge("deleted")] : null),
     facts([
       ["Run ID", h("code", {}, run.id)],
       ["Project", link(route("projects", run.project), run.project)],

@@ -6,7 +6,7 @@
 import { ApiError, api, can, download } from "../api.js";
 import { render as renderPage } from "../app.js";
 import {
-  badge, errorBox, facts, fmtBytes, fmtNum, fmtTime, fmtValue, h, link, route, section, table,
+  act as run, badge, errorBox, facts, fmtBytes, fmtNum, fmtTime, fmtValue, h, link, route, section, table,
 } from "../dom.js";
 
 // What each flavor's own loader is called.
@@ -198,18 +198,10 @@ function editSection(version, policy, status) {
   const enc = encodeURIComponent(version.model);
   const path = `/models/${enc}/versions/${version.version}`;
   const parts = [];
-  async function act(button, work, done) {
-    button.disabled = true;
-    status.replaceChildren();
-    try {
-      await work();
-      notice = done;
-      await renderPage();
-    } catch (err) {
-      status.replaceChildren(errorBox(err));
-      button.disabled = false;
-    }
-  }
+  const act = (button, work, message) => run(button, status, work, async () => {
+    notice = message;
+    await renderPage();
+  });
   if (can(project, "editor") && !deleted) {
     const description = h("textarea", { id: "version-description", rows: 2, cols: 60 }, version.description || "");
     const save = h("button", { type: "button", id: "save-description", onclick: () => act(save,
