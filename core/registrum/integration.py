@@ -19,7 +19,6 @@ import functools
 import importlib
 import inspect
 import tempfile
-import uuid
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -29,7 +28,6 @@ from typing import Any, TypeVar
 
 from registrum import validation
 from registrum.client.api import Client
-from registrum.client.names import run_name
 from registrum.client.run import Run, active_run
 from registrum.client.settings import ClientSettings
 from registrum.client.start import init
@@ -139,14 +137,12 @@ def guard(where: str, warned: set[str], run: Run | None = None) -> Iterator[None
 
 def start_run(project: str | None, run_options: Mapping[str, Any], *, job_type: str | None) -> Run:
     """Starts a run with an integration's options: `job_type` unless they name one (None: a
-    resumed run keeps its own), and for a new run without a name a readable one made from
-    its id. A given id may name a run that exists, whose name stays."""
+    resumed run keeps its own). A new run without a name gets a readable one from `init`."""
     options = dict(run_options)
     if job_type is not None:
         options["job_type"] = options.get("job_type") or job_type
-    if not options.get("name") and not options.get("id"):
-        options["id"] = uuid.uuid4().hex
-        options["name"] = run_name(options["id"])
+    if not options.get("name"):
+        options.pop("name", None)
     return init(project, **options)
 
 

@@ -115,14 +115,15 @@ def test_runs_table_shows_every_run_with_its_status_badge(world: World, page: An
         assert badge.inner_text() == status
         link = row.get_by_role("link", name=name)
         assert link.get_attribute("href") == f"#/runs/{world.ids[name]}"
-    # The first three params and metrics by name are the default columns.
+    # The default columns: the metrics every run shares, then the params that differ
+    # (lr takes three values, optimizer two; batch is 32 everywhere and left out).
     heads = page.eval_on_selector_all(
         "table#runs th[data-col]", "ths => ths.map(t => t.dataset.col)"
     )
     fixed = ["name", "status", "started", "duration"]
-    params = ["params.batch", "params.lr", "params.optimizer"]
-    metrics = ["metrics.epoch_time", "metrics.train_loss", "metrics.val_acc"]
-    assert heads == fixed + params + metrics
+    metrics = ["metrics.epoch_time", "metrics.train_loss", "metrics.val_acc", "metrics.val_loss"]
+    params = ["params.lr", "params.optimizer"]
+    assert heads == fixed + metrics + params
     by_id = dict(zip(row_ids(page), cells(page, "metrics.val_acc"), strict=True))
     assert by_id == {world.ids[n]: str(v[2]) for n, v in RUNS.items()}
 
@@ -192,23 +193,26 @@ def test_sorting_by_duration_orders_the_rows_as_the_store_does(world: World, pag
     assert ends == sorted(ends)
 
 
-def test_choosing_a_metric_column_shows_its_values(world: World, page: Any) -> None:
+def test_choosing_columns_shows_their_values_and_is_remembered(world: World, page: Any) -> None:
     open_page(page, f"{world.url}/#/projects/{PROJECT}")
-    assert page.locator("th[data-col='metrics.val_loss']").count() == 0
-    page.click("#columns > summary")
-    choice = page.locator("#columns input[data-col='metrics.val_loss']")
-    choice.check()
-    by_id = dict(zip(row_ids(page), cells(page, "metrics.val_loss"), strict=True))
-    assert by_id == {world.ids[n]: str(v[3]) for n, v in RUNS.items()}
-    page.locator("#columns input[data-col='params.batch']").uncheck()
     assert page.locator("th[data-col='params.batch']").count() == 0
-    # Sorting by the chosen column, and the columns, survive a reload.
+    page.click("#columns > summary")
+    page.locator("#columns input[data-col='params.batch']").check()
+    assert cells(page, "params.batch") == ["32"] * len(RUNS)
+    page.locator("#columns input[data-col='metrics.epoch_time']").uncheck()
+    assert page.locator("th[data-col='metrics.epoch_time']").count() == 0
+    # Sorting by a column, and the columns, survive a reload.
     page.click("table#runs th[data-col='metrics.val_loss']")
     wait_ready(page)
     page.reload()
     wait_ready(page)
-    assert page.locator("th[data-col='params.batch']").count() == 0
+    assert page.locator("th[data-col='metrics.epoch_time']").count() == 0
     assert cells(page, "metrics.val_loss") == sorted(str(v[3]) for v in RUNS.values())
+    # The next visit (no columns in the address) keeps this project's choice.
+    open_page(page, f"{world.url}/#/")
+    open_page(page, f"{world.url}/#/projects/{PROJECT}")
+    assert page.locator("th[data-col='params.batch']").count() == 1
+    assert page.locator("th[data-col='metrics.epoch_time']").count() == 0
 
 
 def test_paging_moves_through_the_runs_fifty_at_a_time(world: World, page: Any) -> None:
@@ -290,3 +294,41 @@ run.log({"loss": 0.25}, step=1)
 run.finish()
 print(run.id)
 """
+
+
+def test_a_sweep_nests_its_trials_and_runs_are_deleted_in_bulk(
+    world: World, page: Any, tmp_path: Path
+) -> None:
+    with tracking(tmp_path / "home"):
+        sweep = start_run(world.url, "sweeps", "lr-sweep", job_type="sweep")
+        trials = []
+        for i, lr in enumerate((0.1, 0.01, 0.001)):
+            trial = start_run(
+                world.url, "sweeps", f"trial-{i}", parent=sweep, config={"lr": lr, "seed": 0}
+            )
+            trial.log({"value": 1.0 - lr})
+            trial.finish()
+            trials.append(trial.id)
+        sweep.finish()
+        lone = start_run(world.url, "sweeps", "lone")
+        lone.finish()
+    open_page(page, f"{world.url}/#/projects/sweeps")
+    assert row_ids(page) == [lone.id, sweep.id]  # the trials are folded under the sweep
+    toggle = page.locator(f"tr[data-run-id='{sweep.id}'] button.toggle-children")
+    assert toggle.inner_text() == "▸ 3 children"
+    toggle.click()
+    assert row_ids(page) == [lone.id, sweep.id, *reversed(trials)]
+    assert page.locator("tr.child-run").count() == 3
+    assert cells(page, "params.lr")[2:] == ["0.001", "0.01", "0.1"]  # the trials' own params
+    assert page.locator("th[data-col='params.seed']").count() == 0  # the same everywhere
+    assert cells(page, "metrics.value")[2:] == ["0.999", "0.99", "0.9"]
+
+    page.check(f"input.select-run[data-run-id='{lone.id}']")
+    page.check(f"input.select-run[data-run-id='{trials[0]}']")
+    page.click("#delete-runs")
+    assert page.inner_text("#delete-runs") == "Really delete 2?"
+    page.click("#delete-runs")
+    page.locator("#runs-message .notice").wait_for()
+    wait_ready(page)
+    assert "Deleted 2 runs" in page.inner_text("#runs-message")
+    assert lone.id not in row_ids(page)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from registrum import validation as v
+from registrum.client.names import run_name
 from registrum.client.run import Run, _activate
 from registrum.client.settings import ClientSettings
 from registrum.client.spool import Spool
@@ -69,6 +70,8 @@ def init(
     if name is not None:
         v.name(name, "run name", slash=True)
     run_id = v.run_id(id) if id is not None else uuid.uuid4().hex
+    if name is None and id is None:  # a new run: a readable name (a given id may resume one)
+        name = run_name(run_id)
     parent_id = parent.id if isinstance(parent, Run) else parent
     if parent_id is not None:
         v.run_id(parent_id)

@@ -8,13 +8,14 @@
 // from is fetched only when the column picker is opened.
 
 import { setQuery } from "../app.js";
-import { ApiError, api } from "../api.js";
+import { ApiError, api, can } from "../api.js";
 import {
   badge, clear, errorBox, fmtDuration, fmtNum, fmtTime, fmtValue, h, link, pageThrough, route,
 } from "../dom.js";
 
 const PAGE_SIZE = 50;
-const DEFAULT_KEYS = 3; // params and metrics shown when no columns were chosen
+const DEFAULT_METRICS = 4; // shown when no columns were chosen: the metrics most runs share
+const DEFAULT_PARAMS = 4; // ... and the params whose values differ between the runs
 const COMPARE_MIN = 2;
 const COMPARE_MAX = 10;
 const BARE_KEY = /^[A-Za-z0-9_.:/-]+$/;
@@ -72,16 +73,39 @@ function keyColumn(id) {
   return column;
 }
 
-// The first few param and metric keys of the runs on the page, when none were chosen.
+// When no columns were chosen: the metrics most runs on the page share (then by name),
+// before the params whose values differ between them (those that differ the most first):
+// what tells runs apart, not the alphabetically first config keys.
 function defaultColumns(runs) {
-  const params = new Set();
-  const metrics = new Set();
+  const metricCount = new Map();
+  const paramValues = new Map();
   for (const run of runs) {
-    for (const k of Object.keys(run.params)) params.add(k);
-    for (const k of Object.keys(run.metrics)) metrics.add(k);
+    for (const k of Object.keys(run.metrics)) metricCount.set(k, (metricCount.get(k) || 0) + 1);
+    for (const [k, v] of Object.entries(run.params)) {
+      if (!paramValues.has(k)) paramValues.set(k, new Set());
+      paramValues.get(k).add(JSON.stringify(v));
+    }
   }
-  const first = (set) => [...set].sort().slice(0, DEFAULT_KEYS);
-  return [...first(params).map((k) => `params.${k}`), ...first(metrics).map((k) => `metrics.${k}`)];
+  const metrics = [...metricCount].sort(([a, n], [b, m]) => m - n || a.localeCompare(b))
+    .slice(0, DEFAULT_METRICS).map(([k]) => `metrics.${k}`);
+  const params = [...paramValues].filter(([, values]) => values.size > 1 || runs.length === 1)
+    .sort(([a, x], [b, y]) => y.size - x.size || a.localeCompare(b))
+    .slice(0, DEFAULT_PARAMS).map(([k]) => `params.${k}`);
+  return [...metrics, ...params];
+}
+
+// Columns chosen in a project are remembered in this browser, for the next visit.
+function savedColumns(project) {
+  try {
+    const saved = JSON.parse(localStorage.getItem(`registrum.columns.${project}`) || "null");
+    return Array.isArray(saved) ? saved.filter((c) => typeof c === "string") : null;
+  } catch {
+    return null;
+  }
+}
+
+function saveColumns(project, cols) {
+  localStorage.setItem(`registrum.columns.${project}`, JSON.stringify(cols));
 }
 
 function readState(query) {
@@ -118,9 +142,14 @@ function orderBy(state, columns) {
 export default async function render(root, params, query) {
   const project = params.project;
   const state = readState(query);
+  if (!state.chosen) {
+    const saved = savedColumns(project);
+    if (saved) Object.assign(state, { cols: saved, chosen: true });
+  }
   state.cols = state.cols.filter((c) => keyColumn(c));
   const runsPath = `/projects/${encodeURIComponent(project)}/runs/search`;
   const selected = new Set();
+  const expanded = new Set(); // parents whose children are shown
   let page = { items: [], next_cursor: null };
   let failed = false;
   let missing = false; // the project does not exist
@@ -138,6 +167,8 @@ export default async function render(root, params, query) {
   const pageLabel = h("span", { id: "page-label", class: "muted" });
   const pager = h("div", { class: "pager" }, prev, next, pageLabel);
   const compare = h("button", { type: "button", id: "compare", class: "primary", disabled: true }, "Compare");
+  const remove = h("button", { type: "button", id: "delete-runs", class: "danger", hidden: !can(project, "editor"),
+    disabled: true, onclick: () => deleteSelected() }, "Delete");
   const selection = h("span", { id: "selection", class: "muted" });
   const picker = columnPicker();
 
@@ -170,10 +201,30 @@ export default async function render(root, params, query) {
     clear(head).append(h("tr", {}, cells));
   }
 
+  // A run whose parent is on the page is drawn under it (a sweep's trials under the sweep),
+  // folded until the parent's toggle opens it.
+  function ordered() {
+    const onPage = new Set(page.items.map((r) => r.id));
+    const children = new Map();
+    for (const run of page.items) {
+      if (run.parent_id && onPage.has(run.parent_id)) {
+        if (!children.has(run.parent_id)) children.set(run.parent_id, []);
+        children.get(run.parent_id).push(run);
+      }
+    }
+    const out = [];
+    const walk = (run, depth) => {
+      out.push({ run, depth, children: (children.get(run.id) || []).length });
+      if (expanded.has(run.id)) for (const child of children.get(run.id) || []) walk(child, depth + 1);
+    };
+    for (const run of page.items) if (!(run.parent_id && onPage.has(run.parent_id))) walk(run, 0);
+    return out;
+  }
+
   function drawRows() {
     const cols = columns();
     const rows = document.createDocumentFragment();
-    for (const run of page.items) {
+    for (const { run, depth, children } of ordered()) {
       const box = h("input", { type: "checkbox", class: "select-run", "aria-label": `Select ${run.name || run.id}`,
         dataset: { runId: run.id }, checked: selected.has(run.id) });
       box.addEventListener("change", () => {
@@ -181,12 +232,26 @@ export default async function render(root, params, query) {
         else selected.delete(run.id);
         drawSelection();
       });
-      const tr = h("tr", { dataset: { runId: run.id, status: run.status } }, h("td", { class: "select" }, box));
+      const tr = h("tr", { class: depth ? "child-run" : null, dataset: { runId: run.id, status: run.status, depth: String(depth) } },
+        h("td", { class: "select" }, box));
       for (const column of cols) {
         const value = column.cell(run);
         const title = column.title ? column.title(run) : null;
-        tr.append(h("td", { class: column.num && "num", dataset: { col: column.id }, title },
-          value instanceof Node ? value : String(value)));
+        const td = h("td", { class: column.num && "num", dataset: { col: column.id }, title },
+          value instanceof Node ? value : String(value));
+        if (column.id === "name") {
+          td.style.paddingLeft = `${8 + depth * 20}px`;
+          if (children) {
+            const open = expanded.has(run.id);
+            td.append(" ", h("button", { type: "button", class: "link toggle-children", "aria-expanded": String(open),
+              dataset: { children: String(children) }, onclick: () => {
+                if (open) expanded.delete(run.id);
+                else expanded.add(run.id);
+                drawRows();
+              } }, `${open ? "▾" : "▸"} ${children} ${children === 1 ? "child" : "children"}`));
+          }
+        }
+        tr.append(td);
       }
       rows.append(tr);
     }
@@ -218,8 +283,36 @@ export default async function render(root, params, query) {
       : "";
   }
 
+  // Deletes the selected runs (restorable from each run's page until collected), then says
+  // how it went: the server's reason for each run it refused.
+  async function deleteSelected() {
+    if (remove.dataset.confirm !== "true") {
+      remove.dataset.confirm = "true";
+      remove.textContent = `Really delete ${selected.size}?`;
+      return;
+    }
+    remove.disabled = true;
+    const refused = [];
+    let deleted = 0;
+    for (const id of selected) {
+      try {
+        await api(`/runs/${encodeURIComponent(id)}`, { method: "DELETE" });
+        deleted += 1;
+      } catch (err) {
+        refused.push(`${id.slice(0, 8)}: ${err.message}`);
+      }
+    }
+    selected.clear();
+    await reload();
+    message.append(deleted ? h("div", { class: "notice", role: "status" }, `Deleted ${deleted} run${deleted === 1 ? "" : "s"}: each can be restored from its page.`) : "",
+      refused.length ? errorBox(new Error(`Not deleted: ${refused.join("; ")}`)) : "");
+  }
+
   function drawSelection() {
     const n = selected.size;
+    remove.disabled = n === 0;
+    remove.dataset.confirm = "false";
+    remove.textContent = n ? `Delete ${n}` : "Delete";
     compare.disabled = n < COMPARE_MIN || n > COMPARE_MAX;
     compare.textContent = n ? `Compare ${n}` : "Compare";
     selection.textContent = n > COMPARE_MAX
@@ -280,6 +373,7 @@ export default async function render(root, params, query) {
     function toggle(id, on) {
       state.chosen = true;
       state.cols = on ? [...state.cols.filter((c) => c !== id), id] : state.cols.filter((c) => c !== id);
+      saveColumns(project, state.cols);
       writeState(state);
       drawHead();
       drawRows();
@@ -341,7 +435,7 @@ export default async function render(root, params, query) {
     form,
     h("p", { class: "muted hint" }, "Examples: ", h("code", {}, EXAMPLES)),
     message,
-    h("div", { class: "toolbar" }, picker, compare, selection),
+    h("div", { class: "toolbar" }, picker, compare, remove, selection),
     h("div", { class: "scroll-x" }, table),
     empty,
     pager,
