@@ -67,3 +67,34 @@ def test_the_page_of_a_running_run_follows_it(ui_server: Any, page: Any, tmp_pat
     assert ticks and len(set(ticks)) == len(ticks), ticks
     legend = page.inner_text(".chart-box[data-key='lr'] .u-legend")
     assert "–" not in legend.split("lr")[-1]
+
+
+def test_charts_group_by_prefix_and_overlay_splits(
+    ui_server: Any, page: Any, tmp_path: Path
+) -> None:
+    server = ui_server()
+    with tracking(tmp_path / "home"), start_run(server.url, "groups", "grouped") as run:
+        for step in range(10):
+            run.log(
+                {
+                    "train_loss": 1.0 / (step + 1),
+                    "val_loss": 1.2 / (step + 1),
+                    "system/cpu": 50.0,
+                    "system/memory": 0.4,
+                    "lr": 0.01,
+                },
+                step=step,
+            )
+    open_page(page, f"{server.url}/#/runs/{run.id}")
+    page.wait_for_selector(".chart-box[data-overlay='loss'][data-drawn='true']")
+    overlay = page.locator(".chart-box[data-overlay='loss']")
+    assert overlay.evaluate("b => b.__series.map(s => s.label)") == ["train_loss", "val_loss"]
+    assert int(overlay.get_attribute("data-points") or 0) == 20
+    headings = page.eval_on_selector_all("#charts .chart-group", "hs => hs.map(h => h.textContent)")
+    assert headings == ["Splits together", "Other metrics", "system/"]
+    order = page.eval_on_selector_all(
+        "#charts > .chart-card[data-key]", "cs => cs.map(c => c.dataset.key)"
+    )
+    assert order == ["lr", "train_loss", "val_loss", "system/cpu", "system/memory"]
+    ticks = overlay.evaluate("b => b.__chart.plot.axes[1]._values")
+    assert all(len(t.split(".")[-1]) == 2 for t in ticks if "." in t), ticks  # 0.25 apart

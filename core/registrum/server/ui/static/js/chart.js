@@ -278,7 +278,9 @@ export function yTicks(u, splits, axisIdx, space, incr) {
     const digits = Math.max(1, Math.min(8, Math.ceil(Math.log10(largest / step) - 1e-9)));
     return splits.map((v) => (v === 0 ? "0" : v.toExponential(digits)));
   }
-  const decimals = Math.max(0, Math.min(12, Math.ceil(-Math.log10(step) - 1e-9)));
+  // As many decimals as the spacing itself has: 0.25 apart needs two, 0.0002 apart four.
+  let decimals = 0;
+  while (decimals < 12 && Math.abs(step * 10 ** decimals - Math.round(step * 10 ** decimals)) > 1e-6) decimals += 1;
   return splits.map((v) => v.toFixed(decimals));
 }
 

@@ -225,16 +225,24 @@ async function metrics(el, run, query, live) {
       await show(filter.value);
       return;
     }
-    const shown = new Map(charts.map((c) => [c.container.dataset.key, c]));
-    const grow = moved.filter((k) => shown.has(k));
-    if (!grow.length) return;
+    const shown = new Map(charts.filter((c) => c.container.dataset.key).map((c) => [c.container.dataset.key, c]));
+    const together = charts.filter((c) => c.container.dataset.overlay)
+      .map((c) => ({ chart: c, members: c.series.map((x) => x.label) }))
+      .filter((o) => o.members.some((k) => moved.includes(k)));
+    const grow = new Set([...moved.filter((k) => shown.has(k)), ...together.flatMap((o) => o.members)]);
+    if (!grow.size) return;
     const maxPoints = pointsFor(charts[0].container.clientWidth);
-    const answer = await api("/metrics/histories", { query: { run_id: fresh.id, key: grow, max_points: maxPoints } });
-    await Promise.all(answer.items.map((hist) => {
-      const chart = shown.get(hist.key);
-      chart.container.dataset.total = String(hist.total);
-      return chart.replace([{ label: hist.key, x: hist.steps, y: hist.values, t: hist.timestamps, start: fresh.start_time }]);
-    }));
+    const answer = await api("/metrics/histories", { query: { run_id: fresh.id, key: [...grow], max_points: maxPoints } });
+    const line = (hist) => ({ label: hist.key, x: hist.steps, y: hist.values, t: hist.timestamps, start: fresh.start_time });
+    const byKey = new Map(answer.items.map((hist) => [hist.key, hist]));
+    await Promise.all([
+      ...answer.items.filter((hist) => shown.has(hist.key)).map((hist) => {
+        const chart = shown.get(hist.key);
+        chart.container.dataset.total = String(hist.total);
+        return chart.replace([line(hist)]);
+      }),
+      ...together.map(({ chart, members }) => chart.replace(members.filter((k) => byKey.has(k)).map((k) => line(byKey.get(k))))),
+    ]);
   };
 }
 
@@ -253,13 +261,58 @@ function summaries(run, keys) {
   ], keys, { cls: "metric-summaries" });
 }
 
-// One card per key: laid out first, so the chart's width sets how many points to fetch.
+// `train_loss`, `val/loss`: the split a key names and what it measures; null for others.
+const SPLIT = /^(train|training|val|valid|validation|test|eval)[_/](.+)$/;
+
+// The keys measuring one thing on several splits (train_loss, val_loss): drawn together too.
+function overlays(keys) {
+  const byName = new Map();
+  for (const key of keys) {
+    const m = key.match(SPLIT);
+    if (!m) continue;
+    if (!byName.has(m[2])) byName.set(m[2], []);
+    byName.get(m[2]).push(key);
+  }
+  return [...byName].filter(([, ks]) => ks.length > 1);
+}
+
+// Keys grouped by what comes before their first "/" (train/, val/, system/), ungrouped first.
+function groups(keys) {
+  const out = new Map();
+  for (const key of keys) {
+    const cut = key.indexOf("/");
+    const group = cut > 0 ? key.slice(0, cut) : "";
+    if (!out.has(group)) out.set(group, []);
+    out.get(group).push(key);
+  }
+  return [...out].sort(([a], [b]) => (a === "" ? -1 : b === "" ? 1 : a.localeCompare(b)));
+}
+
+// One card per key, grouped by prefix, after a card per overlay of splits; laid out first,
+// so the chart's width sets how many points to fetch.
 async function drawCharts(grid, run, keys, settings) {
   const cards = keys.map((key) => {
     const box = h("div", { class: "chart-box", dataset: { key } });
     return { key, box, card: h("div", { class: "card chart-card", dataset: { key } }, h("h3", {}, key), box) };
   });
-  grid.replaceChildren(...cards.map((c) => c.card));
+  const together = overlays(keys).map(([name, ks]) => {
+    const box = h("div", { class: "chart-box", dataset: { overlay: name } });
+    const card = h("div", { class: "card chart-card overlay-card", dataset: { overlay: name } },
+      h("h3", {}, name, " ", h("span", { class: "muted small" }, ks.join(" · "))), box);
+    return { name, keys: ks, box, card };
+  });
+  const byGroup = groups(keys);
+  const laid = [];
+  if (together.length) {
+    laid.push(h("h3", { class: "chart-group", dataset: { group: "splits" } }, "Splits together"), ...together.map((o) => o.card));
+  }
+  for (const [group, members] of byGroup) {
+    if (group || byGroup.length > 1 || together.length) {
+      laid.push(h("h3", { class: "chart-group", dataset: { group } }, group ? `${group}/` : "Other metrics"));
+    }
+    laid.push(...members.map((key) => cards.find((c) => c.key === key).card));
+  }
+  grid.replaceChildren(...laid);
   if (!cards.length) return [];
   const maxPoints = pointsFor(cards[0].box.clientWidth);
   const answer = await api("/metrics/histories", {
@@ -284,6 +337,13 @@ async function drawCharts(grid, run, keys, settings) {
       ...settings,
     });
     drawn.push(chart.draw());
+  }
+  for (const { keys: members, box } of together) {
+    const series = members.filter((k) => byKey.has(k)).map((k) => {
+      const hist = byKey.get(k);
+      return { label: k, x: hist.steps, y: hist.values, t: hist.timestamps, start: run.start_time };
+    });
+    if (series.length > 1) drawn.push(new Chart(box, { series, ...settings }).draw());
   }
   return Promise.all(drawn);
 }
