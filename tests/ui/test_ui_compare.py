@@ -68,6 +68,10 @@ def test_the_table_highlights_the_params_that_differ(world: World, page: Any) ->
     assert "diff" not in (page.get_attribute("tr[data-row='params.batch_size']", "class") or "")
     assert page.inner_text("tr[data-row='params.lr']").split("\t")[1:] == ["0.1", "0.01", "0.001"]
     assert "diff" in (page.get_attribute("tr[data-row='metrics.loss']", "class") or "")
+    assert page.is_checked("#only-diff")  # by default: what is the same everywhere is hidden
+    assert not page.is_visible("tr[data-row='params.batch_size']")
+    page.uncheck("#only-diff")
+    assert page.is_visible("tr[data-row='params.batch_size']")
     page.check("#only-diff")
     assert not page.is_visible("tr[data-row='params.batch_size']")
     assert page.is_visible("tr[data-row='params.lr']")
@@ -122,10 +126,11 @@ def test_parallel_coordinates_draw_a_line_per_run_that_opens_it(world: World, pa
     plot = page.locator("#parcoords")
     assert plot.get_attribute("data-lines") == "3"
     assert page.locator("#parcoords g.run").count() == 3
-    assert plot.get_attribute("data-axes") == "lr,optimizer,acc"  # objective: the first metric
+    assert plot.get_attribute("data-axes") == "lr,optimizer,loss"  # a metric named loss
+    page.select_option("#objective", "acc")
+    assert plot.get_attribute("data-axes") == "lr,optimizer,acc"
+    assert "objective=acc" in page.url
     page.select_option("#objective", "loss")
-    assert plot.get_attribute("data-axes") == "lr,optimizer,loss"
-    assert "objective=loss" in page.url
     # The pointer on a point of the line, a third of the way along it.
     x, y = page.evaluate(
         """(run) => {
@@ -152,6 +157,18 @@ def test_a_sweep_compares_a_parents_children(world: World, page: Any) -> None:
     assert page.locator("table.compare thead th[data-run]").count() == 3
     assert page.get_attribute("#parcoords", "data-lines") == "3"
     assert page.locator(".chart-box[data-key=loss]").get_attribute("data-drawn") == "true"
+    # The optimisation history: each trial's objective and the best so far.
+    page.wait_for_selector("#history-chart[data-drawn='true']")
+    series = page.locator("#history-chart").evaluate("b => b.__series")
+    assert [s["label"] for s in series] == ["loss", "best so far"]
+    values = series[0]["y"]
+    assert series[1]["y"] == [min(values[: i + 1]) for i in range(3)]  # loss: lower is better
+    assert "Best: trial-0" in page.inner_text("#compare-history")
+    # Param importance: lr goes with the loss exactly; batch_size never varies.
+    rows = page.eval_on_selector_all(
+        ".importance-table tr", "rs => rs.map(r => [r.dataset.param, r.cells[2].textContent])"
+    )
+    assert rows[0] == ["lr", "1.00"] and "batch_size" not in {r[0] for r in rows}
 
 
 def test_a_large_sweep_plots_every_child_and_tables_ten(world: World, page: Any) -> None:
@@ -181,3 +198,28 @@ def test_too_few_or_too_many_runs_say_so(world: World, page: Any, count: int) ->
 def test_a_run_without_children_is_no_sweep(world: World, page: Any) -> None:
     open_page(page, f"{world.url}/#/compare?parent={world.lonely}")
     assert "has 0 child runs" in page.inner_text("#compare-error")
+
+
+def test_an_optuna_sweep_compares_on_its_own_objective(
+    ui_server: Any, page: Any, tmp_path: Any
+) -> None:
+    """An Optuna trial logs `duration_s` beside its `value`: the objective is the study's
+    `value`, maximized as the study says, not the first metric by name."""
+    import optuna
+    from registrum_optuna import RegistrumCallback
+
+    server = ui_server()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with tracking(tmp_path / "home"):
+        study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(0))
+        callback = RegistrumCallback("optuna", store=server.url)
+        study.optimize(lambda t: -((t.suggest_float("x", -3, 3) - 1) ** 2), 6, callbacks=[callback])
+    with closing(server.client()) as store:
+        sweep = next(r for r in store.search_runs("optuna").items if r.job_type == "sweep")
+    open_page(page, f"{server.url}/#/compare?parent={sweep.id}")
+    assert page.input_value("#objective") == "value"
+    page.wait_for_selector("#history-chart[data-drawn='true']")
+    series = page.locator("#history-chart").evaluate("b => b.__series")
+    values = series[0]["y"]
+    assert series[1]["y"] == [max(values[: i + 1]) for i in range(len(values))]  # maximized
+    assert page.locator(".importance-table tr[data-param='x']").count() == 1

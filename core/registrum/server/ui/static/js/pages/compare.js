@@ -5,7 +5,7 @@
 import { api } from "../api.js";
 import { setQuery } from "../app.js";
 import { Chart, chartControls, color, pointsFor, settingsFromQuery, settingsToQuery } from "../chart.js";
-import { badge, errorBox, fmtDuration, fmtTime, fmtValue, h, link, route } from "../dom.js";
+import { badge, errorBox, fmtDuration, fmtTime, fmtValue, h, link, num, route } from "../dom.js";
 import { numericParamRuns, parallelCoordinates } from "../parcoords.js";
 
 const MIN_RUNS = 2;
@@ -30,7 +30,9 @@ export default async function render(root, params, query) {
   root.append(runLegend(runs));
 
   const parts = [];
-  if (parent || numericParamRuns(all) >= 2) parts.push(coordinates(root, all, query));
+  const objective = defaultObjective(picked.parent, all, query);
+  if (picked.parent) root.append(history(all, objective, picked.parent));
+  if (parent || numericParamRuns(all) >= 2) parts.push(coordinates(root, all, query, objective));
   const charts = h("section", { id: "compare-charts" }, h("h2", {}, "Metrics"));
   root.append(h("section", { id: "compare-table" }, h("h2", {}, "Params and metrics"), compareTable(runs)), charts);
   parts.push(overlaid(charts, runs, query).catch((err) => charts.append(errorBox(err))));
@@ -67,6 +69,7 @@ async function sweep(parentId) {
     title: h("span", {}, "Sweep ", link(route("runs", parent.id), name), `: ${runs.length} child runs`),
     all: runs,
     note: notes.join(" "),
+    parent,
   };
 }
 
@@ -82,9 +85,26 @@ function runLegend(runs) {
 
 // -- parallel coordinates ------------------------------------------------------------------
 
-async function coordinates(root, runs, query) {
+// The objective: the address's; else the sweep's own (an Optuna sweep records its
+// `metric_names`); else a metric called value, objective or loss; else the first by name.
+function defaultObjective(parent, runs, query) {
   const keys = [...new Set(runs.flatMap((r) => Object.keys(r.metrics || {})))].sort();
-  let objective = keys.includes(query.get("objective")) ? query.get("objective") : keys[0];
+  if (keys.includes(query.get("objective"))) return query.get("objective");
+  const named = parent && parent.params && parent.params.metric_names;
+  if (Array.isArray(named) && keys.includes(named[0])) return named[0];
+  return ["value", "objective", "loss", "val_loss"].find((k) => keys.includes(k)) || keys[0];
+}
+
+// Whether the sweep minimizes its objective (Optuna records `directions`; else by name).
+function minimizes(parent, objective) {
+  const directions = parent && parent.params && parent.params.directions;
+  if (Array.isArray(directions) && directions.length) return directions[0] !== "maximize";
+  return !/acc|auc|f1|precision|recall|score|r2/i.test(objective || "");
+}
+
+async function coordinates(root, runs, query, chosen) {
+  const keys = [...new Set(runs.flatMap((r) => Object.keys(r.metrics || {})))].sort();
+  let objective = chosen;
   const plot = h("div", { id: "parcoords" });
   const info = h("p", { class: "parcoords-info muted" });
   const select = h("select", { id: "objective", onchange: () => {
@@ -104,6 +124,111 @@ async function coordinates(root, runs, query) {
   draw();
 }
 
+// -- a sweep: optimisation history and param importance ------------------------------------
+
+function history(runs, objective, parent) {
+  const el = h("section", { id: "compare-history" }, h("h2", {}, `Optimisation history: ${objective || "no objective"}`));
+  const trials = runs.map((r, i) => ({ i, run: r, value: num(((r.metrics || {})[objective] || {}).last) }))
+    .filter((t) => Number.isFinite(t.value));
+  if (trials.length < 2) {
+    el.append(h("p", { class: "empty" }, "Fewer than two trials report the objective."));
+    return el;
+  }
+  const minimize = minimizes(parent, objective);
+  let best = null;
+  const bestSoFar = trials.map((t) => {
+    best = best === null ? t.value : minimize ? Math.min(best, t.value) : Math.max(best, t.value);
+    return best;
+  });
+  const box = h("div", { class: "chart-box", id: "history-chart", dataset: { objective } });
+  const top = trials.reduce((a, b) => ((minimize ? b.value < a.value : b.value > a.value) ? b : a));
+  el.append(
+    h("p", { class: "muted" }, `Each trial's ${objective} in the order the trials started, and the best so far (${minimize ? "lower" : "higher"} is better). Best: `,
+      link(route("runs", top.run.id), runLabel(top.run)), ` with ${fmtValue(top.value)}.`),
+    h("div", { class: "card chart-card" }, box),
+    importance(runs, objective));
+  const xs = trials.map((t) => t.i);
+  requestAnimationFrame(() => new Chart(box, {
+    xLabel: "trial",
+    series: [
+      { label: objective, x: xs, y: trials.map((t) => t.value) },
+      { label: "best so far", x: xs, y: bestSoFar },
+    ],
+  }).draw());
+  return el;
+}
+
+// How much each param goes with the objective across the trials: for numbers, the absolute
+// Spearman rank correlation; for categories, the share of the objective's variance that the
+// categories explain (η²). Both run from 0 (nothing) to 1.
+function importance(runs, objective) {
+  const rows = [];
+  const keys = [...new Set(runs.flatMap((r) => Object.keys(r.params || {})))];
+  for (const key of keys) {
+    const pairs = runs.map((r) => [(r.params || {})[key], num(((r.metrics || {})[objective] || {}).last)])
+      .filter(([p, y]) => p !== undefined && p !== null && typeof p !== "object" && Number.isFinite(y));
+    if (pairs.length < 3 || new Set(pairs.map(([p]) => JSON.stringify(p))).size < 2) continue;
+    const numeric = pairs.every(([p]) => typeof p === "number");
+    const score = numeric ? Math.abs(spearman(pairs.map(([p]) => p), pairs.map(([, y]) => y))) : etaSquared(pairs);
+    if (Number.isFinite(score)) rows.push({ key, score, how: numeric ? "rank correlation" : "variance explained" });
+  }
+  rows.sort((a, b) => b.score - a.score);
+  if (!rows.length) return h("p", { class: "muted" }, "No param varies across the trials.");
+  return h("div", { class: "importance" }, h("h3", {}, "Param importance"),
+    h("table", { class: "grid importance-table" }, h("tbody", {}, rows.map((r) =>
+      h("tr", { dataset: { param: r.key } }, h("th", { scope: "row" }, r.key),
+        h("td", { class: "bar-cell" }, h("span", { class: "bar", style: { width: `${Math.round(r.score * 100)}%` } })),
+        h("td", { class: "num" }, r.score.toFixed(2)), h("td", { class: "muted small" }, r.how))))));
+}
+
+function ranks(values) {
+  const order = values.map((v, i) => [v, i]).sort((a, b) => a[0] - b[0]);
+  const out = new Array(values.length);
+  for (let i = 0; i < order.length;) {
+    let j = i;
+    while (j + 1 < order.length && order[j + 1][0] === order[i][0]) j += 1;
+    for (let k = i; k <= j; k++) out[order[k][1]] = (i + j) / 2; // ties share their mean rank
+    i = j + 1;
+  }
+  return out;
+}
+
+function spearman(xs, ys) {
+  const rx = ranks(xs);
+  const ry = ranks(ys);
+  const mean = (a) => a.reduce((s, v) => s + v, 0) / a.length;
+  const mx = mean(rx);
+  const my = mean(ry);
+  let cov = 0;
+  let vx = 0;
+  let vy = 0;
+  for (let i = 0; i < rx.length; i++) {
+    cov += (rx[i] - mx) * (ry[i] - my);
+    vx += (rx[i] - mx) ** 2;
+    vy += (ry[i] - my) ** 2;
+  }
+  return vx && vy ? cov / Math.sqrt(vx * vy) : 0;
+}
+
+function etaSquared(pairs) {
+  const ys = pairs.map(([, y]) => y);
+  const mean = ys.reduce((s, v) => s + v, 0) / ys.length;
+  const total = ys.reduce((s, v) => s + (v - mean) ** 2, 0);
+  if (!total) return 0;
+  const groups = new Map();
+  for (const [p, y] of pairs) {
+    const k = JSON.stringify(p);
+    if (!groups.has(k)) groups.set(k, []);
+    groups.get(k).push(y);
+  }
+  let between = 0;
+  for (const g of groups.values()) {
+    const m = g.reduce((s, v) => s + v, 0) / g.length;
+    between += g.length * (m - mean) ** 2;
+  }
+  return between / total;
+}
+
 // -- the table -----------------------------------------------------------------------------
 
 function same(values) {
@@ -112,7 +237,7 @@ function same(values) {
 }
 
 function compareTable(runs) {
-  const onlyDiff = h("input", { type: "checkbox", id: "only-diff", onchange: () => {
+  const onlyDiff = h("input", { type: "checkbox", id: "only-diff", checked: true, onchange: () => {
     tableEl.classList.toggle("only-diff", onlyDiff.checked);
   } });
   const rows = [];
@@ -145,7 +270,7 @@ function compareTable(runs) {
     const values = runs.map((r) => ((r.metrics || {})[key] || {}).last);
     row(key, `metrics.${key}`, values, values.map((v) => (v === undefined ? "–" : fmtValue(v))));
   }
-  const tableEl = h("table", { class: "grid compare" },
+  const tableEl = h("table", { class: "grid compare only-diff" },
     h("thead", {}, h("tr", {}, h("th", {}, ""), runs.map((r) =>
       h("th", { dataset: { run: r.id } }, h("span", { class: "swatch", style: { background: r.color } }),
         link(route("runs", r.id), runLabel(r)))))),
