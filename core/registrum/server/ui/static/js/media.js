@@ -165,3 +165,106 @@ function compare(a, b) {
   if (typeof a === "number" && typeof b === "number") return a - b;
   return String(a).localeCompare(String(b), undefined, { numeric: true });
 }
+
+
+// -- previews of files --------------------------------------------------------------------
+
+const PREVIEW_BYTES = 1 << 20; // files up to 1 MiB are previewed
+const IMAGE = /\.(png|jpe?g|gif|webp|bmp)$/i;
+const TEXT = /\.(txt|log|md|json|jsonl|ya?ml|csv|tsv|py|cfg|ini|toml|diff|patch|sh)$|(^|\/)(MLmodel|requirements\.txt|conda\.yaml)$/i;
+
+// Whether a file can be shown in the page: an image, or text of a known kind, up to 1 MiB.
+export function previewable(file) {
+  return file.size <= PREVIEW_BYTES && (IMAGE.test(file.path) || TEXT.test(file.path));
+}
+
+// A preview of a file's bytes (a Response): images as images, CSV and TSV as a table that
+// sorts and filters, JSON pretty-printed, other text as it is.
+export async function preview(file, response) {
+  const name = file.path.split("/").pop();
+  const el = h("div", { class: "card file-preview", dataset: { path: file.path } },
+    h("h3", {}, name, " ", h("span", { class: "muted small" }, "preview")));
+  if (IMAGE.test(file.path)) {
+    const url = URL.createObjectURL(await response.blob());
+    el.append(h("img", { class: "media-image preview-image", src: url, alt: name }));
+    return el;
+  }
+  const text = await response.text();
+  if (/\.(csv|tsv)$/i.test(file.path)) {
+    el.append(tableView(parseDelimited(text, /\.tsv$/i.test(file.path) ? "\t" : ",")));
+  } else if (/\.json$/i.test(file.path)) {
+    let shown = text;
+    try {
+      shown = JSON.stringify(JSON.parse(text), null, 2);
+    } catch {
+      // not valid JSON: shown as it is
+    }
+    el.append(h("pre", { class: "media-text preview-text" }, shown));
+  } else {
+    el.append(h("pre", { class: "media-text preview-text" }, text));
+  }
+  return el;
+}
+
+// CSV (RFC 4180: quoted fields, doubled quotes, line breaks inside quotes) as the columnar
+// form tableView draws; the first row names the columns; numbers become numbers.
+export function parseDelimited(text, sep = ",") {
+  const rows = [];
+  let row = [];
+  let field = "";
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') {
+        field += '"';
+        i += 1;
+      } else if (c === '"') {
+        quoted = false;
+      } else {
+        field += c;
+      }
+    } else if (c === '"' && field === "") {
+      quoted = true;
+    } else if (c === sep) {
+      row.push(field);
+      field = "";
+    } else if (c === "\n" || c === "\r") {
+      if (c === "\r" && text[i + 1] === "\n") i += 1;
+      row.push(field);
+      rows.push(row);
+      row = [];
+      field = "";
+    } else {
+      field += c;
+    }
+  }
+  if (field !== "" || row.length) {
+    row.push(field);
+    rows.push(row);
+  }
+  const [head = [], ...body] = rows;
+  const value = (x) => (x !== undefined && x.trim() !== "" && Number.isFinite(Number(x)) ? Number(x) : x ?? null);
+  return { columns: head, data: head.map((_, j) => body.map((r) => value(r[j]))) };
+}
+
+// A "Preview" button for `file`, whose bytes are at the API path `path`; the preview (or the
+// error) goes into `target`. Null for a file that cannot be shown.
+export function previewButton(file, path, target) {
+  if (!previewable(file)) return null;
+  const button = h("button", { type: "button", class: "preview", dataset: { path: file.path }, onclick: async () => {
+    button.disabled = true;
+    try {
+      const response = await fetch(apiUrl(path), { headers: authHeaders() });
+      if (!response.ok) throw new Error(`${file.path} could not be read: ${response.status} ${response.statusText}`);
+      for (const img of target.querySelectorAll("img")) URL.revokeObjectURL(img.src);
+      target.replaceChildren(await preview(file, response));
+      target.scrollIntoView({ behavior: "smooth", block: "nearest" });
+    } catch (err) {
+      target.replaceChildren(errorBox(err));
+    } finally {
+      button.disabled = false;
+    }
+  } }, "Preview");
+  return button;
+}

@@ -4,7 +4,7 @@
 
 import { api, apiUrl, can, download, token } from "../api.js";
 import { render as renderPage, setQuery } from "../app.js";
-import { mediaSection } from "../media.js";
+import { mediaSection, previewButton } from "../media.js";
 import { Chart, chartControls, pointsFor, settingsFromQuery, settingsToQuery } from "../chart.js";
 import {
   act, badge, errorBox, facts, fmtBytes, fmtDuration, fmtNum, fmtTime, fmtValue, h, link, route, table,
@@ -429,13 +429,15 @@ function artifactAction(artifact, files) {
 }
 
 function fileList(artifact) {
+  const shown = h("div", { class: "artifact-preview" });
   return h("div", { class: "card" }, h("h3", {}, `${artifact.name} v${artifact.version}`),
     table([
       ["Path", (f) => f.path],
       ["Size", (f) => fmtBytes(f.size)],
       ["sha256", (f) => h("code", { title: f.sha256 }, f.sha256.slice(0, 12))],
-      ["", (f) => h("button", { type: "button", class: "download", onclick: () => downloadFile(f) }, "Download")],
-    ], artifact.files, { empty: "This artifact holds no files." }));
+      ["", (f) => h("span", {}, h("button", { type: "button", class: "download", onclick: () => downloadFile(f) }, "Download"), " ",
+        previewButton(f, `/blobs/${f.sha256}`, shown))],
+    ], artifact.files, { empty: "This artifact holds no files." }), shown);
 }
 
 function downloadFile(file) {
@@ -446,6 +448,7 @@ function downloadFile(file) {
 async function runFiles(el, run) {
   const page = await api(`/runs/${encodeURIComponent(run.id)}/files`, { query: { limit: FILES_SHOWN } });
   const status = h("div", { class: "run-files-status" });
+  const shown = h("div", { class: "run-files-preview" });
   if (page.items.length) {
     const total = page.items.reduce((sum, f) => sum + f.size, 0);
     const count = `${fmtNum(page.items.length)}${page.next_cursor ? "+" : ""}`;
@@ -455,14 +458,15 @@ async function runFiles(el, run) {
     ["Path", (f) => filePath(f.path)],
     ["Size", (f) => fmtBytes(f.size)],
     ["sha256", (f) => h("code", { title: f.sha256 }, f.sha256.slice(0, 12))],
-    ["", (f) => h("button", { type: "button", class: "download", dataset: { path: f.path },
-      onclick: () => downloadRunFile(run, f, status) }, "Download")],
+    ["", (f) => h("span", {}, h("button", { type: "button", class: "download", dataset: { path: f.path },
+      onclick: () => downloadRunFile(run, f, status) }, "Download"), " ",
+    previewButton(f, `/runs/${encodeURIComponent(run.id)}/files/${f.path.split("/").map(encodeURIComponent).join("/")}`, shown))],
   ], page.items, { cls: "run-files", empty: "This run has no files (MLflow's mlflow.log_artifact writes them here)." }));
   if (page.next_cursor) {
     el.append(h("p", { class: "muted" }, `Showing the first ${fmtNum(FILES_SHOWN)} files; `,
       h("code", {}, `registrum runs files ${run.id}`), " lists them all."));
   }
-  el.append(status);
+  el.append(status, shown);
 }
 
 // A path with its folder muted, so that a file's name stands out in a deep tree.

@@ -4,6 +4,7 @@
 // admins delete and restore it. Each action shows the server's answer in place.
 
 import { ApiError, api, can, download } from "../api.js";
+import { previewButton } from "../media.js";
 import { render as renderPage } from "../app.js";
 import {
   act as run, badge, errorBox, facts, fmtBytes, fmtNum, fmtTime, fmtValue, h, link, route, section, table,
@@ -148,6 +149,7 @@ function signatureSection(version) {
 
 function filesSection(version, status) {
   const files = (version.artifact && version.artifact.files) || [];
+  const shown = h("div", { class: "version-preview" });
   const total = files.reduce((n, f) => n + f.size, 0);
   return section("Files",
     h("p", { class: "muted" }, `${fmtNum(files.length)} file${files.length === 1 ? "" : "s"}, ${fmtBytes(total)}`),
@@ -155,14 +157,14 @@ function filesSection(version, status) {
       ["Path", (f) => f.path],
       ["Size", (f) => fmtBytes(f.size)],
       ["sha256", (f) => h("code", { title: f.sha256 }, f.sha256.slice(0, 12))],
-      ["", (f) => h("button", { type: "button", class: "download", dataset: { path: f.path }, onclick: async () => {
+      ["", (f) => h("span", {}, h("button", { type: "button", class: "download", dataset: { path: f.path }, onclick: async () => {
         try {
           await download(`/blobs/${f.sha256}`, f.path.split("/").pop());
         } catch (err) {
           status.replaceChildren(errorBox(err));
         }
-      } }, "Download")],
-    ], files, { cls: "version-files", empty: "This version holds no files." }));
+      } }, "Download"), " ", previewButton(f, `/blobs/${f.sha256}`, shown))],
+    ], files, { cls: "version-files", empty: "This version holds no files." }), shown);
 }
 
 function datasetsSection(version, lineage) {
