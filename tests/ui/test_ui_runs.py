@@ -274,7 +274,7 @@ def test_registrum_ui_serves_the_page_and_the_embedded_store(tmp_path: Path) -> 
                 assert time.monotonic() < deadline, "registrum ui did not start in 60 s"
                 time.sleep(0.1)
             index = requests.get(f"{root}/", timeout=10)
-            assert index.status_code == 200 and "/ui/js/app.js" in index.text
+            assert index.status_code == 200 and "/js/app.js" in index.text
             for path in ("/ui/js/pages/runs.js", "/ui/js/pages/projects.js", "/ui/style.css"):
                 assert requests.get(f"{root}{path}", timeout=10).status_code == 200, path
             runs = requests.get(f"{root}/api/v1/projects/local-proj/runs", timeout=10).json()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,15 @@ def test_page_and_vendored_files_are_served_by_the_server(ui_server: Any) -> Non
     assert "https://" not in index.text  # nothing from a CDN
     for path in ("/ui/js/app.js", "/ui/vendor/uPlot.iife.min.js", "/ui/style.css"):
         assert requests.get(f"{server.url}{path}", timeout=10).status_code == 200, path
+    # The page loads its files from a path named after their content, cached for good.
+    [app] = re.findall(r'src="(/ui/v/[0-9a-f]{12}/js/app\.js)"', index.text)
+    answer = requests.get(f"{server.url}{app}", timeout=10)
+    assert answer.status_code == 200 and "immutable" in answer.headers["cache-control"]
+    assert answer.content == requests.get(f"{server.url}/ui/js/app.js", timeout=10).content
+    assert "immutable" not in requests.get(f"{server.url}/", timeout=10).headers["cache-control"]
+    missing = requests.get(f"{server.url}{app.replace('app.js', 'nope.js')}", timeout=10)
+    assert missing.status_code == 404
+    assert "immutable" not in missing.headers.get("cache-control", "")
 
 
 def test_sign_in_with_a_token_and_out(ui_server: Any, page: Any) -> None:

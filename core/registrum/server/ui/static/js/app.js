@@ -124,6 +124,9 @@ export async function render() {
 }
 
 async function start() {
+  // The first page's module loads while the session is asked for.
+  const first = parse(location.hash);
+  if (first) import(`./pages/${first.page}.js`).catch(() => {}); // render says what failed
   try {
     await loadSession();
   } catch (err) {

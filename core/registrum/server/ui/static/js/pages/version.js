@@ -24,13 +24,15 @@ export default async function render(root, params) {
   const name = params.name;
   const enc = encodeURIComponent(name);
   const ref = params.version;
-  const version = /^\d+$/.test(ref) ? await byNumber(name, Number(ref))
-    : await api(`/models/${enc}/versions/${encodeURIComponent(ref)}`);
-  const deleted = version.deleted_at !== null && version.deleted_at !== undefined;
-  const [policy, lineage, evaluations] = await Promise.all([
+  // All at once: a version number is known from the address; an alias is resolved first.
+  const known = /^\d+$/.test(ref) ? Number(ref) : null;
+  const found = known !== null ? byNumber(name, known) : api(`/models/${enc}/versions/${encodeURIComponent(ref)}`);
+  const upstream = (number) => api("/lineage", { query: { node: `model:${name}/${number}`, direction: "up", depth: 2 } })
+    .catch((err) => (err.status === 404 ? { nodes: [], edges: [] } : Promise.reject(err))); // deleted
+  const [version, policy, lineage, evaluations] = await Promise.all([
+    found,
     api(`/models/${enc}/policy`),
-    deleted ? { nodes: [], edges: [] }
-      : api("/lineage", { query: { node: `model:${name}/${version.version}`, direction: "up", depth: 2 } }),
+    known !== null ? upstream(known) : found.then((v) => upstream(v.version)),
     api(`/models/${enc}/evaluations`),
   ]);
   if (notice) {
