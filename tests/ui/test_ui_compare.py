@@ -183,7 +183,11 @@ def test_a_large_sweep_plots_every_child_and_tables_ten(world: World, page: Any)
     assert page.locator("table.compare thead th[data-run]").count() == 10
     assert page.get_attribute("#parcoords", "data-lines") == "12"
     assert page.get_attribute("#parcoords", "data-axes") == "depth,lr,loss"
-    assert page.locator(".chart-box[data-key=loss]").evaluate("b => b.__series.length") == 10
+    # Each child logged its loss once: no chart of dots at one step, the history instead.
+    assert page.locator(".chart-box[data-key=loss]").count() == 0
+    assert "Logged once per run" in page.inner_text("#logged-once")
+    page.wait_for_selector("#history-chart[data-drawn='true']")
+    assert page.locator("#history-chart").evaluate("b => b.__series[0].y.length") == 12
 
 
 @pytest.mark.parametrize("count", [0, 1, 11])

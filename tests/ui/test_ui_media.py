@@ -48,6 +48,15 @@ def world(ui_server: Any, tmp_path_factory: pytest.TempPathFactory) -> World:
             run.log_figure("live", go.Figure(go.Scatter(x=[0, 1, 2], y=[3, 1, 2], name="loss")))
             run.log_table("preds", {"label": ["cat", "dog", "bird"], "p": [0.5, 0.9, 0.1]}, step=0)
             run.log_text("notes", "lr too high after epoch 5", step=0)
+            run.log_table(
+                "eval/roc_curve",
+                {
+                    "fpr": [0.0, 0.1, 0.4, 1.0],
+                    "tpr": [0.0, 0.6, 0.9, 1.0],
+                    "threshold": [None, 0.8, 0.5, 0.1],
+                },
+                step=0,
+            )
         with start_run(server.url, "vision", "without-media") as empty:
             empty.log({"loss": 1.0})
     plt.close(fig)
@@ -109,6 +118,11 @@ def test_figures_tables_and_text(world: World, page: Any) -> None:
     assert rows.nth(0).inner_text().split("\t")[0] == "dog"
     preds.locator("input.table-filter").fill("ca")
     assert rows.count() == 1 and "1 of 3 rows" in preds.inner_text()
+
+    roc = ready(page, "eval/roc_curve")  # a curve logged as a table is drawn above it
+    page.wait_for_selector("[data-key='eval/roc_curve'] .curve-box[data-drawn='true']")
+    assert roc.locator(".curve-box").get_attribute("data-points") == "4"
+    assert roc.locator("table.media-rows tbody tr").count() == 4
 
     notes = ready(page, "notes")
     assert notes.locator("pre.media-text").inner_text() == "lr too high after epoch 5"

@@ -93,7 +93,7 @@ async function view(run, item) {
       width, height, style: { imageRendering: width && width < 64 ? "pixelated" : "auto" } });
   }
   if (item.media_type === "application/vnd.plotly.v1+json") return plotly(await response.json());
-  if (item.kind === "table") return tableView(await response.json());
+  if (item.kind === "table") return curveAndTable(await response.json());
   return h("pre", { class: "media-text" }, await response.text());
 }
 
@@ -113,6 +113,27 @@ function plotly(figure) {
   if (skipped) el.append(h("p", { class: "muted small" }, `${skipped} trace(s) of other types are not drawn here.`));
   if (series.length) el.__draw = () => new Chart(box, { series, height: 220 }).draw();
   else box.append(h("p", { class: "empty" }, "No line or scatter traces to draw."));
+  return el;
+}
+
+// Curves logged as tables (a ROC curve's fpr and tpr, a precision-recall curve) are drawn
+// above their table.
+const CURVES = [["fpr", "tpr", "ROC curve"], ["recall", "precision", "precision-recall curve"]];
+
+function curveAndTable(stored) {
+  const table = tableView(stored);
+  const at = (name) => (stored.columns || []).indexOf(name);
+  const found = CURVES.find(([x, y]) => at(x) >= 0 && at(y) >= 0);
+  if (!found) return table;
+  const [xName, yName, title] = found;
+  const xs = stored.data[at(xName)];
+  const ys = stored.data[at(yName)];
+  const pairs = xs.map((x, i) => [x, ys[i]]).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y))
+    .sort((a, b) => a[0] - b[0]);
+  const box = h("div", { class: "chart-box curve-box", dataset: { curve: xName } });
+  const el = h("div", { class: "media-curve" }, h("p", { class: "small muted" }, `${title}: ${yName} against ${xName}`), box, table);
+  el.__draw = () => new Chart(box, { xLabel: xName, height: 220,
+    series: [{ label: yName, x: pairs.map(([x]) => x), y: pairs.map(([, y]) => y) }] }).draw();
   return el;
 }
 

@@ -284,10 +284,24 @@ function compareTable(runs) {
 
 async function overlaid(el, runs, query) {
   const counts = new Map();
-  for (const run of runs) for (const key of Object.keys(run.metrics || {})) counts.set(key, (counts.get(key) || 0) + 1);
-  const keys = [...counts].filter(([, n]) => n >= 2).map(([k]) => k).sort();
+  const series = new Set(); // keys some run logged at more than one step
+  for (const run of runs) {
+    for (const [key, m] of Object.entries(run.metrics || {})) {
+      counts.set(key, (counts.get(key) || 0) + 1);
+      if (m.count > 1) series.add(key);
+    }
+  }
+  const shared = [...counts].filter(([, n]) => n >= 2).map(([k]) => k).sort();
+  // A value logged once per run (a trial's objective) is a dot at one step: it is in the
+  // table, and for a sweep in the optimisation history, not in a chart of its own.
+  const once = shared.filter((k) => !series.has(k));
+  const keys = shared.filter((k) => series.has(k));
+  if (once.length) {
+    el.append(h("p", { class: "muted", id: "logged-once" },
+      `Logged once per run, so compared in the table above: ${once.join(", ")}.`));
+  }
   if (!keys.length) {
-    el.append(h("p", { class: "empty" }, "These runs share no metric."));
+    if (!once.length) el.append(h("p", { class: "empty" }, "These runs share no metric."));
     return;
   }
   const shown = keys.slice(0, MAX_CHARTS);
