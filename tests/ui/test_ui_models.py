@@ -450,3 +450,25 @@ def test_an_admin_is_offered_the_audit_log(world: World, page: Any) -> None:
     signed_in(page, world, "admin")
     open_model(page, world)
     assert page.locator("a[data-nav='audit']").is_visible()
+    assert page.locator("#delete-model").count() == 1  # a project admin may delete the model
+
+
+def test_an_editor_describes_and_tags_the_model(world: World, page: Any) -> None:
+    signed_in(page, world, "editor")
+    open_model(page, world)
+    page.fill("#model-description", "digit classifiers for the scanner")
+    page.click("#save-model-description")
+    page.locator(".notice", has_text="Description saved.").wait_for()
+    wait_ready(page)
+    page.fill("#model-tag-key", "owner")
+    page.fill("#model-tag-value", "vision-team")
+    page.click("#set-model-tag")
+    page.locator(".notice", has_text="Tag owner set.").wait_for()
+    wait_ready(page)
+    assert "digit classifiers for the scanner" in page.inner_text("main#page")
+    page.click("button.remove-model-tag[data-tag='owner']")
+    page.locator(".notice", has_text="Tag owner removed.").wait_for()
+    with closing(world.client("viewer")) as store:
+        model = store.get_model(MODEL)
+    assert model.description == "digit classifiers for the scanner" and "owner" not in model.tags
+    assert page.locator("#delete-model").count() == 0  # deleting needs a project admin
