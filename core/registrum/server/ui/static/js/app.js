@@ -85,6 +85,15 @@ function markReady(root) {
   root.dataset.ready = "true";
 }
 
+// A message kept across the re-render that follows an action ("Tag set.", "request 3
+// approved: ..."), shown at the top of the page it re-renders.
+let flashed = null;
+
+export async function rerender(message) {
+  flashed = message;
+  await render();
+}
+
 export async function render() {
   if (quietHash !== null && quietHash === location.hash) {
     quietHash = null;
@@ -110,6 +119,10 @@ export async function render() {
   }
   showUser();
   root.dataset.page = target.page;
+  if (flashed) {
+    root.append(h("div", { class: "notice", role: "status" }, flashed));
+    flashed = null;
+  }
   try {
     const module = await import(`./pages/${target.page}.js`);
     if (ticket !== rendering) return;

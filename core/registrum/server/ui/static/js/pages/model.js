@@ -2,12 +2,10 @@
 // may), versions, evaluation history across versions and every alias move.
 
 import { api, can, session } from "../api.js";
-import { render as renderPage } from "../app.js";
+import { rerender } from "../app.js";
 import { act, errorBox, facts, fmtTime, fmtValue, h, link, route, section, table } from "../dom.js";
 import { lineChart } from "../minichart.js";
 
-// A message kept across the re-render that follows a decision ("request 3 approved: ...").
-let notice = null;
 
 // Every item of a paginated list route.
 async function all(path, query = {}) {
@@ -140,12 +138,12 @@ async function decide(request, action, comment, box) {
   try {
     const body = comment ? { comment } : {};
     const done = await api(`/requests/${request.id}/${action}`, { method: "POST", body });
-    notice = done.state === "approved"
+    const notice = done.state === "approved"
       ? `Request #${request.id} approved: ${done.alias} now points at v${done.version}.`
       : done.state === "open"
         ? `Your approval of request #${request.id} is in: ${done.approvals} of ${done.approvals_needed}.`
         : `Request #${request.id} ${done.state}.`;
-    await renderPage();
+    await rerender(notice);
   } catch (err) {
     status.replaceChildren(errorBox(err)); // the buttons stay, for another try
   }
@@ -315,10 +313,6 @@ export default async function render(root, params) {
     all(`/models/${enc}/aliases/history`),
     api(`/models/${enc}/evaluations`),
   ]);
-  if (notice) {
-    root.append(h("div", { class: "notice", role: "status" }, notice));
-    notice = null;
-  }
   const evals = evaluationsSection(evaluations);
   root.append(
     ...header(model).filter(Boolean),
@@ -338,10 +332,7 @@ function changeIt(model) {
   const parts = [];
   const status = h("div", { class: "action-status", id: "model-status" });
   const path = `/models/${encodeURIComponent(model.name)}`;
-  const done = (message) => async () => {
-    notice = message;
-    await renderPage();
-  };
+  const done = (message) => () => rerender(message);
   if (can(model.project, "editor")) {
     const description = h("textarea", { id: "model-description", rows: 2, cols: 60 }, model.description || "");
     const save = h("button", { type: "button", id: "save-model-description", onclick: () => act(save, status,

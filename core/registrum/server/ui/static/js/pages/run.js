@@ -3,7 +3,7 @@
 // environment it ran in.
 
 import { api, apiUrl, can, download, token } from "../api.js";
-import { render as renderPage, setQuery } from "../app.js";
+import { rerender, setQuery } from "../app.js";
 import { mediaSection, previewButton } from "../media.js";
 import { Chart, chartControls, pointsFor, settingsFromQuery, settingsToQuery } from "../chart.js";
 import {
@@ -36,10 +36,6 @@ export default async function render(root, params, query) {
   const sections = parts.map(([id, title]) => h("section", { id: `run-${id}` }, h("h2", {}, title)));
   const [metricsPart, mediaPart, paramsPart, tagsPart, ...rest] = sections;
   live.header = header(run);
-  if (notice) {
-    root.append(h("div", { class: "notice", role: "status" }, notice));
-    notice = null;
-  }
   root.append(live.header, jumpTo(parts, sections), metricsPart, mediaPart,
     h("div", { class: "split" }, paramsPart, tagsPart), ...rest);
   // Every part loads at once; one that fails says so in its place and the others still show.
@@ -53,16 +49,11 @@ export default async function render(root, params, query) {
   if (run.status === "running") follow(root, run, live);
 }
 
-let notice = null; // kept across the re-render that follows an action
-
 // What an editor may change: the name, the description, tags; and delete or restore the run.
 function changeIt(el, run) {
   const status = h("div", { class: "action-status", id: "run-status" });
   const path = `/runs/${encodeURIComponent(run.id)}`;
-  const done = (message) => async () => {
-    notice = message;
-    await renderPage();
-  };
+  const done = (message) => () => rerender(message);
   const deleted = run.deleted_at !== null && run.deleted_at !== undefined;
   if (deleted) {
     const restore = h("button", { type: "button", id: "restore-run", onclick: () => act(restore, status,

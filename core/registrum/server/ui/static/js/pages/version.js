@@ -5,7 +5,7 @@
 
 import { ApiError, api, can, download } from "../api.js";
 import { previewButton } from "../media.js";
-import { render as renderPage } from "../app.js";
+import { rerender } from "../app.js";
 import {
   act as run, badge, errorBox, facts, fmtBytes, fmtNum, fmtTime, fmtValue, h, link, route, section, table,
 } from "../dom.js";
@@ -17,8 +17,6 @@ const LOADERS = {
   lightning: "registrum_lightning",
   keras: "registrum_keras",
 };
-
-let notice = null; // kept across the re-render that follows an action
 
 export default async function render(root, params) {
   const name = params.name;
@@ -35,10 +33,6 @@ export default async function render(root, params) {
     known !== null ? upstream(known) : found.then((v) => upstream(v.version)),
     api(`/models/${enc}/evaluations`),
   ]);
-  if (notice) {
-    root.append(h("div", { class: "notice", role: "status" }, notice));
-    notice = null;
-  }
   const status = h("div", { class: "action-status", id: "version-status" });
   root.append(...[
     header(version),
@@ -202,10 +196,7 @@ function editSection(version, policy, status) {
   const enc = encodeURIComponent(version.model);
   const path = `/models/${enc}/versions/${version.version}`;
   const parts = [];
-  const act = (button, work, message) => run(button, status, work, async () => {
-    notice = message;
-    await renderPage();
-  });
+  const act = (button, work, message) => run(button, status, work, () => rerender(message));
   if (can(project, "editor") && !deleted) {
     const description = h("textarea", { id: "version-description", rows: 2, cols: 60 }, version.description || "");
     const save = h("button", { type: "button", id: "save-description", onclick: () => act(save,
