@@ -218,6 +218,7 @@ def test_an_optuna_sweep_compares_on_its_own_objective(
         study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(0))
         callback = RegistrumCallback("optuna", store=server.url)
         study.optimize(lambda t: -((t.suggest_float("x", -3, 3) - 1) ** 2), 6, callbacks=[callback])
+        callback.finish(study)  # the sweep run ends while its server is up
     with closing(server.client()) as store:
         sweep = next(r for r in store.search_runs("optuna").items if r.job_type == "sweep")
     open_page(page, f"{server.url}/#/compare?parent={sweep.id}")

@@ -325,7 +325,8 @@ def test_it_joins_the_active_run_and_leaves_it_open(
     assert stored.project == "p" and stored.status == "finished"
     assert stored.params["seed"] == 1 and stored.params["epochs"] == 2
     assert {"loss", "test_loss"} <= set(stored.metrics)
-    assert [a.name for a in target.reader.list_artifacts("p", run_id=run.id)] == [f"{run.id}-model"]
+    artifacts = target.reader.list_artifacts("p", run_id=run.id)
+    assert [a.name for a in artifacts] == [f"{run.name}-model"]  # named after the run
 
 
 def test_a_fit_that_raises_leaves_its_run_failed(

@@ -291,7 +291,7 @@ def test_joins_the_active_run_and_continued_training_goes_on_counting_steps(
         assert target.reader.get_run(run.id).status == "running"
     assert target.reader.get_run(run.id).status == "finished"
     assert series(target, run.id, "train-logloss")[0] == [0, 1, 2, 3, 4]
-    models = target.reader.list_artifacts("q", name=f"{run.id}-model")
+    models = target.reader.list_artifacts("q", name=f"{run.name}-model")
     assert sorted(m.metadata["num_boosted_rounds"] for m in models) == [3, 5]
 
 
