@@ -33,7 +33,7 @@ def media_path(key: str, step: int, kind: str, format: str) -> str:
         return v.artifact_path(f"media/{key}/{step}{FORMATS[kind][format][0]}")
     except InvalidArgument:
         raise InvalidArgument(
-            f"media key {key!r} must be a path of names: no empty, '.' or '..' parts, no '\\\\'"
+            f"media key {key!r} must be a path of names: no empty, '.' or '..' parts, no '\\'"
         ) from None
 
 

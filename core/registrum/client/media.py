@@ -141,8 +141,7 @@ def _image_file(path: Path) -> tuple[bytes, dict[str, Any]]:
         raise InvalidArgument(f"image {str(path)!r} is not a file")
     data = path.read_bytes()
     if data.startswith(_PNG_SIGNATURE) and data[12:16] == b"IHDR":
-        width, height = struct.unpack(">II", data[16:24])
-        return data, {"width": width, "height": height}
+        return data, _png_size(data)
     try:
         from PIL import Image
     except ImportError:
@@ -155,6 +154,12 @@ def _image_file(path: Path) -> tuple[bytes, dict[str, Any]]:
             return encode_image(opened.convert("RGBA" if "A" in opened.mode else "RGB"))
     except OSError as exc:
         raise InvalidArgument(f"image {str(path)!r} cannot be read: {exc}") from None
+
+
+def _png_size(data: bytes) -> dict[str, Any]:
+    """The width and height a PNG's header (IHDR, right after the signature) records."""
+    width, height = struct.unpack(">II", data[16:24])
+    return {"width": width, "height": height}
 
 
 def encode_png(pixels: Any) -> tuple[bytes, dict[str, Any]]:
@@ -229,8 +234,7 @@ def encode_figure(figure: Any) -> tuple[str, bytes, dict[str, Any]]:
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", bbox_inches="tight")
         data = buffer.getvalue()
-        width, height = struct.unpack(">II", data[16:24])
-        return "png", data, {"width": width, "height": height}
+        return "png", data, _png_size(data)
     raise InvalidArgument(
         f"log_figure takes a matplotlib or plotly figure, got {type(figure).__name__}: "
         "log pixels with log_image"

@@ -16,7 +16,7 @@ from registrum.entities import ArtifactFile, Media
 from registrum.errors import MediaNotFound
 from registrum.mediatypes import media_path, media_type
 from registrum.store import schema as t
-from registrum.store._base import StoreBase, json_object, now
+from registrum.store._base import StoreBase, json_object, loads, now
 from registrum.store.tracking.files import RunFilesMixin
 
 _LISTING = (
@@ -88,7 +88,7 @@ class MediaMixin(RunFilesMixin, StoreBase):
             )
         return Media(
             run_id, key, step, kind, path, media_type(path), f.sha256, f.size,
-            self._meta(meta_json), created,
+            loads(meta_json), created,
         )  # fmt: skip
 
     def list_media(self, run_id: str, key: str | None = None) -> list[Media]:
@@ -122,12 +122,5 @@ class MediaMixin(RunFilesMixin, StoreBase):
     def _media(self, run_id: str, r: Any) -> Media:
         return Media(
             run_id, r.key, int(r.step), r.kind, r.path, media_type(r.path), r.sha256,
-            int(r.size), self._meta(r.meta), float(r.created_at),
+            int(r.size), loads(r.meta), float(r.created_at),
         )  # fmt: skip
-
-    @staticmethod
-    def _meta(text: str) -> dict[str, Any]:
-        import json
-
-        value = json.loads(text)
-        return value if isinstance(value, dict) else {}

@@ -3,6 +3,7 @@
 
 import { api, can, session } from "../api.js";
 import { rerender } from "../app.js";
+import { describeAndTag } from "../edits.js";
 import { act, errorBox, facts, fmtTime, fmtValue, h, link, route, section, table } from "../dom.js";
 import { lineChart } from "../minichart.js";
 
@@ -332,22 +333,8 @@ function changeIt(model) {
   const parts = [];
   const status = h("div", { class: "action-status", id: "model-status" });
   const path = `/models/${encodeURIComponent(model.name)}`;
-  const done = (message) => () => rerender(message);
   if (can(model.project, "editor")) {
-    const description = h("textarea", { id: "model-description", rows: 2, cols: 60 }, model.description || "");
-    const save = h("button", { type: "button", id: "save-model-description", onclick: () => act(save, status,
-      () => api(path, { method: "PATCH", body: { description: description.value } }), done("Description saved.")) }, "Save description");
-    const key = h("input", { id: "model-tag-key", placeholder: "key", size: 14 });
-    const value = h("input", { id: "model-tag-value", placeholder: "value", size: 18 });
-    const setTag = h("button", { type: "button", id: "set-model-tag", onclick: () => act(setTag, status,
-      () => api(path, { method: "PATCH", body: { tags: { [key.value]: value.value } } }), done(`Tag ${key.value} set.`)) }, "Set tag");
-    const removers = Object.keys(model.tags || {}).sort().map((k) => {
-      const b = h("button", { type: "button", class: "link remove-model-tag", dataset: { tag: k }, onclick: () => act(b, status,
-        () => api(`${path}/tags/${encodeURIComponent(k)}`, { method: "DELETE" }), done(`Tag ${k} removed.`)) }, `remove ${k}`);
-      return b;
-    });
-    parts.push(h("div", { class: "edit-description" }, description, " ", save),
-      h("div", { class: "edit-tags" }, key, " ", value, " ", setTag, " ", removers));
+    parts.push(...describeAndTag(model, { prefix: "model", path, status }));
   }
   if (can(model.project, "admin")) {
     const remove = h("button", { type: "button", id: "delete-model", class: "danger", onclick: () => act(remove, status,

@@ -4,6 +4,7 @@
 
 import { api, apiUrl, can, download, token } from "../api.js";
 import { rerender, setQuery } from "../app.js";
+import { describeAndTag } from "../edits.js";
 import { mediaSection, previewButton } from "../media.js";
 import { Chart, chartControls, pointsFor, settingsFromQuery, settingsToQuery } from "../chart.js";
 import {
@@ -64,25 +65,11 @@ function changeIt(el, run) {
   const name = h("input", { id: "run-name", value: run.name || "", size: 30, placeholder: "a readable name" });
   const rename = h("button", { type: "button", id: "rename-run", onclick: () => act(rename, status,
     () => api(path, { method: "PATCH", body: { name: name.value } }), done("Run renamed.")) }, "Rename");
-  const description = h("textarea", { id: "run-description", rows: 2, cols: 60 }, run.description || "");
-  const describe = h("button", { type: "button", id: "save-run-description", onclick: () => act(describe, status,
-    () => api(path, { method: "PATCH", body: { description: description.value } }), done("Description saved.")) }, "Save description");
-  const tagKey = h("input", { id: "run-tag-key", placeholder: "key", size: 14 });
-  const tagValue = h("input", { id: "run-tag-value", placeholder: "value", size: 18 });
-  const setTag = h("button", { type: "button", id: "set-run-tag", onclick: () => act(setTag, status,
-    () => api(`${path}/tags`, { method: "PATCH", body: { tags: { [tagKey.value]: tagValue.value } } }),
-    done(`Tag ${tagKey.value} set.`)) }, "Set tag");
-  const removers = Object.keys(run.tags || {}).sort().map((key) => {
-    const b = h("button", { type: "button", class: "link remove-run-tag", dataset: { tag: key }, onclick: () => act(b, status,
-      () => api(`${path}/tags/${encodeURIComponent(key)}`, { method: "DELETE" }), done(`Tag ${key} removed.`)) }, `remove ${key}`);
-    return b;
-  });
   const remove = h("button", { type: "button", id: "delete-run", class: "danger", onclick: () => act(remove, status,
     () => api(path, { method: "DELETE" }), done("Run deleted: restore it here within the grace period.")) }, "Delete this run");
   el.append(status,
     h("div", { class: "edit-name" }, name, " ", rename),
-    h("div", { class: "edit-description" }, description, " ", describe),
-    h("div", { class: "edit-tags" }, tagKey, " ", tagValue, " ", setTag, " ", removers),
+    ...describeAndTag(run, { prefix: "run", path, tagsPath: `${path}/tags`, status }),
     h("div", { class: "edit-lifecycle" }, remove));
 }
 

@@ -4,6 +4,7 @@
 // admins delete and restore it. Each action shows the server's answer in place.
 
 import { ApiError, api, can, download } from "../api.js";
+import { describeAndTag } from "../edits.js";
 import { previewButton } from "../media.js";
 import { rerender } from "../app.js";
 import {
@@ -198,21 +199,7 @@ function editSection(version, policy, status) {
   const parts = [];
   const act = (button, work, message) => run(button, status, work, () => rerender(message));
   if (can(project, "editor") && !deleted) {
-    const description = h("textarea", { id: "version-description", rows: 2, cols: 60 }, version.description || "");
-    const save = h("button", { type: "button", id: "save-description", onclick: () => act(save,
-      () => api(path, { method: "PATCH", body: { description: description.value } }), "Description saved.") }, "Save description");
-    parts.push(h("div", { class: "edit-description" }, description, " ", save));
-
-    const tagKey = h("input", { id: "tag-key", placeholder: "key", size: 14 });
-    const tagValue = h("input", { id: "tag-value", placeholder: "value", size: 18 });
-    const addTag = h("button", { type: "button", id: "add-tag", onclick: () => act(addTag,
-      () => api(path, { method: "PATCH", body: { tags: { [tagKey.value]: tagValue.value } } }), `Tag ${tagKey.value} set.`) }, "Set tag");
-    const removers = Object.keys(version.tags || {}).map((key) => {
-      const b = h("button", { type: "button", class: "link remove-tag", dataset: { tag: key }, onclick: () => act(b,
-        () => api(`${path}/tags/${encodeURIComponent(key)}`, { method: "DELETE" }), `Tag ${key} removed.`) }, `remove ${key}`);
-      return b;
-    });
-    parts.push(h("div", { class: "edit-tags" }, tagKey, " ", tagValue, " ", addTag, " ", removers));
+    parts.push(...describeAndTag(version, { prefix: "version", path, status }));
 
     const protectedSet = new Set(policy.protected || []);
     const alias = h("input", { id: "alias-name", placeholder: "alias, e.g. champion", size: 20 });
