@@ -29,7 +29,14 @@ chromium:
 	@command -v chromium >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
-setup: $(VENV)/.installed
+# The SSO tests' OpenID Connect provider: npm's oidc-provider, run by node (tests/sso).
+# Installed again only when its lock file changes.
+SSO_PROVIDER := tests/sso/provider
+$(SSO_PROVIDER)/node_modules/.installed: $(SSO_PROVIDER)/package.json $(SSO_PROVIDER)/package-lock.json
+	npm ci --prefix $(SSO_PROVIDER) --no-audit --no-fund
+	touch $@
+
+setup: $(VENV)/.installed $(SSO_PROVIDER)/node_modules/.installed
 
 # Copies the front-end libraries of the UI and /docs (uPlot, Swagger UI) from npm into the
 # package (needs npm; the copies are committed, so nothing else needs npm).

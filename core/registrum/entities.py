@@ -395,16 +395,25 @@ ModelVersion._decoders = {
 
 @dataclass(frozen=True)
 class User(Record):
+    """A user. `service`: a service account, which never signs in interactively (its
+    tokens are made by a server admin). `email` and `groups` come from the identity
+    provider at the user's last sign-in (None for users added by hand)."""
+
     id: int
     name: str
     server_admin: bool
     disabled: bool
     created_at: float
+    service: bool = False
+    email: str | None = None
+    groups: list[str] | None = None
 
 
 @dataclass(frozen=True)
 class ApiToken(Record):
-    """An API token's record; `token`, the secret itself, is there only when it is created."""
+    """An API token's record; `token`, the secret itself, is there only when it is created.
+    A scoped token (`project` and `role` set) may do at most `role` on `project`, whatever
+    its user may do."""
 
     id: int
     user: str
@@ -415,14 +424,20 @@ class ApiToken(Record):
     last_used_at: float | None
     revoked_at: float | None
     token: str | None = None
+    project: str | None = None
+    role: str | None = None
 
 
 @dataclass(frozen=True)
 class Membership(Record):
+    """A user's role on a project. `source`: None when given by hand, else what gave it at
+    the user's last sign-in (`"groups: vision-team"`, from the server's role map)."""
+
     project: str
     user: str
     role: str
     created_at: float
+    source: str | None = None
 
 
 @dataclass(frozen=True)

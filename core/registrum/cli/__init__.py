@@ -21,6 +21,7 @@ from registrum.cli import (
     gc,
     importing,
     lineage,
+    login,
     models,
     projects,
     retention,
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     datasets.add_commands(commands)
     webhooks.add_commands(commands)
     access.add_commands(commands)
+    login.add_commands(commands)
     approvals.add_commands(commands, models_group)
     importing.add_commands(commands)
     backups.add_commands(commands)

@@ -13,8 +13,8 @@ from registrum.entities import ROLES
 
 def _users_add(args: argparse.Namespace) -> int:
     with open_client(args) as client:
-        user = client.add_user(args.name, server_admin=args.server_admin)
-    kind = "server admin" if user.server_admin else "user"
+        user = client.add_user(args.name, server_admin=args.server_admin, service=args.service)
+    kind = "server admin" if user.server_admin else "service account" if user.service else "user"
     print(f"added {kind} {user.name}; make a token: registrum tokens create --user {user.name}")
     return 0
 
@@ -25,7 +25,9 @@ def _users_list(args: argparse.Namespace) -> int:
     columns = [
         Column("name", lambda u: u.name),
         Column("server_admin", lambda u: "yes" if u.server_admin else "no"),
+        Column("service", lambda u: "yes" if u.service else "no"),
         Column("disabled", lambda u: "yes" if u.disabled else "no"),
+        Column("email", lambda u: u.email),
         Column("created", lambda u: When(u.created_at)),
     ]
     emit(args, users, columns)
@@ -42,9 +44,12 @@ def _users_disable(args: argparse.Namespace) -> int:
 def _tokens_create(args: argparse.Namespace) -> int:
     expires = None if args.expires_in_days is None else time.time() + args.expires_in_days * 86400
     with open_client(args) as client:
-        token = client.create_token(name=args.name, user=args.user, expires_at=expires)
+        token = client.create_token(
+            name=args.name, user=args.user, expires_at=expires, project=args.project, role=args.role
+        )
     until = f", expires {when(token.expires_at)}" if token.expires_at else ""
-    print(f"token {token.id} ({token.name}) for {token.user}{until}; shown this once:")
+    scope = f", at most {token.role} of {token.project}" if token.project else ""
+    print(f"token {token.id} ({token.name}) for {token.user}{scope}{until}; shown this once:")
     print(token.token)
     return 0
 
@@ -64,6 +69,7 @@ def _tokens_list(args: argparse.Namespace) -> int:
         Column("user", lambda k: k.user),
         Column("name", lambda k: k.name),
         Column("prefix", lambda k: k.prefix),
+        Column("scope", lambda k: f"{k.role} of {k.project}" if k.project else "all"),
         Column("expires", lambda k: None if k.expires_at is None else When(k.expires_at)),
         Column("state", state),
         Column("last_used", lambda k: None if k.last_used_at is None else When(k.last_used_at)),
@@ -92,6 +98,7 @@ def _members_list(args: argparse.Namespace) -> int:
     columns = [
         Column("user", lambda m: m.user),
         Column("role", lambda m: m.role),
+        Column("given_by", lambda m: m.source or "hand"),
         Column("since", lambda m: When(m.created_at)),
     ]
     emit(args, members, columns, empty=f"project {args.project} has no members")
@@ -113,6 +120,12 @@ def add_commands(commands: Any) -> None:
     add = leaf(users, "add", "add a user", _users_add)
     add.add_argument("name")
     add.add_argument("--server-admin", action="store_true", help="may do everything")
+    add.add_argument(
+        "--service",
+        action="store_true",
+        help="a service account, for machines (CI jobs, deployments): it never signs in "
+        "interactively, and only server admins make its tokens",
+    )
     add_format(leaf(users, "list", "list users", _users_list))
     leaf(
         users, "disable", "disable a user: their tokens stop working", _users_disable
@@ -125,6 +138,15 @@ def add_commands(commands: Any) -> None:
     create.add_argument("--user", default=None, help="whose token (default: yours)")
     create.add_argument("--name", default="default", help="what it is for, e.g. ci")
     create.add_argument("--expires-in-days", type=float, default=None, help="default: never")
+    create.add_argument(
+        "--project", default=None, help="scope: the one project the token may act on"
+    )
+    create.add_argument(
+        "--role",
+        default=None,
+        choices=ROLES,
+        help="scope: the most the token may do on --project, whatever its user may",
+    )
     token_list = leaf(tokens, "list", "tokens, without their secrets", _tokens_list)
     token_list.add_argument("--user", default=None, help="whose tokens (default: yours)")
     add_format(token_list)

@@ -54,12 +54,61 @@ def server_auth(args: argparse.Namespace) -> dict[str, Any] | None:
             file=sys.stderr,
         )
         return None
+    try:
+        oidc, trust = identity_settings(args)
+    except ValueError as exc:
+        print(f"registrum server: {exc}", file=sys.stderr)
+        return None
     return {
         "auth": bool(args.auth),
         "admin_token": os.environ.get("REGISTRUM_ADMIN_TOKEN") or None,
         "admin_name": args.admin_name,
         "metrics_public": bool(args.metrics_public),
+        "oidc": oidc,
+        "trust": trust,
     }
+
+
+def identity_settings(args: argparse.Namespace) -> tuple[Any, tuple[Any, ...]]:
+    """The identity provider and trusted issuer that the options name; ValueError, naming
+    the option, for a set that cannot work."""
+    from registrum.server.oidc import OidcSettings, RoleMap, TrustRule
+
+    oidc = None
+    if args.oidc_issuer or args.oidc_client_id:
+        if not (args.oidc_issuer and args.oidc_client_id):
+            raise ValueError("--oidc-issuer and --oidc-client-id go together")
+        if not args.auth:
+            raise ValueError("--oidc-issuer needs --auth")
+        oidc = OidcSettings(
+            issuer=args.oidc_issuer.rstrip("/"),
+            client_id=args.oidc_client_id,
+            client_secret=os.environ.get("REGISTRUM_OIDC_CLIENT_SECRET") or None,
+            scopes=args.oidc_scopes,
+            groups_claim=args.oidc_groups_claim,
+            username_claim=args.oidc_username_claim,
+            role_map=RoleMap.load(args.oidc_role_map) if args.oidc_role_map else RoleMap(),
+            provider_name=args.oidc_provider_name,
+            session_hours=args.session_hours,
+        )
+    elif args.oidc_role_map:
+        raise ValueError("--oidc-role-map needs --oidc-issuer")
+    trust: tuple[Any, ...] = ()
+    parts = (args.trust_issuer, args.trust_subject, args.trust_as)
+    if any(parts):
+        if not all(parts):
+            raise ValueError("--trust-issuer, --trust-subject and --as go together")
+        if not args.auth:
+            raise ValueError("--trust-issuer needs --auth")
+        trust = (
+            TrustRule(
+                issuer=args.trust_issuer.rstrip("/"),
+                subject=args.trust_subject,
+                user=args.trust_as,
+                audience=args.trust_audience,
+            ),
+        )
+    return oidc, trust
 
 
 def _server(args: argparse.Namespace) -> int:
@@ -192,6 +241,66 @@ def _add_access_options(server: argparse.ArgumentParser) -> None:
         action="store_true",
         help="allow listening on a non-loopback address without --auth (anyone who reaches "
         "the port may read and change everything)",
+    )
+    sso = server.add_argument_group(
+        "single sign-on (with --auth; see docs/access-control.md)",
+        "people sign in through an OpenID Connect provider; the redirect URI to register "
+        "there is <server URL>/auth/oidc/callback; the client secret is read from "
+        "REGISTRUM_OIDC_CLIENT_SECRET",
+    )
+    sso.add_argument("--oidc-issuer", metavar="URL", help="the provider's issuer URL")
+    sso.add_argument("--oidc-client-id", metavar="ID", help="this server's client id there")
+    sso.add_argument(
+        "--oidc-scopes",
+        default="openid profile email groups",
+        help="scopes asked for (default: openid profile email groups)",
+    )
+    sso.add_argument(
+        "--oidc-groups-claim",
+        default="groups",
+        metavar="CLAIM",
+        help="the ID token's claim that lists the user's groups (default groups)",
+    )
+    sso.add_argument(
+        "--oidc-username-claim",
+        default="preferred_username",
+        metavar="CLAIM",
+        help="the claim that names a new user (default preferred_username, else email)",
+    )
+    sso.add_argument(
+        "--oidc-role-map",
+        metavar="FILE",
+        help="YAML mapping groups to server-admin or to roles per project ('*': every "
+        "project), applied at each sign-in",
+    )
+    sso.add_argument(
+        "--oidc-provider-name",
+        metavar="NAME",
+        help="the provider's name on the sign-in button (default: the issuer's host)",
+    )
+    sso.add_argument(
+        "--session-hours",
+        type=float,
+        default=12.0,
+        help="how long a browser session lasts (default 12)",
+    )
+    sso.add_argument(
+        "--trust-issuer",
+        metavar="URL",
+        help="workload identity: accept ID tokens of this issuer (a CI system, Kubernetes) "
+        "at /auth/token-exchange, for short-lived tokens of the --as service account",
+    )
+    sso.add_argument(
+        "--trust-subject",
+        metavar="PATTERN",
+        help="the subjects accepted, a glob such as 'repo:acme/vision:*'",
+    )
+    sso.add_argument("--as", dest="trust_as", metavar="USER", help="the service account")
+    sso.add_argument(
+        "--trust-audience",
+        default="registrum",
+        metavar="AUD",
+        help="the audience those ID tokens must name (default registrum)",
     )
     server.add_argument(
         "--metrics-public",

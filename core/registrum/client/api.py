@@ -641,9 +641,11 @@ class Client:
         users: list[User] = self._store.list_users()
         return users
 
-    def add_user(self, name: str, *, server_admin: bool = False) -> User:
-        """A new user (a server admin only); give them a token with `create_token(user=...)`."""
-        user: User = self._store.create_user(name, server_admin=server_admin)
+    def add_user(self, name: str, *, server_admin: bool = False, service: bool = False) -> User:
+        """A new user (a server admin only); give them a token with `create_token(user=...)`.
+        `service`: a service account, for machines (CI jobs, deployments): it never signs
+        in through the identity provider, and only server admins make its tokens."""
+        user: User = self._store.create_user(name, server_admin=server_admin, service=service)
         return user
 
     def disable_user(self, name: str) -> User:
@@ -652,11 +654,20 @@ class Client:
         return user
 
     def create_token(
-        self, *, name: str = "default", user: str | None = None, expires_at: float | None = None
+        self,
+        *,
+        name: str = "default",
+        user: str | None = None,
+        expires_at: float | None = None,
+        project: str | None = None,
+        role: str | None = None,
     ) -> ApiToken:
         """A new API token for `user` (default: yourself); `.token` is the secret, shown only
-        in this answer."""
-        token: ApiToken = self._store.create_token(name=name, user=user, expires_at=expires_at)
+        in this answer. With `project` and `role`, a scoped token: it may do at most `role`
+        on `project`, whatever its user may do, and nothing elsewhere."""
+        token: ApiToken = self._store.create_token(
+            name=name, user=user, expires_at=expires_at, project=project, role=role
+        )
         return token
 
     def tokens(self, *, user: str | None = None) -> list[ApiToken]:

@@ -928,9 +928,14 @@ class HttpStore(w.Connection):
         return User.from_dict(self._json("GET", "/me"))
 
     def create_user(
-        self, name: str, *, server_admin: bool = False, idempotency_key: str | None = None
+        self,
+        name: str,
+        *,
+        server_admin: bool = False,
+        service: bool = False,
+        idempotency_key: str | None = None,
     ) -> User:
-        body = {"name": name, "server_admin": server_admin}
+        body = {"name": name, "server_admin": server_admin, "service": service}
         return User.from_dict(self._write("POST", "/users", key=idempotency_key, body=body))
 
     def list_users(self) -> list[User]:
@@ -945,9 +950,13 @@ class HttpStore(w.Connection):
         name: str = "default",
         user: str | None = None,
         expires_at: float | None = None,
+        project: str | None = None,
+        role: str | None = None,
         idempotency_key: str | None = None,
     ) -> ApiToken:
         body = {"name": name, "user": user, "expires_at": expires_at}
+        if project is not None or role is not None:
+            body.update(project=project, role=role)
         return ApiToken.from_dict(self._write("POST", "/tokens", key=idempotency_key, body=body))
 
     def list_tokens(self, *, user: str | None = None) -> list[ApiToken]:

@@ -90,7 +90,8 @@ class ClientSettings:
         home: `REGISTRUM_HOME` (default `~/.registrum`): the embedded store and the spool.
         mode: `online` (send in the background), `offline` (spool only, deliver
             later with `registrum sync`) or `disabled` (every call a no-op).
-        token: bearer token for the HTTP server (`REGISTRUM_TOKEN`).
+        token: bearer token for the HTTP server (`REGISTRUM_TOKEN`, else the one
+            `registrum login` stored for it).
         strict: `REGISTRUM_STRICT=1` makes tracking failures raise instead of warn.
         init_timeout: seconds `init` waits for an unreachable store before going on.
         flush_timeout: seconds `finish` waits for delivery before leaving the spool, while
@@ -122,11 +123,17 @@ class ClientSettings:
         heartbeat = _float_env("REGISTRUM_HEARTBEAT_INTERVAL", 30.0)
         if not heartbeat > 0:
             raise InvalidArgument(f"REGISTRUM_HEARTBEAT_INTERVAL must be above 0, got {heartbeat}")
+        store = None if url is None else store_url(url)
+        token = os.environ.get("REGISTRUM_TOKEN") or None
+        if token is None and store is not None and store.startswith(("http://", "https://")):
+            from registrum.client.credentials import stored_token
+
+            token = stored_token(store)  # what `registrum login` stored for this server
         return cls(
-            store=None if url is None else store_url(url),
+            store=store,
             home=home,
             mode=mode,
-            token=os.environ.get("REGISTRUM_TOKEN") or None,
+            token=token,
             strict=os.environ.get("REGISTRUM_STRICT", "") not in ("", "0", "false"),
             init_timeout=_float_env("REGISTRUM_INIT_TIMEOUT", 5.0),
             flush_timeout=_float_env("REGISTRUM_FLUSH_TIMEOUT", 60.0),

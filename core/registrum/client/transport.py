@@ -465,7 +465,12 @@ class Transport(Protocol):
     def whoami(self) -> User: ...
 
     def create_user(
-        self, name: str, *, server_admin: bool = False, idempotency_key: str | None = None
+        self,
+        name: str,
+        *,
+        server_admin: bool = False,
+        service: bool = False,
+        idempotency_key: str | None = None,
     ) -> User: ...
 
     def list_users(self) -> list[User]: ...
@@ -478,6 +483,8 @@ class Transport(Protocol):
         name: str = "default",
         user: str | None = None,
         expires_at: float | None = None,
+        project: str | None = None,
+        role: str | None = None,
         idempotency_key: str | None = None,
     ) -> ApiToken: ...
 

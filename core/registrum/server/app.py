@@ -31,6 +31,7 @@ from registrum.server.routes import (
     monitoring,
     projects,
     runs,
+    signin,
     webhooks,
 )
 from registrum.server.settings import Settings
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhooks.router, prefix="/api/v1")
     app.include_router(approvals.router, prefix="/api/v1")
     app.include_router(monitoring.router, prefix="/api/v1")
+    app.include_router(signin.router)
     mount_ui(app)
     mount_docs(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)

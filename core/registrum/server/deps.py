@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
 from starlette.concurrency import run_in_threadpool
 
-from registrum.errors import Unauthorized
+from registrum.errors import Forbidden, Unauthorized
 from registrum.store import Store
-from registrum.store.acting import set_principal
+from registrum.store.acting import Principal, set_principal
 from registrum.store.audit_chain import set_actor
 
 
@@ -24,14 +26,46 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
+SESSION_COOKIE = "registrum_session"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def csrf_token(session: str) -> str:
+    """The CSRF token of a browser session: what its state-changing requests must send in
+    X-CSRF-Token (the page reads it from /api/v1/me; another site can neither read it nor
+    make the browser send it)."""
+    return hashlib.sha256(f"registrum-csrf:{session}".encode()).hexdigest()
+
+
+async def _principal(
+    request: Request, store: Store, token_of: Callable[[Request], str]
+) -> Principal:
+    """Who calls: the bearer token's user, else the browser session's (whose writes must
+    carry the session's CSRF token)."""
+    session = request.cookies.get(SESSION_COOKIE)
+    if session and not request.headers.get("authorization"):
+        principal = await run_in_threadpool(store.authenticate_session, session)
+        if request.method not in SAFE_METHODS:
+            sent = request.headers.get(CSRF_HEADER, "")
+            if not hmac.compare_digest(sent, csrf_token(session)):
+                raise Forbidden(
+                    f"this request changes something and comes with a browser session, "
+                    f"but without its {CSRF_HEADER} header: reload the page"
+                )
+        request.state.session = session
+        return principal
+    return await run_in_threadpool(store.authenticate, token_of(request))
+
+
 async def acting_store(request: Request, token_of: Callable[[Request], str]) -> Store:
     """The store, acting for the caller. With access control on, the token (`token_of` reads
-    it from the request) names the user whose roles every call is checked against and whom
-    audit events name (401 without a valid token); off, audit events name the caller's
-    address (`anonymous@ADDRESS`)."""
+    it from the request) or the browser session names the user whose roles every call is
+    checked against and whom audit events name (401 without either); off, audit events
+    name the caller's address (`anonymous@ADDRESS`)."""
     store: Store = request.app.state.store
     if request.app.state.settings.auth:
-        principal = await run_in_threadpool(store.authenticate, token_of(request))
+        principal = await _principal(request, store, token_of)
         set_principal(principal)
         set_actor(principal.name)
     else:

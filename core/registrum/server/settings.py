@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from registrum.server.oidc import OidcSettings, TrustRule
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -50,6 +52,10 @@ class Settings:
         gc_interval: seconds between garbage collections (`Store.collect_garbage`), run
             by one server across replicas; 0 (the default): none, `registrum gc` by hand.
         gc_older_than: the grace period of those collections, in seconds (default 7 days).
+        oidc: with `auth`, the identity provider people sign in through (the UI's "Sign in
+            with ..." button, `registrum login`); None: API tokens only.
+        trust: with `auth`, the issuers whose ID tokens `/auth/token-exchange` turns into
+            short-lived tokens of a service account (workload identity).
     """
 
     store_url: str | None = None
@@ -72,6 +78,8 @@ class Settings:
     audit_anchor_interval: float = 60.0
     gc_interval: float = 0.0
     gc_older_than: float = 7 * 86400.0
+    oidc: OidcSettings | None = None
+    trust: tuple[TrustRule, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0 < self.heartbeat_timeout < float("inf"):
@@ -93,6 +101,8 @@ class Settings:
             raise ValueError(f"gc_interval must be 0 (off) or seconds, got {self.gc_interval}")
         if not 0 <= self.gc_older_than < float("inf"):
             raise ValueError(f"gc_older_than must be 0 seconds or more, got {self.gc_older_than}")
+        if (self.oidc is not None or self.trust) and not self.auth:
+            raise ValueError("an identity provider and trusted issuers need --auth")
         check_webhook_options(
             senders=self.webhook_senders,
             poll_interval=self.webhook_poll_interval,

@@ -25,7 +25,7 @@ from registrum.errors import (
     StoreUnavailable,
 )
 from registrum.store import schema as t
-from registrum.store.acting import current_principal, rank
+from registrum.store.acting import Principal, current_principal, rank
 from registrum.store.audit_chain import append_event
 from registrum.store.blobs import BlobStore
 from registrum.store.db import READONLY
@@ -212,6 +212,7 @@ class StoreBase:
             return int(found.id)
         if not create:
             raise ProjectNotFound(f"project {name!r} does not exist", project=name)
+        self._require_may_create(name)
         # RETURNING, not rowcount: psycopg reports -1 for an INSERT's rowcount.
         created = conn.execute(
             self._insert(t.projects)
@@ -236,16 +237,36 @@ class StoreBase:
         self, conn: Connection, project_id: int, role: str, *, name: str | None = None
     ) -> None:
         """Raises `Forbidden` unless the signed-in user holds `role` or a higher one on the
-        project; a server admin and the embedded store (nobody signed in) hold every role."""
+        project; a server admin and the embedded store (nobody signed in) hold every role.
+        A scoped token holds at most its scope's role, on its scope's project alone."""
         principal = current_principal()
         if principal is None or principal.server_admin:
             return
-        held = conn.execute(
-            _ROLE, {"project_id": project_id, "user_id": principal.user_id}
-        ).scalar()
+        held: str | None
+        if principal.scope is not None:
+            name = name or self._project_name(conn, project_id)
+            held = self._scoped_role(conn, principal, project_id, name)
+        else:
+            held = conn.execute(
+                _ROLE, {"project_id": project_id, "user_id": principal.user_id}
+            ).scalar()
         if held is not None and rank(held) >= rank(role):
             return
         name = name or self._project_name(conn, project_id)
+        if principal.scope is not None and held is None:
+            raise Forbidden(
+                f"this token is scoped to project {principal.scope[0]!r}; project {name!r} is "
+                "out of its reach: use a token without that scope",
+                project=name,
+                needed=role,
+            )
+        if principal.scope is not None and rank(principal.scope[1]) < rank(role):
+            raise Forbidden(
+                f"this token is scoped to {principal.scope[1]} of project {name!r}; this "
+                f"needs {role}: use a token with a wider scope",
+                project=name,
+                needed=role,
+            )
         has = f"is {held} of" if held else "is not a member of"
         raise Forbidden(
             f"user {principal.name!r} {has} project {name!r}; this needs {role}: "
@@ -254,12 +275,42 @@ class StoreBase:
             needed=role,
         )
 
+    def _scoped_role(
+        self, conn: Connection, principal: Principal, project_id: int, name: str
+    ) -> str | None:
+        """What a scoped token holds on a project: the lower of its scope's role and its
+        user's (a server admin's: the scope's), on the scope's project; elsewhere none."""
+        assert principal.scope is not None
+        project, role = principal.scope
+        if name != project:
+            return None
+        if principal.scope_admin:
+            return role
+        held = conn.execute(
+            _ROLE, {"project_id": project_id, "user_id": principal.user_id}
+        ).scalar()
+        if held is None:
+            return None
+        return held if rank(held) < rank(role) else role
+
+    def _require_may_create(self, project: str) -> None:
+        """Anyone signed in may create projects, but a scoped token only its own."""
+        principal = current_principal()
+        if principal is not None and principal.scope is not None and principal.scope[0] != project:
+            raise Forbidden(
+                f"this token is scoped to project {principal.scope[0]!r}; it cannot create "
+                f"project {project!r}",
+                project=project,
+            )
+
     def _require_server_admin(self, what: str) -> None:
         """Raises `Forbidden` unless a server admin (or the embedded store) is acting."""
         principal = current_principal()
         if principal is not None and not principal.server_admin:
+            scoped = " (a scoped token never is)" if principal.scope is not None else ""
             raise Forbidden(
-                f"{what} needs a server admin; user {principal.name!r} is not one", needed="admin"
+                f"{what} needs a server admin; user {principal.name!r} is not one{scoped}",
+                needed="admin",
             )
 
     def _visible_projects(self, conn: Connection, role: str = "viewer") -> list[int] | None:
@@ -267,9 +318,45 @@ class StoreBase:
         principal = current_principal()
         if principal is None or principal.server_admin:
             return None
+        if principal.scope is not None:
+            found = conn.execute(_PROJECT_ID, {"name": principal.scope[0]}).first()
+            if found is None:
+                return []
+            held = self._scoped_role(conn, principal, int(found.id), principal.scope[0])
+            return [int(found.id)] if held is not None and rank(held) >= rank(role) else []
         m = t.memberships.c
         rows = conn.execute(select(m.project_id, m.role).where(m.user_id == principal.user_id))
         return [int(p) for p, held in rows if rank(held) >= rank(role)]
+
+    def _grant_every_project_roles(
+        self, conn: Connection, project_id: int, name: str, *, creator: int | None
+    ) -> None:
+        """Gives a new project's role to each user whose groups hold a role on every project
+        (`"*"` in the server's role map, as of their last sign-in), but its creator."""
+        u = t.users.c
+        query = select(u.id, u.name, u.groups_all).where(u.groups_all.is_not(None), ~u.disabled)
+        if creator is not None:
+            query = query.where(u.id != creator)
+        rows = conn.execute(query).all()
+        for row in rows:
+            grant = json.loads(row.groups_all)
+            conn.execute(
+                t.memberships.insert().values(
+                    project_id=project_id,
+                    user_id=row.id,
+                    role=grant["role"],
+                    created_at=now(),
+                    source=grant["source"],
+                )
+            )
+            self._audit(
+                conn,
+                "member.added",
+                "membership",
+                f"{name}/{row.name}",
+                project=name,
+                after={"role": grant["role"], "source": grant["source"]},
+            )
 
     def _visible_named(self, conn: Connection, names: Sequence[str]) -> dict[int, str]:
         """The projects among `names` that exist and the signed-in user may see: id -> name."""
@@ -282,6 +369,9 @@ class StoreBase:
 
     def _make_creator_admin(self, conn: Connection, project_id: int, name: str) -> None:
         principal = current_principal()
+        self._grant_every_project_roles(
+            conn, project_id, name, creator=None if principal is None else principal.user_id
+        )
         if principal is None:
             return
         conn.execute(

@@ -16,11 +16,18 @@ __all__ = ["ROLES", "Principal", "current_principal", "rank", "set_principal", "
 
 @dataclass(frozen=True)
 class Principal:
-    """A signed-in user: set by the server per request from the bearer token."""
+    """A signed-in user: set by the server per request from the bearer token or session.
+
+    A scoped token's principal has `scope` (project, role): it may do at most `role` on
+    that project and nothing elsewhere, and is never a server admin (`scope_admin` says
+    whether its user is one, who then holds the scope's role whatever the memberships)."""
 
     user_id: int
     name: str
     server_admin: bool = False
+    scope: tuple[str, str] | None = None
+    scope_admin: bool = False
+    service: bool = False
 
 
 _principal: contextvars.ContextVar[Principal | None] = contextvars.ContextVar(

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 NAMING = {
@@ -439,6 +440,18 @@ users = Table(
     Column("server_admin", Boolean, nullable=False),
     Column("disabled", Boolean, nullable=False),
     Column("created_at", Double, nullable=False),
+    # A service account (a CI job, a deployment) never signs in interactively.
+    Column("service", Boolean, nullable=False, server_default=false()),
+    # Who the user is at the identity provider (OIDC sign-in): issuer and subject.
+    Column("oidc_issuer", String(512)),
+    Column("oidc_subject", String(255)),
+    Column("email", String(320)),
+    # What the role map gave at the last sign-in: the groups (JSON), server admin, and the
+    # role on every project (JSON {"role", "source"}, given to projects made later too).
+    Column("groups", Text),
+    Column("admin_by_groups", Boolean, nullable=False, server_default=false()),
+    Column("groups_all", Text),
+    UniqueConstraint("oidc_issuer", "oidc_subject"),
 )
 
 api_tokens = Table(
@@ -453,7 +466,34 @@ api_tokens = Table(
     Column("expires_at", Double),
     Column("last_used_at", Double),
     Column("revoked_at", Double),
+    # A scoped token may do at most `role` on `project` (both None: all its user may).
+    Column("project", NAME),
+    Column("role", String(16)),
     Index("ix_api_tokens_user", "user_id"),
+)
+# Browser sessions of users signed in through the identity provider: the cookie holds the
+# secret, the store only its sha256.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", Double, nullable=False),
+    Column("expires_at", Double, nullable=False),
+    Index("ix_sessions_user", "user_id"),
+)
+# Sign-ins under way at the identity provider, by the sha256 of their `state`; each is
+# taken once (a replayed callback finds nothing).
+login_requests = Table(
+    "login_requests",
+    metadata,
+    Column("state_hash", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("data", Text, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("expires_at", Double, nullable=False),
+    Index("ix_login_requests_expires", "expires_at"),
 )
 
 memberships = Table(
@@ -463,6 +503,8 @@ memberships = Table(
     Column("user_id", Integer, ForeignKey("users.id"), primary_key=True),
     Column("role", String(16), nullable=False),
     Column("created_at", Double, nullable=False),
+    # None: given by hand; else the groups of the identity provider that gave it.
+    Column("source", String(512)),
     Index("ix_memberships_user", "user_id"),
 )
 

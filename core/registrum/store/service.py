@@ -23,8 +23,8 @@ from registrum.store._base import now, project_record
 from registrum.store.blobs import BlobStore, LocalBlobStore
 from registrum.store.db import default_home, make_engine, migrate, release
 from registrum.store.gc import GcMixin
-from registrum.store.governance.access import AccessMixin
 from registrum.store.governance.audit import AuditMixin
+from registrum.store.governance.identity import IdentityMixin
 from registrum.store.governance.lineage import LineageMixin
 from registrum.store.governance.outbox import OutboxMixin
 from registrum.store.registry.evaluations import EvaluationsMixin
@@ -49,7 +49,7 @@ class Store(
     MediaMixin,
     AuditMixin,
     OutboxMixin,
-    AccessMixin,
+    IdentityMixin,
     LifecycleMixin,
     DeletionMixin,
     GcMixin,
@@ -66,6 +66,7 @@ class Store(
     def create_project(self, name: str, *, description: str | None = None) -> Project:
         name = v.name(name, "project name")
         v.optional_text(description, "description")
+        self._require_may_create(name)
         with self._tx() as conn:
             found = conn.execute(select(t.projects.c.id).where(t.projects.c.name == name)).scalar()
             if found is not None:

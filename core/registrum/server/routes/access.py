@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from registrum.server.deps import IdempotencyKey, StoreDep
+from registrum.server.deps import IdempotencyKey, StoreDep, csrf_token
 from registrum.server.responses import JSON, records
 from registrum.server.routes._schemas import Body
+from registrum.store.acting import current_principal
 
 router = APIRouter(tags=["access"])
 
@@ -17,12 +18,15 @@ router = APIRouter(tags=["access"])
 class CreateUser(Body):
     name: Any
     server_admin: bool = False
+    service: bool = False
 
 
 class CreateToken(Body):
     name: Any = "default"
     user: Any = None
     expires_at: float | None = None
+    project: Any = None
+    role: Any = None
 
 
 class SetMember(Body):
@@ -30,10 +34,18 @@ class SetMember(Body):
 
 
 @router.get("/me")
-def whoami(store: StoreDep) -> JSON:
+def whoami(request: Request, store: StoreDep) -> JSON:
     """The signed-in user, with `roles`: their role in each project they are a member of
-    (a server admin, and the local user of a server without auth, holds every role)."""
-    return JSON({**store.whoami().to_dict(), "roles": store.my_roles()})
+    (a server admin, and the local user of a server without auth, holds every role). Signed
+    in through a browser session, `csrf_token` is what its writes send as X-CSRF-Token."""
+    body = {**store.whoami().to_dict(), "roles": store.my_roles()}
+    principal = current_principal()
+    if principal is not None and principal.scope is not None:
+        body["scope"] = {"project": principal.scope[0], "role": principal.scope[1]}
+    session = getattr(request.state, "session", None)
+    if session is not None:
+        body["csrf_token"] = csrf_token(session)
+    return JSON(body)
 
 
 @router.get("/users")
@@ -43,7 +55,9 @@ def list_users(store: StoreDep) -> JSON:
 
 @router.post("/users", status_code=201)
 def create_user(body: CreateUser, store: StoreDep, key: IdempotencyKey = None) -> JSON:
-    user = store.create_user(body.name, server_admin=body.server_admin, idempotency_key=key)
+    user = store.create_user(
+        body.name, server_admin=body.server_admin, service=body.service, idempotency_key=key
+    )
     return JSON(user, status_code=201)
 
 
@@ -59,9 +73,15 @@ def list_tokens(store: StoreDep, user: str | None = None) -> JSON:
 
 @router.post("/tokens", status_code=201)
 def create_token(body: CreateToken, store: StoreDep, key: IdempotencyKey = None) -> JSON:
-    """The answer holds the token itself, shown this once."""
+    """The answer holds the token itself, shown this once. `project` and `role` scope it:
+    it may do at most `role` on `project`, whatever its user may do."""
     token = store.create_token(
-        name=body.name, user=body.user, expires_at=body.expires_at, idempotency_key=key
+        name=body.name,
+        user=body.user,
+        expires_at=body.expires_at,
+        project=body.project,
+        role=body.role,
+        idempotency_key=key,
     )
     return JSON(token, status_code=201)
 

@@ -14,6 +14,7 @@ tell tokens apart in lists.
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 from typing import Any
 
@@ -32,7 +33,7 @@ from registrum.errors import (
 )
 from registrum.store import schema as t
 from registrum.store._base import StoreBase, now
-from registrum.store.acting import ROLES, Principal, current_principal
+from registrum.store.acting import ROLES, Principal, current_principal, rank
 from registrum.store.audit_chain import LOCAL_ACTOR
 from registrum.store.idempotency import IdempotencyMixin, claim
 
@@ -71,6 +72,9 @@ def _user(row: Any) -> User:
         server_admin=bool(row.server_admin),
         disabled=bool(row.disabled),
         created_at=row.created_at,
+        service=bool(row.service),
+        email=row.email,
+        groups=None if row.groups is None else json.loads(row.groups),
     )
 
 
@@ -85,6 +89,8 @@ def _token(row: Any, user: str, secret: str | None = None) -> ApiToken:
         last_used_at=row.last_used_at,
         revoked_at=row.revoked_at,
         token=secret,
+        project=row.project,
+        role=row.role,
     )
 
 
@@ -100,7 +106,7 @@ class AccessMixin(IdempotencyMixin, StoreBase):
         with self._read() as conn:
             row = conn.execute(
                 select(k.id, k.expires_at, k.revoked_at, k.last_used_at, k.user_id)
-                .add_columns(u.name, u.server_admin, u.disabled)
+                .add_columns(k.project, k.role, u.name, u.server_admin, u.disabled, u.service)
                 .join(t.users, u.id == k.user_id)
                 .where(k.token_hash == hash_token(token))
             ).first()
@@ -116,8 +122,19 @@ class AccessMixin(IdempotencyMixin, StoreBase):
         if row.last_used_at is None or stamp - row.last_used_at >= LAST_USED_EVERY:
             with self._tx() as conn:
                 conn.execute(update(t.api_tokens).where(k.id == row.id).values(last_used_at=stamp))
+        if row.project is not None:
+            return Principal(
+                user_id=int(row.user_id),
+                name=row.name,
+                scope=(row.project, row.role),
+                scope_admin=bool(row.server_admin),
+                service=bool(row.service),
+            )
         return Principal(
-            user_id=int(row.user_id), name=row.name, server_admin=bool(row.server_admin)
+            user_id=int(row.user_id),
+            name=row.name,
+            server_admin=bool(row.server_admin),
+            service=bool(row.service),
         )
 
     def whoami(self) -> User:
@@ -136,6 +153,13 @@ class AccessMixin(IdempotencyMixin, StoreBase):
             return {}
         m, p = t.memberships.c, t.projects.c
         with self._read() as conn:
+            if principal.scope is not None:
+                project, _ = principal.scope
+                found = conn.execute(select(p.id).where(p.name == project)).scalar()
+                held = None
+                if found is not None:
+                    held = self._scoped_role(conn, principal, int(found), project)
+                return {} if held is None else {project: held}
             rows = conn.execute(
                 select(p.name, m.role)
                 .join(t.projects, p.id == m.project_id)
@@ -166,15 +190,29 @@ class AccessMixin(IdempotencyMixin, StoreBase):
     # -- users ---------------------------------------------------------------------
 
     def create_user(
-        self, name: str, *, server_admin: bool = False, idempotency_key: str | None = None
+        self,
+        name: str,
+        *,
+        server_admin: bool = False,
+        service: bool = False,
+        idempotency_key: str | None = None,
     ) -> User:
-        """A new user (a server admin only). Retried with the same `idempotency_key`, it
-        returns the user the first call made instead of `AlreadyExists`."""
+        """A new user (a server admin only). `service`: a service account, for machines: it
+        cannot sign in through the identity provider, and only server admins make its
+        tokens. Retried with the same `idempotency_key`, it returns the user the first call
+        made instead of `AlreadyExists`."""
         self._require_server_admin("creating users")
         name = v.name(name, "user name")
         if not isinstance(server_admin, bool):
             raise InvalidArgument("server_admin must be true or false")
-        keyed = claim(idempotency_key, "user.create", [name, server_admin])
+        if not isinstance(service, bool):
+            raise InvalidArgument("service must be true or false")
+        if service and server_admin:
+            raise InvalidArgument(
+                "a service account cannot be a server admin: give it project roles "
+                "(registrum members add PROJECT NAME ROLE)"
+            )
+        keyed = claim(idempotency_key, "user.create", [name, server_admin, service])
         try:
             with self._tx() as conn:
                 answer = self._recall(conn, keyed)
@@ -182,7 +220,7 @@ class AccessMixin(IdempotencyMixin, StoreBase):
                     return User.from_dict(answer.body)
                 if conn.execute(select(t.users.c.id).where(t.users.c.name == name)).first():
                     raise AlreadyExists(f"user {name!r} already exists", user=name)
-                user_id = self._insert_user(conn, name, server_admin=server_admin)
+                user_id = self._insert_user(conn, name, server_admin=server_admin, service=service)
                 row = conn.execute(select(t.users).where(t.users.c.id == user_id)).one()
                 user = _user(row)
                 self._remember(conn, keyed, 201, user.to_dict())
@@ -226,10 +264,15 @@ class AccessMixin(IdempotencyMixin, StoreBase):
         name: str = "default",
         user: str | None = None,
         expires_at: float | None = None,
+        project: str | None = None,
+        role: str | None = None,
         idempotency_key: str | None = None,
     ) -> ApiToken:
         """A new API token for `user` (default: yourself). Its `token` is the secret, shown
         this once; only its sha256 is kept. `expires_at`: Unix time, or None for never.
+        `project` and `role` (both or neither) scope it: it may do at most `role` on
+        `project`, however much its user may do, and nothing elsewhere. Tokens are made with
+        an unscoped token; a service account's only by a server admin.
 
         Retried with the same `idempotency_key`, it makes no second token: as the secret is
         not kept, the first call's token gets a new secret (the lost one stops working) and
@@ -239,7 +282,20 @@ class AccessMixin(IdempotencyMixin, StoreBase):
             v.timestamp(expires_at, "expires_at")
             if expires_at <= now():
                 raise InvalidArgument("expires_at is in the past; give a later time")
-        keyed = claim(idempotency_key, "token.create", [name, user, expires_at])
+        if (project is None) != (role is None):
+            raise InvalidArgument(
+                "a scoped token needs both a project and a role (e.g. --project vision "
+                "--role editor); give neither for a token that may do all its user may"
+            )
+        if project is not None:
+            project = v.name(project, "project name")
+            _role(role)
+        principal = current_principal()
+        if principal is not None and principal.scope is not None:
+            raise Forbidden(
+                "a scoped token cannot make tokens: use a token without a scope, or sign in"
+            )
+        keyed = claim(idempotency_key, "token.create", [name, user, expires_at, project, role])
         with self._tx() as conn:
             answer = self._recall(conn, keyed)
             if answer is not None:
@@ -247,8 +303,16 @@ class AccessMixin(IdempotencyMixin, StoreBase):
             owner = self._token_owner(conn, user, "creating tokens for other users")
             if owner.disabled:
                 raise Conflict(f"user {owner.name!r} is disabled; enable them first")
+            if owner.service and principal is not None and not principal.server_admin:
+                raise Forbidden(
+                    f"{owner.name!r} is a service account: only a server admin makes its tokens"
+                )
+            if project is not None:
+                self._check_scope(conn, owner, project, str(role))
             secret = new_token()
-            token_id = self._insert_token(conn, owner.id, owner.name, name, secret, expires_at)
+            token_id = self._insert_token(
+                conn, owner.id, owner.name, name, secret, expires_at, project=project, role=role
+            )
             row = conn.execute(select(t.api_tokens).where(t.api_tokens.c.id == token_id)).one()
             self._remember(conn, keyed, 201, _token(row, owner.name).to_dict())
             return _token(row, owner.name, secret)
@@ -309,6 +373,10 @@ class AccessMixin(IdempotencyMixin, StoreBase):
             if row is None:
                 raise NotFound(f"there is no token {token_id}: see registrum tokens list")
             principal = current_principal()
+            if principal is not None and principal.scope is not None:
+                raise Forbidden(
+                    "a scoped token cannot revoke tokens: use a token without a scope, or sign in"
+                )
             if (
                 principal is not None
                 and not principal.server_admin
@@ -335,7 +403,8 @@ class AccessMixin(IdempotencyMixin, StoreBase):
     # -- project members -----------------------------------------------------------
 
     def add_member(self, project: str, user: str, role: str) -> Membership:
-        """Gives `user` `role` on `project`, or changes the role they had (a project admin)."""
+        """Gives `user` `role` on `project`, or changes the role they had (a project admin).
+        A role given by hand stays until taken by hand: groups no longer change it."""
         project = v.name(project, "project name")
         user = v.name(user, "user name")
         _role(role)
@@ -343,31 +412,33 @@ class AccessMixin(IdempotencyMixin, StoreBase):
             project_id = self._project_id(conn, project, need="admin")
             user_row = self._user_row(conn, user)
             m = t.memberships.c
-            held = conn.execute(
-                select(m.role).where(m.project_id == project_id, m.user_id == user_row.id)
-            ).scalar()
-            if held is None:
+            found = conn.execute(
+                select(m.role, m.source).where(m.project_id == project_id, m.user_id == user_row.id)
+            ).first()
+            held = None if found is None else found.role
+            if found is None:
                 conn.execute(
                     t.memberships.insert().values(
                         project_id=project_id, user_id=user_row.id, role=role, created_at=now()
                     )
                 )
-            elif held != role:
-                if held == "admin":
+            elif held != role or found.source is not None:
+                if held == "admin" and role != "admin":
                     self._keep_an_admin(conn, project_id, project, user_row.id)
                 conn.execute(
                     update(t.memberships)
                     .where(m.project_id == project_id, m.user_id == user_row.id)
-                    .values(role=role)
+                    .values(role=role, source=None)
                 )
-            if held != role:
+            if found is None or held != role or found.source is not None:
+                before = None if found is None else {"role": held, "source": found.source}
                 self._audit(
                     conn,
                     "member.added" if held is None else "member.changed",
                     "membership",
                     f"{project}/{user}",
                     project=project,
-                    before=None if held is None else {"role": held},
+                    before=before,
                     after={"role": role},
                 )
             return self._membership(conn, project_id, project, user_row)
@@ -379,13 +450,15 @@ class AccessMixin(IdempotencyMixin, StoreBase):
         with self._read() as conn:
             project_id = self._project_id(conn, project, need="viewer")
             rows = conn.execute(
-                select(u.name, m.role, m.created_at)
+                select(u.name, m.role, m.created_at, m.source)
                 .join(t.users, u.id == m.user_id)
                 .where(m.project_id == project_id)
                 .order_by(u.name)
             ).all()
         return [
-            Membership(project=project, user=r.name, role=r.role, created_at=r.created_at)
+            Membership(
+                project=project, user=r.name, role=r.role, created_at=r.created_at, source=r.source
+            )
             for r in rows
         ]
 
@@ -437,13 +510,27 @@ class AccessMixin(IdempotencyMixin, StoreBase):
             raise Forbidden(f"{what} needs a server admin; user {principal.name!r} is not one")
         return self._user_row(conn, user)
 
-    def _insert_user(self, conn: Connection, name: str, *, server_admin: bool) -> int:
+    def _insert_user(
+        self, conn: Connection, name: str, *, server_admin: bool, service: bool = False, **more: Any
+    ) -> int:
         user_id = conn.execute(
             t.users.insert()
-            .values(name=name, server_admin=server_admin, disabled=False, created_at=now())
+            .values(
+                name=name,
+                server_admin=server_admin,
+                disabled=False,
+                created_at=now(),
+                service=service,
+                **more,
+            )
             .returning(t.users.c.id)
         ).scalar_one()
-        self._audit(conn, "user.created", "user", name, after={"server_admin": server_admin})
+        after: dict[str, Any] = {"server_admin": server_admin}
+        if service:
+            after["service"] = True
+        if more.get("oidc_issuer"):
+            after["issuer"] = more["oidc_issuer"]
+        self._audit(conn, "user.created", "user", name, after=after)
         return int(user_id)
 
     def _insert_token(
@@ -454,6 +541,9 @@ class AccessMixin(IdempotencyMixin, StoreBase):
         name: str,
         secret: str,
         expires_at: float | None,
+        *,
+        project: str | None = None,
+        role: str | None = None,
     ) -> int:
         prefix = secret[:PREFIX_LENGTH]
         token_id = conn.execute(
@@ -465,17 +555,40 @@ class AccessMixin(IdempotencyMixin, StoreBase):
                 token_hash=hash_token(secret),
                 created_at=now(),
                 expires_at=expires_at,
+                project=project,
+                role=role,
             )
             .returning(t.api_tokens.c.id)
         ).scalar_one()
-        self._audit(
-            conn,
-            "token.created",
-            "token",
-            token_id,
-            after={"user": user, "name": name, "prefix": prefix, "expires_at": expires_at},
-        )
+        after: dict[str, Any] = {
+            "user": user,
+            "name": name,
+            "prefix": prefix,
+            "expires_at": expires_at,
+        }
+        if project is not None:
+            after.update(project=project, role=role)
+        self._audit(conn, "token.created", "token", token_id, after=after)
         return int(token_id)
+
+    def _check_scope(self, conn: Connection, owner: Any, project: str, role: str) -> None:
+        """A scope must be one its user can use: a project they hold `role` on (a server
+        admin holds every role)."""
+        found = conn.execute(select(t.projects.c.id).where(t.projects.c.name == project)).scalar()
+        if found is None:
+            raise NotFound(f"project {project!r} does not exist", project=project)
+        if owner.server_admin:
+            return
+        m = t.memberships.c
+        held = conn.execute(
+            select(m.role).where(m.project_id == found, m.user_id == owner.id)
+        ).scalar()
+        if held is None or rank(held) < rank(role):
+            has = f"is {held} of" if held else "is not a member of"
+            raise Conflict(
+                f"user {owner.name!r} {has} project {project!r}, so a token scoped to {role} "
+                f"there could do nothing: registrum members add {project} {owner.name} {role}"
+            )
 
     def _keep_an_admin(self, conn: Connection, project_id: int, project: str, user_id: int) -> None:
         m = t.memberships.c
@@ -495,8 +608,14 @@ class AccessMixin(IdempotencyMixin, StoreBase):
     ) -> Membership:
         m = t.memberships.c
         row = conn.execute(
-            select(m.role, m.created_at).where(m.project_id == project_id, m.user_id == user_row.id)
+            select(m.role, m.created_at, m.source).where(
+                m.project_id == project_id, m.user_id == user_row.id
+            )
         ).one()
         return Membership(
-            project=project, user=user_row.name, role=row.role, created_at=row.created_at
+            project=project,
+            user=user_row.name,
+            role=row.role,
+            created_at=row.created_at,
+            source=row.source,
         )

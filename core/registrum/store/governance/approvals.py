@@ -402,8 +402,9 @@ class ApprovalsMixin(AliasMovesMixin, EvaluationsMixin, IdempotencyMixin, StoreB
             policy = self._policy(conn, row.model_id)
             project = self._project_name(conn, row.project_id)
             if action == "cancel":
-                if actor != locked.requested_by:
-                    self._require(conn, row.project_id, "admin", name=project)
+                # Its requester (who may still request: an editor), or a project admin.
+                own = actor == locked.requested_by
+                self._require(conn, row.project_id, "editor" if own else "admin", name=project)
             else:
                 self._require(conn, row.project_id, policy["approver_role"], name=project)
             if locked.state == "stale":

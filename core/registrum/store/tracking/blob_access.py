@@ -198,7 +198,9 @@ class BlobsMixin(StoreBase):
         g, f, a = t.blob_grants.c, t.artifact_files.c, t.artifacts.c
         c, r, m = t.code_versions.c, t.runs.c, t.memberships.c
         rf, mf, lm = t.run_files.c, t.logged_model_files.c, t.logged_models.c
-        member_of = select(m.project_id).where(m.user_id == principal.user_id)
+        member_of: Any = select(m.project_id).where(m.user_id == principal.user_id)
+        if principal.scope is not None:  # a scoped token reads its project's alone
+            member_of = self._visible_projects(conn) or []
         # Cheapest first; each asks only for the digests the ones before did not find.
         sources: tuple[Callable[[list[str]], Select[Any]], ...] = (
             lambda batch: select(g.sha256).where(

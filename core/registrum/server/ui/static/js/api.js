@@ -20,9 +20,14 @@ export function setToken(value) {
   else localStorage.removeItem(TOKEN_KEY);
 }
 
-export function authHeaders() {
+// A token typed in the sign-in page goes as a bearer token; a session made by signing in
+// through the identity provider rides on its HTTP-only cookie, and its writes carry the
+// session's CSRF token (from /me).
+export function authHeaders(method = "GET") {
   const t = token();
-  return t ? { Authorization: `Bearer ${t}` } : {};
+  if (t) return { Authorization: `Bearer ${t}` };
+  const csrf = session.me && session.me.csrf_token;
+  return csrf && !["GET", "HEAD"].includes(method) ? { "X-CSRF-Token": csrf } : {};
 }
 
 // The URL of an API path ("/projects/x/runs") with query parameters; an array value
@@ -39,7 +44,7 @@ export function apiUrl(path, query = {}) {
 // Calls the API; resolves to the parsed JSON (null for 204), rejects with ApiError.
 // A 401 sends the user to the sign-in page, unless `quiet401` is set.
 export async function api(path, { method = "GET", query = {}, body, quiet401 = false } = {}) {
-  const headers = { Accept: "application/json", ...authHeaders() };
+  const headers = { Accept: "application/json", ...authHeaders(method) };
   const init = { method, headers };
   if (body !== undefined) {
     headers["Content-Type"] = "application/json";
@@ -83,6 +88,22 @@ export async function download(path, filename, query = {}) {
 //   session.me     the /me record ({name, server_admin, roles?: {project: role}})
 //   session.auth   whether the server asks for a token
 export const session = { me: null, auth: false };
+
+// How the server signs people in (/auth/providers): {auth, oidc: {name, login_url} | null}.
+export async function signinOptions() {
+  const response = await fetch("/auth/providers", { headers: { Accept: "application/json" } });
+  return response.ok ? response.json() : { auth: true, oidc: null };
+}
+
+// Ends the session: a browser session at the server (its cookie), a typed token here.
+export async function signOut() {
+  const csrf = session.me && session.me.csrf_token;
+  if (csrf) {
+    await fetch("/auth/signout", { method: "POST", headers: { "X-CSRF-Token": csrf } });
+  }
+  setToken(null);
+  session.me = null;
+}
 
 export async function loadSession() {
   try {

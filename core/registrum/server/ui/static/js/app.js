@@ -6,7 +6,7 @@
 // changes only its query (filters, sort) may call `setQuery` to update the address
 // without a re-render.
 
-import { ApiError, loadSession, session, setToken } from "./api.js";
+import { ApiError, loadSession, session, signOut } from "./api.js";
 import { clear, errorBox, h } from "./dom.js";
 
 const ROUTES = [
@@ -70,9 +70,8 @@ function showUser() {
   el.append(
     h("span", { class: "user" }, me.name, me.server_admin ? " (admin)" : ""),
     " ",
-    h("button", { type: "button", class: "link", id: "signout", onclick: () => {
-      setToken(null);
-      session.me = null;
+    h("button", { type: "button", class: "link", id: "signout", onclick: async () => {
+      await signOut();
       location.hash = "#/signin";
     } }, "Sign out"),
   );

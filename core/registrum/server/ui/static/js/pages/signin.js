@@ -1,10 +1,12 @@
-// Sign-in with an API token (made by `registrum tokens create` or printed by the server).
+// Sign-in: through the server's identity provider when it has one (a session cookie), or
+// with an API token (made by `registrum tokens create` or printed by the server).
 
-import { ApiError, loadSession, session, setToken } from "../api.js";
+import { ApiError, loadSession, session, setToken, signinOptions } from "../api.js";
 import { h } from "../dom.js";
 
 export default async function render(root, params, query) {
   const next = query.get("next") || "#/";
+  const options = await signinOptions();
   const input = h("input", { type: "password", id: "token", name: "token", autocomplete: "off",
     placeholder: "rg_...", required: true, size: 48 });
   const message = h("p", { class: "error", role: "alert", hidden: true });
@@ -28,7 +30,12 @@ export default async function render(root, params, query) {
       }
     } },
     h("h1", {}, "Sign in"),
-    h("p", {}, "This server asks for an API token. Ask an admin for one, or make one with ",
+    options.oidc ? h("p", {},
+      h("a", { class: "button", id: "signin-oidc",
+        href: `${options.oidc.login_url}?${new URLSearchParams({ next })}` },
+        `Sign in with ${options.oidc.name}`)) : null,
+    h("p", {}, options.oidc ? "Or sign in with an API token, made with " :
+      "This server asks for an API token. Ask an admin for one, or make one with ",
       h("code", {}, "registrum tokens create"), "."),
     h("label", { for: "token" }, "Token"),
     input,
@@ -36,5 +43,5 @@ export default async function render(root, params, query) {
     message,
   );
   root.append(form);
-  input.focus();
+  if (!options.oidc) input.focus();
 }
