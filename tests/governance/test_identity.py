@@ -231,6 +231,7 @@ def test_a_scope_must_be_usable(store: Store) -> None:
         with pytest.raises(Forbidden, match="server admin"):
             store.list_users()
         assert store.my_roles() == {"vision": "reviewer"}
+        assert not store.whoami().server_admin
 
 
 def test_browser_sessions(store: Store) -> None:

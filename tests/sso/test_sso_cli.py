@@ -163,6 +163,9 @@ def test_service_account_and_scoped_token_from_the_cli(
         line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()[1:]
     }
     assert users["ci-bot"][2] == "yes"  # the service column
+    me = requests.get(f"{sso.url}/api/v1/me", headers={"Authorization": f"Bearer {secret}"})
+    assert me.json()["scope"] == {"project": "vision", "role": "editor"}
+    assert me.json()["roles"] == {"vision": "editor"}
     # The token does what its scope says, and no more, over HTTP.
     with closing(HttpStore(sso.url, token=secret)) as bot:
         bot.create_run("vision")

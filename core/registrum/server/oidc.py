@@ -122,7 +122,7 @@ class OidcSettings:
 
     issuer: str
     client_id: str
-    client_secret: str | None = None
+    client_secret: str | None = field(default=None, repr=False)  # never in logs or reprs
     scopes: str = "openid profile email groups"
     groups_claim: str = "groups"
     username_claim: str = "preferred_username"

@@ -13,6 +13,7 @@ tell tokens apart in lists.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import secrets
@@ -138,12 +139,15 @@ class AccessMixin(IdempotencyMixin, StoreBase):
         )
 
     def whoami(self) -> User:
-        """The signed-in user; embedded, the local user, who may do everything."""
+        """The signed-in user (`server_admin` as the token allows: a scoped token is none);
+        embedded, the local user, who may do everything."""
         principal = current_principal()
         if principal is None:
             return User(id=0, name=LOCAL_ACTOR, server_admin=True, disabled=False, created_at=0.0)
         with self._read() as conn:
-            return _user(self._user_row(conn, principal.name))
+            user = _user(self._user_row(conn, principal.name))
+        # A scoped token is no server admin, whatever its user is.
+        return dataclasses.replace(user, server_admin=principal.server_admin)
 
     def my_roles(self) -> dict[str, str]:
         """The signed-in user's role in each project they are a member of, by project name
