@@ -172,7 +172,7 @@ def test_a_replayed_callback_is_refused(sso_server: Callable[..., Sso]) -> None:
     fresh = web.get(f"{sso.url}/auth/oidc/login", allow_redirects=False)
     state = params(fresh.headers["location"])["state"]
     code = params(back)["code"]
-    replayed = requests.get(
+    replayed = web.get(
         f"{sso.url}/auth/oidc/callback?code={quote(code)}&state={quote(state)}",
         allow_redirects=False,
     )
@@ -180,13 +180,29 @@ def test_a_replayed_callback_is_refused(sso_server: Callable[..., Sso]) -> None:
     assert "invalid_grant" in replayed.text
 
 
+def test_a_callback_in_another_browser_is_refused(sso_server: Callable[..., Sso]) -> None:
+    """A sign-in's callback link sent to someone else (to sign them in as the sender) is
+    refused: the sign-in is bound to the browser that started it."""
+    sso = sso_server()
+    attacker = requests.Session()
+    start = attacker.get(f"{sso.url}/auth/oidc/login", allow_redirects=False)
+    assert "registrum_signin=" in start.headers["set-cookie"]
+    assert "HttpOnly" in start.headers["set-cookie"]
+    back = sso.provider.login(start.headers["location"], "carol")
+    victim = requests.Session()
+    answer = victim.get(back, allow_redirects=False)
+    assert answer.status_code == 400 and "started in another browser" in answer.text
+    assert "registrum_session" not in answer.headers.get("set-cookie", "")
+
+
 def test_a_bad_nonce_is_refused(sso_server: Callable[..., Sso]) -> None:
     sso = sso_server()
-    start = requests.get(f"{sso.url}/auth/oidc/login", allow_redirects=False)
+    web = requests.Session()
+    start = web.get(f"{sso.url}/auth/oidc/login", allow_redirects=False)
     location = start.headers["location"]
     nonce = params(location)["nonce"]
     back = sso.provider.login(location.replace(nonce, "forged-nonce"), "carol")
-    answer = requests.get(back, allow_redirects=False)
+    answer = web.get(back, allow_redirects=False)
     assert answer.status_code == 401
     assert "nonce is not the one this sign-in sent" in answer.text
     assert "set-cookie" not in answer.headers
@@ -207,7 +223,7 @@ def test_refused_users(sso_server: Callable[..., Sso]) -> None:
     denied = requests.Session()
     start = denied.get(f"{sso.url}/auth/oidc/login", allow_redirects=False)
     state = params(start.headers["location"])["state"]
-    error = requests.get(
+    error = denied.get(
         f"{sso.url}/auth/oidc/callback?state={state}&error=access_denied&error_description=no"
     )
     assert error.status_code == 400 and "did not sign you in" in error.text
@@ -365,13 +381,14 @@ def test_no_device_flow_for_a_client_without_it(sso_server: Callable[..., Sso]) 
 
 def test_cli_code_needs_the_verifier(sso_server: Callable[..., Sso]) -> None:
     sso = sso_server()
-    start = requests.get(
+    web = requests.Session()
+    start = web.get(
         f"{sso.url}/auth/oidc/login",
         params={"cli_port": 45678, "cli_state": "st", "cli_challenge": "x" * 43},
         allow_redirects=False,
     )
     back = sso.provider.login(start.headers["location"], "carol")
-    to_cli = requests.get(back, allow_redirects=False)
+    to_cli = web.get(back, allow_redirects=False)
     assert to_cli.status_code == 303
     sent = params(to_cli.headers["location"])
     assert to_cli.headers["location"].startswith("http://127.0.0.1:45678/?")

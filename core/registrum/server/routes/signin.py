@@ -116,6 +116,7 @@ def oauth_errors(
 
 
 LOGIN_TTL = 600.0  # seconds a sign-in may take at the provider
+SIGNIN_COOKIE = "registrum_signin"  # the `state` of the sign-in this browser started
 CLI_CODE_TTL = 120.0  # seconds the CLI has to collect its token after the redirect
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 ID_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:id_token"
@@ -209,7 +210,19 @@ async def login(
     except OidcError as exc:
         return _page(502, "The identity provider cannot be reached", str(exc))
     await run_in_threadpool(_store(request).start_login, state, "browser", data, ttl=LOGIN_TTL)
-    return RedirectResponse(url, status_code=303)
+    response = RedirectResponse(url, status_code=303)
+    # The sign-in belongs to this browser: a callback brought to another one (a link that
+    # would sign its victim in as someone else) is refused.
+    response.set_cookie(
+        SIGNIN_COOKIE,
+        state,
+        max_age=int(LOGIN_TTL),
+        httponly=True,
+        secure=request.url.scheme == "https",
+        samesite="lax",
+        path="/auth/oidc",
+    )
+    return response
 
 
 def _local_page(next: str) -> str:
@@ -248,6 +261,12 @@ async def callback(
             "This sign-in is unknown or already used",
             "Its link was used before, or it took longer than 10 minutes. Sign in again.",
         )
+    if not secrets.compare_digest(request.cookies.get(SIGNIN_COOKIE, ""), state):
+        return _page(
+            400,
+            "This sign-in was started in another browser",
+            "Sign in again from this browser.",
+        )
     if error is not None:
         return _page(400, "The identity provider did not sign you in", error_description or error)
     if not code:
@@ -271,7 +290,9 @@ async def callback(
             ttl=CLI_CODE_TTL,
         )
         query = urlencode({"code": one_time, "state": cli["state"]})
-        return RedirectResponse(f"http://127.0.0.1:{cli['port']}/?{query}", status_code=303)
+        back = RedirectResponse(f"http://127.0.0.1:{cli['port']}/?{query}", status_code=303)
+        back.delete_cookie(SIGNIN_COOKIE, path="/auth/oidc")
+        return back
     session = await run_in_threadpool(store.create_session, user, ttl=oidc.session_hours * 3600)
     response = RedirectResponse("/" + data["next"], status_code=303)
     response.set_cookie(
@@ -283,6 +304,7 @@ async def callback(
         samesite="lax",
         path="/",
     )
+    response.delete_cookie(SIGNIN_COOKIE, path="/auth/oidc")
     return response
 
 
