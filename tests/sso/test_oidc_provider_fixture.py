@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+
 from oidc_provider import (
     DEVICE_CODE_GRANT,
     LoginError,
