@@ -274,39 +274,30 @@ class IdentityMixin(AccessMixin):
     def take_login(self, state: str, kind: str) -> dict[str, Any] | None:
         """What `start_login` kept for `state`, taken (a second call gets None): None too
         when it is unknown, of another kind, or expired."""
-        r = t.login_requests.c
         with self._tx() as conn:
-            row = conn.execute(
-                select(r.kind, r.data, r.expires_at).where(r.state_hash == hash_token(state))
-            ).first()
+            row = self._login_row(conn, state)
             if row is None:
                 return None
             taken = conn.execute(
-                delete(t.login_requests).where(r.state_hash == hash_token(state))
+                delete(t.login_requests).where(t.login_requests.c.state_hash == row.state_hash)
             ).rowcount
-        if not taken or row.kind != kind or row.expires_at <= now():
-            return None
-        data: dict[str, Any] = json.loads(row.data)
-        return data
+        return _login_data(row, kind) if taken else None
 
     def peek_login(self, state: str, kind: str) -> dict[str, Any] | None:
         """What `start_login` kept for `state`, left in place (a device sign-in is polled)."""
-        r = t.login_requests.c
         with self._read() as conn:
-            row = conn.execute(
-                select(r.kind, r.data, r.expires_at).where(r.state_hash == hash_token(state))
-            ).first()
-        if row is None or row.kind != kind or row.expires_at <= now():
-            return None
-        data: dict[str, Any] = json.loads(row.data)
-        return data
+            row = self._login_row(conn, state)
+        return None if row is None else _login_data(row, kind)
 
-    def update_login(self, state: str, data: dict[str, Any]) -> None:
-        """Replaces what a sign-in under way remembers."""
-        r = t.login_requests.c
-        with self._tx() as conn:
-            conn.execute(
-                update(t.login_requests)
-                .where(r.state_hash == hash_token(state))
-                .values(data=json.dumps(data))
-            )
+    def _login_row(self, conn: Connection, state: str) -> Any:
+        return conn.execute(
+            select(t.login_requests).where(t.login_requests.c.state_hash == hash_token(state))
+        ).first()
+
+
+def _login_data(row: Any, kind: str) -> dict[str, Any] | None:
+    """What a sign-in under way kept, unless it is of another kind or has expired."""
+    if row.kind != kind or row.expires_at <= now():
+        return None
+    data: dict[str, Any] = json.loads(row.data)
+    return data
