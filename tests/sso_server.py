@@ -96,21 +96,30 @@ def sso_servers(folder: Path) -> Iterator[Callable[..., Sso]]:
     OidcSettings."""
     with ExitStack() as stack:
 
-        def make(*, device: bool = True, **overrides: Any) -> Sso:
+        def make(
+            *,
+            device: bool = True,
+            store_url: str | None = None,
+            provider: OidcProvider | None = None,
+            **overrides: Any,
+        ) -> Sso:
+            """A server over a new provider, or over `provider` (a replica of another
+            server when `store_url` names the same database)."""
             place = folder / f"sso-{len(stack._exit_callbacks)}"
             place.mkdir(parents=True)
-            provider = OidcProvider(
-                place,
-                clients=[
-                    client("registrum", device=device),
-                    client("other-app"),
-                    client("ci-system"),
-                ],
-                users=users(),
-            )
-            stack.enter_context(provider)
+            if provider is None:
+                provider = OidcProvider(
+                    place,
+                    clients=[
+                        client("registrum", device=device),
+                        client("other-app"),
+                        client("ci-system"),
+                    ],
+                    users=users(),
+                )
+                stack.enter_context(provider)
             settings = Settings(
-                store_url=f"sqlite:///{place}/r.db",
+                store_url=store_url or f"sqlite:///{place}/r.db",
                 blobs=place / "blobs",
                 auth=True,
                 admin_token=ADMIN_TOKEN,

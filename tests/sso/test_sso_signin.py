@@ -14,6 +14,7 @@ from urllib.parse import quote, urlsplit
 import pytest
 import requests
 
+from backends import PostgresServer
 from oidc_provider import OidcProvider, free_port
 from registrum.client.http import HttpStore
 from registrum.server.oidc import OidcError, Provider
@@ -411,3 +412,31 @@ def test_without_a_provider_the_sign_in_routes_say_so(tmp_path: Path) -> None:
         assert requests.get(f"{url}/auth/providers").json() == {"auth": True, "oidc": None}
         answer = requests.get(f"{url}/auth/oidc/login")
         assert answer.status_code == 404 and "--oidc-issuer" in answer.text
+
+
+def test_replicas_share_sign_ins_and_sessions(
+    sso_server: Callable[..., Sso], postgres: PostgresServer
+) -> None:
+    """Two servers on one PostgreSQL database: a sign-in started on one finishes on the
+    other, and the session works on both (nothing of it lives in a server's memory)."""
+    with postgres.database() as database:
+        first = sso_server(store_url=database)
+        second = sso_server(store_url=database, provider=first.provider)
+        web = requests.Session()
+        start = web.get(f"{first.url}/auth/oidc/login", allow_redirects=False)
+        back = first.provider.login(start.headers["location"], "alice")
+        assert back.startswith(f"{first.url}/auth/oidc/callback?")
+        finished = web.get(back.replace(first.url, second.url), allow_redirects=False)
+        assert finished.status_code == 303, finished.text
+        for server in (first, second):
+            assert web.get(f"{server.url}/api/v1/me").json()["name"] == "alice"
+        me = web.get(f"{first.url}/api/v1/me").json()
+        csrf = {"X-CSRF-Token": me["csrf_token"]}
+        assert web.post(f"{second.url}/auth/signout", headers=csrf).status_code == 204
+        assert (
+            requests.get(
+                f"{first.url}/api/v1/me",
+                cookies={"registrum_session": finished.cookies["registrum_session"]},
+            ).status_code
+            == 401
+        )
