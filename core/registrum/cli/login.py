@@ -206,7 +206,9 @@ def add_commands(commands: Any) -> None:
         "login", help="sign in to a server through its identity provider (single sign-on)"
     )
     add_store(login, help=SERVER_HELP)
-    login.add_argument("--server", dest="store", default=None, help="the same as --store")
+    login.add_argument(
+        "--server", dest="store", default=None, metavar="URL", help="the same as --store"
+    )
     login.add_argument(
         "--browser",
         action="store_true",
@@ -218,5 +220,7 @@ def add_commands(commands: Any) -> None:
     login.set_defaults(handler=_login)
     logout = commands.add_parser("logout", help="forget (and revoke) the token of registrum login")
     add_store(logout, help=SERVER_HELP)
-    logout.add_argument("--server", dest="store", default=None, help="the same as --store")
+    logout.add_argument(
+        "--server", dest="store", default=None, metavar="URL", help="the same as --store"
+    )
     logout.set_defaults(handler=_logout)

@@ -253,6 +253,7 @@ def _add_access_options(server: argparse.ArgumentParser) -> None:
     sso.add_argument(
         "--oidc-scopes",
         default="openid profile email groups",
+        metavar="SCOPES",
         help="scopes asked for (default: openid profile email groups)",
     )
     sso.add_argument(
@@ -282,6 +283,7 @@ def _add_access_options(server: argparse.ArgumentParser) -> None:
         "--session-hours",
         type=float,
         default=12.0,
+        metavar="HOURS",
         help="how long a browser session lasts (default 12)",
     )
     sso.add_argument(
