@@ -293,6 +293,16 @@ class StoreBase:
             return None
         return held if rank(held) < rank(role) else role
 
+    def _scope_held(self, conn: Connection, principal: Principal) -> tuple[int, str] | None:
+        """A scoped token's project (its id) and the role it holds there; None when it holds
+        none (the project is gone, or its user is no member)."""
+        assert principal.scope is not None
+        found = conn.execute(_PROJECT_ID, {"name": principal.scope[0]}).first()
+        if found is None:
+            return None
+        held = self._scoped_role(conn, principal, int(found.id), principal.scope[0])
+        return None if held is None else (int(found.id), held)
+
     def _require_may_create(self, project: str) -> None:
         """Anyone signed in may create projects, but a scoped token only its own."""
         principal = current_principal()
@@ -319,11 +329,8 @@ class StoreBase:
         if principal is None or principal.server_admin:
             return None
         if principal.scope is not None:
-            found = conn.execute(_PROJECT_ID, {"name": principal.scope[0]}).first()
-            if found is None:
-                return []
-            held = self._scoped_role(conn, principal, int(found.id), principal.scope[0])
-            return [int(found.id)] if held is not None and rank(held) >= rank(role) else []
+            held = self._scope_held(conn, principal)
+            return [held[0]] if held is not None and rank(held[1]) >= rank(role) else []
         m = t.memberships.c
         rows = conn.execute(select(m.project_id, m.role).where(m.user_id == principal.user_id))
         return [int(p) for p, held in rows if rank(held) >= rank(role)]
@@ -349,14 +356,30 @@ class StoreBase:
                     source=grant["source"],
                 )
             )
-            self._audit(
-                conn,
-                "member.added",
-                "membership",
-                f"{name}/{row.name}",
-                project=name,
-                after={"role": grant["role"], "source": grant["source"]},
+            self._member_event(
+                conn, "member.added", name, row.name, None, (grant["role"], grant["source"])
             )
+
+    def _member_event(
+        self,
+        conn: Connection,
+        action: str,
+        project: str,
+        user: str,
+        before: Any,
+        after: tuple[str, str] | None,
+    ) -> None:
+        """The audit event of a membership that groups gave, changed or took: `before` a
+        memberships row (or None), `after` (role, source) (or None)."""
+        self._audit(
+            conn,
+            action,
+            "membership",
+            f"{project}/{user}",
+            project=project,
+            before=None if before is None else {"role": before.role, "source": before.source},
+            after=None if after is None else {"role": after[0], "source": after[1]},
+        )
 
     def _visible_named(self, conn: Connection, names: Sequence[str]) -> dict[int, str]:
         """The projects among `names` that exist and the signed-in user may see: id -> name."""

@@ -27,7 +27,6 @@ class Principal:
     server_admin: bool = False
     scope: tuple[str, str] | None = None
     scope_admin: bool = False
-    service: bool = False
 
 
 _principal: contextvars.ContextVar[Principal | None] = contextvars.ContextVar(

@@ -107,7 +107,7 @@ class AccessMixin(IdempotencyMixin, StoreBase):
         with self._read() as conn:
             row = conn.execute(
                 select(k.id, k.expires_at, k.revoked_at, k.last_used_at, k.user_id)
-                .add_columns(k.project, k.role, u.name, u.server_admin, u.disabled, u.service)
+                .add_columns(k.project, k.role, u.name, u.server_admin, u.disabled)
                 .join(t.users, u.id == k.user_id)
                 .where(k.token_hash == hash_token(token))
             ).first()
@@ -123,19 +123,13 @@ class AccessMixin(IdempotencyMixin, StoreBase):
         if row.last_used_at is None or stamp - row.last_used_at >= LAST_USED_EVERY:
             with self._tx() as conn:
                 conn.execute(update(t.api_tokens).where(k.id == row.id).values(last_used_at=stamp))
-        if row.project is not None:
-            return Principal(
-                user_id=int(row.user_id),
-                name=row.name,
-                scope=(row.project, row.role),
-                scope_admin=bool(row.server_admin),
-                service=bool(row.service),
-            )
+        scoped = row.project is not None
         return Principal(
             user_id=int(row.user_id),
             name=row.name,
-            server_admin=bool(row.server_admin),
-            service=bool(row.service),
+            server_admin=bool(row.server_admin) and not scoped,
+            scope=(row.project, row.role) if scoped else None,
+            scope_admin=bool(row.server_admin) and scoped,
         )
 
     def whoami(self) -> User:
@@ -158,12 +152,8 @@ class AccessMixin(IdempotencyMixin, StoreBase):
         m, p = t.memberships.c, t.projects.c
         with self._read() as conn:
             if principal.scope is not None:
-                project, _ = principal.scope
-                found = conn.execute(select(p.id).where(p.name == project)).scalar()
-                held = None
-                if found is not None:
-                    held = self._scoped_role(conn, principal, int(found), project)
-                return {} if held is None else {project: held}
+                held = self._scope_held(conn, principal)
+                return {} if held is None else {principal.scope[0]: held[1]}
             rows = conn.execute(
                 select(p.name, m.role)
                 .join(t.projects, p.id == m.project_id)

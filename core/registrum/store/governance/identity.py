@@ -76,7 +76,7 @@ class IdentityMixin(AccessMixin):
                 held = conn.execute(select(t.users).where(u.name == name)).first()
                 if held is not None and held.service:
                     raise Forbidden(f"{name!r} is a service account: it cannot sign in")
-                if held is not None:
+                if held is not None:  # a service account is never linked to a provider
                     raise Conflict(
                         f"user name {name!r} is taken by a user who does not sign in through "
                         f"{issuer}; a server admin must free the name before they can sign in"
@@ -87,8 +87,6 @@ class IdentityMixin(AccessMixin):
                 row = conn.execute(select(t.users).where(u.id == user_id)).one()
             if row.disabled:
                 raise Unauthorized(f"user {row.name!r} is disabled: ask a server admin")
-            if row.service:
-                raise Forbidden(f"{row.name!r} is a service account: it cannot sign in")
             conn.execute(
                 update(t.users).where(u.id == row.id).values(email=email, groups=json.dumps(groups))
             )
@@ -167,25 +165,6 @@ class IdentityMixin(AccessMixin):
                 )
                 action = "member.changed"
             self._member_event(conn, action, names[project_id], row.name, found, (role, source))
-
-    def _member_event(
-        self,
-        conn: Connection,
-        action: str,
-        project: str,
-        user: str,
-        before: Any,
-        after: tuple[str, str] | None,
-    ) -> None:
-        self._audit(
-            conn,
-            action,
-            "membership",
-            f"{project}/{user}",
-            project=project,
-            before=None if before is None else {"role": before.role, "source": before.source},
-            after=None if after is None else {"role": after[0], "source": after[1]},
-        )
 
     def issue_token(
         self, user: str, *, name: str, expires_at: float, service: bool = False
