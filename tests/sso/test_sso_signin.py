@@ -440,3 +440,15 @@ def test_replicas_share_sign_ins_and_sessions(
             ).status_code
             == 401
         )
+
+
+def test_a_provider_that_is_down_is_a_502(sso_server: Callable[..., Sso]) -> None:
+    sso = sso_server()
+    sso.provider.stop()
+    started = requests.post(f"{sso.url}/auth/device")
+    assert started.status_code == 502
+    assert started.json()["error"]["code"] == "identity_provider_unavailable"
+    page = requests.get(f"{sso.url}/auth/oidc/login", allow_redirects=False)
+    assert page.status_code == 502 and "cannot be reached" in page.text
+    polled = requests.post(f"{sso.url}/auth/device/token", json={"login_id": "x"})
+    assert polled.status_code == 400  # an unknown sign-in: the provider is not asked

@@ -84,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.telemetry = Telemetry()
     app.state.probes = monitoring.Probes()
+    app.state.oidc_providers = {}  # issuer -> Provider: discovery and keys, fetched once
     errors.install(app)
     openapi.install(app)
     # First: its catch-all routes have prefixes of their own, and requests are matched

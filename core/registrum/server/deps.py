@@ -38,6 +38,15 @@ def csrf_token(session: str) -> str:
     return hashlib.sha256(f"registrum-csrf:{session}".encode()).hexdigest()
 
 
+def require_csrf(request: Request, session: str) -> None:
+    """Raises `Forbidden` unless the request carries the session's CSRF token."""
+    if not hmac.compare_digest(request.headers.get(CSRF_HEADER, ""), csrf_token(session)):
+        raise Forbidden(
+            f"this request changes something and comes with a browser session, "
+            f"but without its {CSRF_HEADER} header: reload the page"
+        )
+
+
 async def _principal(
     request: Request, store: Store, token_of: Callable[[Request], str]
 ) -> Principal:
@@ -47,12 +56,7 @@ async def _principal(
     if session and not request.headers.get("authorization"):
         principal = await run_in_threadpool(store.authenticate_session, session)
         if request.method not in SAFE_METHODS:
-            sent = request.headers.get(CSRF_HEADER, "")
-            if not hmac.compare_digest(sent, csrf_token(session)):
-                raise Forbidden(
-                    f"this request changes something and comes with a browser session, "
-                    f"but without its {CSRF_HEADER} header: reload the page"
-                )
+            require_csrf(request, session)
         request.state.session = session
         return principal
     return await run_in_threadpool(store.authenticate, token_of(request))

@@ -24,6 +24,7 @@ from urllib.parse import urlencode, urlparse
 import requests
 
 from registrum.entities import ROLES
+from registrum.errors import RegistrumError
 from registrum.store.governance.identity import GroupGrants
 
 # Asymmetric signatures only: `none` and the HMAC ones (keyed with the client secret) never.
@@ -196,7 +197,7 @@ class Provider:
 
     def __init__(self, issuer: str) -> None:
         self.issuer = issuer.rstrip("/")
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # `_key` reads the metadata while holding it
         self._metadata: dict[str, Any] | None = None
         self._metadata_at = 0.0
         self._keys: dict[str, Any] = {}
@@ -244,7 +245,7 @@ class Provider:
             # tokens naming made-up keys must not become a flood of fetches).
             missed = self._missed.get(kid or "")
             if found is None and (missed is None or time.monotonic() - missed >= JWKS_MIN_REFRESH):
-                url = str(self.metadata_unlocked()["jwks_uri"])
+                url = str(self.metadata()["jwks_uri"])
                 keys: dict[str, Any] = {}
                 for entry in self._get_json(url, "key set").get("keys", []):
                     if entry.get("use", "sig") != "sig":
@@ -262,10 +263,6 @@ class Provider:
         if found is None:
             raise OidcError(f"the ID token is signed with a key ({kid}) the provider does not list")
         return found
-
-    def metadata_unlocked(self) -> dict[str, Any]:
-        assert self._metadata is not None
-        return self._metadata
 
     def _find_key(self, kid: str | None, alg: str) -> Any:
         if kid is not None:
@@ -359,22 +356,8 @@ class Provider:
     ) -> dict[str, Any]:
         """POSTs `form` to the token endpoint, as the client; the answer, or OidcError with
         the provider's `error` (`authorization_pending` and the like are in `.error`)."""
-        metadata = self.metadata()
-        methods = metadata.get("token_endpoint_auth_methods_supported", ["client_secret_basic"])
-        auth = None
-        form = {**form, "client_id": client_id}
-        if client_secret is not None:
-            if "client_secret_basic" in methods:
-                auth = (client_id, client_secret)
-            else:
-                form["client_secret"] = client_secret
-        try:
-            response = self.http.post(
-                str(metadata["token_endpoint"]), data=form, auth=auth, timeout=TIMEOUT
-            )
-            body = response.json()
-        except (requests.RequestException, ValueError) as exc:
-            raise ProviderDown(f"the identity provider's token endpoint failed: {exc}") from None
+        endpoint = str(self.metadata()["token_endpoint"])
+        response, body = self._post(endpoint, form, "token", client_id, client_secret)
         if response.status_code >= 400 or "error" in body:
             error = str(body.get("error", response.status_code))
             described = body.get("error_description")
@@ -392,24 +375,47 @@ class Provider:
         endpoint = self.metadata().get("device_authorization_endpoint")
         if not isinstance(endpoint, str):
             return None
-        auth = None if client_secret is None else (client_id, client_secret)
-        try:
-            response = self.http.post(
-                endpoint,
-                data={"client_id": client_id, "scope": scopes},
-                auth=auth,
-                timeout=TIMEOUT,
-            )
-            body = response.json()
-        except (requests.RequestException, ValueError) as exc:
-            raise ProviderDown(f"the identity provider's device endpoint failed: {exc}") from None
+        response, body = self._post(endpoint, {"scope": scopes}, "device", client_id, client_secret)
         if response.status_code >= 400 or "device_code" not in body:
             return None  # e.g. this client may not use the device flow: the CLI falls back
-        return dict(body)
+        return body
+
+    def _post(
+        self,
+        endpoint: str,
+        form: dict[str, str],
+        what: str,
+        client_id: str,
+        client_secret: str | None,
+    ) -> tuple[requests.Response, dict[str, Any]]:
+        """POSTs `form` to one of the provider's endpoints as the client (its secret in
+        Basic auth where the provider takes it, else in the form); the answer and its JSON
+        object."""
+        methods = self.metadata().get(
+            "token_endpoint_auth_methods_supported", ["client_secret_basic"]
+        )
+        auth = None
+        form = {**form, "client_id": client_id}
+        if client_secret is not None:
+            if "client_secret_basic" in methods:
+                auth = (client_id, client_secret)
+            else:
+                form["client_secret"] = client_secret
+        try:
+            response = self.http.post(endpoint, data=form, auth=auth, timeout=TIMEOUT)
+            body = response.json()
+        except (requests.RequestException, ValueError) as exc:
+            raise ProviderDown(f"the identity provider's {what} endpoint failed: {exc}") from None
+        if not isinstance(body, dict):
+            raise ProviderDown(f"the identity provider's {what} endpoint answered no JSON object")
+        return response, body
 
 
-class ProviderDown(OidcError):
+class ProviderDown(OidcError, RegistrumError):
     """The provider cannot be reached or answers nonsense: 502."""
+
+    status = 502
+    code = "identity_provider_unavailable"
 
 
 class TokenError(OidcError):

@@ -30,7 +30,7 @@ from registrum.errors import (
     RegistrumError,
     Unauthorized,
 )
-from registrum.server.deps import SESSION_COOKIE, csrf_token
+from registrum.server.deps import SESSION_COOKIE, require_csrf
 from registrum.server.oidc import (
     OidcError,
     OidcSettings,
@@ -135,7 +135,7 @@ def _oidc(request: Request) -> tuple[OidcSettings, Provider]:
 
 def provider_for(request: Request, issuer: str) -> Provider:
     """The cached Provider of `issuer` (its discovery document and keys are kept)."""
-    providers: dict[str, Provider] = request.app.state.__dict__.setdefault("oidc_providers", {})
+    providers: dict[str, Provider] = request.app.state.oidc_providers
     found = providers.get(issuer)
     if found is None:
         found = providers[issuer] = Provider(issuer)
@@ -359,8 +359,7 @@ async def signout(request: Request) -> Response:
     """Ends the browser session (its CSRF token must come along)."""
     session = request.cookies.get(SESSION_COOKIE)
     if session:
-        if not secrets.compare_digest(request.headers.get("X-CSRF-Token", ""), csrf_token(session)):
-            raise Forbidden("signing out needs the session's X-CSRF-Token header: reload the page")
+        require_csrf(request, session)
         await run_in_threadpool(_store(request).end_session, session)
     response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE, path="/")
@@ -376,15 +375,12 @@ async def device_start(request: Request) -> JSON:
     and enters `user_code`; the CLI polls `/auth/device/token` with `login_id`. 404 when
     the provider offers no device flow to this server (the CLI then uses a browser)."""
     oidc, provider = _oidc(request)
-    try:
-        answer = await run_in_threadpool(
-            provider.device_authorization,
-            client_id=oidc.client_id,
-            client_secret=oidc.client_secret,
-            scopes=oidc.scopes,
-        )
-    except ProviderDown as exc:
-        raise ProviderUnavailable(str(exc)) from None
+    answer = await run_in_threadpool(
+        provider.device_authorization,
+        client_id=oidc.client_id,
+        client_secret=oidc.client_secret,
+        scopes=oidc.scopes,
+    )
     if answer is None:
         raise NotFound("the identity provider offers no device sign-in to this server")
     login_id = secrets.token_urlsafe(32)
@@ -438,8 +434,6 @@ async def device_token(request: Request) -> Response:
             return _oauth_error(400, exc.error, "waiting for you to approve at the provider")
         await run_in_threadpool(store.take_login, login_id, "device")
         return _oauth_error(400, exc.error, str(exc))
-    except ProviderDown as exc:
-        raise ProviderUnavailable(str(exc)) from None
     if await run_in_threadpool(store.take_login, login_id, "device") is None:
         return _oauth_error(400, "expired_token", "this sign-in was used: start again")
     return await _issue_login_token(request, oidc, provider, answer)
@@ -453,6 +447,11 @@ async def _issue_login_token(
         user = await run_in_threadpool(_sign_in, store, oidc, provider, answer, nonce=None)
     except OidcError as exc:
         return _oauth_error(401, "invalid_grant", str(exc))
+    return await _login_token(store, oidc, user)
+
+
+async def _login_token(store: Store, oidc: OidcSettings, user: str) -> JSON:
+    """The token `registrum login` keeps: `--oidc` settings' days long."""
     return await _token_answer(store, user, "registrum login", oidc.login_token_days * 86400)
 
 
@@ -490,9 +489,7 @@ async def cli_token(request: Request) -> Response:
     data = await run_in_threadpool(store.take_login, code, "cli-code")
     if data is None or not secrets.compare_digest(s256(verifier), data["challenge"]):
         return _oauth_error(400, "invalid_grant", "this code is unknown, used, or not yours")
-    return await _token_answer(
-        store, data["user"], "registrum login", oidc.login_token_days * 86400
-    )
+    return await _login_token(store, oidc, data["user"])
 
 
 # -- workload identity -----------------------------------------------------------------------
@@ -527,8 +524,8 @@ async def token_exchange(request: Request) -> Response:
         provider = provider_for(request, rule.issuer)
         try:
             claims = await run_in_threadpool(provider.verify, token, audience=rule.audience)
-        except ProviderDown as exc:
-            raise ProviderUnavailable(str(exc)) from None
+        except ProviderDown:
+            raise  # 502, not a refusal of this token
         except OidcError as exc:
             refused = str(exc)
             continue
@@ -590,13 +587,6 @@ def _oauth_error(status: int, error: str, description: str) -> JSON:
         {"error": error, "error_description": description, "detail": description},
         status_code=status,
     )
-
-
-class ProviderUnavailable(RegistrumError):
-    """The identity provider cannot be reached, or answers nonsense."""
-
-    status = 502
-    code = "identity_provider_unavailable"
 
 
 def _page(status: int, title: str, message: str) -> HTMLResponse:
