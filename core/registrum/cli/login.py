@@ -48,13 +48,18 @@ def _server(args: argparse.Namespace) -> str:
     return server_key(url)
 
 
-def _answer(response: requests.Response) -> dict[str, Any]:
+def _body(response: requests.Response) -> dict[str, Any]:
+    """The JSON object a response holds; {} for anything else (a proxy's error page)."""
     try:
         body = response.json()
     except ValueError:
-        body = {}
-    if not isinstance(body, dict):
-        body = {}
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _answer(response: requests.Response) -> dict[str, Any]:
+    """The JSON object of a success; a RegistrumError saying what the server refused."""
+    body = _body(response)
     if response.status_code >= 400:
         error = body.get("error")
         message = (
@@ -117,7 +122,7 @@ def _device_login(web: requests.Session, server: str, name: str) -> dict[str, An
         response = web.post(
             f"{server}/auth/device/token", json={"login_id": started["login_id"]}, timeout=TIMEOUT
         )
-        body = response.json() if response.content else {}
+        body = _body(response)
         if response.status_code == 400 and body.get("error") == "authorization_pending":
             continue
         if response.status_code == 400 and body.get("error") == "slow_down":

@@ -29,10 +29,8 @@ def _read() -> dict[str, Any]:
     path = credentials_path()
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    except (OSError, ValueError):  # none, unreadable or damaged: as if signed in nowhere
         return {}
-    except (OSError, ValueError):
-        return {}  # unreadable or damaged: as if signed in nowhere; login writes it anew
     return data if isinstance(data, dict) else {}
 
 
