@@ -95,6 +95,20 @@ _OAUTH_ANSWERS: dict[int | str, Any] = {
     404: _OAUTH_ERROR,
     502: _OAUTH_ERROR,
 }
+
+
+def _fields(
+    *required: str, optional: tuple[str, ...] = (), media: tuple[str, ...] = ("application/json",)
+) -> dict[str, Any]:
+    """The OpenAPI request body of a route that reads its own: these string fields."""
+    schema = {
+        "type": "object",
+        "required": list(required),
+        "properties": {name: {"type": "string"} for name in (*required, *optional)},
+    }
+    return {"requestBody": {"required": True, "content": {m: {"schema": schema} for m in media}}}
+
+
 _OAUTH_CODES = {401: "invalid_grant", 403: "invalid_grant", 502: "temporarily_unavailable"}
 
 
@@ -405,7 +419,7 @@ async def device_start(request: Request) -> JSON:
     )
 
 
-@router.post("/auth/device/token", responses=_OAUTH_ANSWERS)
+@router.post("/auth/device/token", responses=_OAUTH_ANSWERS, openapi_extra=_fields("login_id"))
 @oauth_errors
 async def device_token(request: Request) -> Response:
     """The token of a device sign-in once the person approved it; until then 400 with
@@ -475,7 +489,9 @@ async def _token_answer(
     )
 
 
-@router.post("/auth/cli/token", responses=_OAUTH_ANSWERS)
+@router.post(
+    "/auth/cli/token", responses=_OAUTH_ANSWERS, openapi_extra=_fields("code", "code_verifier")
+)
 @oauth_errors
 async def cli_token(request: Request) -> Response:
     """The token of a loopback sign-in: the one-time `code` the browser brought to the
@@ -495,7 +511,16 @@ async def cli_token(request: Request) -> Response:
 # -- workload identity -----------------------------------------------------------------------
 
 
-@router.post("/auth/token-exchange", responses=_OAUTH_ANSWERS)
+@router.post(
+    "/auth/token-exchange",
+    responses=_OAUTH_ANSWERS,
+    openapi_extra=_fields(
+        "grant_type",
+        "subject_token",
+        optional=("subject_token_type",),
+        media=("application/x-www-form-urlencoded", "application/json"),
+    ),
+)
 @oauth_errors
 async def token_exchange(request: Request) -> Response:
     """RFC 8693 token exchange: an ID token from a trusted issuer (`--trust-issuer`), whose
